@@ -23,7 +23,10 @@ fi
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
-    python3 -m venv .venv
+    python3 -m venv .venv || {
+        echo "setup: python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
+        exit 1
+    }
 fi
 
 # The stamp records a successful editable install; redo it when packaging metadata changes.
