@@ -1,0 +1,286 @@
+"""Specs: what a BPF object contains, editable before anything touches the kernel.
+
+``bpfkit.open()`` parses an ELF object into an :class:`ObjectSpec`: programs,
+maps and global variables. Change constants and map sizes on the spec, then
+``spec.load()`` creates the live :class:`~bpfkit.Object`. A spec can be loaded
+any number of times.
+
+Example::
+
+    spec = bpfkit.open("count.bpf.o")
+    spec.rodata.target_pid = 1234
+    spec.maps.counts.max_entries = 65536
+    print(spec.programs)
+    with spec.load() as obj: ...
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Iterator, Optional, TypeVar, Union
+
+import numpy as np
+
+from .. import syscall as sc
+from ..btf import Btf, Kind
+from ..errors import BpfError, BpfNotFoundError
+from ..maps.globals import GlobalVars
+from ..maps.map import default_dtype
+
+if TYPE_CHECKING:
+    from ..object import Object
+
+T = TypeVar("T")
+
+GLOBAL_SECTIONS = (".bss", ".data", ".rodata", ".kconfig")
+RECORD_MARKER = "__bpfkit_record__"
+
+
+class Namespace(Generic[T]):
+    """A read-only mapping whose entries are also attributes: ``ns.counts`` == ``ns["counts"]``."""
+
+    def __init__(self, items: dict[str, T], kind: str) -> None:
+        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_kind", kind)
+
+    def __getattr__(self, name: str) -> T:
+        items = object.__getattribute__(self, "_items")
+        if name in items:
+            return items[name]  # type: ignore[no-any-return]
+        raise AttributeError(f"no {self._kind} {name!r}; there are: {', '.join(items) or 'none'}")
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._items[name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise BpfNotFoundError(f"no {self._kind} {name!r}; there are: "
+                                   f"{', '.join(self._items) or 'none'}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def values(self) -> Any:
+        return self._items.values()
+
+    def items(self) -> Any:
+        return self._items.items()
+
+    def __dir__(self) -> list[str]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in self._items.items()) + "}"
+
+
+@dataclass
+class ProgramSpec:
+    """A program in the object: ``section`` is its SEC() name, ``type`` libbpf's type name."""
+
+    name: str
+    section: str
+    type: str
+    prog_type: int
+    expected_attach_type: int
+    insn_count: int
+    autoload: bool = True
+
+    def __repr__(self) -> str:
+        return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
+
+
+@dataclass
+class MapSpec:
+    """A map in the object. ``max_entries``, ``flags`` and the dtypes may be changed before load."""
+
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    key_type_id: int = 0
+    value_type_id: int = 0
+    key_dtype: Optional[np.dtype] = None
+    value_dtype: Optional[np.dtype] = None
+    record_dtype: Optional[np.dtype] = None  # ring/perf buffers: the record type from BTF
+    internal: bool = False
+    section: str = ""
+    libbpf_name: str = ""
+
+    @property
+    def type(self) -> str:
+        """Map type name, e.g. 'hash'."""
+        return sc.MAP_TYPE_NAMES.get(self.map_type, str(self.map_type))
+
+    def __repr__(self) -> str:
+        return (f"<MapSpec {self.name} {self.type} key={self.key_size}B value={self.value_size}B "
+                f"max_entries={self.max_entries}>")
+
+
+@dataclass
+class ObjectSpec:
+    """A parsed BPF object. Nothing exists in the kernel until :meth:`load`."""
+
+    name: str
+    elf: bytes
+    programs: Namespace[ProgramSpec]
+    maps: Namespace[MapSpec]
+    btf: Optional[Btf]
+    sections: dict[str, GlobalVars] = field(default_factory=dict)
+    path: Optional[str] = None
+
+    @property
+    def progs(self) -> Namespace[ProgramSpec]:
+        """Alias of :attr:`programs`."""
+        return self.programs
+
+    def _section(self, name: str) -> GlobalVars:
+        if name not in self.sections:
+            raise AttributeError(f"object {self.name!r} has no {name} section (no "
+                                 f"{'const volatile ' if name == '.rodata' else ''}globals of that kind)")
+        return self.sections[name]
+
+    @property
+    def rodata(self) -> GlobalVars:
+        """``const volatile`` globals: set them here, before load."""
+        return self._section(".rodata")
+
+    @property
+    def data(self) -> GlobalVars:
+        """Initialised globals (``.data``)."""
+        return self._section(".data")
+
+    @property
+    def bss(self) -> GlobalVars:
+        """Zero-initialised globals (``.bss``)."""
+        return self._section(".bss")
+
+    def load(self) -> "Object":
+        """Create maps and programs in the kernel; returns the live Object (a context manager)."""
+        from ..object import Object
+
+        return Object.load(self)
+
+    def __repr__(self) -> str:
+        return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"
+
+
+def open_spec(source: Union[str, os.PathLike, bytes], name: Optional[str] = None) -> ObjectSpec:
+    """Parse a ``.bpf.o`` (path or bytes) into an ObjectSpec."""
+    from . import libbpf as lb
+
+    path: Optional[str] = None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise BpfNotFoundError(f"BPF object {path!r} not found") from None
+    if data[:4] != b"\x7fELF":
+        from ..errors import ObjectFormatError
+
+        raise ObjectFormatError(f"{path or 'data'} is not an ELF file (expected a clang -target bpf object)")
+    obj_name = name or (os.path.basename(path).split(".")[0] if path else "bpfkit")
+    obj, keep = lb.open_object(data, obj_name)
+    try:
+        raw_btf = lb.object_btf(obj)
+        btf = Btf.parse(raw_btf) if raw_btf else None
+        programs: dict[str, ProgramSpec] = {}
+        for p in lb.programs(obj):
+            t = lb.lib.bpf_program__type(p)
+            pname = lb.string(lb.lib.bpf_program__name(p))
+            programs[pname] = ProgramSpec(
+                name=pname, section=lb.string(lb.lib.bpf_program__section_name(p)),
+                type=lb.prog_type_name(t), prog_type=t,
+                expected_attach_type=lb.lib.bpf_program__expected_attach_type(p),
+                insn_count=int(lb.lib.bpf_program__insn_cnt(p)), autoload=bool(lb.lib.bpf_program__autoload(p)))
+        maps: dict[str, MapSpec] = {}
+        sections: dict[str, GlobalVars] = {}
+        records = _record_types(btf)
+        for m in lb.maps(obj):
+            mname = lb.string(lb.lib.bpf_map__name(m))
+            internal = bool(lb.lib.bpf_map__is_internal(m))
+            spec = MapSpec(
+                name=mname, map_type=lb.lib.bpf_map__type(m), key_size=lb.lib.bpf_map__key_size(m),
+                value_size=lb.lib.bpf_map__value_size(m), max_entries=lb.lib.bpf_map__max_entries(m),
+                flags=lb.lib.bpf_map__map_flags(m), key_type_id=lb.lib.bpf_map__btf_key_type_id(m),
+                value_type_id=lb.lib.bpf_map__btf_value_type_id(m), internal=internal, libbpf_name=mname)
+            if internal:
+                spec.section = _section_of(mname, btf)
+                spec.name = spec.section
+                if spec.section != ".kconfig" and btf is not None and spec.value_size:
+                    dt = _datasec_dtype(btf, spec.section, spec.value_size)
+                    buf = bytearray(spec.value_size)
+                    init = lb.initial_value(m)
+                    buf[: len(init)] = init
+                    spec.value_dtype = dt
+                    sections[spec.section] = GlobalVars(buf, dt, spec.section, owner=buf)
+            else:
+                spec.key_dtype = _btf_dtype(btf, spec.key_type_id, spec.key_size, mname, "key")
+                spec.value_dtype = _btf_dtype(btf, spec.value_type_id, spec.value_size, mname, "value")
+                spec.record_dtype = records.get(mname)
+            maps[spec.name] = spec
+    finally:
+        lb.lib.bpf_object__close(obj)
+        del keep
+    return ObjectSpec(name=obj_name, elf=data, programs=Namespace(programs, "program"),
+                      maps=Namespace(maps, "map"), btf=btf, sections=sections, path=path)
+
+
+def _section_of(map_name: str, btf: Optional[Btf]) -> str:
+    """libbpf names internal maps '<obj prefix>.<section>'; recover the section."""
+    if btf is not None:
+        secs = sorted((t.name for t in btf if t.kind == Kind.DATASEC), key=len, reverse=True)
+        for sec in secs:
+            if map_name.endswith(sec) or map_name.endswith(sec[: len(map_name)]):
+                return sec
+    dot = map_name.find(".")
+    return map_name[dot:] if dot >= 0 else map_name
+
+
+def _datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:
+    try:
+        dt = btf.datasec_dtype(section)
+    except BpfNotFoundError:
+        return np.dtype({"names": [], "formats": [], "itemsize": size})
+    if dt.itemsize < size:
+        dt = np.dtype({"names": list(dt.names or ()), "formats": [dt.fields[n][0] for n in dt.names or ()],
+                       "offsets": [dt.fields[n][1] for n in dt.names or ()], "itemsize": size})
+    return dt
+
+
+def _btf_dtype(btf: Optional[Btf], type_id: int, size: int, map_name: str, what: str) -> Optional[np.dtype]:
+    if not size:
+        return None
+    if btf is None or not type_id:
+        return default_dtype(size)
+    try:
+        dt = btf.dtype(type_id)
+    except BpfError:
+        return np.dtype(f"V{size}")  # e.g. bitfields: raw bytes until the user passes a dtype
+    return dt if dt.itemsize == size else np.dtype(f"V{size}")
+
+
+def _record_types(btf: Optional[Btf]) -> dict[str, np.dtype]:
+    """Ring/perf buffer record types declared with BPFKIT_RECORD_TYPE / BPFKIT_RINGBUF."""
+    out: dict[str, np.dtype] = {}
+    if btf is None:
+        return out
+    for t in btf:
+        if t.kind == Kind.VAR and t.name.startswith(RECORD_MARKER):
+            ptr = btf.resolve(t.type_id)
+            if ptr.kind == Kind.PTR:
+                try:
+                    out[t.name[len(RECORD_MARKER):]] = btf.dtype(ptr.type_id)
+                except BpfError:
+                    pass
+    return out

@@ -1,0 +1,270 @@
+"""Live objects: a loaded BPF object with its programs, maps and global variables.
+
+Example::
+
+    with bpfkit.load("count.bpf.o") as obj:
+        with obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid"):
+            ...
+        print(obj.maps.counts[1234], obj.bss.total)
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from . import syscall as sc
+from .errors import AttachError, BpfError, ClosedError
+from .loader.load import Loaded, load as _load
+from .loader.spec import Namespace, ObjectSpec, ProgramSpec, open_spec
+from .maps import GlobalVars, Map, map_class
+from .probes.auto import attach_by_section
+from .probes.link import Link, LinkGroup
+from .probes.tracepoint import attach_btf_traced, attach_raw_tracepoint, attach_tracepoint
+from .probes.uprobe import attach_uprobe
+
+
+@dataclass
+class TestRunResult:
+    """Outcome of BPF_PROG_TEST_RUN."""
+
+    retval: int
+    data_out: bytes
+    ctx_out: bytes
+    duration_ns: int
+
+
+class Program:
+    """A loaded program. Attach methods return a :class:`~bpfkit.probes.link.Link`, a context
+    manager that detaches on exit."""
+
+    def __init__(self, spec: ProgramSpec, fd: int, owner: "Object") -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.section = spec.section
+        self.type = spec.type
+        self._fd = fd
+        self._owner = owner
+
+    @property
+    def fd(self) -> int:
+        """The program fd, owned by the Object."""
+        if self._fd < 0:
+            raise ClosedError(f"program {self.name!r} is closed (its Object was closed)")
+        return self._fd
+
+    @property
+    def id(self) -> int:
+        """The kernel's program id."""
+        return int(sc.prog_info(self.fd).id)
+
+    def info(self) -> sc.ProgInfo:
+        """BPF_OBJ_GET_INFO_BY_FD for this program (run_cnt/run_time_ns need stats enabled)."""
+        return sc.prog_info(self.fd)
+
+    def _track(self, link: Link) -> Link:
+        self._owner._links.add(link)
+        return link
+
+    def attach(self) -> Link:
+        """Attach according to the program's SEC() name (e.g. ``tracepoint/syscalls/sys_enter_read``)."""
+        link = attach_by_section(self.fd, self.section)
+        if link is None:
+            raise AttachError(f"program {self.name!r}: SEC({self.section!r}) does not name a target; "
+                              "use an explicit attach_*() method")
+        return self._track(link)
+
+    def attach_tracepoint(self, category: str, name: Optional[str] = None, cookie: int = 0) -> Link:
+        """Attach to tracepoint ``category:name`` (or one ``"category:name"`` string)."""
+        if name is None:
+            category, _, name = category.partition(":")
+        return self._track(attach_tracepoint(self.fd, category, name, cookie))
+
+    def attach_raw_tracepoint(self, name: str) -> Link:
+        """Attach a raw_tp program to raw tracepoint ``name`` (e.g. ``"sys_enter"``)."""
+        return self._track(attach_raw_tracepoint(self.fd, name))
+
+    def attach_btf(self) -> Link:
+        """Attach a tp_btf/fentry/fexit/fmod_ret/lsm program to the target named in its SEC()."""
+        return self._track(attach_btf_traced(self.fd, f"{self.section} ({self.name})"))
+
+    attach_tp_btf = attach_btf
+
+    def attach_uprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
+                      cookie: int = 0) -> Link:
+        """uprobe on ``symbol`` in ``binary`` (path, program on $PATH, or library short name)."""
+        return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, cookie=cookie))
+
+    def attach_uretprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
+                         cookie: int = 0) -> Link:
+        """uretprobe on ``symbol`` in ``binary``."""
+        return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, retprobe=True,
+                                         cookie=cookie))
+
+    def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 1,
+                 data_out_size: Optional[int] = None, ctx_out_size: int = 0, flags: int = 0,
+                 cpu: int = 0) -> TestRunResult:
+        """Run the program on synthetic input with BPF_PROG_TEST_RUN."""
+        if data_out_size is None:
+            data_out_size = len(data) + 256 if data is not None else 0
+        r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
+                             ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
+        return TestRunResult(*r)
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name} SEC({self.section!r}) {self.type}>"
+
+
+class Object:
+    """A loaded BPF object: ``progs``, ``maps``, and ``bss``/``data``/``rodata`` globals.
+    Closing it (or leaving its ``with`` block) detaches its links and closes every fd."""
+
+    def __init__(self, spec: ObjectSpec, loaded: Loaded) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._loaded = loaded
+        self._links = LinkGroup()
+        self._mmaps: list[mmap.mmap] = []
+        progs = {n: Program(ps, loaded.prog_fds[n], self) for n, ps in spec.programs.items()
+                 if n in loaded.prog_fds and loaded.prog_fds[n] >= 0}
+        self.progs: Namespace[Program] = Namespace(progs, "program")
+        maps: dict[str, Map] = {}
+        self.sections: dict[str, GlobalVars] = {}
+        for name, ms in spec.maps.items():
+            fd = loaded.map_fds.get(name, -1)
+            if fd < 0:
+                continue
+            if ms.internal:
+                if ms.value_dtype is not None and ms.section != ".kconfig":
+                    self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size,
+                                                                  ms.value_dtype, ms.flags)
+                continue
+            cls = map_class(ms.map_type)
+            kwargs: dict[str, Any] = {}
+            if ms.record_dtype is not None:
+                kwargs["record_dtype"] = ms.record_dtype
+            maps[name] = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
+                             ms.key_dtype, ms.value_dtype, **kwargs)
+        self.maps: Namespace[Map] = Namespace(maps, "map")
+
+    @classmethod
+    def load(cls, spec: ObjectSpec) -> "Object":
+        """Load ``spec`` into the kernel."""
+        return cls(spec, _load(spec))
+
+    def _map_globals(self, fd: int, section: str, size: int, dtype: Any, flags: int) -> GlobalVars:
+        length = (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1)
+        readonly = section.startswith(".rodata")
+        prot = mmap.PROT_READ if readonly else mmap.PROT_READ | mmap.PROT_WRITE
+        try:
+            mm = mmap.mmap(fd, length, mmap.MAP_SHARED, prot)
+        except OSError as e:
+            raise BpfError.from_errno(e.errno or 0, f"mmap of {section} (needs kernel 5.5+ for mmapable "
+                                      "global data)") from None
+        self._mmaps.append(mm)
+        reason = "rodata is frozen at load; set it on the spec before load()" if readonly else ""
+        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=reason, owner=mm)
+
+    def _section(self, name: str) -> GlobalVars:
+        if self._loaded is None:
+            raise ClosedError(f"object {self.name!r} is closed")
+        if name not in self.sections:
+            raise AttributeError(f"object {self.name!r} has no {name} section")
+        return self.sections[name]
+
+    @property
+    def bss(self) -> GlobalVars:
+        """Live zero-initialised globals (mmap of the .bss map)."""
+        return self._section(".bss")
+
+    @property
+    def data(self) -> GlobalVars:
+        """Live initialised globals (mmap of the .data map)."""
+        return self._section(".data")
+
+    @property
+    def rodata(self) -> GlobalVars:
+        """The frozen ``const volatile`` globals (read-only)."""
+        return self._section(".rodata")
+
+    def attach(self) -> LinkGroup:
+        """Attach every program whose SEC() names its target; returns a LinkGroup (context manager).
+        Programs with bare sections (``SEC("uprobe")``, ``SEC("xdp")``...) are left for explicit calls."""
+        group = LinkGroup()
+        try:
+            for prog in self.progs.values():
+                link = attach_by_section(prog.fd, prog.section)
+                if link is not None:
+                    group.add(prog._track(link))
+        except BaseException:
+            group.close()
+            raise
+        return group
+
+    @property
+    def links(self) -> list[Link]:
+        """Links made through this object that are still attached."""
+        return [lk for lk in self._links if not lk.closed]
+
+    def close(self) -> None:
+        """Detach all links, unmap globals, close every fd. Idempotent."""
+        if self._loaded is None:
+            return
+        self._links.close()
+        for m in self.maps.values():
+            m.close()
+        for prog in self.progs.values():
+            prog._fd = -1
+        self.sections.clear()
+        for mm in self._mmaps:
+            try:
+                mm.close()
+            except BufferError:  # the user still holds a numpy view: unmapped when it is freed
+                pass
+        self._mmaps.clear()
+        self._loaded.close()
+        self._loaded = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "Object":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._loaded is None else f"progs={list(self.progs)} maps={list(self.maps)}"
+        return f"<Object {self.name} {state}>"
+
+
+def open(source: Union[str, os.PathLike, bytes], name: Optional[str] = None) -> ObjectSpec:  # noqa: A001
+    """Parse a BPF object file (or its bytes) into an editable :class:`ObjectSpec`.
+
+    Example::
+
+        spec = bpfkit.open("count.bpf.o"); spec.rodata.target_pid = 42
+    """
+    return open_spec(_resolve(source), name)
+
+
+def load(source: Union[str, os.PathLike, bytes, ObjectSpec], name: Optional[str] = None) -> Object:
+    """Open and load in one step. Example: ``with bpfkit.load("x.bpf.o") as obj: ...``"""
+    spec = source if isinstance(source, ObjectSpec) else open(source, name)
+    return spec.load()
+
+
+def _resolve(source: Union[str, os.PathLike, bytes]) -> Union[str, os.PathLike, bytes]:
+    """Bare names of shipped objects ('syscount') resolve to the package's prebuilt .bpf.o."""
+    if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
+        from .objects import find_object
+
+        found = find_object(os.fspath(source))
+        if found is not None:
+            return found
+    return source

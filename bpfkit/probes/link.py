@@ -1,0 +1,129 @@
+"""Links: the owned handle of an attachment. Closing the link detaches.
+
+Everything bpfkit attaches is fd-based (a BPF link, or a perf event fd with a
+BPF program set on it): when the process dies, the kernel closes the fds and
+the probe disappears with it — nothing is left behind in tracefs.
+
+Example::
+
+    with prog.attach_tracepoint("syscalls", "sys_enter_getpid") as link:
+        print(link.id)
+"""
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Optional
+
+from .. import syscall as sc
+from ..errors import BpfError, ClosedError
+
+
+class Link:
+    """An attachment. ``fd`` is the BPF link fd (or -1 for ioctl-attached perf events);
+    ``perf_fd`` the perf event fd behind it, if any."""
+
+    def __init__(self, fd: int, description: str, perf_fd: int = -1) -> None:
+        self._fd = fd
+        self._perf_fd = perf_fd
+        self.description = description
+
+    @property
+    def fd(self) -> int:
+        """The BPF link fd."""
+        if self._fd < 0 and self._perf_fd < 0:
+            raise ClosedError(f"link {self.description} is closed")
+        return self._fd
+
+    @property
+    def perf_fd(self) -> int:
+        """The perf event fd, -1 when the link is not perf-event based."""
+        return self._perf_fd
+
+    @property
+    def closed(self) -> bool:
+        """True once detached."""
+        return self._fd < 0 and self._perf_fd < 0
+
+    @property
+    def id(self) -> Optional[int]:
+        """The kernel's link id (None for legacy ioctl attachments)."""
+        if self._fd < 0:
+            return None
+        return int(sc.link_info(self.fd).id)
+
+    def close(self) -> None:
+        """Detach. Idempotent."""
+        for attr in ("_fd", "_perf_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                setattr(self, attr, -1)
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    detach = close
+
+    def __enter__(self) -> "Link":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd}"
+        return f"<Link {self.description} {state}>"
+
+
+class LinkGroup:
+    """Several links detached together (``obj.attach()``, wildcard probes)."""
+
+    def __init__(self, links: Optional[list[Link]] = None) -> None:
+        self.links: list[Link] = list(links or [])
+
+    def add(self, link: Link) -> Link:
+        self.links.append(link)
+        return link
+
+    def close(self) -> None:
+        """Detach everything, last attached first."""
+        while self.links:
+            self.links.pop().close()
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+    def __iter__(self) -> Any:
+        return iter(self.links)
+
+    def __enter__(self) -> "LinkGroup":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def attach_perf_event(prog_fd: int, perf_fd: int, description: str, cookie: int = 0) -> Link:
+    """Attach a program to an open perf event fd; the returned Link owns ``perf_fd``.
+
+    Prefers a BPF link (BPF_LINK_CREATE with BPF_PERF_EVENT, kernel 5.15+) so the link shows up in
+    ``bpftool link``; falls back to PERF_EVENT_IOC_SET_BPF on older kernels.
+    """
+    try:
+        try:
+            link_fd = sc.link_create(prog_fd, perf_fd, sc.BPF_PERF_EVENT, extra=(cookie,),
+                                     what=description)
+            return Link(link_fd, description, perf_fd)
+        except BpfError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP) or cookie:
+                raise
+        sc.ioctl(perf_fd, sc.PERF_EVENT_IOC_SET_BPF, prog_fd, what=description)
+        sc.ioctl(perf_fd, sc.PERF_EVENT_IOC_ENABLE, 0, what=description)
+        return Link(-1, description, perf_fd)
+    except BaseException:
+        os.close(perf_fd)
+        raise
