@@ -135,11 +135,9 @@ class Object:
             fd = loaded.map_fds.get(name, -1)
             if fd < 0:
                 continue
-            if ms.internal:
-                if ms.value_dtype is not None and ms.section != ".kconfig":
-                    self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size,
-                                                                  ms.value_dtype, ms.flags)
-                continue
+            if ms.internal and ms.value_dtype is not None and ms.section != ".kconfig":
+                self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size,
+                                                              ms.value_dtype, ms.flags)
             cls = map_class(ms.map_type)
             kwargs: dict[str, Any] = {}
             if ms.record_dtype is not None:
