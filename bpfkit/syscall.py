@@ -310,6 +310,37 @@ class RawTracepointAttr(Structure):
     ]
 
 
+class ProgLoadAttr(Structure):
+    _fields_ = [
+        ("prog_type", c_uint32),
+        ("insn_cnt", c_uint32),
+        ("insns", c_uint64),
+        ("license", c_uint64),
+        ("log_level", c_uint32),
+        ("log_size", c_uint32),
+        ("log_buf", c_uint64),
+        ("kern_version", c_uint32),
+        ("prog_flags", c_uint32),
+        ("prog_name", c_char * BPF_OBJ_NAME_LEN),
+        ("prog_ifindex", c_uint32),
+        ("expected_attach_type", c_uint32),
+        ("prog_btf_fd", c_uint32),
+        ("func_info_rec_size", c_uint32),
+        ("func_info", c_uint64),
+        ("func_info_cnt", c_uint32),
+        ("line_info_rec_size", c_uint32),
+        ("line_info", c_uint64),
+        ("line_info_cnt", c_uint32),
+        ("attach_btf_id", c_uint32),
+        ("attach_btf_obj_fd", c_uint32),  # also attach_prog_fd
+        ("core_relo_cnt", c_uint32),
+        ("fd_array", c_uint64),
+        ("core_relos", c_uint64),
+        ("core_relo_rec_size", c_uint32),
+        ("log_true_size", c_uint32),
+    ]
+
+
 class LinkCreateAttr(Structure):
     _fields_ = [
         ("prog_fd", c_uint32),
@@ -662,6 +693,33 @@ def prog_test_run(prog_fd: int, *, data_in: Optional[bytes] = None, data_out_siz
     d = dout.raw[: attr.data_size_out] if dout else b""
     c = cout.raw[: attr.ctx_size_out] if cout else b""
     return int(attr.retval), d, c, int(attr.duration)
+
+
+def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_attach_type: int = 0,
+              attach_btf_id: int = 0, attach_btf_obj_fd: int = 0, name: str = "", prog_flags: int = 0,
+              log_level: int = 0, log_size: int = 0) -> tuple[int, str]:
+    """Raw BPF_PROG_LOAD of ``insns`` (8-byte instructions, no relocations); returns ``(fd, log)``.
+
+    For small hand-written programs (feature probes); objects go through the libbpf loader.
+    On failure the raised BpfError carries the verifier log, if requested, in its message.
+    """
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=addressof(code),
+                        license=addressof(lic), log_level=log_level if log else 0,
+                        log_size=log_size if log else 0, log_buf=addressof(log) if log else 0,
+                        prog_flags=prog_flags, prog_name=name.encode()[: BPF_OBJ_NAME_LEN - 1],
+                        expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
+                        attach_btf_obj_fd=attach_btf_obj_fd)
+    ret, err = bpf_errno(BPF_PROG_LOAD, attr)
+    text = log.value.decode(errors="replace") if log else ""
+    if ret < 0:
+        e = _errno_error(BPF_PROG_LOAD, f"{PROG_TYPE_NAMES.get(prog_type, prog_type)} program '{name}'", err)
+        if text:
+            e.args = (f"{e.args[0]}\n{text}",)
+        raise e
+    return ret, text
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 0,
