@@ -40,7 +40,7 @@ class BpfError(Exception):
         return cls(text, err)
 
 
-class BpfPermissionError(BpfError, PermissionError):
+class BpfPermissionError(BpfError, PermissionError):  # type: ignore[misc]  # errno: int vs int|None
     """The kernel refused for lack of privilege (EPERM/EACCES)."""
 
 

@@ -39,6 +39,9 @@ RECORD_MARKER = "__bpfkit_record__"
 class Namespace(Generic[T]):
     """A read-only mapping whose entries are also attributes: ``ns.counts`` == ``ns["counts"]``."""
 
+    _items: dict[str, T]
+    _kind: str
+
     def __init__(self, items: dict[str, T], kind: str) -> None:
         object.__setattr__(self, "_items", items)
         object.__setattr__(self, "_kind", kind)
@@ -46,12 +49,12 @@ class Namespace(Generic[T]):
     def __getattr__(self, name: str) -> T:
         items = object.__getattribute__(self, "_items")
         if name in items:
-            return items[name]  # type: ignore[no-any-return]
+            return items[name]
         raise AttributeError(f"no {self._kind} {name!r}; there are: {', '.join(items) or 'none'}")
 
     def __getitem__(self, name: str) -> T:
         try:
-            return self._items[name]  # type: ignore[no-any-return]
+            return self._items[name]
         except KeyError:
             raise BpfNotFoundError(f"no {self._kind} {name!r}; there are: "
                                    f"{', '.join(self._items) or 'none'}") from None
@@ -252,9 +255,11 @@ def _datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:
         dt = btf.datasec_dtype(section)
     except BpfNotFoundError:
         return np.dtype({"names": [], "formats": [], "itemsize": size})
-    if dt.itemsize < size:
-        dt = np.dtype({"names": list(dt.names or ()), "formats": [dt.fields[n][0] for n in dt.names or ()],
-                       "offsets": [dt.fields[n][1] for n in dt.names or ()], "itemsize": size})
+    if dt.itemsize < size and dt.fields is not None:
+        names = list(dt.names or ())
+        layout: dict[str, Any] = {"names": names, "formats": [dt.fields[n][0] for n in names],
+                                  "offsets": [dt.fields[n][1] for n in names], "itemsize": size}
+        dt = np.dtype(layout)  # type: ignore[call-overload]
     return dt
 
 

@@ -35,12 +35,12 @@ class GlobalVars:
     @property
     def array(self) -> np.ndarray:
         """The whole section as a structured array of shape (1,)."""
-        return self._arr  # type: ignore[no-any-return]
+        return self._arr
 
     @property
     def dtype(self) -> np.dtype:
         """The section's structured dtype, one field per variable."""
-        return self._arr.dtype  # type: ignore[no-any-return]
+        return self._arr.dtype
 
     def __getattr__(self, name: str) -> Any:
         arr = object.__getattribute__(self, "_arr")
