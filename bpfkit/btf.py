@@ -202,7 +202,8 @@ def _dtype(btf: Btf, type_id: int, path: tuple[str, ...]) -> np.dtype:
         return np.dtype(f"f{t.size}")
     if t.kind == Kind.ARRAY:
         elem = btf.resolve(t.type_id)
-        if elem.kind == Kind.INT and elem.size == 1 and (elem.int_encoding & INT_CHAR or "char" in elem.name):
+        # only plain `char` arrays are strings; `signed char`/`unsigned char` (__s8/__u8) are numbers
+        if elem.kind == Kind.INT and elem.size == 1 and elem.name == "char":
             return np.dtype(f"S{t.nelems}") if t.nelems else np.dtype("V0")
         sub = _dtype(btf, t.type_id, path)
         if t.nelems == 0:  # flexible array member: no storage in the fixed part

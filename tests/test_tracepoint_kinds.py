@@ -1,0 +1,65 @@
+"""raw_tp and tp_btf attachment, and BTF -> dtype for nested structs, arrays and unions."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import bpfkit
+from bpfkit import syscall as sc
+from bpfkit.testing import fixtures
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+
+
+def test_value_dtype_from_btf_nested_structs_arrays_unions() -> None:
+    dt = bpfkit.open("tests/tp_kinds").maps.stats.value_dtype
+    assert dt.names == ("raw_tp_hits", "tp_btf_hits", "in", "tag", "as_u32", "as_f32")
+    inner = dt["in"].base
+    assert dt["in"].shape == (2,)
+    assert inner.names == ("kind", "small", "big")
+    assert inner["small"] == np.dtype(("i1", (3,)))
+    assert dt["tag"] == np.dtype("S8")
+    assert dt.fields["as_u32"][1] == dt.fields["as_f32"][1]  # union members share an offset
+    assert dt.itemsize == 4 + 4 + 2 * 16 + 8 + 4 + 4  # C layout, padding included
+
+
+@pytest.mark.parametrize("prog,attach,field", [
+    ("on_raw_sys_enter", lambda p: p.attach_raw_tracepoint("sys_enter"), "raw_tp_hits"),
+    ("on_btf_sys_enter", lambda p: p.attach_btf(), "tp_btf_hits"),
+    ("on_btf_sys_enter", lambda p: p.attach(), "tp_btf_hits"),
+])
+def test_raw_and_btf_tracepoints_count_exactly(prog, attach, field) -> None:  # type: ignore[no-untyped-def]
+    n = 321
+    spec = bpfkit.open("tests/tp_kinds")
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+        spec.rodata.target_pid = proc.pid
+        with spec.load() as obj:
+            with attach(obj.progs[prog]) as link:
+                kind = sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type]
+                proc.finish()
+            rec = obj.maps.stats[0]
+    assert kind in ("raw_tracepoint", "tracing")
+    assert int(rec[field]) == n
+    other = "tp_btf_hits" if field == "raw_tp_hits" else "raw_tp_hits"
+    assert int(rec[other]) == 0
+    if field == "raw_tp_hits":
+        assert int(rec["in"][1]["big"]) == 1000 + 39  # __NR_getpid via the raw arguments
+    else:
+        assert int(rec["in"][0]["kind"]) == 7 and int(rec["in"][0]["small"][2]) == -3
+        assert rec["tag"] == b"bpfkit!" and float(rec["as_f32"]) == 1.0
+
+
+def test_missing_raw_tracepoint_is_a_clear_error() -> None:
+    with bpfkit.load("tests/tp_kinds") as obj:
+        with pytest.raises(bpfkit.BpfNotFoundError, match="raw tracepoint 'no_such_tp' not found"):
+            obj.progs.on_raw_sys_enter.attach_raw_tracepoint("no_such_tp")
+
+
+def test_libbpf_messages_go_to_logging_not_stderr(caplog, capfd) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level(logging.DEBUG, logger="bpfkit.libbpf"):
+        bpfkit.load("tests/tp_kinds").close()
+    assert any(r.name == "bpfkit.libbpf" for r in caplog.records)
+    assert "libbpf" not in capfd.readouterr().err
