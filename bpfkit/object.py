@@ -145,6 +145,11 @@ class Object:
             maps[name] = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                              ms.key_dtype, ms.value_dtype, **kwargs)
         self.maps: Namespace[Map] = Namespace(maps, "map")
+        # event buffers find their drop counters (bpfkit.h's __bpfkit_drops__<map>) in the globals
+        for m in maps.values():
+            bind = getattr(m, "bind_globals", None)
+            if bind is not None:
+                bind(self.sections)
 
     @classmethod
     def load(cls, spec: ObjectSpec) -> "Object":

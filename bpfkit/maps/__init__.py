@@ -21,6 +21,10 @@ def map_class(map_type: int) -> Callable[..., Map]:
         from .ringbuf import RingBuffer
 
         MAP_CLASSES[map_type] = RingBuffer
+    if map_type == sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY and map_type not in MAP_CLASSES:
+        from .perfbuf import PerfBuffer
+
+        MAP_CLASSES[map_type] = PerfBuffer
     return MAP_CLASSES.get(map_type, Map)
 
 

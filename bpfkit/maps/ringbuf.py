@@ -1,41 +1,61 @@
 """BPF ring buffer (``BPF_MAP_TYPE_RINGBUF``) consumer over mmap, yielding numpy batches.
 
-Layout (kernel/bpf/ringbuf.c): page 0 holds the consumer position (we write it),
-page 1 the producer position, then the data area mapped twice back to back, so
-a record never wraps in our view. Each record has an 8-byte header: ``len`` with
-BUSY (bit 31) and DISCARD (bit 30) flags, then ``pg_off``; records are 8-byte
-aligned. Positions only grow; ``pos & mask`` is the offset in the data area.
+Layout (kernel/bpf/ringbuf.c): page 0 holds the consumer position (the only thing we write),
+page 1 the producer position, then the data area mapped twice back to back, so a record never
+wraps in our view. Each record starts with an 8-byte header: a u32 ``len`` carrying the BUSY
+(bit 31: reserved, not yet submitted) and DISCARD (bit 30) flags, then ``pg_off``; records are
+8-byte aligned. Positions only grow; ``pos & mask`` is the offset in the data area.
 
-For fixed-size records (a dtype is known) a batch is cut out of the mapped area
-with one strided numpy copy, no Python loop per record.
+Ordering: the producer publishes a record by clearing BUSY with a release store after writing
+it, and advances the producer position with a release store after reserving. We read the producer
+position, then the headers, then the records, and store the consumer position only after copying
+them out. On x86-64 (TSO) loads are not reordered with loads nor stores with earlier loads, so
+plain loads/stores give exactly those acquire/release semantics.
+
+Fixed-size records (a dtype is known) are cut out of the mapping with two numpy operations per
+chunk: a strided read of all headers and one strided copy of the payloads; no Python per record.
+Variable-size records come back as a :class:`~bpfkit.maps.batch.RawBatch`.
 
 Example::
 
     rb = obj.maps.events                        # dtype from BPFKIT_RINGBUF's record type
     for batch in rb.read(timeout=1.0):          # numpy structured arrays
-        print(batch["pid"])
+        print(batch["pid"], rb.dropped)
 """
 from __future__ import annotations
 
 import mmap
-import select
-from typing import Any, Iterator, Optional, Union
+import platform
+from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import BpfError, ClosedError
+from ..errors import BpfError
+from .records import Batch, RawBatch
 from .map import Map
+from .poller import EventSource
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
+LEN_MASK = DISCARD - 1
 HDR = 8
 PAGE = mmap.PAGESIZE
+DROPS_PREFIX = "__bpfkit_drops__"
+# Records copied per commit of the consumer position: small enough to hand space back to the
+# producer often, large enough that numpy's per-call overhead vanishes.
+CHUNK_BYTES = 1 << 20
 
-Batch = Union[np.ndarray, list[bytes]]
+if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
+    import warnings
+
+    warnings.warn("bpfkit's ring buffer reader relies on x86 (TSO) memory ordering; on this CPU a "
+                  "record could be read before its contents are visible", RuntimeWarning, stacklevel=2)
 
 
-class RingBuffer(Map):
-    """Consumer of a BPF ring buffer. ``dtype`` is the record dtype (None: records as bytes)."""
+class RingBuffer(EventSource, Map):
+    """Consumer of a BPF ring buffer. ``dtype`` is the record dtype (None: variable-size records,
+    read as :class:`RawBatch`). Counters: ``received``, ``discarded`` and, with the
+    ``BPFKIT_RESERVE`` pattern of ``bpfkit.h``, ``dropped`` (failed reserves, read live)."""
 
     def __init__(self, *args: Any, record_dtype: Optional[np.dtype] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +64,7 @@ class RingBuffer(Map):
         self._mask = self.size - 1
         self._cons_mm: Optional[mmap.mmap] = None
         self._prod_mm: Optional[mmap.mmap] = None
-        self._epoll: Optional[select.epoll] = None
+        self._drops: Optional[np.ndarray] = None
         self.discarded = 0
         self.received = 0
 
@@ -52,151 +72,187 @@ class RingBuffer(Map):
     def _map(self) -> None:
         if self._cons_mm is not None:
             return
-        self._cons_mm = mmap.mmap(self.fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._prod_mm = mmap.mmap(self.fd, PAGE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=PAGE)
+        fd = self.fd
+        try:
+            self._cons_mm = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            self._prod_mm = mmap.mmap(fd, PAGE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                      offset=PAGE)
+        except OSError as e:
+            raise BpfError.from_errno(e.errno or 0, f"mmap of ring buffer {self.name!r}") from None
         self._cons = np.frombuffer(self._cons_mm, dtype=np.uint64, count=1)
         self._prod = np.frombuffer(self._prod_mm, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_mm, dtype=np.uint8, offset=PAGE)
-        self._epoll = select.epoll()
-        self._epoll.register(self.fd, select.EPOLLIN)
+        # u32 view of the same area: headers read as whole words, never torn
+        self._words = np.frombuffer(self._prod_mm, dtype=np.uint32, offset=PAGE)
+
+    def bind_globals(self, sections: dict[str, Any]) -> None:
+        """Hook called by the Object after load: find this buffer's drop counter
+        (``__bpfkit_drops__<name>`` in ``.bss``/``.data``, declared by ``bpfkit.h``)."""
+        var = DROPS_PREFIX + self.name
+        for sec in (".bss", ".data"):
+            gv = sections.get(sec)
+            if gv is not None and gv.dtype.names and var in gv.dtype.names:
+                self._drops = gv.array[var]
+                return
 
     def close(self) -> None:
-        """Unmap and stop polling (the map itself is closed by its owner)."""
-        if self._epoll is not None:
-            self._epoll.close()
-            self._epoll = None
-        for name in ("_cons", "_prod", "_data"):
+        """Unmap and stop polling (the map fd itself is closed by its owner)."""
+        self._close_poller()
+        self._drops = None
+        for name in ("_cons", "_prod", "_data", "_words"):
             self.__dict__.pop(name, None)
         for mm in (self._cons_mm, self._prod_mm):
             if mm is not None:
                 try:
                     mm.close()
-                except BufferError:  # a batch view still refers to it; the GC unmaps later
+                except BufferError:  # a batch view still refers to it; unmapped when freed
                     pass
         self._cons_mm = self._prod_mm = None
         super().close()
 
-    # -- positions ------------------------------------------------------------
+    # -- positions and counters ------------------------------------------------------
     @property
     def available(self) -> int:
-        """Bytes written by the producer and not yet consumed."""
+        """Bytes written by the producer and not yet consumed (including busy/discarded records)."""
         self._map()
         return int(self._prod[0]) - int(self._cons[0])
 
+    def pending(self) -> bool:
+        """True if the producer is ahead of us (a syscall-free check)."""
+        return self.available > 0
+
+    def poll_fds(self) -> list[int]:
+        """The map fd: the kernel makes it readable when a record is submitted."""
+        self._map()
+        return [self.fd]
+
+    @property
+    def dropped(self) -> int:
+        """Records the BPF side could not reserve (buffer full), from the ``bpfkit.h`` drop
+        counter; 0 if the program does not use that pattern (see :attr:`has_drop_counter`)."""
+        return int(self._drops[0]) if self._drops is not None else 0
+
+    @property
+    def has_drop_counter(self) -> bool:
+        """Whether the object declares ``__bpfkit_drops__<name>`` (BPFKIT_RINGBUF / _RAW)."""
+        return self._drops is not None
+
+    def stats(self) -> dict[str, int]:
+        """``received``, ``discarded`` (skipped discard records) and ``dropped`` (failed reserves)."""
+        return {"received": self.received, "discarded": self.discarded, "dropped": self.dropped}
+
     def _commit(self, pos: int) -> None:
-        # x86-64 is TSO: a plain store after our loads of the records is a release store.
+        # a release store on x86-64: our earlier loads of the records cannot pass it
         self._cons[0] = pos
 
     # -- consuming ---------------------------------------------------------------
-    def drain(self, dtype: Optional[np.dtype] = None, max_records: Optional[int] = None) -> Batch:
-        """Everything available now, without waiting: an array of ``dtype`` records (or of the
-        buffer's dtype), or a list of bytes when no dtype is known."""
+    def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch:
+        """Everything available now, without waiting: an array of ``dtype`` records (default: the
+        buffer's dtype), or a :class:`RawBatch` when no dtype is known. Stops before a busy
+        record (not yet submitted); skips discarded ones.
+
+        Example::
+
+            batch = rb.drain()          # e.g. batch["pid"]
+        """
         self._map()
         dt = np.dtype(dtype) if dtype is not None else self.dtype
         if dt is None:
-            return self._drain_bytes(max_records)
+            return self.drain_raw(max_records)
         return self._drain_fixed(dt, max_records)
 
     def _drain_fixed(self, dt: np.dtype, max_records: Optional[int]) -> np.ndarray:
+        isz = dt.itemsize
+        stride = (isz + HDR + 7) & ~7
+        wstride = stride >> 2
+        chunk = max(1, CHUNK_BYTES // stride)
+        mask, data, words = self._mask, self._data, self._words
         parts: list[np.ndarray] = []
-        cons = int(self._cons[0])
-        prod = int(self._prod[0])
-        stride = (dt.itemsize + HDR + 7) & ~7
         got = 0
-        while cons < prod and (max_records is None or got < max_records):
-            n = (prod - cons) // stride
+        cons = int(self._cons[0])
+        while max_records is None or got < max_records:
+            prod = int(self._prod[0])
+            if cons >= prod:
+                break
+            n = min((prod - cons) // stride, chunk)
             if max_records is not None:
                 n = min(n, max_records - got)
-            off = cons & self._mask
+            off = cons & mask
             k = 0
             if n:
-                window = self._data[off: off + n * stride].reshape(n, stride)
-                lens = window[:, :4].copy().view(np.uint32).ravel()
-                bad = np.flatnonzero((lens & ~np.uint32(DISCARD)) != dt.itemsize)
-                k = int(bad[0]) if bad.size else n  # first busy or odd-sized record stops the fast path
+                w = off >> 2
+                lens = words[w: w + n * wstride: wstride].copy()  # one snapshot of n headers
+                ok = (lens & np.uint32(~DISCARD & 0xFFFFFFFF)) == isz  # busy or odd size: False
+                k = n if ok.all() else int(np.argmin(ok))
                 if k:
-                    keep = (lens[:k] & DISCARD) == 0
-                    recs = window[:k, HDR: HDR + dt.itemsize]
-                    if not keep.all():
-                        self.discarded += int(k - keep.sum())
-                        recs = recs[keep]
-                    parts.append(np.ascontiguousarray(recs).view(dt).ravel())
-                    got += parts[-1].size
+                    recs = data[off: off + k * stride].reshape(k, stride)[:, HDR: HDR + isz]
+                    disc = (lens[:k] & np.uint32(DISCARD)) != 0
+                    if disc.any():
+                        recs = recs[~disc]
+                        self.discarded += int(disc.sum())
+                    out = np.ascontiguousarray(recs).view(dt).reshape(-1)
+                    if out.size:
+                        parts.append(out)
+                        got += out.size
                     cons += k * stride
                     self._commit(cons)
-            if k < n or n == 0:
-                # slow path for one record: busy (stop), or a size different from dt (skip it)
-                hdr = int(self._data[cons & self._mask: (cons & self._mask) + 4].view(np.uint32)[0])
-                if hdr & BUSY:
-                    break
-                length = hdr & ~(BUSY | DISCARD)
-                if not hdr & DISCARD and length != dt.itemsize:
-                    raise BpfError(f"ring buffer {self.name!r}: record of {length} bytes does not match "
-                                   f"the dtype's {dt.itemsize} bytes; pass the right dtype or read bytes")
-                if hdr & DISCARD:
-                    self.discarded += 1
-                cons += (length + HDR + 7) & ~7
-                self._commit(cons)
-            prod = int(self._prod[0])
+            if k == n and n:
+                continue
+            # the record at `cons` does not fit the fast path: busy, discarded, or another size
+            hdr = int(words[(cons & mask) >> 2])
+            if hdr & BUSY:
+                break
+            length = hdr & LEN_MASK
+            if hdr & DISCARD:
+                self.discarded += 1
+            elif length != isz:
+                if parts:
+                    break  # hand over what we have; the caller meets this record next time
+                raise BpfError(f"ring buffer {self.name!r}: a record of {length} bytes does not match "
+                               f"the {isz}-byte dtype {dt}; read variable-size records with drain_raw() "
+                               "or pass the right dtype")
+            else:
+                o = (cons & mask) + HDR
+                parts.append(data[o: o + isz].copy().view(dt))
+                got += 1
+            cons += (length + HDR + 7) & ~7
+            self._commit(cons)
         self.received += got
         if not parts:
             return np.empty(0, dtype=dt)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _drain_bytes(self, max_records: Optional[int]) -> list[bytes]:
-        out: list[bytes] = []
+    def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
+        """Available records of any size as a :class:`RawBatch` (one copy; a Python step per
+        record, since each header gives the next record's position)."""
+        self._map()
+        mask, words = self._mask, self._words
+        view = memoryview(self._prod_mm)[PAGE:]  # type: ignore[index]
+        chunks: list[Any] = []
         cons = int(self._cons[0])
         prod = int(self._prod[0])
-        data = self._data
-        while cons < prod and (max_records is None or len(out) < max_records):
-            off = cons & self._mask
-            hdr = int(data[off: off + 4].view(np.uint32)[0])
-            if hdr & BUSY:
-                break
-            length = hdr & ~(BUSY | DISCARD)
-            if hdr & DISCARD:
-                self.discarded += 1
-            else:
-                out.append(data[off + HDR: off + HDR + length].tobytes())
-            cons += (length + HDR + 7) & ~7
-            self._commit(cons)
-            if cons >= prod:
-                prod = int(self._prod[0])
-        self.received += len(out)
-        return out
-
-    def wait(self, timeout: Optional[float]) -> bool:
-        """Block until the kernel signals new data or ``timeout`` seconds pass; True if data is there."""
-        self._map()
-        if self.available > 0:
-            return True
-        if self._epoll is None:
-            raise ClosedError(f"ring buffer {self.name!r} is closed")
-        events = self._epoll.poll(-1 if timeout is None else timeout)
-        return bool(events) or self.available > 0
-
-    def poll(self, timeout: Optional[float] = None, dtype: Optional[np.dtype] = None) -> Batch:
-        """Wait up to ``timeout`` seconds for data, then return one batch (maybe empty)."""
-        self.wait(timeout)
-        return self.drain(dtype)
-
-    def read(self, timeout: float = 1.0, dtype: Optional[np.dtype] = None) -> Iterator[Batch]:
-        """Yield non-empty batches until no new record arrives for ``timeout`` seconds."""
-        while True:
-            batch = self.drain(dtype)
-            if len(batch):
-                yield batch
-                continue
-            if not self.wait(timeout):
-                return
-
-    def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
-        """Yield batches forever (Ctrl-C or break to stop)."""
-        while True:
-            self.wait(None)
-            batch = self.drain()
-            if len(batch):
-                yield batch
+        try:
+            while cons < prod and (max_records is None or len(chunks) < max_records):
+                off = cons & mask
+                hdr = int(words[off >> 2])
+                if hdr & BUSY:
+                    prod = int(self._prod[0])
+                    break
+                length = hdr & LEN_MASK
+                if hdr & DISCARD:
+                    self.discarded += 1
+                else:
+                    chunks.append(view[off + HDR: off + HDR + length])
+                cons += (length + HDR + 7) & ~7
+                if cons >= prod:
+                    prod = int(self._prod[0])
+            batch = RawBatch.from_chunks(chunks)  # copies before we release the space
+        finally:
+            chunks.clear()
+            view.release()
+        self._commit(cons)
+        self.received += len(batch)
+        return batch
 
     def __len__(self) -> int:
         return 0

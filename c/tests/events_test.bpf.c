@@ -1,0 +1,92 @@
+// Test program for ring/perf buffer readers: every getpid() of `target_pid` becomes one event with a
+// sequence number, so a test can check exactly which events arrived.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "bpfkit.h"
+
+struct event {
+	__u32 pid;
+	__u32 cpu;
+	__u64 seq;
+	__u64 ts;
+	char comm[16];
+};
+
+BPFKIT_RINGBUF(events, struct event, 256 * 1024);
+BPFKIT_RINGBUF_RAW(varevents, 256 * 1024);
+BPFKIT_PERFBUF(pevents, struct event);
+
+const volatile __u32 target_pid = 0;
+const volatile __u32 discard_every = 0;	/* discard records whose seq % discard_every == 0 */
+__u64 seq = 0;
+__u64 pseq = 0;
+__u64 vseq = 0;
+
+static __always_inline int mine(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == target_pid;
+}
+
+static __always_inline void fill(struct event *e, __u64 s)
+{
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->cpu = bpf_get_smp_processor_id();
+	e->seq = s;
+	e->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int ring_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	__u64 s = __sync_fetch_and_add(&seq, 1);
+	struct event *e = BPFKIT_RESERVE(events);
+	if (!e)
+		return 0;
+	fill(e, s);
+	if (discard_every && s % discard_every == 0)
+		bpf_ringbuf_discard(e, 0);
+	else
+		bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int perf_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event e = {};
+	fill(&e, __sync_fetch_and_add(&pseq, 1));
+	BPFKIT_PERF_OUTPUT(ctx, pevents, &e);
+	return 0;
+}
+
+/* Variable-size records: 8-byte seq followed by (seq % 4) * 8 bytes each holding seq. */
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int var_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	__u64 s = __sync_fetch_and_add(&vseq, 1);
+	__u32 n = s % 4;
+	__u64 *p;
+	switch (n) {
+	case 0: p = BPFKIT_RESERVE_BYTES(varevents, 8); break;
+	case 1: p = BPFKIT_RESERVE_BYTES(varevents, 16); break;
+	case 2: p = BPFKIT_RESERVE_BYTES(varevents, 24); break;
+	default: p = BPFKIT_RESERVE_BYTES(varevents, 32); break;
+	}
+	if (!p)
+		return 0;
+	p[0] = s;
+	if (n >= 1) p[1] = s;
+	if (n >= 2) p[2] = s;
+	if (n >= 3) p[3] = s;
+	bpf_ringbuf_submit(p, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
