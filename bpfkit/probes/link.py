@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .. import syscall as sc
 from ..errors import BpfError, ClosedError
@@ -105,6 +105,84 @@ class LinkGroup:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class MultiLink(Link):
+    """Several attachments acting as one link: a wildcard attached one function at a time, a USDT
+    probe with several sites, a perf event on every CPU. Closing it detaches all of them.
+
+    Example::
+
+        with prog.attach_uprobe("c", "pthread_mutex_*lock") as ml:
+            print(len(ml.links))
+    """
+
+    def __init__(self, links: list[Link], description: str,
+                 on_close: Optional[Callable[[], None]] = None) -> None:
+        super().__init__(-1, description)
+        self.links = list(links)
+        self._on_close = on_close
+
+    @property
+    def fd(self) -> int:
+        """The first live sub-link's fd (-1 for ioctl-attached perf events)."""
+        if self.closed:
+            raise ClosedError(f"link {self.description} is closed")
+        return self.links[0].fd
+
+    @property
+    def perf_fd(self) -> int:
+        """The first sub-link's perf event fd (see :attr:`links` for the others)."""
+        return self.links[0].perf_fd if self.links else -1
+
+    @property
+    def closed(self) -> bool:
+        return not self.links
+
+    @property
+    def id(self) -> Optional[int]:
+        """The first sub-link's id; :attr:`ids` has them all."""
+        return self.links[0].id if self.links else None
+
+    @property
+    def ids(self) -> list[Optional[int]]:
+        """Kernel link ids of every sub-link."""
+        return [lk.id for lk in self.links]
+
+    def close(self) -> None:
+        """Detach everything, last attached first, then run the cleanup hook. Idempotent."""
+        links = getattr(self, "links", [])
+        while links:
+            links.pop().close()
+        hook, self._on_close = getattr(self, "_on_close", None), None
+        if hook is not None:
+            hook()
+
+    detach = close
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(self.links)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self.links)} links"
+        return f"<MultiLink {self.description} {state}>"
+
+
+def group_links(attach_one: Callable[[Any], Link], items: Iterable[Any], description: str,
+                on_close: Optional[Callable[[], None]] = None) -> MultiLink:
+    """Attach ``attach_one(item)`` for each item into one MultiLink; on any failure the ones
+    already attached are detached (and ``on_close`` run) before the error propagates."""
+    ml = MultiLink([], description, on_close)
+    try:
+        for item in items:
+            ml.links.append(attach_one(item))
+    except BaseException:
+        ml.close()
+        raise
+    return ml
 
 
 def attach_perf_event(prog_fd: int, perf_fd: int, description: str, cookie: int = 0) -> Link:

@@ -3,35 +3,69 @@
 The probe point is (file, file offset); the symbol → offset resolution lives in
 :mod:`bpfkit.probes.elf`.
 
+Glob patterns attach every matching function: as one uprobe_multi link (Linux 6.6+) when the
+program was loaded for it (``SEC("uprobe.multi/...")``), else one uprobe per function.
+
 Example::
 
     with prog.attach_uprobe("/usr/bin/bash", "readline"):
         ...
     with prog.attach_uretprobe("c", "malloc", pid=1234):   # libc, one process
         ...
+    with prog.attach_uprobe("c", "pthread_mutex_*lock"):   # several functions
+        ...
 """
 from __future__ import annotations
 
 import ctypes
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
+from .. import features
 from .. import syscall as sc
-from .elf import resolve_library, symbol_offset
-from .link import Link, attach_perf_event
+from ..errors import AttachError, BpfError, BpfNotFoundError
+from .elf import list_symbols, resolve_library, symbol_offset
+from .kprobe import is_pattern
+from .link import Link, attach_perf_event, group_links
 from .tracefs import pmu_retprobe_bit, pmu_type
 
 # ref_ctr_offset (USDT semaphores) goes in the upper half of config
 _REF_CTR_SHIFT = 32
+BPF_F_UPROBE_MULTI_RETURN = 1
+
+
+def matching_functions(path: str, pattern: str) -> list[tuple[str, int]]:
+    """(name, file offset) of the functions of ``path`` matching glob ``pattern``, one per offset
+    (aliases such as ``__libc_malloc``/``malloc`` share one), in address order."""
+    seen: dict[int, str] = {}
+    for sym in list_symbols(path, pattern):
+        if not sym.is_ifunc:
+            seen.setdefault(sym.offset, sym.name)
+    return [(name, off) for off, name in seen.items()]
 
 
 def attach_uprobe(prog_fd: int, binary: str, symbol: Union[str, int], *, offset: int = 0,
                   pid: int = -1, retprobe: bool = False, ref_ctr_offset: int = 0,
-                  cookie: int = 0) -> Link:
-    """Attach to ``symbol`` (a name, ``"name+0x10"``, or an int virtual address) in ``binary``
-    (a path, an executable on $PATH, or a library short name like ``"c"``). ``pid`` -1 traces
-    every process that maps the file."""
+                  cookie: int = 0, multi: bool = False) -> Link:
+    """Attach to ``symbol`` (a name, ``"name+0x10"``, a glob pattern, or an int virtual address) in
+    ``binary`` (a path, an executable on $PATH, or a library short name like ``"c"``). ``pid`` -1
+    traces every process that maps the file. ``multi`` says the program was loaded as uprobe_multi
+    (``SEC("uprobe.multi")``): the functions are then attached as one uprobe_multi link."""
     path = resolve_library(binary)
+    kind = "uretprobe" if retprobe else "uprobe"
+    if isinstance(symbol, str) and (is_pattern(symbol) or multi):
+        funcs = matching_functions(path, symbol) if is_pattern(symbol) else \
+            [(symbol, symbol_offset(path, symbol, offset))]
+        if not funcs:
+            raise BpfNotFoundError(f"no function of {path} matches {symbol!r} "
+                                   f"(see bpfkit.probes.list('uprobe:{path}:*'))")
+        desc = f"{kind} {path}:{symbol} ({len(funcs)} functions)" + (f" pid {pid}" if pid >= 0 else "")
+        if multi:
+            return attach_uprobe_multi(prog_fd, path, [off for _, off in funcs], retprobe=retprobe, pid=pid,
+                                       cookies=[cookie] * len(funcs) if cookie else None, description=desc)
+        return group_links(
+            lambda f: attach_uprobe_offset(prog_fd, path, f[1], pid=pid, retprobe=retprobe, cookie=cookie,
+                                           what=f"{kind} {path}:{f[0]}"), funcs, desc)
     file_off = symbol_offset(path, symbol if isinstance(symbol, str) else hex(symbol), offset)
     kind = "uretprobe" if retprobe else "uprobe"
     what = f"{kind} {path}:{symbol}" + (f"+{offset:#x}" if offset else "") + (f" pid {pid}" if pid >= 0 else "")
@@ -52,3 +86,34 @@ def attach_uprobe_offset(prog_fd: int, path: str, file_offset: int, *, pid: int 
                             config2=file_offset, sample_period=1, wakeup_events=1)
     perf_fd = sc.perf_event_open(attr, pid=pid if pid >= 0 else -1, cpu=0 if pid < 0 else -1, what=what)
     return attach_perf_event(prog_fd, perf_fd, what, cookie)
+
+
+def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, retprobe: bool = False,
+                        pid: int = -1, ref_ctr_offsets: Optional[Sequence[int]] = None,
+                        cookies: Optional[Sequence[int]] = None, description: Optional[str] = None) -> Link:
+    """One uprobe_multi link (BPF_TRACE_UPROBE_MULTI) at file ``offsets`` of ``binary``. The
+    program must have been loaded with that attach type."""
+    path = resolve_library(binary)
+    kind = "uretprobe.multi" if retprobe else "uprobe.multi"
+    what = description or f"{kind} {path} ({len(offsets)} offsets)"
+    features.require("uprobe_multi", what)
+    n = len(offsets)
+    for extra, label in ((ref_ctr_offsets, "ref_ctr_offsets"), (cookies, "cookies")):
+        if extra is not None and len(extra) != n:
+            raise AttachError(f"{what}: {len(extra)} {label} for {n} offsets")
+    cpath = ctypes.create_string_buffer(os.fsencode(path))
+    offs = (ctypes.c_uint64 * n)(*offsets)
+    refs = (ctypes.c_uint64 * n)(*ref_ctr_offsets) if ref_ctr_offsets else None
+    cks = (ctypes.c_uint64 * n)(*cookies) if cookies else None
+    flags = BPF_F_UPROBE_MULTI_RETURN if retprobe else 0
+    # uprobe_multi: {u64 path; u64 offsets; u64 ref_ctr_offsets; u64 cookies; u32 cnt; u32 flags; u32 pid}
+    words = (ctypes.addressof(cpath), ctypes.addressof(offs), ctypes.addressof(refs) if refs else 0,
+             ctypes.addressof(cks) if cks else 0, n | (flags << 32), max(pid, 0))
+    try:
+        fd = sc.link_create(prog_fd, 0, sc.BPF_TRACE_UPROBE_MULTI, extra=words, what=what)
+    except BpfError as e:
+        if e.errno == 22:
+            raise AttachError(f"{what}: the kernel refused (EINVAL): load the program as uprobe_multi "
+                              "(SEC(\"uprobe.multi\")) or attach without multi", e.errno) from None
+        raise
+    return Link(fd, what)

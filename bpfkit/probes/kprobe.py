@@ -1,0 +1,178 @@
+"""kprobes and kretprobes: the kprobe PMU (perf_event_open + BPF link) and kprobe_multi links.
+
+A kprobe is a perf event of the ``kprobe`` PMU whose ``config1`` points at a function name (plus
+``config2`` = offset) or, with ``config1`` = 0, whose ``config2`` is a kernel address. Wildcards
+resolve against the functions ftrace can patch (``available_filter_functions``, or the text
+symbols of ``/proc/kallsyms`` where that file is not readable) and attach as one kprobe_multi link
+when the program was loaded for it (``SEC("kprobe.multi/...")``), else one kprobe per function.
+
+Example::
+
+    with prog.attach_kprobe("do_unlinkat"):
+        ...
+    with prog.attach_kretprobe("vfs_*"):           # many functions, one context manager
+        ...
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fnmatch
+import os
+import platform
+import re
+from functools import lru_cache
+from typing import Optional, Sequence, Union
+
+from .. import features
+from .. import syscall as sc
+from ..errors import AttachError, BpfError, BpfNotFoundError
+from .link import Link, attach_perf_event, group_links
+from .tracefs import pmu_retprobe_bit, pmu_type, tracefs_root
+
+BPF_F_KPROBE_MULTI_RETURN = 1
+_WILDCARD = re.compile(r"[*?\[]")
+
+# Prefix of the syscall entry points, as ``SEC("ksyscall/NAME")`` needs them.
+_SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "s390x": "__s390x_sys_",
+                   "riscv64": "__riscv_sys_", "ppc64le": "__powerpc_sys_"}
+
+
+def is_pattern(name: str) -> bool:
+    """True if ``name`` has glob characters."""
+    return bool(_WILDCARD.search(name))
+
+
+def _read_lines(path: str) -> Optional[list[str]]:
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _traceable_functions() -> tuple[tuple[str, ...], str]:
+    """Kernel functions a kprobe can attach to, and where the list came from."""
+    try:
+        root = tracefs_root()
+    except BpfError:
+        root = ""
+    lines = _read_lines(os.path.join(root, "available_filter_functions")) if root else None
+    if lines is not None:
+        names = {ln.split()[0] for ln in lines if ln and not ln.startswith("__ftrace_invalid_address")}
+        return tuple(sorted(names)), "available_filter_functions"
+    # Not readable (no tracefs, or a locked-down tracefs): fall back to the text symbols of
+    # kallsyms, which is what libbpf does too. It over-approximates (notrace functions included).
+    names = set()
+    for ln in _read_lines("/proc/kallsyms") or []:
+        parts = ln.split()
+        if len(parts) >= 3 and parts[1] in ("t", "T") and not parts[2].startswith("__pfx_"):
+            names.add(parts[2])
+    return tuple(sorted(names)), "/proc/kallsyms"
+
+
+def kernel_functions(pattern: str = "*") -> list[str]:
+    """Kernel functions matching the glob ``pattern`` that kprobes can attach to.
+
+    Example::
+
+        kernel_functions("vfs_*")
+    """
+    names, _ = _traceable_functions()
+    if not is_pattern(pattern):
+        return [pattern] if pattern in set(names) else []
+    rx = re.compile(fnmatch.translate(pattern))
+    return [n for n in names if rx.match(n)]
+
+
+@lru_cache(maxsize=1)
+def _syscall_prefix() -> str:
+    names = set(_traceable_functions()[0])
+    arch = _SYSCALL_PREFIX.get(platform.machine(), "")
+    return arch if arch and f"{arch}getpid" in names else "sys_"
+
+
+def syscall_function(name: str) -> str:
+    """The kernel function behind syscall ``name`` (``"openat"`` -> ``"__x64_sys_openat"``), as
+    libbpf's ``SEC("ksyscall/NAME")`` resolves it."""
+    return _syscall_prefix() + name
+
+
+def _not_found(func: str, source: str) -> BpfNotFoundError:
+    return BpfNotFoundError(
+        f"kernel function {func!r} cannot be kprobed: it does not exist, is inlined, static and renamed "
+        f"(e.g. {func}.isra.0), or is on the kprobe blacklist; list candidates with "
+        f"bpfkit.probes.list('kprobe:{func}*') (from {source})", errno.ENOENT)
+
+
+def attach_kprobe(prog_fd: int, func: Union[str, int], *, offset: int = 0, retprobe: bool = False,
+                  cookie: int = 0, multi: bool = False) -> Link:
+    """Attach a kprobe program to kernel function ``func`` (a name, a glob pattern, or an int
+    address). ``multi`` says the program was loaded as kprobe_multi (``SEC("kprobe.multi")``);
+    patterns then become a single kprobe_multi link, else one kprobe per function.
+
+    Raises FeatureNotSupported naming CONFIG_KPROBES on kernels without kprobes.
+    """
+    kind = "kretprobe" if retprobe else "kprobe"
+    if isinstance(func, str) and (is_pattern(func) or multi):
+        funcs = kernel_functions(func)
+        if not funcs:
+            raise _not_found(func, _traceable_functions()[1])
+        if multi:
+            return attach_kprobe_multi(prog_fd, funcs, retprobe=retprobe, description=f"{kind}.multi {func}")
+        features.require("kprobes", f"{kind} {func}")
+        return group_links(lambda f: attach_kprobe(prog_fd, f, retprobe=retprobe, cookie=cookie), funcs,
+                           f"{kind} {func} ({len(funcs)} functions)")
+    what = f"{kind} {func:#x}" if isinstance(func, int) else f"{kind} {func}" + (f"+{offset:#x}" if offset else "")
+    features.require("kprobes", what)
+    config = (1 << pmu_retprobe_bit("kprobe")) if retprobe else 0
+    name_buf = None
+    if isinstance(func, int):
+        config1, config2 = 0, func + offset
+    else:
+        name_buf = ctypes.create_string_buffer(func.encode())
+        config1, config2 = ctypes.addressof(name_buf), offset
+    attr = sc.PerfEventAttr(type=pmu_type("kprobe"), config=config, config1=config1, config2=config2,
+                            sample_period=1, wakeup_events=1)
+    try:
+        perf_fd = sc.perf_event_open(attr, pid=-1, cpu=0, what=what)
+    except BpfError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL) and isinstance(func, str):
+            raise _not_found(func, _traceable_functions()[1]) from None
+        raise
+    del name_buf
+    return attach_perf_event(prog_fd, perf_fd, what, cookie)
+
+
+def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retprobe: bool = False,
+                        cookies: Optional[Sequence[int]] = None, description: Optional[str] = None) -> Link:
+    """One kprobe_multi link (BPF_TRACE_KPROBE_MULTI, Linux 5.18+ with CONFIG_FPROBE) on every
+    function in ``funcs`` (a list or a glob pattern). The program must have been loaded with
+    that attach type (``SEC("kprobe.multi/...")`` or ``SEC("kretprobe.multi/...")``)."""
+    if isinstance(funcs, str):
+        pattern = funcs
+        funcs = kernel_functions(pattern)
+        if not funcs:
+            raise _not_found(pattern, _traceable_functions()[1])
+    kind = "kretprobe.multi" if retprobe else "kprobe.multi"
+    what = description or f"{kind} ({len(funcs)} functions)"
+    features.require("kprobe_multi", what)
+    names = [ctypes.create_string_buffer(f.encode()) for f in funcs]
+    syms = (ctypes.c_uint64 * len(names))(*(ctypes.addressof(n) for n in names))
+    cks = (ctypes.c_uint64 * len(names))(*(cookies or ())) if cookies else None
+    if cookies and len(cookies) != len(names):
+        raise AttachError(f"{what}: {len(cookies)} cookies for {len(names)} functions")
+    flags = BPF_F_KPROBE_MULTI_RETURN if retprobe else 0
+    # kprobe_multi: {u32 flags; u32 cnt; u64 syms; u64 addrs; u64 cookies}
+    words = (flags | (len(names) << 32), ctypes.addressof(syms), 0, ctypes.addressof(cks) if cks else 0)
+    try:
+        fd = sc.link_create(prog_fd, 0, sc.BPF_TRACE_KPROBE_MULTI, extra=words, what=what)
+    except BpfError as e:
+        if e.errno == errno.EINVAL:
+            raise AttachError(f"{what}: the kernel refused (EINVAL): load the program as kprobe_multi "
+                              "(SEC(\"kprobe.multi/...\")) or attach one function at a time", e.errno) from None
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            raise BpfNotFoundError(f"{what}: a function in the list cannot be kprobed ({e})", e.errno) from None
+        raise
+    return Link(fd, what)
