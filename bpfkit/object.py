@@ -21,8 +21,12 @@ from .loader.spec import Namespace, ObjectSpec, ProgramSpec, open_spec
 from .maps import GlobalVars, Map, map_class
 from .probes.auto import attach_by_section
 from .probes.link import Link, LinkGroup
-from .probes.tracepoint import attach_btf_traced, attach_raw_tracepoint, attach_tracepoint
+from .probes.fentry import attach_fentry
+from .probes.kprobe import attach_kprobe, syscall_function
+from .probes.perf_event import EventSpec, attach_perf_event
+from .probes.tracepoint import attach_raw_tracepoint, attach_tracepoint
 from .probes.uprobe import attach_uprobe
+from .probes.usdt import IP_MAP, SPECS_MAP, attach_usdt
 
 
 @dataclass
@@ -69,7 +73,7 @@ class Program:
 
     def attach(self) -> Link:
         """Attach according to the program's SEC() name (e.g. ``tracepoint/syscalls/sys_enter_read``)."""
-        link = attach_by_section(self.fd, self.section)
+        link = attach_by_section(self.fd, self.section, self)
         if link is None:
             raise AttachError(f"program {self.name!r}: SEC({self.section!r}) does not name a target; "
                               "use an explicit attach_*() method")
@@ -87,20 +91,58 @@ class Program:
 
     def attach_btf(self) -> Link:
         """Attach a tp_btf/fentry/fexit/fmod_ret/lsm program to the target named in its SEC()."""
-        return self._track(attach_btf_traced(self.fd, f"{self.section} ({self.name})"))
+        return self._track(attach_fentry(self.fd, self.section, self.name))
 
     attach_tp_btf = attach_btf
+    attach_fentry = attach_btf
+    attach_fexit = attach_btf
+
+    # -- kind-specific attach methods: thin delegations to bpfkit.probes.* --------------------
+    def _multi(self, attach_type: int) -> bool:
+        return self.spec.expected_attach_type == attach_type
 
     def attach_uprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
                       cookie: int = 0) -> Link:
-        """uprobe on ``symbol`` in ``binary`` (path, program on $PATH, or library short name)."""
-        return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, cookie=cookie))
+        """uprobe on ``symbol`` (name, ``name+0x10``, glob pattern, or address) in ``binary`` (path,
+        program on $PATH, or library short name)."""
+        return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, cookie=cookie,
+                                         multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
 
     def attach_uretprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
                          cookie: int = 0) -> Link:
         """uretprobe on ``symbol`` in ``binary``."""
         return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, retprobe=True,
-                                         cookie=cookie))
+                                         cookie=cookie, multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
+
+    def attach_kprobe(self, func: Union[str, int], *, offset: int = 0, cookie: int = 0) -> Link:
+        """kprobe on kernel function ``func`` (name, glob pattern, or address)."""
+        return self._track(attach_kprobe(self.fd, func, offset=offset, cookie=cookie,
+                                         multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
+
+    def attach_kretprobe(self, func: Union[str, int], *, cookie: int = 0) -> Link:
+        """kretprobe on kernel function ``func``."""
+        return self._track(attach_kprobe(self.fd, func, retprobe=True, cookie=cookie,
+                                         multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
+
+    def attach_ksyscall(self, syscall: str, *, retprobe: bool = False) -> Link:
+        """kprobe on the kernel entry of syscall ``syscall`` (``"openat"``), for BPF_KSYSCALL programs."""
+        return self._track(attach_kprobe(self.fd, syscall_function(syscall), retprobe=retprobe))
+
+    def attach_usdt(self, binary: Optional[str], provider: str, name: str, *, pid: int = -1,
+                    cookie: int = 0) -> Link:
+        """USDT probe ``provider:name`` in ``binary`` (or in every file mapped by ``pid`` when
+        ``binary`` is None), for programs written with libbpf's ``usdt.bpf.h``."""
+        maps = self._owner.maps
+        return self._track(attach_usdt(self.fd, maps[SPECS_MAP] if SPECS_MAP in maps else None,
+                                       maps[IP_MAP] if IP_MAP in maps else None, binary, provider, name,
+                                       pid=pid, cookie=cookie))
+
+    def attach_perf_event(self, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
+                          cpus: Optional[list[int]] = None, cookie: int = 0) -> Link:
+        """Sample ``event`` (``"cpu-clock"``, ``"page-faults"``, ``"cycles"``...) with a SEC("perf_event")
+        program at ``frequency`` Hz or every ``period`` events, on every CPU or for ``pid``."""
+        return self._track(attach_perf_event(self.fd, event, frequency=frequency, period=period, pid=pid,
+                                             cpus=cpus, cookie=cookie))
 
     def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 1,
                  data_out_size: Optional[int] = None, ctx_out_size: int = 0, flags: int = 0,
@@ -197,7 +239,7 @@ class Object:
         group = LinkGroup()
         try:
             for prog in self.progs.values():
-                link = attach_by_section(prog.fd, prog.section)
+                link = attach_by_section(prog.fd, prog.section, prog)
                 if link is not None:
                     group.add(prog._track(link))
         except BaseException:
