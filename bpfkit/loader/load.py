@@ -67,6 +67,12 @@ def _apply(spec: ObjectSpec, obj: Any, keep: list[Any]) -> None:
         ps = progs.get(lb.string(lb.lib.bpf_program__name(p)))
         if ps is not None:
             lb.lib.bpf_program__set_autoload(p, ps.autoload)
+            # e.g. uprobe_multi/kprobe_multi, which SEC() names of this libbpf version cannot express
+            if ps.prog_type != lb.lib.bpf_program__type(p):
+                _check(lb.lib.bpf_program__set_type(p, ps.prog_type), f"program {ps.name!r}: type")
+            if ps.expected_attach_type != lb.lib.bpf_program__expected_attach_type(p):
+                _check(lb.lib.bpf_program__set_expected_attach_type(p, ps.expected_attach_type),
+                       f"program {ps.name!r}: expected_attach_type")
     maps = {m.libbpf_name: m for m in spec.maps.values()}
     for m in lb.maps(obj):
         ms = maps.get(lb.string(lb.lib.bpf_map__name(m)))
@@ -97,6 +103,13 @@ def _load_error(spec: ObjectSpec, err: int, lines: list[tuple[int, str]], log: s
     if not log:
         logs = _LOG.findall(text)
         log = logs[-1] if logs else ""
+    if prog and prog in spec.programs:
+        from ..probes.fentry import load_failure
+
+        # fentry/fexit/lsm the kernel cannot do: say which feature is missing, not a bare EPERM
+        unsupported = load_failure(spec.programs[prog].section, prog, err)
+        if unsupported is not None:
+            return unsupported
     if prog and log:
         return VerifierError(f"program {prog!r} of {spec.name!r} was rejected by the verifier "
                              f"({_errno_name(err)}):\n{summarize_verifier_log(log)}", err, log, prog)
