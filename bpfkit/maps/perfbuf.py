@@ -300,7 +300,7 @@ class PerfBuffer(EventSource, Map):
                 ok = (hdr[:, 0] == PERF_RECORD_SAMPLE) & ((hdr[:, 1] >> 16) == stride)
                 k = n if ok.all() else int(np.argmin(ok))
                 if k:
-                    parts.append(np.ascontiguousarray(recs[:k, SAMPLE_HDR: SAMPLE_HDR + isz]).view(dt).reshape(-1))
+                    parts.append(recs[:k, SAMPLE_HDR: SAMPLE_HDR + isz].copy().view(dt).reshape(-1))  # never a view
                     got += k
                     pos += k * stride
             if k == n and n:

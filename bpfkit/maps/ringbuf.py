@@ -188,9 +188,13 @@ class RingBuffer(EventSource, Map):
                     recs = data[off: off + k * stride].reshape(k, stride)[:, HDR: HDR + isz]
                     disc = (lens[:k] & np.uint32(DISCARD)) != 0
                     if disc.any():
-                        recs = recs[~disc]
+                        recs = recs[~disc]  # boolean indexing copies
                         self.discarded += int(disc.sum())
-                    out = np.ascontiguousarray(recs).view(dt).reshape(-1)
+                    else:
+                        # always a copy: for k == 1 the slice is contiguous and ascontiguousarray
+                        # would hand out a view the producer overwrites once we commit
+                        recs = recs.copy()
+                    out = recs.view(dt).reshape(-1)
                     if out.size:
                         parts.append(out)
                         got += out.size

@@ -1,0 +1,72 @@
+"""A forked child that calls getpid() exactly when told to: the deterministic event source of the
+ring/perf buffer tests (its pid goes into the BPF program's rodata filter before load)."""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any, Optional
+
+EVENTS_SRC = Path(__file__).resolve().parent.parent / "c" / "tests" / "events_test.bpf.c"
+
+
+class Trigger:
+    """``t.run(n, cpu=None)`` makes the child do ``n`` getpid() calls (pinned to ``cpu``) and
+    returns when it is done. Context manager; the child exits on close."""
+
+    def __init__(self) -> None:
+        cmd_r, self._cmd_w = os.pipe()
+        self._ack_r, ack_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: no Python-level work between the calls, so no stray getpid()
+            try:
+                os.close(self._cmd_w)
+                os.close(self._ack_r)
+                while True:
+                    msg = os.read(cmd_r, 16)
+                    if len(msg) < 16:
+                        break
+                    n, cpu = struct.unpack("<qq", msg)
+                    if cpu >= 0:
+                        os.sched_setaffinity(0, {cpu})
+                    getpid = os.getpid
+                    for _ in range(n):
+                        getpid()
+                    os.write(ack_w, b"k")
+            finally:
+                os._exit(0)
+        os.close(cmd_r)
+        os.close(ack_w)
+        self.pid = pid
+
+    def start(self, n: int, cpu: Optional[int] = None) -> None:
+        """Start ``n`` calls without waiting for them."""
+        os.write(self._cmd_w, struct.pack("<qq", n, -1 if cpu is None else cpu))
+
+    def done(self) -> None:
+        """Wait for the calls started by :meth:`start`."""
+        if os.read(self._ack_r, 1) != b"k":
+            raise RuntimeError("trigger child died")
+
+    def run(self, n: int, cpu: Optional[int] = None) -> None:
+        """Make ``n`` getpid() calls and wait for them."""
+        self.start(n, cpu)
+        self.done()
+
+    def close(self) -> None:
+        if self.pid:
+            os.close(self._cmd_w)
+            os.close(self._ack_r)
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+    def __enter__(self) -> "Trigger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def comm_of(pid: int) -> bytes:
+    """The task's comm as the kernel reports it (what bpf_get_current_comm returns)."""
+    return Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")
