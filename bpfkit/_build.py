@@ -228,6 +228,10 @@ def bpf_cflags(include_dirs: Iterable[str | os.PathLike[str]] = ()) -> list[str]
     for d in include_dirs:
         flags.append(f"-I{d}")
     flags.append(f"-I{find_libbpf_include()}")
+    # libbpf's usdt.bpf.h includes <linux/errno.h>, whose <asm/errno.h> lives in the multiarch dir
+    multiarch = Path(f"/usr/include/{platform.machine()}-linux-gnu")
+    if (multiarch / "asm").is_dir():
+        flags += ["-idirafter", str(multiarch)]
     return flags
 
 
