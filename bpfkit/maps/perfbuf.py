@@ -252,7 +252,7 @@ class PerfBuffer(EventSource, Map):
             return RawBatch.from_chunks([rec for b in batches for rec in b])
         if not batches:
             return np.empty(0, dtype=dt)
-        return batches[0] if len(batches) == 1 else np.concatenate(batches)  # type: ignore[arg-type]
+        return batches[0] if len(batches) == 1 else np.concatenate(batches)
 
     def drain_per_cpu(self, dtype: Any = None, max_records: Optional[int] = None) -> dict[int, Batch]:
         """Available samples by CPU: ``{cpu: batch}``."""
@@ -342,7 +342,7 @@ class PerfBuffer(EventSource, Map):
         return RawBatch.from_chunks([rec for b in batches for rec in b])
 
     def _decode_raw(self, ring: _CpuRing, buf: np.ndarray, max_records: Optional[int]) -> tuple[RawBatch, int]:
-        mv = memoryview(buf)  # type: ignore[arg-type]
+        mv = buf.data
         chunks: list[bytes] = []
         pos, total = 0, buf.size
         while pos < total and (max_records is None or len(chunks) < max_records):
@@ -356,14 +356,14 @@ class PerfBuffer(EventSource, Map):
         return RawBatch.from_chunks(chunks), pos
 
     def _header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
-        rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)
+        rtype, _misc, size = struct.unpack_from("<IHH", buf.data, pos)
         if size < EVENT_HDR:
             raise BpfError(f"perf buffer {self.name!r}: corrupt record header at {pos} (size {size})")
         return rtype, size
 
     def _other(self, ring: _CpuRing, buf: np.ndarray, pos: int, rtype: int) -> None:
         if rtype == PERF_RECORD_LOST:
-            (lost,) = struct.unpack_from("<Q", buf, pos + EVENT_HDR + 8)  # after u64 id
+            (lost,) = struct.unpack_from("<Q", buf.data, pos + EVENT_HDR + 8)  # after u64 id
             self.lost_per_cpu[ring.cpu] += lost
         else:
             self.other_records += 1

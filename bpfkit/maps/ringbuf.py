@@ -231,7 +231,8 @@ class RingBuffer(EventSource, Map):
         record, since each header gives the next record's position)."""
         self._map()
         mask, words = self._mask, self._words
-        view = memoryview(self._prod_mm)[PAGE:]  # type: ignore[index]
+        assert self._prod_mm is not None
+        view = memoryview(self._prod_mm)[PAGE:]
         chunks: list[Any] = []
         cons = int(self._cons[0])
         prod = int(self._prod[0])

@@ -1,0 +1,185 @@
+"""Waiting on event buffers: one Poller over a ring and a perf buffer, iterator / callback /
+asyncio APIs, Ctrl-C, and batch conversion helpers."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+import bpfkit
+from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
+from bpfkit.errors import BpfError
+
+from _event_trigger import EVENTS_SRC, Trigger, comm_of
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+
+
+@pytest.fixture(scope="module")
+def obj_path() -> Any:
+    return bpfkit.compile(EVENTS_SRC)
+
+
+@pytest.fixture
+def trigger() -> Iterator[Trigger]:
+    with Trigger() as t:
+        yield t
+
+
+@pytest.fixture
+def obj(obj_path: Any, trigger: Trigger) -> Iterator[Any]:
+    spec = bpfkit.open(obj_path)
+    spec.rodata.target_pid = trigger.pid
+    with spec.load() as o:
+        o.maps.pevents.open(pages=64)
+        yield o
+
+
+def test_one_poller_over_ring_and_perf(obj: Any, trigger: Trigger) -> None:
+    rb, pb = obj.maps.events, obj.maps.pevents
+    with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
+        trigger.run(500)
+        with Poller(rb, pb) as p:
+            assert p.wait(1.0)
+            seen: dict[str, list[np.ndarray]] = {"events": [], "pevents": []}
+            for buf, batch in p.read(timeout=0.1):
+                seen[buf.name].append(batch)
+    for name in seen:
+        np.testing.assert_array_equal(np.concatenate(seen[name])["seq"], np.arange(500))
+
+
+def test_iterator_api_on_the_buffer(obj: Any, trigger: Trigger) -> None:
+    rb = obj.maps.events
+    with obj.progs.ring_getpid.attach():
+        trigger.start(2000)
+        total = 0
+        for batch in rb:  # blocks for data, never ends by itself
+            total += len(batch)
+            if total >= 2000:
+                break
+        trigger.done()
+    assert total == 2000 and rb.received == 2000
+
+
+def test_callback_api(obj: Any, trigger: Trigger) -> None:
+    rb, pb = obj.maps.events, obj.maps.pevents
+    seqs: list[int] = []
+    pseqs: list[int] = []
+    with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
+        trigger.run(300)
+        p = Poller()
+        p.add(rb, lambda b: seqs.extend(b["seq"].tolist()))
+        p.add(pb, lambda b: pseqs.extend(b["seq"].tolist()))
+        assert p.run(timeout=0.1) == 600
+        # duration bounds the run even with nothing arriving
+        t0 = time.monotonic()
+        assert p.run(duration=0.2) == 0
+        assert 0.15 < time.monotonic() - t0 < 2.0
+        p.close()
+        assert rb.run(lambda b: None, timeout=0.05) == 0
+    assert seqs == list(range(300)) and pseqs == list(range(300))
+
+
+def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
+    rb, pb = obj.maps.events, obj.maps.pevents
+
+    async def consume() -> tuple[int, int]:
+        got = 0
+        async for batch in rb:
+            got += len(batch)
+            if got >= 1000:
+                break
+        pgot = 0
+        async for _buf, batch in Poller(pb).aiter(timeout=0.2):
+            pgot += len(batch)
+        return got, pgot
+
+    async def main() -> tuple[int, int]:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)  # the consumer is now waiting on the event loop
+        await asyncio.get_running_loop().run_in_executor(None, trigger.run, 1000)
+        return await asyncio.wait_for(task, 10)
+
+    with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
+        assert asyncio.run(main()) == (1000, 1000)
+
+
+def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> None:
+    script = tmp_path / "consumer.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, bpfkit
+        spec = bpfkit.open({str(obj_path)!r})
+        spec.rodata.target_pid = 1  # nothing will arrive
+        with spec.load() as obj:
+            rb = obj.maps.events
+            print("waiting", flush=True)
+            n = sum(len(b) for b in rb)
+            print("stopped", n, rb._poller.interrupted, flush=True)
+            obj.maps.pevents.open(pages=1)
+            n = obj.maps.pevents.run(lambda b: None)
+            print("run returned", n, flush=True)
+        print("closed", flush=True)
+    """))
+    env = dict(os.environ, PYTHONPATH=str(Path(bpfkit.__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "waiting"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "stopped 0 True"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.split("\n")[:2] == ["run returned 0", "closed"], (out, err)
+
+
+def test_batch_helpers(obj: Any, trigger: Trigger) -> None:
+    rb = obj.maps.events
+    with obj.progs.ring_getpid.attach():
+        trigger.run(3)
+    batch = rb.drain()
+    comm = comm_of(trigger.pid)
+    assert batch.dtype["comm"].kind == "S"  # lazily decoded: bytes until asked
+    assert list(decode_strings(batch["comm"])) == [comm.decode()] * 3
+    rows = to_dicts(batch)
+    assert [r["seq"] for r in rows] == [0, 1, 2]
+    assert rows[0]["comm"] == comm.decode() and rows[0]["pid"] == trigger.pid
+    assert isinstance(rows[0]["seq"], int)
+    assert to_dicts(batch, decode=False)[0]["comm"] == comm
+    raw = RawBatch.from_chunks([b"ab", b"", b"cde"])
+    assert list(raw) == [b"ab", b"", b"cde"] and raw[2] == b"cde" and to_dicts(raw) == list(raw)
+    with pytest.raises(BpfError, match="shorter"):
+        raw.view(np.dtype("u2"))
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(BpfError, match="pip install pandas"):
+            to_pandas(batch)
+    else:
+        df = to_pandas(batch)
+        assert list(df["seq"]) == [0, 1, 2] and df["comm"][0] == comm.decode()
+
+
+def test_nested_records_to_dicts() -> None:
+    inner = np.dtype([("a", "u2"), ("b", "S4")])
+    dt = np.dtype([("x", "u4"), ("in", inner), ("arr", "u1", (3,))])
+    arr = np.zeros(2, dt)
+    arr["x"] = [1, 2]
+    arr["in"]["b"] = [b"hi", b"yo"]
+    arr["arr"][1] = [7, 8, 9]
+    assert to_dicts(arr) == [{"x": 1, "in": {"a": 0, "b": "hi"}, "arr": [0, 0, 0]},
+                             {"x": 2, "in": {"a": 0, "b": "yo"}, "arr": [7, 8, 9]}]
