@@ -1,0 +1,147 @@
+"""bpfkit.testing.testrun: BPF_PROG_TEST_RUN on synthetic input, exact outputs checked (issue 6)."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+import bpfkit
+from bpfkit.errors import BpfError
+from bpfkit.objects import find_object
+from bpfkit.testing import testrun
+from bpfkit.testing.testrun import udp4_packet
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+
+DST = bytes.fromhex("020000000002")
+SRC = bytes.fromhex("020000000001")
+ETHERTYPE = b"\x88\xb5"  # IEEE local experimental: no IP parsing, the payload starts at offset 14
+
+
+def frame(payload: bytes) -> bytes:
+    return DST + SRC + ETHERTYPE + payload
+
+
+@pytest.fixture(scope="module")
+def obj() -> Iterator[bpfkit.Object]:
+    path = find_object("tests/testrun_progs")
+    assert path is not None, "build the BPF objects first (make setup)"
+    with bpfkit.load(str(path)) as o:
+        yield o
+
+
+def test_xdp_rewrites_and_returns_tx(obj: bpfkit.Object) -> None:
+    before = obj.bss.xdp_runs
+    res = testrun.run_xdp(obj.progs.xdp_bounce, frame(b"\x05hello"))
+    assert (res.retval, res.action) == (3, "XDP_TX")
+    assert res.data == SRC + DST + ETHERTYPE + b"\x06hello"  # MACs swapped, first byte + 1
+    assert res.duration_ns > 0
+    assert obj.bss.xdp_runs == before + 1
+
+
+def test_xdp_drop_and_abort_by_content(obj: bpfkit.Object) -> None:
+    drop = testrun.run_xdp(obj.progs.xdp_bounce, frame(b"\xffdata"))
+    assert drop.action == "XDP_DROP" and drop.data == frame(b"\xffdata")
+    runt = testrun.run_xdp(obj.progs.xdp_bounce, frame(b""))
+    assert runt.action == "XDP_ABORTED"
+
+
+def test_xdp_repeat_runs_on_the_same_buffer(obj: bpfkit.Object) -> None:
+    before = obj.bss.xdp_runs
+    res = testrun.run_xdp(obj.progs.xdp_bounce, frame(b"\x00"), repeat=101)
+    assert obj.bss.xdp_runs == before + 101
+    # 101 swaps leave the MACs swapped; the counter byte went up once per run.
+    assert res.data == SRC + DST + ETHERTYPE + bytes([101])
+
+
+def test_xdp_output_length_follows_adjust_tail(obj: bpfkit.Object) -> None:
+    pkt = frame(bytes([5]) + b"abcdefghij")
+    res = testrun.run_xdp(obj.progs.xdp_trim, pkt)
+    assert res.action == "XDP_PASS" and res.data == pkt[:-5]
+
+
+def test_tc_context_in_and_out(obj: bpfkit.Object) -> None:
+    res = testrun.run_skb(obj.progs.tc_mark, frame(b"\x07\x00tail"), mark=20)
+    assert (res.retval, res.action) == (0, "TC_ACT_OK")
+    assert res.skb["mark"] == 41 and res.skb["priority"] == 7
+    assert res.data == frame(b"\x07\xabtail")  # bpf_skb_store_bytes reached the output packet
+    shot = testrun.run_skb(obj.progs.tc_mark, frame(b"\xff\x00"), mark=1)
+    assert shot.action == "TC_ACT_SHOT" and shot.skb["mark"] == 3 and shot.skb["priority"] == 255
+
+
+def test_tc_on_ipv4_needs_a_real_header(obj: bpfkit.Object) -> None:
+    pkt = udp4_packet(b"xyz")
+    res = testrun.run_skb(obj.progs.tc_mark, pkt)
+    assert res.action == "TC_ACT_OK" and res.skb["priority"] == 0x45  # IPv4 version/IHL byte
+    bad = DST + SRC + b"\x08\x00" + b"\x05hello"  # says IPv4, carries no IP header
+    with pytest.raises(BpfError, match="complete IP header"):
+        testrun.run_skb(obj.progs.tc_mark, bad)
+
+
+def test_flow_dissector_fills_keys(obj: bpfkit.Object) -> None:
+    res = testrun.run_flow_dissector(obj.progs.dissect, udp4_packet(b"q", src="192.0.2.1", dst="198.51.100.7",
+                                                                     sport=4321, dport=53))
+    assert res.retval == 0  # BPF_OK
+    k = res.flow_keys
+    assert (int(k["nhoff"]), int(k["thoff"]), int(k["ip_proto"])) == (14, 34, socket.IPPROTO_UDP)
+    assert socket.ntohs(int(k["sport"])) == 4321 and socket.ntohs(int(k["dport"])) == 53
+    assert ipaddress.IPv4Address(struct.pack("<I", int(k["ipv4_src"]))) == ipaddress.IPv4Address("192.0.2.1")
+    assert ipaddress.IPv4Address(struct.pack("<I", int(k["ipv4_dst"]))) == ipaddress.IPv4Address("198.51.100.7")
+    not_ip = testrun.run_flow_dissector(obj.progs.dissect, frame(b"x" * 40))
+    assert not_ip.retval == 2  # BPF_DROP
+
+
+@pytest.mark.parametrize("cpu", [0, 1])
+def test_raw_tp_args_and_cpu(obj: bpfkit.Object, cpu: int) -> None:
+    if cpu >= os.cpu_count():  # type: ignore[operator]
+        pytest.skip(f"needs {cpu + 1} CPUs")
+    before = obj.bss.raw_runs
+    res = testrun.run_raw_tp(obj.progs.raw_args_probe, 11, 2**64 - 1, -2, cpu=cpu)
+    assert res.retval == 0 and res.duration_ns == 0
+    assert list(obj.bss.raw_args) == [11, 2**64 - 1, 2**64 - 2]
+    assert obj.data.raw_cpu == cpu
+    assert obj.bss.raw_runs == before + 1
+
+
+def test_syscall_program_writes_its_context(obj: bpfkit.Object) -> None:
+    dt = np.dtype([("a", "<i4"), ("b", "<i4"), ("product", "<i8")])
+    args = np.zeros(1, dtype=dt)
+    args["a"], args["b"] = 6, -7
+    res = testrun.run_syscall(obj.progs.calc, args)
+    assert res.signed_retval == -1 and res.retval == 2**32 - 1
+    assert args["product"][0] == -42  # updated in place
+    assert res.ctx_as(dt)["product"] == -42
+    raw = testrun.run_syscall(obj.progs.calc, struct.pack("<iiq", 3, 4, 0))
+    assert struct.unpack("<iiq", raw.ctx) == (3, 4, 12) and raw.retval == 7
+
+
+def test_generic_run_dispatches_by_type(obj: bpfkit.Object) -> None:
+    assert testrun.run(obj.progs.xdp_bounce, frame(b"\x01")).action == "XDP_TX"
+    assert testrun.run(obj.progs.calc, ctx=struct.pack("<iiq", 2, 5, 0)).ctx[8:] == struct.pack("<q", 10)
+    testrun.run(obj.progs.raw_args_probe, ctx=struct.pack("<3Q", 7, 8, 9))
+    assert list(obj.bss.raw_args) == [7, 8, 9]
+
+
+def test_wrong_type_and_bad_input_say_what_to_do(obj: bpfkit.Object) -> None:
+    with pytest.raises(BpfError, match=r"run_xdp\(\) runs xdp programs; 'tc_mark' is a sched_cls"):
+        testrun.run_xdp(obj.progs.tc_mark, frame(b"x"))
+    with pytest.raises(BpfError, match="at least an Ethernet header"):
+        testrun.run_xdp(obj.progs.xdp_bounce, b"short")
+    with pytest.raises(BpfError, match="no field 'marc'"):
+        testrun.run_skb(obj.progs.tc_mark, frame(b"x"), marc=1)
+
+
+def test_udp4_packet_is_well_formed() -> None:
+    pkt = udp4_packet(b"ping", src="10.1.2.3", dst="10.4.5.6", sport=1, dport=7)
+    assert len(pkt) == 14 + 20 + 8 + 4 and pkt[12:14] == b"\x08\x00" and pkt[42:] == b"ping"
+    ip = pkt[14:34]
+    total = sum(struct.unpack("!10H", ip))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    assert total == 0xFFFF  # header checksum verifies
+    assert struct.unpack("!HHH", pkt[34:40]) == (1, 7, 12)
