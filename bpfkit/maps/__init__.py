@@ -25,7 +25,21 @@ def map_class(map_type: int) -> Callable[..., Map]:
         from .perfbuf import PerfBuffer
 
         MAP_CLASSES[map_type] = PerfBuffer
+    if not _registered:
+        _register_types()
     return MAP_CLASSES.get(map_type, Map)
+
+
+_registered = False
+
+
+def _register_types() -> None:
+    # lazily: the per-type classes (array/lpm/queue/...) live in bpfkit.maps.types
+    global _registered
+    from .types import register
+
+    register(MAP_CLASSES)
+    _registered = True
 
 
 __all__ = ["Map", "GlobalVars", "map_class", "MAP_CLASSES"]

@@ -1,30 +1,47 @@
-"""A BPF map as a dict-like object with numpy keys and values.
+"""A BPF map as a dict-like object with numpy keys and values, and bulk numpy operations.
 
 Keys and values are converted through numpy dtypes taken from the map's BTF
 (or given explicitly); scalars come back as Python ints, structs as numpy
 records, per-CPU values as an array with one row per possible CPU.
 
+Bulk operations use the kernel's batch commands: :meth:`Map.to_numpy` reads a
+million-entry hash in one ``BPF_MAP_LOOKUP_BATCH`` call.
+
 Example::
 
     counts = obj.maps.counts          # BPF_MAP_TYPE_HASH, u32 -> u64
     counts[1234]                      # -> 7
-    for pid, n in counts.items(): ...
+    keys, values = counts.to_numpy()  # every element, two numpy arrays
+    keys, values = counts.pop_all()   # read and empty, atomically per element
+
+    m = Map.create("hash", "u8", "u8", max_entries=1 << 20)
+    m.update(np.arange(10), np.arange(10) * 2)
 """
 from __future__ import annotations
 
+import errno as _errno
+import logging
 import os
-from typing import Any, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
 from .. import syscall as sc
-from ..errors import ClosedError, MapError, MapKeyError
+from ..errors import BpfError, ClosedError, MapError, MapFullError, MapKeyError
+from . import bulk as _batch
+
+log = logging.getLogger("bpfkit.maps")
 
 PERCPU_TYPES = {sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_PERCPU_ARRAY,
                 sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
 ARRAY_TYPES = {sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY, sc.BPF_MAP_TYPE_PROG_ARRAY,
                sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
                sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
+HASH_TYPES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,
+              sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_HASH_OF_MAPS}
+
+DTypeLike = Union[np.dtype, str, type, list, tuple, None]
 
 
 def default_dtype(size: int) -> np.dtype:
@@ -34,8 +51,48 @@ def default_dtype(size: int) -> np.dtype:
     return np.dtype(f"V{size}")
 
 
+def map_type_id(map_type: Union[int, str]) -> int:
+    """``"percpu_hash"`` / ``"BPF_MAP_TYPE_PERCPU_HASH"`` / 5 → 5."""
+    if isinstance(map_type, int):
+        return map_type
+    name = map_type.lower().removeprefix("bpf_map_type_")
+    for k, v in sc.MAP_TYPE_NAMES.items():
+        if v == name:
+            return k
+    raise MapError(f"unknown map type {map_type!r}; known: {', '.join(sorted(sc.MAP_TYPE_NAMES.values()))}")
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """The kernel's description of a map (BPF_OBJ_GET_INFO_BY_FD)."""
+
+    id: int
+    type: int
+    type_name: str
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    map_extra: int
+
+
+def map_info(fd: int) -> MapInfo:
+    """:class:`MapInfo` of a map fd."""
+    i = sc.map_info(fd)
+    return MapInfo(id=int(i.id), type=int(i.type), type_name=sc.MAP_TYPE_NAMES.get(i.type, str(i.type)),
+                   name=i.name.decode(errors="replace"), key_size=int(i.key_size),
+                   value_size=int(i.value_size), max_entries=int(i.max_entries), flags=int(i.map_flags),
+                   btf_id=int(i.btf_id), btf_key_type_id=int(i.btf_key_type_id),
+                   btf_value_type_id=int(i.btf_value_type_id), map_extra=int(i.map_extra))
+
+
 class Map:
-    """A live BPF map. Owned by an :class:`~bpfkit.Object` (which closes it), or standalone."""
+    """A live BPF map. Owned by an :class:`~bpfkit.Object` (which closes it), or standalone
+    (:meth:`create`, :meth:`from_pinned`, :meth:`from_id`: close it, or use ``with``)."""
 
     def __init__(self, fd: int, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, key_dtype: Optional[np.dtype] = None,
@@ -54,8 +111,104 @@ class Map:
         self.ncpus = sc.possible_cpus() if self.percpu else 1
         # per-CPU values are laid out with each CPU's slot rounded up to 8 bytes
         self._slot = (value_size + 7) & ~7 if self.percpu else value_size
+        self._batch_ok = True
 
-    # -- identity -----------------------------------------------------------
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def create(cls, map_type: Union[int, str], key: DTypeLike = None, value: DTypeLike = None,
+               max_entries: int = 1, *, flags: int = 0, name: str = "", inner_map: Optional["Map"] = None,
+               map_extra: int = 0, btf: Optional[bool] = None) -> "Map":
+        """Create a map from Python (no BPF object needed). ``key``/``value`` are numpy dtypes (or
+        byte sizes); BTF describing them is attached so other tools see the types.
+
+        ``btf=None`` attaches BTF when the dtypes can be expressed in it; True requires it.
+
+        Example::
+
+            m = Map.create("hash", "u8", np.dtype([("n", "u8"), ("comm", "S16")]), 4096, name="by_pid")
+        """
+        mtype = map_type_id(map_type)
+        kdt = _dtype_arg(key)
+        vdt = _dtype_arg(value)
+        if mtype in (sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS):
+            if inner_map is None:
+                raise MapError("array/hash of maps need inner_map= (a Map with the inner maps' shape)")
+            vdt = np.dtype("u4")
+        if mtype in (sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY, sc.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                     sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_STACK_TRACE) and kdt is None:
+            kdt = np.dtype("u4")
+        if mtype in LOCAL_STORAGE_TYPES:
+            kdt = np.dtype("i4")
+            flags |= sc.BPF_F_NO_PREALLOC
+            max_entries = 0
+        if mtype == sc.BPF_MAP_TYPE_LPM_TRIE:
+            flags |= sc.BPF_F_NO_PREALLOC
+        ksize = kdt.itemsize if kdt is not None else 0
+        vsize = vdt.itemsize if vdt is not None else 0
+        btf_fd, kid, vid = 0, 0, 0
+        want_btf = btf if btf is not None else (mtype in LOCAL_STORAGE_TYPES or None)
+        if want_btf is not False and mtype not in NO_BTF_TYPES:
+            from .kbtf import load_dtypes
+
+            try:
+                btf_fd, kid, vid = load_dtypes(kdt, vdt)
+            except BpfError:
+                if want_btf:
+                    raise
+                btf_fd = 0
+        try:
+            fd = sc.map_create(mtype, ksize, vsize, max_entries, flags=flags, name=name,
+                               inner_map_fd=inner_map.fd if inner_map is not None else 0, btf_fd=btf_fd,
+                               btf_key_type_id=kid, btf_value_type_id=vid, map_extra=map_extra)
+        finally:
+            if btf_fd:
+                os.close(btf_fd)
+        return cls._wrap(fd, mtype, name, ksize, vsize, max_entries, flags, kdt, vdt)
+
+    @classmethod
+    def _wrap(cls, fd: int, mtype: int, name: str, ksize: int, vsize: int, max_entries: int, flags: int,
+              kdt: Optional[np.dtype], vdt: Optional[np.dtype]) -> "Map":
+        from . import map_class
+
+        klass: Callable[..., Map] = cls if cls is not Map else map_class(mtype)
+        try:
+            m = klass(fd, name, mtype, ksize, vsize, max_entries, flags, kdt, vdt)
+        except BaseException:
+            os.close(fd)
+            raise
+        m._owns_fd = True
+        return m
+
+    @classmethod
+    def from_fd(cls, fd: int, *, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None,
+                name: Optional[str] = None) -> "Map":
+        """Wrap a map fd (the Map takes ownership). dtypes default to the map's BTF, if any."""
+        try:
+            info = map_info(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        kdt, vdt = _dtype_arg(key_dtype), _dtype_arg(value_dtype)
+        if (kdt is None or vdt is None) and info.btf_id:
+            from .kbtf import dtypes_from_kernel
+
+            bk, bv = dtypes_from_kernel(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
+            kdt = kdt if kdt is not None else _fit(bk, info.key_size)
+            vdt = vdt if vdt is not None else _fit(bv, info.value_size)
+        return cls._wrap(fd, info.type, name or info.name, info.key_size, info.value_size, info.max_entries,
+                         info.flags, kdt, vdt)
+
+    @classmethod
+    def from_pinned(cls, path: Union[str, os.PathLike], **kwargs: Any) -> "Map":
+        """Open a map pinned in bpffs. Example: ``Map.from_pinned("/sys/fs/bpf/counts")``."""
+        return cls.from_fd(sc.obj_get(os.fspath(path)), **kwargs)
+
+    @classmethod
+    def from_id(cls, map_id: int, **kwargs: Any) -> "Map":
+        """Open a map by its kernel id (as shown by ``bpftool map``)."""
+        return cls.from_fd(sc.map_fd_by_id(map_id), **kwargs)
+
+    # -- identity / lifecycle -------------------------------------------------
     @property
     def fd(self) -> int:
         """The map's file descriptor (raises ClosedError once closed)."""
@@ -73,12 +226,43 @@ class Map:
         """The kernel's id of this map."""
         return int(sc.map_info(self.fd).id)
 
+    def info(self) -> MapInfo:
+        """The kernel's view of this map (id, sizes, flags, BTF ids)."""
+        return map_info(self.fd)
+
+    def pin(self, path: Union[str, os.PathLike]) -> None:
+        """Pin the map in bpffs so it outlives this process (``/sys/fs/bpf/...``)."""
+        sc.obj_pin(self.fd, os.fspath(path))
+
+    @staticmethod
+    def unpin(path: Union[str, os.PathLike]) -> None:
+        """Remove a pin (the map lives on while fds or programs hold it)."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            from ..errors import BpfNotFoundError
+
+            raise BpfNotFoundError(f"nothing pinned at {os.fspath(path)!r}") from None
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (programs can still write unless RDONLY_PROG)."""
+        sc.map_freeze(self.fd, what=self._what())
+
+    def retype(self, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None) -> "Map":
+        """Override the key/value dtypes (same sizes); returns self.
+        Example: ``m.retype(value_dtype=[("pid", "u4"), ("tid", "u4")])``."""
+        if key_dtype is not None:
+            self.key_dtype = _checked(np.dtype(key_dtype), self.key_size, "key", self.name)
+        if value_dtype is not None:
+            self.value_dtype = _checked(np.dtype(value_dtype), self.value_size, "value", self.name)
+        return self
+
     def _what(self) -> str:
         return f"map {self.name!r}"
 
     def __repr__(self) -> str:
-        return (f"<Map {self.name!r} {self.type_name} key={self.key_dtype} value={self.value_dtype} "
-                f"max_entries={self.max_entries}>")
+        return (f"<{type(self).__name__} {self.name!r} {self.type_name} key={self.key_dtype} "
+                f"value={self.value_dtype} max_entries={self.max_entries}>")
 
     def close(self) -> None:
         """Release the fd if this Map owns it; further use raises ClosedError."""
@@ -91,6 +275,17 @@ class Map:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        try:
+            if self._owns_fd and self._fd >= 0:
+                self.close()
+        except Exception:
+            pass
+
+    def _unsupported(self, op: str, hint: str = "") -> MapError:
+        return MapError(f"{self._what()}: {op} is not supported for {self.type_name} maps" +
+                        (f"; {hint}" if hint else ""), _errno.EOPNOTSUPP)
 
     # -- conversion ---------------------------------------------------------
     def key_bytes(self, key: Any) -> np.ndarray:
@@ -113,13 +308,44 @@ class Map:
     def _encode_value(self, value: Any) -> np.ndarray:
         if self.percpu:
             buf = self.value_buffer()
-            vals = np.asarray(value)
-            if vals.ndim == 0 or vals.shape[0] != self.ncpus:
-                buf["v"] = value  # broadcast one value to every CPU
-            else:
-                buf["v"] = vals
+            vals = np.asarray(value) if not isinstance(value, np.void) else value
+            try:
+                if isinstance(vals, np.ndarray) and vals.ndim >= 1 and vals.shape[0] == self.ncpus \
+                        and vals.shape[1:] == np.zeros(1, self.value_dtype)[0:1].shape[1:]:
+                    buf["v"] = vals
+                else:
+                    buf["v"] = value  # broadcast one value to every CPU
+            except (ValueError, TypeError) as exc:
+                raise MapError(f"{self._what()} value: cannot convert {value!r} to {self.value_dtype} "
+                               f"(one value, or {self.ncpus} per-CPU values): {exc}") from None
             return buf
         return _as_array(value, self.value_dtype, f"{self._what()} value")
+
+    def _keys_array(self, keys: Any) -> np.ndarray:
+        assert self.key_dtype is not None
+        return _as_array_n(keys, self.key_dtype, f"{self._what()} keys")
+
+    def _values_array(self, values: Any, n: int) -> np.ndarray:
+        assert self.value_dtype is not None
+        if self.percpu:
+            buf = np.zeros((n, self.ncpus), dtype=_slot_dtype(self.value_dtype, self._slot))
+            try:
+                v = np.asarray(values)
+                if v.ndim >= 1 and v.shape[0] == n and v.ndim - len(self.value_dtype.shape) == 1 and \
+                        self.value_dtype.names is None:
+                    buf["v"] = v[:, None]  # one value per key, copied to every CPU
+                else:
+                    buf["v"] = values
+            except (ValueError, TypeError) as exc:
+                raise MapError(f"{self._what()} values: need shape ({n},) or ({n}, {self.ncpus}) of "
+                               f"{self.value_dtype}: {exc}") from None
+            return buf
+        vals = _as_array_n(values, self.value_dtype, f"{self._what()} values")
+        if len(vals) == 1 and n != 1:
+            vals = np.repeat(vals, n)
+        if len(vals) != n:
+            raise MapError(f"{self._what()}: {n} keys but {len(vals)} values")
+        return vals
 
     # -- dict protocol --------------------------------------------------------
     def lookup(self, key: Any, default: Any = None) -> Any:
@@ -148,13 +374,17 @@ class Map:
         v = self._encode_value(value)
         try:
             sc.map_update(self.fd, k, v, flags, what=self._what())
-        except MapError as e:
-            if e.errno == 7:  # E2BIG
-                raise type(e)(f"{self._what()} is full (max_entries={self.max_entries}); "
-                              "raise the limit on the spec before load", e.errno) from None
+        except BpfError as e:
+            if e.errno in (_errno.E2BIG, _errno.EEXIST) or (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
+                raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags) from None
             raise
 
     def __delitem__(self, key: Any) -> None:
+        if self.type in ARRAY_TYPES and self.type not in (sc.BPF_MAP_TYPE_PROG_ARRAY,
+                                                          sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                                                          sc.BPF_MAP_TYPE_CGROUP_ARRAY,
+                                                          sc.BPF_MAP_TYPE_ARRAY_OF_MAPS):
+            raise self._unsupported("deleting an element", "array elements always exist; assign 0 or clear()")
         if not sc.map_delete(self.fd, self.key_bytes(key), what=self._what()):
             raise MapKeyError(f"key {key!r} not in {self._what()}")
 
@@ -179,21 +409,222 @@ class Map:
     __iter__ = keys
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """Iterate (key, value) pairs; keys deleted while iterating are skipped."""
-        for k in self.keys():
-            v = self.lookup(k, _MISSING)
-            if v is not _MISSING:
-                yield k, v
+        """Iterate (key, value) pairs of a snapshot taken with one batch read."""
+        keys, values = self.to_numpy()
+        for i in range(len(keys)):
+            yield _scalar(keys[i]), (values[i].copy() if self.percpu else _scalar(values[i]))
 
     def values(self) -> Iterator[Any]:
-        """Iterate values."""
+        """Iterate values (snapshot)."""
         for _, v in self.items():
             yield v
 
     def __len__(self) -> int:
+        """Number of elements: max_entries for arrays, counted with one batch read otherwise."""
         if self.type in ARRAY_TYPES:
             return self.max_entries
-        return sum(1 for _ in self.keys())
+        return len(self.to_numpy()[0])
+
+    def __bool__(self) -> bool:
+        return True  # a Map is an object, not a container truth value (len() may cost a syscall)
+
+    # -- bulk numpy API -------------------------------------------------------
+    def _value_layout(self) -> tuple[np.dtype, tuple[int, ...]]:
+        assert self.value_dtype is not None
+        if self.percpu:
+            return _slot_dtype(self.value_dtype, self._slot), (self.ncpus,)
+        return self.value_dtype, ()
+
+    def _unslot(self, values: np.ndarray) -> np.ndarray:
+        if self.percpu and values.dtype.names == ("v",):
+            return values["v"]
+        return values
+
+    def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every element as ``(keys, values)`` numpy arrays (per-CPU values: shape ``(n, ncpus)``),
+        with BPF_MAP_LOOKUP_BATCH; per-key iteration where the kernel refuses batches."""
+        return self._read_all(delete=False)
+
+    def pop_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Read and delete every element (BPF_MAP_LOOKUP_AND_DELETE_BATCH): the drain-per-interval
+        pattern. Each element is read and removed atomically, so no increment is lost."""
+        return self._read_all(delete=True)
+
+    def _read_all(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.key_dtype is None or self.value_dtype is None:
+            raise self._unsupported("reading all elements")
+        vdt, vshape = self._value_layout()
+        if self._batch_ok:
+            got = _batch.lookup_batch(self.fd, self.key_dtype, vdt, self._capacity(), value_shape=vshape,
+                                      delete=delete, what=self._what())
+            if got is not None:
+                return got[0], self._unslot(got[1])
+            if not delete:
+                self._batch_ok = False
+        return self._read_slow(delete, vdt, vshape)
+
+    def _capacity(self) -> int:
+        return self.max_entries or 1024
+
+    def _read_slow(self, delete: bool, vdt: np.dtype, vshape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        assert self.key_dtype is not None
+        keys = []
+        vals = []
+        v = np.zeros((1,) + vshape, dtype=vdt)
+        for k in self.keys():
+            kb = _as_array(k, self.key_dtype, "key")
+            if delete:
+                try:
+                    found = sc.map_lookup_and_delete(self.fd, kb, v, what=self._what())
+                except BpfError:
+                    found = sc.map_lookup(self.fd, kb, v, what=self._what())
+                    if found:
+                        sc.map_delete(self.fd, kb, what=self._what())
+            else:
+                found = sc.map_lookup(self.fd, kb, v, what=self._what())
+            if found:
+                keys.append(kb[0])
+                vals.append(v[0].copy())
+        karr = np.array(keys, dtype=self.key_dtype) if keys else np.empty(0, self.key_dtype)
+        varr = np.array(vals, dtype=vdt).reshape((len(vals),) + vshape)
+        return karr, self._unslot(varr)
+
+    def update(self, keys: Any, values: Any, flags: int = sc.BPF_ANY) -> int:
+        """Insert/replace many elements with one BPF_MAP_UPDATE_BATCH; returns how many.
+        ``values`` may be one value for all keys; per-CPU maps take ``(n,)`` or ``(n, ncpus)``.
+        A full map raises MapFullError saying how many went in."""
+        if self.key_dtype is None or self.value_dtype is None:
+            raise self._unsupported("batch update")
+        k = self._keys_array(keys)
+        v = self._values_array(values, len(k))
+        if self._batch_ok:
+            done = _batch.update_batch(self.fd, k, v, flags, self.max_entries, self._what())
+            if done is not None:
+                return done
+        for i in range(len(k)):
+            try:
+                sc.map_update(self.fd, k[i:i + 1], v[i:i + 1], flags, what=self._what())
+            except BpfError as e:
+                raise _batch.update_error(e.errno, self._what(), self.max_entries, i, len(k), k[i], flags) from None
+        return len(k)
+
+    def delete(self, keys: Any, *, missing_ok: bool = False) -> int:
+        """Delete many keys with one BPF_MAP_DELETE_BATCH; returns how many were deleted.
+        A missing key raises MapKeyError unless ``missing_ok``."""
+        if self.type in ARRAY_TYPES and self.type != sc.BPF_MAP_TYPE_ARRAY_OF_MAPS:
+            raise self._unsupported("deleting elements", "array elements always exist; use clear() to zero them")
+        if self.key_dtype is None:
+            raise self._unsupported("delete")
+        k = self._keys_array(keys)
+        if self._batch_ok:
+            done = _batch.delete_batch(self.fd, k, missing_ok, self._what())
+            if done is not None:
+                return done
+        n = 0
+        for i in range(len(k)):
+            if sc.map_delete(self.fd, k[i:i + 1], what=self._what()):
+                n += 1
+            elif not missing_ok:
+                raise MapKeyError(f"key {_scalar(k[i])!r} not in {self._what()} ({n} keys before it were deleted)")
+        return n
+
+    def clear(self) -> None:
+        """Remove every element (arrays: set every value to zero)."""
+        if self.type in ARRAY_TYPES:
+            if self.key_dtype is None or self.value_dtype is None:
+                raise self._unsupported("clear")
+            n = self.max_entries
+            zeros = np.zeros(n, dtype=self.value_dtype) if not self.percpu else \
+                np.zeros((n, self.ncpus), dtype=self.value_dtype)
+            self.update(np.arange(n, dtype=self.key_dtype), zeros)
+            return
+        self.pop_all()
+
+    # -- per-CPU reductions ---------------------------------------------------
+    def _reduce(self, fn: Callable[..., Any]) -> tuple[np.ndarray, np.ndarray]:
+        keys, values = self.to_numpy()
+        if not self.percpu:
+            return keys, values
+        return keys, _reduce_cpus(values, fn)
+
+    def sum(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, values summed over CPUs)``; struct values are reduced field by field."""
+        return self._reduce(np.sum)
+
+    def min(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, minimum over CPUs)``."""
+        return self._reduce(np.min)
+
+    def max(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, maximum over CPUs)``."""
+        return self._reduce(np.max)
+
+    def to_dataframe(self, percpu: str = "sum") -> Any:
+        """A pandas DataFrame, one row per element, struct fields as columns (needs pandas).
+        Per-CPU maps are reduced with ``percpu`` ("sum", "min", "max") or kept ("cpus")."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_dataframe() needs pandas: pip install pandas") from None
+        keys, values = self.to_numpy()
+        if self.percpu and percpu != "cpus":
+            reducers: dict[str, Callable[..., Any]] = {"sum": np.sum, "min": np.min, "max": np.max}
+            values = _reduce_cpus(values, reducers[percpu])
+        cols: dict[str, Any] = {}
+        _columns(keys, "key", cols)
+        _columns(values, "value", cols)
+        return pd.DataFrame(cols)
+
+
+LOCAL_STORAGE_TYPES = {sc.BPF_MAP_TYPE_TASK_STORAGE, sc.BPF_MAP_TYPE_INODE_STORAGE,
+                       sc.BPF_MAP_TYPE_SK_STORAGE, sc.BPF_MAP_TYPE_CGRP_STORAGE}
+# types whose kernel implementation rejects key/value BTF (map_check_btf)
+NO_BTF_TYPES = {sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
+                sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS, sc.BPF_MAP_TYPE_RINGBUF,
+                sc.BPF_MAP_TYPE_STACK_TRACE, sc.BPF_MAP_TYPE_QUEUE, sc.BPF_MAP_TYPE_STACK,
+                sc.BPF_MAP_TYPE_BLOOM_FILTER, sc.BPF_MAP_TYPE_USER_RINGBUF, sc.BPF_MAP_TYPE_DEVMAP,
+                sc.BPF_MAP_TYPE_SOCKMAP, sc.BPF_MAP_TYPE_SOCKHASH, sc.BPF_MAP_TYPE_CPUMAP, sc.BPF_MAP_TYPE_XSKMAP}
+
+
+def _reduce_cpus(values: np.ndarray, fn: Callable[..., Any]) -> np.ndarray:
+    if values.dtype.names is None:
+        return np.asarray(fn(values, axis=1))
+    out = np.zeros(values.shape[0], dtype=values.dtype)
+    for f in values.dtype.names:
+        out[f] = fn(values[f], axis=1)
+    return out
+
+
+def _columns(arr: np.ndarray, prefix: str, cols: dict[str, Any]) -> None:
+    if arr.dtype.names is not None:
+        for f in arr.dtype.names:
+            sub = arr[f]
+            if sub.dtype.kind == "S":
+                cols[f] = [b.decode(errors="replace") for b in sub]
+            elif sub.ndim > 1:
+                cols[f] = list(sub)
+            else:
+                cols[f] = sub
+    elif arr.ndim > 1:
+        for c in range(arr.shape[1]):
+            cols[f"{prefix}_{c}"] = arr[:, c]
+    else:
+        cols[prefix] = arr
+
+
+def _dtype_arg(dt: DTypeLike) -> Optional[np.dtype]:
+    if dt is None:
+        return None
+    if isinstance(dt, int) and not isinstance(dt, bool):
+        return default_dtype(dt) if dt else None
+    try:
+        return np.dtype(dt)
+    except TypeError as exc:
+        raise MapError(f"not a dtype: {dt!r} ({exc})") from None
+
+
+def _fit(dt: Optional[np.dtype], size: int) -> Optional[np.dtype]:
+    return dt if dt is not None and dt.itemsize == size else None
 
 
 _MISSING = object()
@@ -222,6 +653,8 @@ def _as_array(obj: Any, dt: Optional[np.dtype], what: str) -> np.ndarray:
         if len(obj) != dt.itemsize:
             raise MapError(f"{what}: {len(obj)} bytes given, {dt.itemsize} expected")
         return np.frombuffer(bytes(obj), dtype=dt).copy()
+    if isinstance(obj, float) and dt.kind in "iu":
+        raise MapError(f"{what}: {obj!r} is a float but the dtype is {dt}")
     try:
         arr = np.zeros(1, dtype=dt)
         if dt.names and isinstance(obj, dict):
@@ -239,3 +672,28 @@ def _scalar(x: Any) -> Any:
     if isinstance(x, np.generic) and x.dtype.names is None and x.dtype.kind in "iufb":
         return x.item()
     return x
+
+
+def _as_array_n(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
+    """Many keys/values as a contiguous 1-D array of ``dt`` (rows of a subarray dtype stay 2-D)."""
+    if isinstance(obj, np.ndarray) and obj.dtype == dt:
+        return np.ascontiguousarray(obj.reshape(-1))
+    src = obj if isinstance(obj, np.ndarray) else None
+    if src is not None and dt.names is None:
+        if src.dtype.kind == "f" and dt.base.kind in "iu":
+            raise MapError(f"{what}: float array given but the dtype is {dt}")
+        if src.dtype.kind == "i" and dt.base.kind == "u" and src.size and src.min() < 0:
+            raise MapError(f"{what}: negative values do not fit {dt}")
+        if src.dtype.kind == "V" and src.dtype.itemsize != dt.itemsize:
+            raise MapError(f"{what}: {src.dtype.itemsize}-byte items given, {dt.itemsize} expected")
+    try:
+        if src is not None and src.dtype.names is not None and dt.names is not None \
+                and src.dtype.itemsize == dt.itemsize and src.dtype != dt:
+            arr = src.view(dt) if set(src.dtype.names) != set(dt.names) else src.astype(dt)
+        else:
+            arr = np.asarray(obj, dtype=dt)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise MapError(f"{what}: cannot convert to {dt}: {exc}") from None
+    if arr.ndim == 0 or (dt.shape and arr.ndim == len(dt.shape)):
+        arr = arr.reshape((1,) + arr.shape)
+    return np.ascontiguousarray(arr)
