@@ -69,8 +69,8 @@ class Counter:
             raise
 
     def _all_fds(self) -> list[int]:
-        if not self._fds and self.result is None:
-            raise ClosedError("the counter is closed")
+        if not self._fds:
+            raise ClosedError("the counter is closed (its values stay in .result); make a new one with count()")
         return [fd for fds in self._fds for fd in fds]
 
     def start(self) -> None:
