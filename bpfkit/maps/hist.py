@@ -1,0 +1,438 @@
+"""Histograms and stats read from maps, printed exactly like bpftrace.
+
+The BPF side (``c/include/bpfkit_hist.h``) records bpftrace's slots; this module reads
+those maps, sums per-CPU counters, groups keyed histograms by key and prints
+``hist()``/``lhist()``/``stats()`` output byte for byte as bpftrace does. In a notebook
+the same objects render as HTML tables (and ``.plot()`` draws them if matplotlib is
+installed).
+
+Example::
+
+    from bpfkit import hist
+    h = hist.log2(obj.maps.lat)           # Log2Hist
+    print(h.format("@usecs"))
+    # @usecs:
+    # [4K, 8K)            1474 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+    per_pid = hist.log2(obj.maps.lat_by_pid)   # Keyed: {pid: Log2Hist}
+    print(hist.stats(obj.maps.st))        # count 5, average 10, total 50
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional, Union
+
+import numpy as np
+
+from ..errors import MapError
+from .map import Map
+
+LOG2_SLOTS = 66
+BAR_WIDTH = 52
+_SUFFIX = ["", "K", "M", "G", "T", "P", "E"]
+
+
+# -- labels ---------------------------------------------------------------------
+
+def _pow2_label(power: int) -> str:
+    decade = power // 10
+    return f"{1 << (power - 10 * decade)}{_SUFFIX[decade]}"
+
+
+def log2_label(slot: int) -> str:
+    """bpftrace's label of log2 slot ``slot``: ``(..., 0)``, ``[0]``, ``[1]``, ``[2, 4)``, ``[4K, 8K)``."""
+    if slot == 0:
+        return "(..., 0)"
+    if slot <= 2:
+        return f"[{slot - 1}]"
+    return f"[{_pow2_label(slot - 2)}, {_pow2_label(slot - 1)})"
+
+
+def _lin_label(n: int, step: int) -> str:
+    if step % 1024:
+        return str(n)
+    if n == 0:
+        return "0"
+    if n % (1 << 20) == 0:
+        return f"{n >> 20}M"
+    if n % 1024 == 0:
+        return f"{n // 1024}K"
+    return str(n)
+
+
+def _bar(count: int, max_count: int, width: int = BAR_WIDTH) -> int:
+    # bpftrace computes this in single precision: count / (float)max * 52, truncated
+    if max_count == 0:
+        return 0
+    return int(np.float32(count) / np.float32(max_count) * np.float32(width))
+
+
+def _lines(labels: list[str], counts: list[int], max_count: int) -> str:
+    out = []
+    for label, c in zip(labels, counts):
+        out.append(f"{label:<16}{c:>8} |{'@' * _bar(c, max_count):<{BAR_WIDTH}}|\n")
+    return "".join(out)
+
+
+def _html_table(labels: list[str], counts: list[int], title: str = "") -> str:
+    mx = max(counts, default=0) or 1
+    rows = "".join(
+        f"<tr><td style='font-family:monospace;text-align:left'>{html.escape(lb)}</td>"
+        f"<td style='text-align:right'>{c}</td><td style='width:320px'><div style='background:#4c72b0;"
+        f"height:0.9em;width:{100.0 * c / mx:.1f}%'></div></td></tr>"
+        for lb, c in zip(labels, counts))
+    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
+    return f"<table>{cap}<tr><th>range</th><th>count</th><th></th></tr>{rows}</table>"
+
+
+def _nonzero_span(counts: np.ndarray) -> range:
+    nz = np.flatnonzero(counts)
+    return range(int(nz[0]), int(nz[-1]) + 1) if len(nz) else range(0)
+
+
+# -- histogram objects ------------------------------------------------------------
+
+class _Hist:
+    counts: np.ndarray
+
+    def rows(self) -> tuple[list[str], list[int]]:
+        raise NotImplementedError
+
+    @property
+    def total(self) -> int:
+        """Number of recorded values."""
+        return int(self.counts.sum())
+
+    def __str__(self) -> str:
+        labels, counts = self.rows()
+        return _lines(labels, counts, int(self.counts.max(initial=0)))
+
+    def format(self, name: str = "") -> str:
+        """bpftrace's print of a map holding this histogram: ``@name:`` then the rows."""
+        return f"{name}:\n{self}" if name else str(self)
+
+    def _repr_html_(self) -> str:
+        labels, counts = self.rows()
+        return _html_table(labels, counts)
+
+    def plot(self, ax: Any = None, title: str = "") -> Any:
+        """Bar chart with matplotlib (imported only here; raises ImportError if missing)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("plot() needs matplotlib: pip install matplotlib") from None
+        labels, counts = self.rows()
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.bar(range(len(counts)), counts)
+        ax.set_xticks(range(len(counts)), labels, rotation=45, ha="right")
+        if title:
+            ax.set_title(title)
+        return ax
+
+
+@dataclass
+class Log2Hist(_Hist):
+    """A power-of-two histogram in bpftrace's slots (``counts[0]``: negatives, ``[1]``: zero,
+    ``[k]``: ``[2^(k-2), 2^(k-1))``)."""
+
+    counts: np.ndarray
+
+    def __post_init__(self) -> None:
+        c = np.zeros(LOG2_SLOTS, np.uint64)
+        src = np.asarray(self.counts, np.uint64).ravel()[:LOG2_SLOTS]
+        c[: len(src)] = src
+        self.counts = c
+
+    @classmethod
+    def from_unsigned(cls, counts: Any) -> "Log2Hist":
+        """From slots that start at ``[0]`` (no negative slot), e.g. a hand-written ``u64 hist[65]``."""
+        return cls(np.concatenate([[0], np.asarray(counts, np.uint64)]))
+
+    @classmethod
+    def from_values(cls, values: Any) -> "Log2Hist":
+        """Histogram of ``values`` computed in numpy (the same slots the BPF side uses)."""
+        v = np.asarray(values).astype(np.int64 if np.asarray(values).dtype.kind == "i" else np.uint64)
+        slots = np.ones(v.shape, np.int64)
+        neg = v < 0
+        pos = v > 0
+        if pos.any():
+            p = v[pos].astype(np.uint64)
+            # exact floor(log2) for 64-bit ints (float log2 rounds up near powers of two)
+            lg = np.zeros(p.shape, np.int64)
+            for shift in (32, 16, 8, 4, 2, 1):
+                big = p >= (np.uint64(1) << np.uint64(shift))
+                lg[big] += shift
+                p[big] >>= np.uint64(shift)
+            slots[pos] = lg + 2
+        slots[neg] = 0
+        return cls(np.bincount(slots.ravel(), minlength=LOG2_SLOTS))
+
+    def bounds(self, slot: int) -> tuple[Optional[int], Optional[int]]:
+        """``[lo, hi)`` of a slot (None for open ends)."""
+        if slot == 0:
+            return None, 0
+        if slot == 1:
+            return 0, 1
+        return 1 << (slot - 2), 1 << (slot - 1)
+
+    def rows(self) -> tuple[list[str], list[int]]:
+        span = _nonzero_span(self.counts)
+        return [log2_label(i) for i in span], [int(self.counts[i]) for i in span]
+
+
+@dataclass
+class LinearHist(_Hist):
+    """A linear histogram: ``counts[0]`` below ``lo``, then ``(hi-lo)/step`` buckets of ``step``,
+    then the ``>= hi`` bucket, as bpftrace's ``lhist(v, lo, hi, step)``."""
+
+    counts: np.ndarray
+    lo: int
+    hi: int
+    step: int
+
+    def __post_init__(self) -> None:
+        if self.step <= 0 or self.hi <= self.lo:
+            raise MapError(f"linear histogram needs lo < hi and step > 0 (got {self.lo}, {self.hi}, {self.step})")
+        n = self.buckets + 2
+        c = np.zeros(n, np.uint64)
+        src = np.asarray(self.counts, np.uint64).ravel()[:n]
+        c[: len(src)] = src
+        self.counts = c
+
+    @property
+    def buckets(self) -> int:
+        """Number of in-range buckets (without the two open-ended ones)."""
+        return (self.hi - self.lo) // self.step
+
+    @property
+    def below(self) -> int:
+        """Count of values < lo."""
+        return int(self.counts[0])
+
+    @property
+    def above(self) -> int:
+        """Count of values >= hi."""
+        return int(self.counts[-1])
+
+    @classmethod
+    def from_values(cls, values: Any, lo: int, hi: int, step: int) -> "LinearHist":
+        """Histogram of ``values`` computed in numpy (the BPF side's slots)."""
+        v = np.asarray(values, np.int64)
+        nb = (hi - lo) // step
+        slots = np.where(v < lo, 0, np.where(v >= hi, nb + 1, (v - lo) // step + 1))
+        return cls(np.bincount(slots.ravel(), minlength=nb + 2), lo, hi, step)
+
+    def rows(self) -> tuple[list[str], list[int]]:
+        span = _nonzero_span(self.counts)
+        labels = []
+        for i in span:
+            if i == 0:
+                labels.append(f"(..., {_lin_label(self.lo, self.step)})")
+            elif i == self.buckets + 1:
+                labels.append(f"[{_lin_label(self.hi, self.step)}, ...)")
+            else:
+                a, b = (i - 1) * self.step + self.lo, i * self.step + self.lo
+                labels.append(f"[{_lin_label(a, self.step)}, {_lin_label(b, self.step)})")
+        return labels, [int(self.counts[i]) for i in span]
+
+
+@dataclass
+class Stats:
+    """count / total / min / max of recorded values; prints as bpftrace's ``stats()``."""
+
+    count: int = 0
+    total: int = 0
+    min: Optional[int] = None
+    max: Optional[int] = None
+
+    @property
+    def average(self) -> int:
+        """total / count, truncated toward zero (bpftrace's integer average); 0 when empty."""
+        if not self.count:
+            return 0
+        q = abs(self.total) // self.count
+        return q if self.total >= 0 else -q
+
+    @classmethod
+    def from_values(cls, values: Any) -> "Stats":
+        """Stats of ``values`` computed in numpy."""
+        v = np.asarray(values, np.int64)
+        if not v.size:
+            return cls()
+        return cls(int(v.size), int(v.sum()), int(v.min()), int(v.max()))
+
+    def __str__(self) -> str:
+        return f"count {self.count}, average {self.average}, total {self.total}"
+
+    def format(self, name: str = "") -> str:
+        """``@name: count 5, average 10, total 50``."""
+        return f"{name}: {self}\n" if name else f"{self}\n"
+
+    def _repr_html_(self) -> str:
+        return (f"<table><tr><th>count</th><th>average</th><th>total</th><th>min</th><th>max</th></tr>"
+                f"<tr><td>{self.count}</td><td>{self.average}</td><td>{self.total}</td>"
+                f"<td>{self.min}</td><td>{self.max}</td></tr></table>")
+
+
+Value = Union[Log2Hist, LinearHist, Stats]
+
+
+@dataclass
+class Keyed:
+    """Histograms or stats per key (e.g. per pid). Iterates in bpftrace's print order:
+    ascending total count, so the biggest comes last."""
+
+    items_by_key: dict[Any, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.items_by_key[key]
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.items_by_key
+
+    def __len__(self) -> int:
+        return len(self.items_by_key)
+
+    def keys(self) -> list[Any]:
+        """Keys in print order."""
+        def weight(kv: tuple[Any, Any]) -> int:
+            v = kv[1]
+            return v.count if isinstance(v, Stats) else v.total
+
+        return [k for k, _ in sorted(self.items_by_key.items(), key=lambda kv: (weight(kv), _sort_key(kv[0])))]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys())
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """(key, value) pairs in print order."""
+        return [(k, self.items_by_key[k]) for k in self.keys()]
+
+    def format(self, name: str = "@") -> str:
+        """bpftrace's print of the whole map: ``@name[key]:`` blocks separated by blank lines
+        (stats: one ``@name[key]: count ..`` line each)."""
+        parts = []
+        for k, v in self.items():
+            label = f"{name}[{_key_str(k)}]"
+            if isinstance(v, Stats):
+                parts.append(f"{label}: {v}\n")
+            else:
+                parts.append(f"{label}:\n{v}")
+        if parts and not isinstance(next(iter(self.items_by_key.values())), Stats):
+            return "\n".join(parts)
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def _repr_html_(self) -> str:
+        out = []
+        for k, v in self.items():
+            if isinstance(v, Stats):
+                out.append(f"<b>{html.escape(_key_str(k))}</b>: {html.escape(str(v))}<br>")
+            else:
+                labels, counts = v.rows()
+                out.append(_html_table(labels, counts, _key_str(k)))
+        return "".join(out)
+
+
+def _key_str(k: Any) -> str:
+    if isinstance(k, bytes):
+        return k.split(b"\0", 1)[0].decode(errors="replace")
+    if isinstance(k, tuple):
+        return ", ".join(_key_str(x) for x in k)
+    return str(k)
+
+
+def _sort_key(k: Any) -> Any:
+    return (0, k) if isinstance(k, (int, float)) else (1, str(k))
+
+
+# -- reading maps --------------------------------------------------------------------
+
+def _read(m: Map, clear: bool) -> tuple[np.ndarray, np.ndarray]:
+    keys, values = m.pop_all() if clear else m.to_numpy()
+    if m.percpu and values.dtype.names is None:
+        values = values.sum(axis=1, dtype=np.uint64)
+    return keys, values
+
+
+def _py(x: Any) -> Any:
+    if isinstance(x, np.void) and x.dtype.names:
+        return tuple(_py(x[n]) for n in x.dtype.names)
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _grouped(m: Map, clear: bool, make: Callable[[np.ndarray], Any], nslots: int) -> Any:
+    keys, values = _read(m, clear)
+    kdt = keys.dtype
+    if kdt.names is None:  # slot-indexed (array, or hash keyed by slot)
+        counts = np.zeros(nslots, np.uint64)
+        ok = keys < nslots
+        np.add.at(counts, keys[ok].astype(np.int64), values[ok].astype(np.uint64))
+        return make(counts)
+    if "slot" not in kdt.names:
+        raise MapError(f"map {m.name!r}: keyed histogram keys need a 'slot' field (BPFKIT_KEYED_HIST), "
+                       f"got {kdt}")
+    rest = [n for n in kdt.names if n != "slot"]
+    out: dict[Any, np.ndarray] = {}
+    for k, v in zip(keys, values):
+        slot = int(k["slot"])
+        if slot >= nslots:
+            continue
+        group = _py(k[rest[0]]) if len(rest) == 1 else tuple(_py(k[n]) for n in rest)
+        if group not in out:
+            out[group] = np.zeros(nslots, np.uint64)
+        out[group][slot] += np.uint64(v)
+    return Keyed({g: make(c) for g, c in out.items()})
+
+
+def log2(m: Map, *, clear: bool = False) -> Any:
+    """The log2 histogram(s) in ``m``: a :class:`Log2Hist` for an array/slot-keyed map,
+    :class:`Keyed` for a ``BPFKIT_KEYED_LOG2_HIST``. ``clear=True`` reads with pop_all()."""
+    return _grouped(m, clear, Log2Hist, LOG2_SLOTS)
+
+
+def linear(m: Map, lo: int, hi: int, step: int, *, clear: bool = False) -> Any:
+    """The linear histogram(s) in ``m`` recorded with the same ``lo, hi, step``."""
+    return _grouped(m, clear, lambda c: LinearHist(c, lo, hi, step), (hi - lo) // step + 2)
+
+
+def stats(m: Map, *, clear: bool = False) -> Any:
+    """:class:`Stats` from a ``BPFKIT_STATS`` map, or :class:`Keyed` stats from ``BPFKIT_KEYED_STATS``."""
+    keys, values = m.pop_all() if clear else m.to_numpy()
+    names = values.dtype.names or ()
+    if not {"count", "total", "min", "max"} <= set(names):
+        raise MapError(f"map {m.name!r}: values need count/total/min/max fields (struct bpfkit_stats), "
+                       f"got {values.dtype}")
+
+    def reduce(v: np.ndarray) -> Stats:
+        v = np.atleast_1d(v)
+        live = v[v["count"] > 0]
+        if not len(live):
+            return Stats()
+        return Stats(int(live["count"].sum()), int(live["total"].astype(np.int64).sum()),
+                     int(live["min"].min()), int(live["max"].max()))
+
+    if m.type_name in ("array", "percpu_array"):
+        total = [reduce(values[i]) for i in range(len(values))]
+        merged = Stats()
+        for s in total:
+            merged = _merge(merged, s)
+        return merged
+    return Keyed({_py(k): reduce(values[i]) for i, k in enumerate(keys)})
+
+
+def _merge(a: Stats, b: Stats) -> Stats:
+    if not b.count:
+        return a
+    if not a.count:
+        return b
+    assert a.min is not None and a.max is not None and b.min is not None and b.max is not None
+    return Stats(a.count + b.count, a.total + b.total, min(a.min, b.min), max(a.max, b.max))
+
+
+__all__ = ["Log2Hist", "LinearHist", "Stats", "Keyed", "log2", "linear", "stats", "log2_label", "LOG2_SLOTS"]
