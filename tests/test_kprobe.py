@@ -1,0 +1,127 @@
+"""kprobes/kretprobes/ksyscall/kprobe_multi (issue 5).
+
+This project's CI kernel has no CONFIG_KPROBES: the tests that need kprobes skip with that reason
+here and run for real in guest kernels (``python -m bpfkit.testing.vm``); the error path runs here.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import bpfkit
+from bpfkit import features
+from bpfkit import syscall as sc
+from bpfkit.probes.kprobe import kernel_functions, syscall_function
+from bpfkit.probes.link import MultiLink
+from bpfkit.testing import fixtures
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+KPROBES = features.check("kprobes")
+KPROBE_MULTI = features.check("kprobe_multi")
+needs_kprobes = [pytest.mark.guest, pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])]
+
+
+def _spec(pid: int) -> bpfkit.ObjectSpec:
+    spec = bpfkit.open("tests/probes_kprobe")
+    spec.rodata.target_pid = pid
+    return spec
+
+
+def _load_only(spec: bpfkit.ObjectSpec, *names: str) -> bpfkit.Object:
+    for p in spec.programs.values():
+        p.autoload = p.name in names
+    return spec.load()
+
+
+def _kallsyms_address(name: str) -> int:
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            addr, _, sym = line.split()[:3]
+            if sym == name:
+                return int(addr, 16)
+    raise LookupError(name)
+
+
+@pytest.mark.skipif(KPROBES[0], reason="this kernel has kprobes")
+def test_without_kprobes_attaching_names_config_kprobes() -> None:
+    with _load_only(_spec(1), "on_kprobe", "on_read") as obj:
+        for attach in (lambda: obj.progs.on_kprobe.attach_kprobe("vfs_read"),
+                       lambda: obj.progs.on_kprobe.attach_kretprobe("vfs_read"),
+                       lambda: obj.progs.on_kprobe.attach_kprobe("vfs_rea*"),
+                       obj.progs.on_read.attach):
+            with pytest.raises(bpfkit.FeatureNotSupported, match="CONFIG_KPROBES") as exc:
+                attach()
+            assert exc.value.feature == "kprobes"
+        assert obj.links == []
+
+
+def _guest(fn):  # type: ignore[no-untyped-def]
+    for m in needs_kprobes:
+        fn = m(fn)
+    return fn
+
+
+@_guest
+def test_ksyscall_read_arguments_and_kretsyscall_return_values() -> None:
+    n, size = 100, 512
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(n), str(size)) as proc:
+        with _load_only(_spec(proc.pid), "on_read", "on_read_ret") as obj:
+            with obj.attach() as group:  # SEC("ksyscall/read"), SEC("kretsyscall/read")
+                assert len(group) == 2
+                assert proc.finish().strip() == f"done {n}"
+            b = obj.bss
+            assert (b.read_calls, b.read_bytes_asked) == (n, n * size)
+            assert (b.read_returns, b.read_ret_sum) == (n, n * size)
+            assert obj.data.read_fd >= 3  # /dev/zero, opened after stdio
+
+
+@_guest
+def test_kprobe_by_name_address_and_pattern_with_cookie() -> None:
+    n = 77
+    func = syscall_function("getpid")
+    attaches = [
+        lambda p: p.attach_kprobe(func, cookie=42),
+        lambda p: p.attach_kprobe(_kallsyms_address(func), cookie=42),
+        lambda p: p.attach_kprobe(func[:-1] + "*", cookie=42),
+    ]
+    for attach in attaches:
+        with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+            with _load_only(_spec(proc.pid), "on_kprobe") as obj:
+                with attach(obj.progs.on_kprobe) as link:
+                    kinds = {sc.BPF_LINK_TYPE_NAMES[sc.link_info(lk.fd).type]
+                             for lk in (link.links if isinstance(link, MultiLink) else [link])}
+                    assert kinds == {"perf_event"}
+                    proc.finish()
+                assert obj.bss.kprobe_hits == n
+                assert obj.bss.last_cookie == 42
+
+
+@_guest
+@pytest.mark.skipif(not KPROBE_MULTI[0], reason=KPROBE_MULTI[1])
+def test_kprobe_multi_link_for_a_pattern() -> None:
+    n = 55
+    pattern = syscall_function("getpid") + "*"
+    assert kernel_functions(pattern)
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+        with _load_only(_spec(proc.pid), "on_multi") as obj:
+            with obj.progs.on_multi.attach_kprobe(pattern) as link:
+                assert sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type] == "kprobe_multi"
+                proc.finish()
+            assert obj.bss.multi_hits == n
+
+
+@_guest
+def test_unknown_kernel_function_is_a_clear_error() -> None:
+    with _load_only(_spec(1), "on_kprobe") as obj:
+        with pytest.raises(bpfkit.BpfNotFoundError, match="cannot be kprobed"):
+            obj.progs.on_kprobe.attach_kprobe("bpfkit_no_such_function")
+        with pytest.raises(bpfkit.BpfNotFoundError, match="cannot be kprobed"):
+            obj.progs.on_kprobe.attach_kprobe("bpfkit_no_such_*")
+
+
+def test_syscall_function_and_kernel_function_listing() -> None:
+    assert syscall_function("read").endswith("sys_read")
+    assert syscall_function("read") in kernel_functions(syscall_function("rea*"))
+    assert kernel_functions("vfs_read") == ["vfs_read"]
+    assert kernel_functions("bpfkit_no_such_function") == []
