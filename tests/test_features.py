@@ -1,0 +1,79 @@
+"""bpfkit.features: probing by trying, with reasons, cached (issue 5)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import bpfkit
+from bpfkit import features
+from bpfkit import syscall as sc
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to probe BPF features")
+
+
+def test_every_kernel_feature_answers_with_a_reason() -> None:
+    for name in features.KERNEL_FEATURES:
+        ok, reason = features.check(name)
+        assert isinstance(ok, bool) and reason, name
+
+
+def test_answers_agree_with_what_the_kernel_does() -> None:
+    assert features.check("kprobes")[0] == os.path.exists("/sys/bus/event_source/devices/kprobe")
+    assert features.check("uprobes")[0] == os.path.exists("/sys/bus/event_source/devices/uprobe")
+    assert features.check("btf")[0] == os.path.exists("/sys/kernel/btf/vmlinux")
+    try:
+        os.close(sc.map_create(sc.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096))
+        ringbuf = True
+    except bpfkit.BpfError:
+        ringbuf = False
+    assert features.check("ringbuf")[0] == ringbuf == features.map_type("ringbuf")
+
+
+def test_missing_kprobes_reason_names_the_config_option() -> None:
+    ok, reason = features.check("kprobes")
+    if ok:
+        pytest.skip("this kernel has kprobes")
+    assert "CONFIG_KPROBES" in reason
+    with pytest.raises(bpfkit.FeatureNotSupported, match="kprobe on x: .*CONFIG_KPROBES") as exc:
+        features.require("kprobes", "kprobe on x")
+    assert exc.value.feature == "kprobes"
+
+
+def test_program_map_types_and_helpers() -> None:
+    for t in ("socket_filter", "kprobe", "tracepoint", "perf_event", "raw_tracepoint", "xdp"):
+        assert features.prog_type(t), t
+    assert features.prog_type(sc.BPF_PROG_TYPE_KPROBE)
+    assert not features.prog_type(999)
+    for m in ("hash", "array", "percpu_array", "lru_hash", "stack_trace", "lpm_trie", "array_of_maps", "queue"):
+        assert features.map_type(m), m
+    assert not features.map_type(999)
+    assert features.helper("map_lookup_elem") and features.helper("bpf_get_current_pid_tgid", "tracepoint")
+    assert features.helper_id("get_attach_cookie") == 174
+    # a helper that exists but that tracepoint programs may not call, and one that does not exist
+    assert not features.helper("xdp_adjust_head", "tracepoint")
+    assert not features.helper("no_such_helper")
+    ok, reason = features.check("helper:tracepoint:xdp_adjust_head")
+    assert not ok and "cannot" in reason
+    with pytest.raises(ValueError, match="unknown prog type"):
+        features.prog_type("nonsense")
+
+
+def test_results_are_cached_and_unknown_names_are_errors() -> None:
+    features.check("perf_link")
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        features.check("perf_link")
+    assert time.perf_counter() - t0 < 0.05
+    assert features.status("perf_link") is features.status("perf_link")
+    assert features.check("kprobe") == features.check("kprobes")  # alias
+    with pytest.raises(ValueError, match="unknown feature 'warp_drive'"):
+        features.check("warp_drive")
+
+
+def test_probe_all_summarises_like_bpftool() -> None:
+    allf = features.probe_all()
+    assert allf["prog_types"]["kprobe"] and allf["map_types"]["hash"]
+    assert set(allf["kernel"]) == set(features.KERNEL_FEATURES)
+    assert allf["helpers.kprobe"]["map_lookup_elem"]
