@@ -1,0 +1,195 @@
+"""The plugin's leak check and markers, seen from outside: inner test files run by pytester in a
+subprocess (its own fds, its own pins), and we check which inner tests errored and why (issue 6)."""
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+
+import pytest
+
+from bpfkit.testing.leaks import LeakChecker, bpf_fds
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+
+INNER_LEAKS = """
+    import os
+    import bpfkit
+    from bpfkit import syscall as sc
+    from bpfkit.probes.tracepoint import attach_tracepoint
+
+    KEEP = []
+    PIN = "/sys/fs/bpf/bpfkit-leaktest-{pid}"
+
+    def test_clean(bpf_load, bpf_trigger):
+        t = bpf_trigger.syscalls("getpid", 3)
+        obj = bpf_load("tests/count", target_pid=t.pid)
+        obj.attach()               # left attached on purpose: closing it is the fixture's job
+        t.run()
+        assert obj.maps.counts[t.pid] == 3
+
+    def test_leaks_link_fd(bpf_load):
+        obj = bpf_load("tests/count")
+        KEEP.append(attach_tracepoint(obj.progs.on_getpid.fd, "syscalls", "sys_enter_getpid"))
+
+    def test_leaks_object(bpf_leak_check):
+        KEEP.append(bpfkit.load("tests/count"))
+
+    def test_leaks_pinned_map(bpf_load):
+        obj = bpf_load("tests/count")
+        obj.maps.counts.pin(PIN)
+
+    def test_pins_and_unpins(bpf_load):
+        obj = bpf_load("tests/count")
+        obj.maps.counts.pin(PIN + "-ok")
+        os.unlink(PIN + "-ok")
+
+    def test_leaks_pinned_link(bpf_load):
+        obj = bpf_load("tests/count")
+        link = obj.progs.on_getpid.attach_tracepoint("syscalls:sys_enter_getpid")
+        sc.obj_pin(link.fd, PIN + "-link")
+        link.close()
+
+    def test_leaves_pin_in_pin_dir(bpf_load, bpf_pin_dir):
+        obj = bpf_load("tests/count")
+        (bpf_pin_dir / "sub").mkdir()
+        obj.maps.counts.pin(bpf_pin_dir / "sub" / "counts")
+        KEEP.append(str(bpf_pin_dir))
+
+    def test_fails_and_leaks_nothing(bpf_load):
+        bpf_load("tests/count")
+        assert False, "plain failure"
+"""
+
+
+def _errors_by_test(output: str) -> dict[str, str]:
+    """'ERROR at teardown of test_x' sections of pytest's output, by test name."""
+    parts = re.split(r"_+ ERROR at teardown of (\w+) _+", output)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def test_leaks_fail_the_test_with_what_to_fix(pytester: pytest.Pytester) -> None:
+    pid = os.getpid()
+    pytester.makepyfile(test_inner=textwrap.dedent(INNER_LEAKS).replace("{pid}", str(pid)))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=7, failed=1, errors=5)
+    errors = _errors_by_test(out)
+    assert set(errors) == {"test_leaks_link_fd", "test_leaks_object", "test_leaks_pinned_map",
+                           "test_leaks_pinned_link", "test_leaves_pin_in_pin_dir"}, out
+
+    link = errors["test_leaks_link_fd"]
+    assert "left 2 BPF resource(s)" in link, link
+    assert re.search(r"fd \d+ is still open: link id \d+ \(program id \d+\)", link)
+    assert re.search(r"fd \d+ is still open: perf event", link)
+
+    obj = errors["test_leaks_object"]
+    assert "program 'on_getpid'" in obj and "map 'counts'" in obj and "BTF object" in obj
+
+    pinned = errors["test_leaks_pinned_map"]
+    assert f"/sys/fs/bpf/bpfkit-leaktest-{pid} (map id" in pinned and "bpfkit removed it" in pinned
+    assert "left 1 BPF resource(s)" in pinned  # the pin explains why the map survived: one report
+
+    plink = errors["test_leaks_pinned_link"]
+    assert f"bpfkit-leaktest-{pid}-link (link id" in plink and "left 1 BPF resource(s)" in plink
+
+    pindir = errors["test_leaves_pin_in_pin_dir"]
+    assert re.search(r"/sys/fs/bpf/bpfkit-test-\d+-\d+/sub/counts \(map id \d+\) is still pinned", pindir)
+
+    # Leaked pins were removed, and so was the per-test pin directory.
+    assert not any(os.path.exists(f"/sys/fs/bpf/bpfkit-leaktest-{pid}{s}") for s in ("", "-ok", "-link"))
+    pin_dir = re.search(r"(/sys/fs/bpf/bpfkit-test-\d+-\d+)/sub", pindir)
+    assert pin_dir and not os.path.exists(pin_dir.group(1))
+    assert "plain failure" in out and "test_fails_and_leaks_nothing" not in errors
+
+
+INNER_MARKERS = """
+    import sys
+    import pytest
+
+    def test_plugin_import_is_lazy():
+        # Loading the plugin must not import numpy/libbpf into every pytest run.
+        import conftest
+        assert conftest.AT_CONFIGURE == {"plugin": True, "numpy": False, "bpfkit.syscall": False}
+
+    @pytest.mark.requires("kprobes")
+    def test_needs_kprobes():
+        pass
+
+    @pytest.mark.requires("ringbuf", "tracefs")
+    def test_needs_ringbuf():
+        pass
+
+    @pytest.mark.requires("stub_missing")
+    def test_needs_stub():
+        pass
+
+    @pytest.mark.requires("prog:xdp")
+    @pytest.mark.requires("stub_present")
+    def test_needs_two_markers():
+        pass
+
+    @pytest.mark.requires("kprobez")
+    def test_typo_is_an_error():
+        pass
+"""
+
+INNER_CONFTEST = """
+    import sys
+    import pytest
+
+    AT_CONFIGURE = {}
+
+    def pytest_configure(config):
+        AT_CONFIGURE["plugin"] = "bpfkit.testing.plugin" in sys.modules
+        AT_CONFIGURE["numpy"] = "numpy" in sys.modules
+        AT_CONFIGURE["bpfkit.syscall"] = "bpfkit.syscall" in sys.modules
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(session):
+        from bpfkit import features
+        features.KERNEL_FEATURES["stub_missing"] = lambda: (False, "the stub says no (CONFIG_STUB)")
+        features.KERNEL_FEATURES["stub_present"] = lambda: (True, "the stub says yes")
+"""
+
+
+def test_requires_marker_skips_with_the_feature_and_reason(pytester: pytest.Pytester) -> None:
+    from bpfkit import features
+
+    pytester.makepyfile(test_inner=textwrap.dedent(INNER_MARKERS))
+    pytester.makeconftest(textwrap.dedent(INNER_CONFTEST))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--strict-markers", "-q")
+    out = result.stdout.str()
+    kprobes_ok, kprobes_reason = features.check("kprobes")
+    result.assert_outcomes(passed=3 + kprobes_ok, skipped=1 + (not kprobes_ok), errors=1)
+    # Reported at the test's own line, like a skipif mark, with the feature and the probe's reason.
+    assert re.search(r"SKIPPED \[1\] test_inner.py:\d+: requires stub_missing: the stub says no \(CONFIG_STUB\)",
+                     out), out
+    assert "During handling" not in out
+    if not kprobes_ok:
+        assert f"requires kprobes: {kprobes_reason}" in out
+    assert re.search(r"ERROR test_inner.py::test_typo_is_an_error", out) or "test_typo_is_an_error" in out
+    assert "@pytest.mark.requires('kprobez'): unknown feature 'kprobez'; known:" in out
+
+
+def test_checker_alone_sees_only_new_fds() -> None:
+    """Direct use of LeakChecker: fds opened before start() are not this test's leaks."""
+    import bpfkit
+    from bpfkit.objects import find_object
+
+    path = str(find_object("tests/count"))
+    with bpfkit.load(path) as before:
+        checker = LeakChecker.start()
+        kinds = set(bpf_fds().values())
+        assert {"prog", "map"} <= kinds
+        leaked = bpfkit.load(path)
+        checker.track(leaked)
+        found = checker.finish()
+        assert found and all(leak.kind == "fd" for leak in found)
+        assert not any(f"id {before.progs.on_getpid.id})" in str(leak) for leak in found)
+        leaked.close()
+        checker = LeakChecker.start()
+        with bpfkit.load(path) as obj:
+            checker.track(obj)
+        assert checker.finish() == []
