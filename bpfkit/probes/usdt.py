@@ -37,7 +37,9 @@ IP_MAP = "__bpf_usdt_ip_to_spec_id"
 
 
 class _MapLike(Protocol):
-    fd: int
+    @property
+    def fd(self) -> int: ...
+
     max_entries: int
 
 
