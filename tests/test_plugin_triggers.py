@@ -18,6 +18,8 @@ READ_COUNTER = r"""
 const volatile __u32 target_pid = 0;
 __u64 reads = 0;
 __u64 bytes = 0;
+__u64 returns = 0;
+__s64 returned = 0;
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int on_read(struct trace_event_raw_sys_enter *ctx)
@@ -26,6 +28,16 @@ int on_read(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	__sync_fetch_and_add(&reads, 1);
 	__sync_fetch_and_add(&bytes, ctx->args[2]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int on_read_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+		return 0;
+	__sync_fetch_and_add(&returns, 1);
+	__sync_fetch_and_add(&returned, ctx->ret);
 	return 0;
 }
 
@@ -49,6 +61,9 @@ def test_read_trigger_with_c_text(bpf_load: BpfLoader, bpf_trigger: Triggers) ->
     obj.attach()
     t.run()
     assert (obj.bss.reads, obj.bss.bytes) == (7, 7 * 4096)
+    # The child waits for its release without read(2), so no read that began before the attach
+    # returns after it: exits match entries exactly.
+    assert (obj.bss.returns, obj.bss.returned) == (7, 7 * 4096)
 
 
 @pytest.mark.parametrize("pie", [True, False])
