@@ -223,8 +223,11 @@ class LeakChecker:
             if ident is not None:
                 held.add(ident)
                 if ident[0] == "link":
+                    prog_id = _link_prog_id(fd)
+                    if prog_id in self.ids["prog"]:
+                        what += f" attached to {self.ids['prog'][prog_id]}"
                     self.ids["link"].setdefault(ident[1], what)
-                    held.add(("prog", _link_prog_id(fd)))
+                    held.add(("prog", prog_id))
             leaks.append(Leak("fd", f"fd {fd} is still open: {what}. Close it (use `with`, or .close() "
                                     "on the Link/Object/Map that owns it)."))
         pin_leaks, pinned = self._pins(held)
