@@ -13,11 +13,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 import bpfkit
+import bpfkit.hist
+from bpfkit.hist import Log2Hist
 
 
 @dataclass
@@ -25,16 +27,19 @@ class SyscountResult:
     """What one run measured: per-process rows and the read-size log2 histogram."""
 
     procs: np.ndarray  # structured: pid, comm, calls, reads — sorted by calls, descending
-    read_size_log2: np.ndarray  # bpftrace log2 slots: [0], [1], [2, 4), ...
+    read_bytes: Log2Hist  # sizes returned by read()
     seconds: float
     dropped: int
 
 
-def run(duration: float, pid: int = 0) -> SyscountResult:
-    """Trace every process (or ``pid``) for ``duration`` seconds; Ctrl-C stops early."""
+def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
+    """Trace every process (or ``pid``) for ``duration`` seconds; Ctrl-C stops early.
+    ``on_attached`` is called once tracing is on (e.g. to start the workload)."""
     spec = bpfkit.open("tools/syscount")
     spec.rodata.target_pid = pid
     with spec.load() as obj, obj.attach():
+        if on_attached is not None:
+            on_attached()
         start = time.monotonic()
         try:
             time.sleep(duration)
@@ -42,37 +47,12 @@ def run(duration: float, pid: int = 0) -> SyscountResult:
             pass
         seconds = time.monotonic() - start
         rows = [(k, v["comm"], int(v["calls"]), int(v["reads"])) for k, v in obj.maps.procs.items()]
-        hist = obj.bss.read_size_log2.copy()
+        hist = bpfkit.hist.log2(obj.maps.read_bytes)
         dropped = obj.bss.dropped
     dt = np.dtype([("pid", "u4"), ("comm", "S16"), ("calls", "u8"), ("reads", "u8")])
     procs = np.array(rows, dtype=dt)
     procs = procs[np.argsort(-procs["calls"].astype(np.int64), kind="stable")]
     return SyscountResult(procs, hist, seconds, dropped)
-
-
-def _size_label(v: int) -> str:
-    for unit, shift in (("E", 60), ("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if v >= 1 << shift and v % (1 << shift) == 0:
-            return f"{v >> shift}{unit}"
-    return str(v)
-
-
-def format_log2(counts: np.ndarray, width: int = 52) -> str:
-    """bpftrace's log2 histogram layout, from slot counts [0], [1], [2, 4), ..."""
-    nz = np.flatnonzero(counts)
-    if not nz.size:
-        return "(no data)\n"
-    top = int(counts.max())
-    lines = []
-    for slot in range(int(nz[0]), int(nz[-1]) + 1):
-        if slot < 2:
-            label = f"[{slot}]"
-        else:
-            label = f"[{_size_label(1 << (slot - 1))}, {_size_label(1 << slot)})"
-        n = int(counts[slot])
-        bar = "@" * (n * width // top if top else 0)
-        lines.append(f"{label:<20}{n:>8} |{bar:<{width}}|")
-    return "\n".join(lines) + "\n"
 
 
 def format_result(res: SyscountResult, top: int = 15) -> str:
@@ -84,7 +64,7 @@ def format_result(res: SyscountResult, top: int = 15) -> str:
                    f"{int(row['calls']):>10} {int(row['reads']):>8}")
     if len(res.procs) > top:
         out.append(f"{'':>8}  ... {len(res.procs) - top} more")
-    out += ["", "@read_bytes:", format_log2(res.read_size_log2)]
+    out += ["", res.read_bytes.format("@read_bytes")]
     if res.dropped:
         out.append(f"warning: {res.dropped} events not counted (process table full)")
     return "\n".join(out)

@@ -2,6 +2,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "bpfkit_hist.h"
 
 const volatile __u32 target_pid = 0; /* 0: every process */
 
@@ -18,21 +19,8 @@ struct {
 	__type(value, struct proc_stats);
 } procs SEC(".maps");
 
-__u64 read_size_log2[65]; /* bpftrace's log2 slots: [0], [1], then [2^(k-1), 2^k) in slot k */
-__u64 dropped = 0;        /* processes not counted because procs was full */
-
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 slot = 0;
-	/* unrolled binary search: the verifier sees a bounded result */
-	if (v >= (1ULL << 32)) { v >>= 32; slot += 32; }
-	if (v >= (1ULL << 16)) { v >>= 16; slot += 16; }
-	if (v >= (1ULL << 8))  { v >>= 8;  slot += 8; }
-	if (v >= (1ULL << 4))  { v >>= 4;  slot += 4; }
-	if (v >= (1ULL << 2))  { v >>= 2;  slot += 2; }
-	if (v >= (1ULL << 1))  { slot += 1; }
-	return slot;
-}
+BPFKIT_LOG2_HIST(read_bytes); /* sizes returned by read(), bpftrace's hist() slots */
+__u64 dropped = 0;             /* processes not counted because procs was full */
 
 static __always_inline struct proc_stats *stats_of(__u32 tgid)
 {
@@ -72,10 +60,7 @@ int on_read_exit(struct trace_event_raw_sys_exit *ctx)
 	struct proc_stats *s = stats_of(tgid);
 	if (s)
 		__sync_fetch_and_add(&s->reads, 1);
-	__u32 slot = ret ? log2_slot(ret) + 1 : 0;
-	if (slot > 64)
-		slot = 64;
-	__sync_fetch_and_add(&read_size_log2[slot], 1);
+	bpfkit_log2_record(&read_bytes, ret);
 	return 0;
 }
 
