@@ -103,12 +103,17 @@ class RunResult:
         return np.frombuffer(self.data[: dt.itemsize].ljust(dt.itemsize, b"\0"), dtype=dt, count=1)[0]
 
 
-@lru_cache(maxsize=None)
-def _kernel_dtype(struct_name: str) -> np.dtype:
+@lru_cache(maxsize=1)
+def _kernel_dtypes() -> dict[str, np.dtype]:
+    # Parsing vmlinux BTF takes about a second: do it once for both context structs.
     from ..btf import Btf, Kind
 
     btf = Btf.load_vmlinux()
-    return btf.dtype(btf.find(struct_name, Kind.STRUCT).id)
+    return {name: btf.dtype(btf.find(name, Kind.STRUCT).id) for name in ("__sk_buff", "bpf_flow_keys")}
+
+
+def _kernel_dtype(struct_name: str) -> np.dtype:
+    return _kernel_dtypes()[struct_name]
 
 
 def skb_dtype() -> np.dtype:
