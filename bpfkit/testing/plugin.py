@@ -14,13 +14,14 @@ Installed with bpfkit, so any project depending on bpfkit gets, without configur
 
 Example::
 
-    @pytest.mark.requires("ringbuf")
-    def test_counts_writes(bpf_load, bpf_trigger):
-        t = bpf_trigger.syscalls("write", 10, size=100)
-        obj = bpf_load("write_bytes.bpf.c", target_pid=t.pid)
+    def test_counts_writes_of_one_process(bpf_load, bpf_trigger):
+        t = bpf_trigger.syscalls("write", 10, size=100)   # paused child, pid known
+        obj = bpf_load("probes/write_stats.bpf.c", target_pid=t.pid)
         obj.attach()
-        t.run()
-        assert obj.maps.bytes_by_pid[t.pid] == 1000
+        t.run()                                           # exactly 10 writes of 100 bytes
+        assert obj.maps.stats[t.pid]["bytes"] == 1000
+
+(docs/testing.md walks through it.)
 
 This module is imported by every pytest run where bpfkit is installed, so it imports nothing from
 bpfkit (no numpy, no libbpf) until a test uses one of its fixtures or markers.
