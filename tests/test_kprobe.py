@@ -77,33 +77,33 @@ def test_ksyscall_read_arguments_and_kretsyscall_return_values() -> None:
 
 
 @_guest
-def test_kprobe_by_name_address_and_pattern_with_cookie() -> None:
+@pytest.mark.parametrize("how", ["name", "address", "pattern"])
+def test_kprobe_by_name_address_and_pattern_with_cookie(how: str) -> None:
     n = 77
-    func = syscall_function("getpid")
-    attaches = [
-        lambda p: p.attach_kprobe(func, cookie=42),
-        lambda p: p.attach_kprobe(_kallsyms_address(func), cookie=42),
-        lambda p: p.attach_kprobe(func[:-1] + "*", cookie=42),
-    ]
-    for attach in attaches:
-        with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
-            with _load_only(_spec(proc.pid), "on_kprobe") as obj:
-                with attach(obj.progs.on_kprobe) as link:
-                    kinds = {sc.BPF_LINK_TYPE_NAMES[sc.link_info(lk.fd).type]
-                             for lk in (link.links if isinstance(link, MultiLink) else [link])}
-                    assert kinds == {"perf_event"}
-                    proc.finish()
-                assert obj.bss.kprobe_hits == n
-                assert obj.bss.last_cookie == 42
+    if how == "pattern":
+        # __x64_sys_read, _readv, _readlink...: the child only calls read(2)
+        what, args, target = "read", (str(n), "64"), syscall_function("read") + "*"
+    else:
+        func = syscall_function("getpid")
+        what, args, target = "getpid", (str(n),), func if how == "name" else _kallsyms_address(func)
+    with fixtures.spawn(fixtures.syscall_target(), what, *args) as proc:
+        with _load_only(_spec(proc.pid), "on_kprobe") as obj:
+            with obj.progs.on_kprobe.attach_kprobe(target, cookie=42) as link:
+                links = link.links if isinstance(link, MultiLink) else [link]
+                assert {sc.BPF_LINK_TYPE_NAMES[sc.link_info(lk.fd).type] for lk in links} == {"perf_event"}
+                assert len(links) > 1 if how == "pattern" else len(links) == 1
+                proc.finish()
+            assert obj.bss.kprobe_hits == n
+            assert obj.bss.last_cookie == 42
 
 
 @_guest
 @pytest.mark.skipif(not KPROBE_MULTI[0], reason=KPROBE_MULTI[1])
 def test_kprobe_multi_link_for_a_pattern() -> None:
     n = 55
-    pattern = syscall_function("getpid") + "*"
+    pattern = syscall_function("read") + "*"  # the child only calls read(2)
     assert kernel_functions(pattern)
-    with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(n), "64") as proc:
         with _load_only(_spec(proc.pid), "on_multi") as obj:
             with obj.progs.on_multi.attach_kprobe(pattern) as link:
                 assert sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type] == "kprobe_multi"

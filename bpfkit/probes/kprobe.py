@@ -88,9 +88,14 @@ def kernel_functions(pattern: str = "*") -> list[str]:
 
 @lru_cache(maxsize=1)
 def _syscall_prefix() -> str:
-    names = set(_traceable_functions()[0])
+    # kallsyms, not available_filter_functions: ftrace lists one name per address, and on some
+    # kernels __x64_sys_getpid is an alias it lists as __do_sys_getpid.
     arch = _SYSCALL_PREFIX.get(platform.machine(), "")
-    return arch if arch and f"{arch}getpid" in names else "sys_"
+    if arch:
+        for ln in _read_lines("/proc/kallsyms") or []:
+            if ln.endswith(f" {arch}getpid") or ln.endswith(f" {arch}read"):
+                return arch
+    return "sys_"
 
 
 def syscall_function(name: str) -> str:
