@@ -23,6 +23,7 @@ def test_tracepoints_by_pattern() -> None:
     expected = sorted(n for n in os.listdir(events) if os.path.isdir(os.path.join(events, n)))
     assert [p.name for p in bpfkit.probes.list("tracepoint:sched:*")] == expected
     assert [p.name for p in bpfkit.probes.list("t:syscalls:sys_enter_rea?")] == ["sys_enter_read"]
+    assert [str(p) for p in bpfkit.probes.list("sched:sched_switch")] == ["tracepoint:sched:sched_switch"]
     assert bpfkit.probes.list("tracepoint:nosuchcat:*") == []
     assert [str(p) for p in bpfkit.probes.list("rawtracepoint:sched_switch")] == ["rawtracepoint:sched_switch"]
 

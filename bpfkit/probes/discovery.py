@@ -222,6 +222,8 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
     if not sep:
         kind_s, rest = "tracepoint", pattern if ":" in pattern else f"*:{pattern}"
     kind = _KINDS.get(kind_s)
+    if kind is None and sep and rest.count(":") == 0 and _tracepoints(kind_s, "*"):
+        kind, rest = "tracepoint", pattern  # "sched:sched_switch", as perf spells tracepoints
     if kind is None:
         raise ValueError(f"unknown probe kind {kind_s!r} in {pattern!r}; use one of "
                          "tracepoint, rawtracepoint, kprobe, fentry, uprobe, usdt, software, hardware")
