@@ -116,3 +116,17 @@ def test_close_detaches_rings(obj_path: Any, trigger: Trigger) -> None:
         for fd in fds:
             with pytest.raises(OSError):
                 os.fstat(fd)
+
+
+def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -> None:
+    # perf fds signal once per wakeup; a wakeup whose samples we already drained must not end
+    # read(timeout) early: the loop ends only once the producer has been quiet for `timeout`
+    n = 40_000
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=64)
+        with obj.progs.perf_getpid.attach():
+            trigger.start(n, cpu=usable_cpus()[-1])
+            got = sum(len(b) for b in pb.read(timeout=0.3))
+            trigger.done()
+        assert got + pb.dropped == n and got == pb.received
+        assert not pb.pending()

@@ -167,11 +167,20 @@ class Poller:
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until a buffer has data or ``timeout`` seconds pass; True if data is there."""
-        if self.pending():
-            return True
-        self._epoll().poll(-1 if timeout is None else timeout, self._max_events)
-        # perf fds report readiness once per wakeup, so the buffers themselves are the truth
-        return self.pending()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ep = self._epoll()
+        while True:
+            # the buffers are the truth: a wakeup can be stale (its records were already drained),
+            # so returning on any epoll event would look like an idle timeout to callers
+            if self.pending():
+                return True
+            if deadline is None:
+                ep.poll(-1, self._max_events)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ep.poll(left, self._max_events)
 
     def drain(self, dtype: Any = None) -> list[tuple[EventSource, Batch]]:
         """One non-empty batch per buffer that has records, without waiting."""

@@ -1,0 +1,162 @@
+// C baseline for bench_events.py: libbpf's ring_buffer__poll / perf_buffer__poll consumer.
+//   events_consumer ring|perf OBJ TARGET_PID N [PERF_PAGES]
+// Loads OBJ with target_pid set, attaches the matching program, prints "ready", consumes until
+// received + dropped == N (or 2 s without events), then prints one JSON line of results.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+struct event {
+	unsigned int pid, cpu;
+	unsigned long long ts, counter, spare;
+};
+
+static unsigned long long received, lost, counter_sum;
+static double t_first, t_last;
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+static void on_event(const struct event *e)
+{
+	if (!received)
+		t_first = now();
+	received++;
+	counter_sum += e->counter;
+}
+
+static int on_ring(void *ctx, void *data, size_t size)
+{
+	on_event(data);
+	return 0;
+}
+
+static void on_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+	on_event(data);
+}
+
+static void on_lost(void *ctx, int cpu, __u64 n)
+{
+	lost += n;
+}
+
+/* offset of global `name` in datasec `sec`, from the object's BTF */
+static long var_offset(struct bpf_object *obj, const char *sec, const char *name)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	int id = btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC);
+	if (id < 0)
+		return -1;
+	const struct btf_type *t = btf__type_by_id(btf, id);
+	const struct btf_var_secinfo *v = btf_var_secinfos(t);
+	for (int i = 0; i < btf_vlen(t); i++, v++) {
+		const struct btf_type *var = btf__type_by_id(btf, v->type);
+		if (!strcmp(btf__name_by_offset(btf, var->name_off), name))
+			return v->offset;
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s ring|perf OBJ TARGET_PID N [PERF_PAGES]\n", argv[0]);
+		return 2;
+	}
+	int ring = !strcmp(argv[1], "ring");
+	unsigned int pid = atoi(argv[3]);
+	unsigned long long n = atoll(argv[4]);
+	size_t pages = argc > 5 ? atol(argv[5]) : 64;
+
+	struct bpf_object *obj = bpf_object__open_file(argv[2], NULL);
+	if (!obj) {
+		perror("open");
+		return 1;
+	}
+	struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
+	size_t sz;
+	char *ro = bpf_map__initial_value(rodata, &sz);
+	long off = var_offset(obj, ".rodata", "target_pid");
+	if (!ro || off < 0) {
+		fprintf(stderr, "no target_pid in .rodata\n");
+		return 1;
+	}
+	memcpy(ro + off, &pid, sizeof(pid));
+	struct bpf_program *want = bpf_object__find_program_by_name(obj, ring ? "ring_getpid" : "perf_getpid");
+	struct bpf_program *other = bpf_object__find_program_by_name(obj, ring ? "perf_getpid" : "ring_getpid");
+	bpf_program__set_autoload(other, false);
+	if (bpf_object__load(obj)) {
+		perror("load");
+		return 1;
+	}
+	struct bpf_link *link = bpf_program__attach(want);
+	if (!link) {
+		perror("attach");
+		return 1;
+	}
+	struct bpf_map *bss = bpf_object__find_map_by_name(obj, ".bss");
+	long drops_off = var_offset(obj, ".bss", ring ? "__bpfkit_drops__events" : "__bpfkit_drops__pevents");
+	char *bss_val = calloc(1, bpf_map__value_size(bss));
+	int zero = 0;
+
+	struct ring_buffer *rb = NULL;
+	struct perf_buffer *pb = NULL;
+	if (ring)
+		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"), on_ring, NULL, NULL);
+	else
+		pb = perf_buffer__new(bpf_object__find_map_fd_by_name(obj, "pevents"), pages, on_sample, on_lost,
+				      NULL, NULL);
+	if (!rb && !pb) {
+		perror("buffer");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+
+	double cpu0 = cpu_seconds(), idle_since = now();
+	unsigned long long dropped = 0;
+	while (received + dropped < n) {
+		int got = ring ? ring_buffer__poll(rb, 100) : perf_buffer__poll(pb, 100);
+		if (got < 0 && got != -EINTR) {
+			fprintf(stderr, "poll: %d\n", got);
+			break;
+		}
+		if (got > 0) {
+			t_last = now();
+			idle_since = t_last;
+		} else {
+			bpf_map_lookup_elem(bpf_map__fd(bss), &zero, bss_val);
+			memcpy(&dropped, bss_val + drops_off, sizeof(dropped));
+			if (now() - idle_since > 2.0)
+				break;
+		}
+	}
+	double cpu = cpu_seconds() - cpu0;
+	bpf_map_lookup_elem(bpf_map__fd(bss), &zero, bss_val);
+	memcpy(&dropped, bss_val + drops_off, sizeof(dropped));
+	printf("{\"received\": %llu, \"lost\": %llu, \"dropped\": %llu, \"cpu_s\": %.6f, \"active_s\": %.6f, "
+	       "\"counter_sum\": %llu}\n", received, lost, dropped, cpu, t_last - t_first, counter_sum);
+	ring_buffer__free(rb);
+	perf_buffer__free(pb);
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+	return 0;
+}
