@@ -144,10 +144,12 @@ class Program:
         return self._track(attach_perf_event(self.fd, event, frequency=frequency, period=period, pid=pid,
                                              cpus=cpus, cookie=cookie))
 
-    def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 1,
+    def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 0,
                  data_out_size: Optional[int] = None, ctx_out_size: int = 0, flags: int = 0,
                  cpu: int = 0) -> TestRunResult:
-        """Run the program on synthetic input with BPF_PROG_TEST_RUN."""
+        """Run the program on synthetic input with BPF_PROG_TEST_RUN (``repeat=0`` runs it once and is
+        the only value raw_tp and syscall programs accept). See :mod:`bpfkit.testing.testrun` for typed
+        helpers per program type."""
         if data_out_size is None:
             data_out_size = len(data) + 256 if data is not None else 0
         r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
