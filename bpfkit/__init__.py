@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from .object import Object, Program
 
 
+_SUBMODULES = ("features", "perf", "probes", "hist", "maps", "events", "syscall", "btf", "objects", "testing")
+
+
 def __getattr__(name: str) -> Any:
     # Lazy so that `import bpfkit` stays cheap (no libbpf dlopen, no numpy) until something is used.
     if name in ("open", "load", "Object", "Program"):
@@ -56,6 +59,10 @@ def __getattr__(name: str) -> Any:
         from .compiler import compile
 
         return compile
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'bpfkit' has no attribute {name!r}")
 
 
