@@ -88,7 +88,8 @@ setup(
     install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
     extras_require={
         "net": ["pyroute2>=0.7"],
-        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7"],
+        # pandas and matplotlib so the optional to_dataframe()/plot() paths are tested, not skipped
+        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5"],
         "pandas": ["pandas>=1.5"],
         "plot": ["matplotlib>=3.5"],
     },

@@ -188,6 +188,7 @@ class Object:
                 kwargs["record_dtype"] = ms.record_dtype
             maps[name] = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                              ms.key_dtype, ms.value_dtype, **kwargs)
+            maps[name].dtype_error = ms.dtype_error
         self.maps: Namespace[Map] = Namespace(maps, "map")
         # event buffers find their drop counters (bpfkit.h's __bpfkit_drops__<map>) in the globals
         for m in maps.values():

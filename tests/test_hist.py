@@ -118,3 +118,17 @@ def test_kernel_histograms_exact() -> None:
             # drain-per-interval: clear=True empties the keyed map as it reads
             assert hist.log2(obj.maps.klat, clear=True)[2].total == n // 3
             assert len(obj.maps.klat) == 0
+
+
+def test_plot_draws_one_bar_per_printed_row(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")  # no display in tests
+    h = hist.Log2Hist.from_values([0, 1, 1, 5, 6, 7, 1000])
+    labels, counts = h.rows()
+    ax = h.plot(title="sizes")
+    heights = [int(p.get_height()) for p in ax.patches]
+    assert heights == counts and sum(heights) == 7
+    assert [t.get_text() for t in ax.get_xticklabels()] == labels
+    assert ax.get_title() == "sizes"
+    ax.figure.savefig(tmp_path / "hist.png")
+    assert (tmp_path / "hist.png").stat().st_size > 1000

@@ -26,6 +26,19 @@ def test_value_dtype_from_btf_nested_structs_arrays_unions() -> None:
     assert dt.itemsize == 4 + 4 + 2 * 16 + 8 + 4 + 4  # C layout, padding included
 
 
+def test_bitfield_values_are_refused_with_a_clear_message_until_retyped() -> None:
+    spec = bpfkit.open("tests/tp_kinds")
+    assert "bitfields" in spec.maps.bits.dtype_error
+    with spec.load() as obj:
+        with pytest.raises(bpfkit.MapError, match="map 'bits': value type: .*bitfields.*retype"):
+            obj.maps.bits[0]
+        with pytest.raises(bpfkit.MapError, match="bitfields"):
+            obj.maps.bits.to_numpy()
+        obj.maps.bits[0] = (5 | 17 << 3).to_bytes(4, "little")  # raw bytes still go in
+        assert obj.maps.bits.retype(value_dtype="u4")[0] == 5 | 17 << 3
+
+
+@pytest.mark.guest  # also run inside Debian 6.1/6.12 guests: CO-RE portability
 @pytest.mark.parametrize("prog,attach,field", [
     ("on_raw_sys_enter", lambda p: p.attach_raw_tracepoint("sys_enter"), "raw_tp_hits"),
     ("on_btf_sys_enter", lambda p: p.attach_btf(), "tp_btf_hits"),

@@ -112,6 +112,7 @@ class MapSpec:
     key_dtype: Optional[np.dtype] = None
     value_dtype: Optional[np.dtype] = None
     record_dtype: Optional[np.dtype] = None  # ring/perf buffers: the record type from BTF
+    dtype_error: str = ""  # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
     internal: bool = False
     section: str = ""
     libbpf_name: str = ""
@@ -228,8 +229,11 @@ def open_spec(source: Union[str, os.PathLike, bytes], name: Optional[str] = None
                     spec.value_dtype = dt
                     sections[spec.section] = GlobalVars(buf, dt, spec.section, owner=buf)
             else:
-                spec.key_dtype = _btf_dtype(btf, spec.key_type_id, spec.key_size, mname, "key")
-                spec.value_dtype = _btf_dtype(btf, spec.value_type_id, spec.value_size, mname, "value")
+                spec.key_dtype, kerr = _btf_dtype(btf, spec.key_type_id, spec.key_size)
+                spec.value_dtype, verr = _btf_dtype(btf, spec.value_type_id, spec.value_size)
+                errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
+                if errs:
+                    spec.dtype_error = f"map {mname!r}: " + "; ".join(errs)
                 spec.record_dtype = records.get(mname)
             maps[spec.name] = spec
     finally:
@@ -263,16 +267,19 @@ def _datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:
     return dt
 
 
-def _btf_dtype(btf: Optional[Btf], type_id: int, size: int, map_name: str, what: str) -> Optional[np.dtype]:
+def _btf_dtype(btf: Optional[Btf], type_id: int, size: int) -> tuple[Optional[np.dtype], str]:
+    """The dtype for a key/value and, when BTF cannot give one (bitfields...), the reason."""
     if not size:
-        return None
+        return None, ""
     if btf is None or not type_id:
-        return default_dtype(size)
+        return default_dtype(size), ""
     try:
         dt = btf.dtype(type_id)
-    except BpfError:
-        return np.dtype(f"V{size}")  # e.g. bitfields: raw bytes until the user passes a dtype
-    return dt if dt.itemsize == size else np.dtype(f"V{size}")
+    except BpfError as e:
+        return np.dtype(f"V{size}"), str(e)  # raw bytes; reads refuse until the user gives a dtype
+    if dt.itemsize != size:
+        return np.dtype(f"V{size}"), f"BTF type is {dt.itemsize} bytes but the map's size is {size}"
+    return dt, ""
 
 
 def _record_types(btf: Optional[Btf]) -> dict[str, np.dtype]:

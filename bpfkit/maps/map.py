@@ -94,6 +94,10 @@ class Map:
     """A live BPF map. Owned by an :class:`~bpfkit.Object` (which closes it), or standalone
     (:meth:`create`, :meth:`from_pinned`, :meth:`from_id`: close it, or use ``with``)."""
 
+    # set when BTF described the key/value in a way numpy cannot (bitfields): reads and writes
+    # refuse with this message until retype() gives explicit dtypes
+    dtype_error: str = ""
+
     def __init__(self, fd: int, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, key_dtype: Optional[np.dtype] = None,
                  value_dtype: Optional[np.dtype] = None, owns_fd: bool = False) -> None:
@@ -255,7 +259,13 @@ class Map:
             self.key_dtype = _checked(np.dtype(key_dtype), self.key_size, "key", self.name)
         if value_dtype is not None:
             self.value_dtype = _checked(np.dtype(value_dtype), self.value_size, "value", self.name)
+        self.dtype_error = ""
         return self
+
+    def _check_dtypes(self) -> None:
+        if self.dtype_error:
+            raise MapError(f"{self.dtype_error}; read it by giving numpy dtypes explicitly, e.g. "
+                           f"m.retype(value_dtype=[('flags', 'u4'), ...])")
 
     def _what(self) -> str:
         return f"map {self.name!r}"
@@ -296,6 +306,7 @@ class Map:
 
     def value_buffer(self) -> np.ndarray:
         """A zeroed buffer for one value (all CPUs for per-CPU maps)."""
+        self._check_dtypes()
         if self.percpu:
             return np.zeros(self.ncpus, dtype=_slot_dtype(self.value_dtype, self._slot))
         return np.zeros(1, dtype=self.value_dtype)
@@ -451,6 +462,7 @@ class Map:
         return self._read_all(delete=True)
 
     def _read_all(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
+        self._check_dtypes()
         if self.key_dtype is None or self.value_dtype is None:
             raise self._unsupported("reading all elements")
         vdt, vshape = self._value_layout()

@@ -33,6 +33,20 @@ struct {
 	__type(value, struct outer);
 } stats SEC(".maps");
 
+/* a value with bitfields: numpy has no dtype for it, Python must refuse to guess */
+struct packed_flags {
+	__u32 kind : 3;
+	__u32 level : 5;
+	__u32 rest : 24;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct packed_flags);
+} bits SEC(".maps");
+
 static __always_inline struct outer *mine(long id)
 {
 	__u32 zero = 0;
@@ -62,6 +76,12 @@ int BPF_PROG(on_btf_sys_enter, struct pt_regs *regs, long id)
 		o->in[0].small[2] = -3;
 		__builtin_memcpy(o->tag, "bpfkit!", 8);
 		o->as_u32 = 0x3f800000; /* 1.0f */
+		__u32 zero = 0;
+		struct packed_flags *f = bpf_map_lookup_elem(&bits, &zero);
+		if (f) {
+			f->kind = 5;
+			f->level = 17;
+		}
 	}
 	return 0;
 }
