@@ -130,3 +130,20 @@ def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -
             trigger.done()
         assert got + pb.dropped == n and got == pb.received
         assert not pb.pending()
+
+
+def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # decoding in 100-byte chunks cuts samples in two; each must be read whole with the next chunk
+    from bpfkit.maps import perfbuf
+
+    monkeypatch.setattr(perfbuf, "CHUNK_BYTES", 100)
+    cpu = usable_cpus()[0]
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=4)
+        with obj.progs.perf_getpid.attach():
+            trigger.run(500, cpu=cpu)
+            fixed = pb.drain()
+            trigger.run(50, cpu=cpu)
+            raw = pb.drain_raw()
+        np.testing.assert_array_equal(fixed["seq"], np.arange(500))
+        np.testing.assert_array_equal(raw.view(pb.dtype)["seq"], np.arange(500, 550))

@@ -169,3 +169,15 @@ def test_reading_while_the_producer_writes(obj_path: Any, trigger: Trigger) -> N
         assert len(seqs) == rb.received and rb.received + rb.dropped == n
         assert (np.diff(seqs.astype(np.int64)) > 0).all() and seqs[-1] < n
         assert (np.concatenate([b["pid"] for b in got]) == trigger.pid).all()
+
+
+def test_small_chunks(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfkit.maps import ringbuf
+
+    monkeypatch.setattr(ringbuf, "CHUNK_BYTES", 100)  # two records per commit
+    with load(obj_path, trigger.pid, discard_every=5) as obj:
+        rb = obj.maps.events
+        with obj.progs.ring_getpid.attach():
+            trigger.run(500)
+        seq = np.arange(500)
+        np.testing.assert_array_equal(rb.drain()["seq"], seq[seq % 5 != 0])

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import syscall as sc
 from ..errors import BpfError
-from .records import Batch, RawBatch
+from .records import Batch, RawBatch, gather_fixed, strided_words
 from .map import Map
 from .poller import EventSource
 
@@ -48,6 +48,7 @@ DATA_TAIL = 1032
 EVENT_HDR = 8     # struct perf_event_header {u32 type; u16 misc; u16 size;}
 SAMPLE_HDR = EVENT_HDR + 4  # + u32 raw size
 DROPS_PREFIX = "__bpfkit_drops__"
+CHUNK_BYTES = 1 << 20  # decoded per update of data_tail, so the producer gets space back early
 
 
 def sample_size(payload: int) -> int:
@@ -69,11 +70,12 @@ class _CpuRing:
         self.tail = np.frombuffer(mm, dtype=np.uint64, count=1, offset=DATA_TAIL)
         self.data = np.frombuffer(mm, dtype=np.uint8, offset=PAGE)
 
-    def unread(self) -> tuple[int, np.ndarray]:
-        """(tail, bytes between tail and head): a view, or a copy when the span wraps."""
+    def unread(self, limit: int) -> tuple[int, np.ndarray]:
+        """(tail, up to ``limit`` bytes from tail towards head): a view, or a copy when the span
+        wraps. The last record may be cut by the limit."""
         head = int(self.head[0])  # acquire: the records before head are complete
         tail = int(self.tail[0])
-        n = head - tail
+        n = min(head - tail, limit)
         off = tail & self.mask
         if off + n <= self.size:
             return tail, self.data[off: off + n]
@@ -97,12 +99,14 @@ class PerfBuffer(EventSource, Map):
     ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``)."""
 
     def __init__(self, *args: Any, record_dtype: Optional[np.dtype] = None, pages: int = 64,
-                 wakeup_events: int = 1, watermark: int = 0, **kwargs: Any) -> None:
+                 wakeup_events: int = 0, watermark: Optional[int] = None, flush_interval: float = 0.05,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.dtype: Optional[np.dtype] = np.dtype(record_dtype) if record_dtype is not None else None
         self.pages = pages
         self.wakeup_events = wakeup_events
         self.watermark = watermark
+        self.flush_interval = flush_interval
         self._rings: list[_CpuRing] = []
         self._drops: Optional[np.ndarray] = None
         ncpu = sc.possible_cpus()
@@ -112,14 +116,21 @@ class PerfBuffer(EventSource, Map):
 
     # -- setup ------------------------------------------------------------------
     def open(self, pages: Optional[int] = None, cpus: Optional[list[int]] = None,
-             wakeup_events: Optional[int] = None, watermark: Optional[int] = None) -> "PerfBuffer":
+             wakeup_events: Optional[int] = None, watermark: Optional[int] = None,
+             flush_interval: Optional[float] = None) -> "PerfBuffer":
         """Create the per-CPU rings: ``pages`` data pages per CPU (a power of two), on ``cpus``
-        (default: every online CPU). Wake the reader every ``wakeup_events`` samples, or when
-        ``watermark`` bytes are waiting if given (fewer wakeups, more latency). Idempotent.
+        (default: every online CPU). Idempotent.
+
+        Wakeups: every kernel wakeup costs the *producer* an irq_work and the reader a trip through
+        epoll, so by default the kernel wakes the reader only when ``watermark`` bytes are waiting
+        (default: a quarter of the ring, at most 1 MiB) and the reader also looks every
+        ``flush_interval`` seconds, which bounds the latency of a trickle of events.
+        ``wakeup_events=1`` wakes on every sample instead (libbpf's and bcc's behaviour).
 
         Example::
 
-            obj.maps.pevents.open(pages=256)
+            obj.maps.pevents.open(pages=256)                  # batched wakeups
+            obj.maps.pevents.open(pages=8, wakeup_events=1)   # lowest latency
         """
         if self._rings:
             return self
@@ -127,8 +138,18 @@ class PerfBuffer(EventSource, Map):
         if pages <= 0 or pages & (pages - 1):
             raise BpfError(f"perf buffer {self.name!r}: pages={pages} must be a power of two")
         self.pages = pages
-        wakeup = self.wakeup_events if wakeup_events is None else wakeup_events
-        mark = self.watermark if watermark is None else watermark
+        if wakeup_events is not None:
+            self.wakeup_events = wakeup_events
+        if watermark is not None:
+            self.watermark = watermark
+        if flush_interval is not None:
+            self.flush_interval = flush_interval
+        if self.wakeup_events > 0:
+            wakeup, mark = self.wakeup_events, 0
+        else:
+            wakeup = 1
+            mark = self.watermark if self.watermark is not None else min(pages * PAGE // 4, 1 << 20)
+            mark = max(1, min(mark, pages * PAGE))
         slots = int(sc.map_info(self.fd).max_entries)
         cpus = sc.online_cpus() if cpus is None else list(cpus)
         try:
@@ -141,6 +162,11 @@ class PerfBuffer(EventSource, Map):
             self._close_rings()
             raise
         return self
+
+    def max_latency(self) -> Optional[float]:
+        """How long a Poller may sleep without looking (None: it can rely on wakeups)."""
+        batched = self.wakeup_events != 1 and (self.wakeup_events > 1 or self.watermark != 0)
+        return self.flush_interval if batched else None
 
     def _open_cpu(self, cpu: int, pages: int, wakeup: int, mark: int) -> _CpuRing:
         attr = sc.PerfEventAttr(type=sc.PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT,
@@ -270,17 +296,32 @@ class PerfBuffer(EventSource, Map):
         return out
 
     def _drain_ring(self, ring: _CpuRing, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
-        tail, buf = ring.unread()
-        if not buf.size:
-            return np.empty(0, dtype=dt) if dt is not None else RawBatch.empty()
-        batch: Batch
+        parts: list[Any] = []
+        left = max_records
+        while left is None or left > 0:
+            # a chunk at a time, handing space back to the producer after each
+            tail, buf = ring.unread(CHUNK_BYTES)
+            if not buf.size:
+                break
+            b: Batch
+            if dt is None:
+                b, used = self._decode_raw(ring, buf, left)
+            else:
+                b, used = self._decode_fixed(ring, buf, dt, left)
+            ring.tail[0] = tail + used  # release: the records were copied out above
+            if len(b):
+                parts.append(b)
+                if left is not None:
+                    left -= len(b)
+            if not used:
+                break
+        got = sum(len(p) for p in parts)
+        self.received_per_cpu[ring.cpu] += got
         if dt is None:
-            batch, used = self._decode_raw(ring, buf, max_records)
-        else:
-            batch, used = self._decode_fixed(ring, buf, dt, max_records)
-        ring.tail[0] = tail + used  # release: the records were copied out above
-        self.received_per_cpu[ring.cpu] += len(batch)
-        return batch
+            return parts[0] if len(parts) == 1 else RawBatch.from_chunks([r for p in parts for r in p])
+        if not parts:
+            return np.empty(0, dtype=dt)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _decode_fixed(self, ring: _CpuRing, buf: np.ndarray, dt: np.dtype,
                       max_records: Optional[int]) -> tuple[np.ndarray, int]:
@@ -295,17 +336,19 @@ class PerfBuffer(EventSource, Map):
                 n = min(n, max_records - got)
             k = 0
             if n:
-                recs = buf[pos: pos + n * stride].reshape(n, stride)
-                hdr = np.ascontiguousarray(recs[:, :EVENT_HDR]).view(np.uint32)  # (n, 2): type, misc|size
-                ok = (hdr[:, 0] == PERF_RECORD_SAMPLE) & ((hdr[:, 1] >> 16) == stride)
+                # perf_event_header as one u64: type | misc << 32 | size << 48; misc is ignored
+                hdr = strided_words(buf, pos, n, stride)
+                ok = (hdr & np.uint64(0xFFFF0000FFFFFFFF)) == np.uint64(stride << 48 | PERF_RECORD_SAMPLE)
                 k = n if ok.all() else int(np.argmin(ok))
                 if k:
-                    parts.append(recs[:k, SAMPLE_HDR: SAMPLE_HDR + isz].copy().view(dt).reshape(-1))  # never a view
+                    parts.append(gather_fixed(buf, pos, k, stride, SAMPLE_HDR, dt))  # never a view
                     got += k
                     pos += k * stride
             if k == n and n:
                 continue
             rtype, size = self._header(buf, pos)
+            if pos + size > total:
+                break  # cut by the chunk limit: read with the next chunk
             if rtype == PERF_RECORD_SAMPLE:
                 raw = int(buf[pos + EVENT_HDR: pos + SAMPLE_HDR].view(np.uint32)[0])
                 if raw < isz:
@@ -323,18 +366,18 @@ class PerfBuffer(EventSource, Map):
         return batch, pos
 
     def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
-        """Every CPU's samples as raw bytes (the kernel pads each to ``4 + len`` ≡ 0 mod 8)."""
+        """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple
+        of 8), whatever the buffer's dtype."""
         self._ensure_open()
         batches: list[RawBatch] = []
         left = max_records
         for ring in self._rings:
-            tail, buf = ring.unread()
-            if not buf.size:
-                continue
-            b, used = self._decode_raw(ring, buf, left)
-            ring.tail[0] = tail + used
-            self.received_per_cpu[ring.cpu] += len(b)
-            batches.append(b)
+            if left is not None and left <= 0:
+                break
+            b = self._drain_ring(ring, None, left)
+            assert isinstance(b, RawBatch)
+            if len(b):
+                batches.append(b)
             if left is not None:
                 left -= len(b)
         if len(batches) == 1:
@@ -347,6 +390,8 @@ class PerfBuffer(EventSource, Map):
         pos, total = 0, buf.size
         while pos < total and (max_records is None or len(chunks) < max_records):
             rtype, size = self._header(buf, pos)
+            if pos + size > total:
+                break
             if rtype == PERF_RECORD_SAMPLE:
                 (raw,) = struct.unpack_from("<I", mv, pos + EVENT_HDR)
                 chunks.append(bytes(mv[pos + SAMPLE_HDR: pos + SAMPLE_HDR + raw]))

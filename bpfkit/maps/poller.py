@@ -46,6 +46,11 @@ class EventSource:
         """True if records (or loss notices) are waiting, without a syscall."""
         raise NotImplementedError
 
+    def max_latency(self) -> Optional[float]:
+        """Longest a poller may sleep without checking this buffer (None: wakeups suffice).
+        Buffers whose kernel wakeups are batched need a periodic look."""
+        return None
+
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch:
         """Everything available now, without waiting."""
         raise NotImplementedError
@@ -169,18 +174,23 @@ class Poller:
         """Block until a buffer has data or ``timeout`` seconds pass; True if data is there."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ep = self._epoll()
+        cap = self._latency_cap()
         while True:
             # the buffers are the truth: a wakeup can be stale (its records were already drained),
             # so returning on any epoll event would look like an idle timeout to callers
             if self.pending():
                 return True
             if deadline is None:
-                ep.poll(-1, self._max_events)
+                ep.poll(-1 if cap is None else cap, self._max_events)
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            ep.poll(left, self._max_events)
+            ep.poll(left if cap is None else min(left, cap), self._max_events)
+
+    def _latency_cap(self) -> Optional[float]:
+        caps = [c for c in (s.max_latency() for s in self._sources) if c is not None]
+        return min(caps) if caps else None
 
     def drain(self, dtype: Any = None) -> list[tuple[EventSource, Batch]]:
         """One non-empty batch per buffer that has records, without waiting."""
@@ -257,31 +267,34 @@ class Poller:
                 return total
 
     async def aiter(self, timeout: Optional[float] = None) -> AsyncIterator[tuple[EventSource, Batch]]:
-        """``async for buf, batch in poller.aiter()``: waits on the event loop, not in a thread."""
+        """``async for buf, batch in poller.aiter()``: waits on the event loop, not in a thread;
+        ends after ``timeout`` seconds without records when given."""
         loop = asyncio.get_running_loop()
         fd = self.fileno()
+        idle_since = time.monotonic()
         while True:
             got = self.drain()
             if got:
                 for pair in got:
                     yield pair
+                idle_since = time.monotonic()
                 continue
+            wait_for = None
+            if timeout is not None:
+                wait_for = timeout - (time.monotonic() - idle_since)
+                if wait_for <= 0:
+                    return
+            cap = self._latency_cap()
+            if cap is not None:
+                wait_for = cap if wait_for is None else min(wait_for, cap)
             ready = asyncio.Event()
             loop.add_reader(fd, ready.set)
             try:
-                if self.pending():
-                    continue
-                if timeout is None:
-                    await ready.wait()
-                else:
+                if not self.pending():
                     try:
-                        await asyncio.wait_for(ready.wait(), timeout)
+                        await asyncio.wait_for(ready.wait(), wait_for)
                     except asyncio.TimeoutError:
-                        got = self.drain()
-                        if not got:
-                            return
-                        for pair in got:
-                            yield pair
+                        pass
             finally:
                 loop.remove_reader(fd)
 

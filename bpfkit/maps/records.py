@@ -91,6 +91,23 @@ class RawBatch(Sequence[bytes]):
 Batch = Union[np.ndarray, RawBatch]
 
 
+def gather_fixed(buf: np.ndarray, start: int, count: int, stride: int, offset: int, dtype: np.dtype) -> np.ndarray:
+    """Copy ``count`` records of ``dtype`` found every ``stride`` bytes at ``offset`` into ``buf``
+    (uint8, from ``start``) into a new contiguous array. Always a copy, never a view of ``buf``.
+
+    Viewing the span as a structured type whose one field is opaque bytes lets numpy copy each
+    record as a block; a (count, size) uint8 slice would be copied byte by byte (2x slower)."""
+    holder = np.dtype({"names": ["p"], "formats": [f"V{dtype.itemsize}"], "offsets": [offset],
+                       "itemsize": stride})
+    return buf[start: start + count * stride].view(holder)["p"].copy().view(dtype)
+
+
+def strided_words(buf: np.ndarray, start: int, count: int, stride: int, word: str = "<u8") -> np.ndarray:
+    """A (view) array of the ``word`` at the start of each of ``count`` records ``stride`` apart."""
+    holder = np.dtype({"names": ["w"], "formats": [word], "offsets": [0], "itemsize": stride})
+    return buf[start: start + count * stride].view(holder)["w"]
+
+
 def decode_strings(arr: np.ndarray, encoding: str = "utf-8") -> np.ndarray:
     """``S``-dtype array (NUL-padded C strings) -> array of ``str``; undecodable bytes are replaced.
 

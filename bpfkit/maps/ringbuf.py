@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import BpfError
-from .records import Batch, RawBatch
+from .records import Batch, RawBatch, gather_fixed
 from .map import Map
 from .poller import EventSource
 
@@ -185,16 +185,11 @@ class RingBuffer(EventSource, Map):
                 ok = (lens & np.uint32(~DISCARD & 0xFFFFFFFF)) == isz  # busy or odd size: False
                 k = n if ok.all() else int(np.argmin(ok))
                 if k:
-                    recs = data[off: off + k * stride].reshape(k, stride)[:, HDR: HDR + isz]
+                    out = gather_fixed(data, off, k, stride, HDR, dt)  # a copy: safe after commit
                     disc = (lens[:k] & np.uint32(DISCARD)) != 0
                     if disc.any():
-                        recs = recs[~disc]  # boolean indexing copies
+                        out = out[~disc]
                         self.discarded += int(disc.sum())
-                    else:
-                        # always a copy: for k == 1 the slice is contiguous and ascontiguousarray
-                        # would hand out a view the producer overwrites once we commit
-                        recs = recs.copy()
-                    out = recs.view(dt).reshape(-1)
                     if out.size:
                         parts.append(out)
                         got += out.size
