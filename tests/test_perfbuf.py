@@ -139,7 +139,7 @@ def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: 
     monkeypatch.setattr(perfbuf, "CHUNK_BYTES", 100)
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=4)
+        pb = obj.maps.pevents.open(pages=16)
         with obj.progs.perf_getpid.attach():
             trigger.run(500, cpu=cpu)
             fixed = pb.drain()
