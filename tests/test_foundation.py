@@ -52,6 +52,7 @@ def test_spec_is_inspectable_before_load() -> None:
     assert spec.rodata.multiplier == 5
 
 
+@pytest.mark.guest  # also run inside Debian 6.1/6.12 guests: CO-RE portability
 def test_n_getpid_counted_exactly_for_the_child() -> None:
     n = 1234
     spec = bpfkit.open(count_obj())
@@ -73,6 +74,7 @@ def test_n_getpid_counted_exactly_for_the_child() -> None:
                 obj.maps.counts[proc.pid + 1]
 
 
+@pytest.mark.guest  # also run inside Debian 6.1/6.12 guests: CO-RE portability
 def test_globals_round_trip_both_ways() -> None:
     spec = bpfkit.open(count_obj())
     with fixtures.spawn(fixtures.syscall_target(), "getpid", "5") as proc:
@@ -92,6 +94,7 @@ def test_globals_round_trip_both_ways() -> None:
             assert record["out_value"] == 0xC0FFEE and record["total"] == 5
 
 
+@pytest.mark.guest  # also run inside Debian 6.1/6.12 guests: CO-RE portability
 def test_ring_buffer_delivers_exactly_n_events() -> None:
     n = 500
     spec = bpfkit.open(count_obj())
@@ -119,6 +122,7 @@ def test_attach_by_section_and_detach_on_exit() -> None:
         assert link_id not in sc.link_ids()
 
 
+@pytest.mark.guest  # also run inside Debian 6.1/6.12 guests: CO-RE portability
 def test_uprobe_counts_calls_and_uretprobe_sees_return_values() -> None:
     n, a, b = 37, 20, 22
     exe = fixtures.uprobe_target(pie=True)

@@ -1,0 +1,33 @@
+"""CO-RE portability: the objects built once against the build host's vmlinux.h load on this
+kernel. Marked `guest`, so `tests/test_guest_kernels.py` also runs it inside Debian's 6.1 and 6.12
+kernels, together with the other `guest`-marked end-to-end tests that use the same prebuilt objects."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import bpfkit
+from bpfkit.objects import shipped_objects
+
+pytestmark = [pytest.mark.guest,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")]
+
+# objects whose programs need what some kernels refuse: fentry at all (this host: EPERM), or
+# fmod_ret on bpf_modify_return_test (6.1: "is not modifiable" without CONFIG_FUNCTION_ERROR_INJECTION)
+OPTIONAL = {"tests/probes_fentry"}
+
+
+@pytest.mark.parametrize("name", sorted(shipped_objects()))
+def test_shipped_object_loads_on_this_kernel(name: str) -> None:
+    path = shipped_objects()[name]
+    try:
+        obj = bpfkit.load(path)
+    except (bpfkit.FeatureNotSupported, bpfkit.VerifierError) as e:
+        if name in OPTIONAL:
+            pytest.skip(f"{name}: {e}")
+        raise
+    with obj:
+        assert len(obj.progs) == len(bpfkit.open(path).programs)
+        for prog in obj.progs.values():
+            assert prog.id > 0
