@@ -132,3 +132,22 @@ def test_plot_draws_one_bar_per_printed_row(tmp_path) -> None:  # type: ignore[n
     assert ax.get_title() == "sizes"
     ax.figure.savefig(tmp_path / "hist.png")
     assert (tmp_path / "hist.png").stat().st_size > 1000
+
+
+def test_linear_hist_systemtap_layout() -> None:
+    h = hist.LinearHist.from_values([-5] + [3] * 10 + [15] * 3 + [95] * 60 + [120] * 2, 0, 100, 10)
+    assert (h.below, h.above) == (1, 2)
+    assert h.format_systemtap() == (
+        "value |-------------------------------------------------- count\n"
+        "   <0 |                                                    1\n"
+        "    0 |@@@@@                                              10\n"
+        "   10 |@                                                   3\n"
+        "   20 |                                                    0\n"
+        "   30 |                                                    0\n"
+        "      ~\n"
+        "   70 |                                                    0\n"
+        "   80 |                                                    0\n"
+        "   90 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@                     60\n"
+        ">=100 |@                                                   2\n")
+    # empty open-ended buckets are left out, as SystemTap does
+    assert "<0" not in hist.LinearHist.from_values([5] * 7, 0, 1000, 10).format_systemtap()

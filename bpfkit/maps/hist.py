@@ -223,6 +223,52 @@ class LinearHist(_Hist):
         slots = np.where(v < lo, 0, np.where(v >= hi, nb + 1, (v - lo) // step + 1))
         return cls(np.bincount(slots.ravel(), minlength=nb + 2), lo, hi, step)
 
+    def format_systemtap(self, width: int = 50, elision: int = 2) -> str:
+        """SystemTap's ``print(@hist_linear(v, lo, hi, step))`` layout: a ``value |--- count`` header,
+        bucket starts right-aligned, ``<lo`` and ``>=hi`` rows for the open-ended buckets (only when
+        non-zero), up to two empty buckets around the data, and ``~`` for longer runs of empty ones.
+
+        Example::
+
+            value |-------------------------------------------------- count
+              <0 |@                                                   1
+               0 |@@@@@@@@@@                                         10
+        """
+        c = [int(x) for x in self.counts]
+        last = len(c) - 1
+        nz = [i for i, x in enumerate(c) if x]
+        if not nz:
+            return "value |" + "-" * width + " count\n"
+        lo_b, hi_b = max(nz[0] - 2, 0), min(nz[-1] + 2, last)
+        if lo_b == 0 and c[0] == 0:
+            lo_b = 1
+        if hi_b == last and c[last] == 0:
+            hi_b = last - 1
+
+        def label(i: int) -> str:
+            if i == 0:
+                return f"<{self.lo}"
+            if i == last:
+                return f">={self.hi}"
+            return str(self.lo + (i - 1) * self.step)
+
+        top = max(c)
+        scale = 1 if top <= width else -(-top // width)  # integer bars, as SystemTap scales
+        val_w = max(5, *(len(label(i)) for i in range(lo_b, hi_b + 1)))
+        cnt_w = len(str(top))
+        out = [" " * (val_w - 5) + "value |" + "-" * width + " count"]
+        eliding = False
+        for i in range(lo_b, hi_b + 1):
+            if all(c[k] == 0 for k in range(max(i - elision, 0), min(i + elision, last) + 1)):
+                eliding = True
+                continue
+            if eliding:
+                out.append(" " * val_w + " ~")
+                eliding = False
+            bar = "@" * (c[i] // scale)
+            out.append(f"{label(i):>{val_w}} |{bar:<{width + 1}}{c[i]:>{cnt_w}}")
+        return "\n".join(out) + "\n"
+
     def rows(self) -> tuple[list[str], list[int]]:
         span = _nonzero_span(self.counts)
         labels = []
