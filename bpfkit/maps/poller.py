@@ -19,7 +19,6 @@ Example::
 """
 from __future__ import annotations
 
-import asyncio
 import select
 import time
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
@@ -269,6 +268,8 @@ class Poller:
     async def aiter(self, timeout: Optional[float] = None) -> AsyncIterator[tuple[EventSource, Batch]]:
         """``async for buf, batch in poller.aiter()``: waits on the event loop, not in a thread;
         ends after ``timeout`` seconds without records when given."""
+        import asyncio  # only async users pay for it (~25 ms with ssl)
+
         loop = asyncio.get_running_loop()
         fd = self.fileno()
         idle_since = time.monotonic()

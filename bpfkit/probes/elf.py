@@ -30,12 +30,11 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable
+from typing import TYPE_CHECKING, BinaryIO, Iterable
 
 import numpy as np
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection
+if TYPE_CHECKING:  # pyelftools costs ~25 ms to import: only loaded when a binary is parsed
+    from elftools.elf.elffile import ELFFile
 
 from bpfkit.errors import BpfError, BpfNotFoundError, BpfPermissionError, ObjectFormatError
 
@@ -306,6 +305,8 @@ def _sym_dtype(elf: ELFFile) -> np.dtype:
 
 
 def _verdef_names(elf: ELFFile) -> dict[int, str]:
+    from elftools.elf.gnuversions import GNUVerDefSection
+
     names: dict[int, str] = {}
     for sec in elf.iter_sections():
         if isinstance(sec, GNUVerDefSection):
@@ -373,6 +374,9 @@ def _vaddr_to_offset(segments: Iterable[Segment], address: int, prefer_exec: boo
 
 
 def _parse_elf(path: str, f: BinaryIO) -> _ElfInfo:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(f)
         elf_type = elf["e_type"]

@@ -24,8 +24,6 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from bpfkit.errors import ObjectFormatError
 from bpfkit.probes.elf import Segment, elf_file_key, load_segments
@@ -127,6 +125,9 @@ def _to_offset(segments: Sequence[Segment], address: int, what: str, path: str, 
 
 @functools.lru_cache(maxsize=32)
 def _read_notes(key: tuple[str, int, int, int, int]) -> tuple[UsdtNote, ...]:
+    from elftools.common.exceptions import ELFError  # imported on first use: see elf.py
+    from elftools.elf.elffile import ELFFile
+
     path = key[0]
     segments = load_segments(path)
     try:
