@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+
+import pytest
+
+import bpfkit
 
 EVENTS_SRC = Path(__file__).resolve().parent.parent / "c" / "tests" / "events_test.bpf.c"
 
@@ -70,3 +74,17 @@ class Trigger:
 def comm_of(pid: int) -> bytes:
     """The task's comm as the kernel reports it (what bpf_get_current_comm returns)."""
     return Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")
+
+
+# Shared fixtures of the event tests (test modules import them by name).
+@pytest.fixture(scope="module")
+def obj_path() -> Any:
+    """The events test program, compiled (and cached) once per module."""
+    return bpfkit.compile(EVENTS_SRC)
+
+
+@pytest.fixture
+def trigger() -> Iterator[Trigger]:
+    """A fresh trigger child per test."""
+    with Trigger() as t:
+        yield t

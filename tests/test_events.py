@@ -19,20 +19,9 @@ import bpfkit
 from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
 from bpfkit.errors import BpfError
 
-from _event_trigger import EVENTS_SRC, Trigger, comm_of
+from _event_trigger import EVENTS_SRC, Trigger, comm_of, obj_path, trigger  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
-
-
-@pytest.fixture(scope="module")
-def obj_path() -> Any:
-    return bpfkit.compile(EVENTS_SRC)
-
-
-@pytest.fixture
-def trigger() -> Iterator[Trigger]:
-    with Trigger() as t:
-        yield t
 
 
 @pytest.fixture

@@ -12,20 +12,9 @@ import bpfkit
 from bpfkit.errors import BpfError
 from bpfkit.maps.ringbuf import RingBuffer
 
-from _event_trigger import EVENTS_SRC, Trigger, comm_of
+from _event_trigger import EVENTS_SRC, Trigger, comm_of, obj_path, trigger  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
-
-
-@pytest.fixture(scope="module")
-def obj_path() -> Any:
-    return bpfkit.compile(EVENTS_SRC)
-
-
-@pytest.fixture
-def trigger() -> Iterator[Trigger]:
-    with Trigger() as t:
-        yield t
 
 
 def load(obj_path: Any, pid: int, ring_bytes: int = 0, **rodata: int) -> Any:
