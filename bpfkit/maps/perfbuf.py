@@ -47,7 +47,6 @@ DATA_HEAD = 1024  # offsetof(struct perf_event_mmap_page, data_head)
 DATA_TAIL = 1032
 EVENT_HDR = 8     # struct perf_event_header {u32 type; u16 misc; u16 size;}
 SAMPLE_HDR = EVENT_HDR + 4  # + u32 raw size
-DROPS_PREFIX = "__bpfkit_drops__"
 CHUNK_BYTES = 1 << 20  # decoded per update of data_tail, so the producer gets space back early
 
 
@@ -108,7 +107,6 @@ class PerfBuffer(EventSource, Map):
         self.watermark = watermark
         self.flush_interval = flush_interval
         self._rings: list[_CpuRing] = []
-        self._drops: Optional[np.ndarray] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
         self.lost_per_cpu = np.zeros(ncpu, dtype=np.int64)
@@ -198,15 +196,6 @@ class PerfBuffer(EventSource, Map):
         if not self._rings:
             self.open()
 
-    def bind_globals(self, sections: dict[str, Any]) -> None:
-        """Hook called by the Object after load: find ``__bpfkit_drops__<name>`` (``bpfkit.h``)."""
-        var = DROPS_PREFIX + self.name
-        for sec in (".bss", ".data"):
-            gv = sections.get(sec)
-            if gv is not None and gv.dtype.names and var in gv.dtype.names:
-                self._drops = gv.array[var]
-                return
-
     def _close_rings(self) -> None:
         for ring in self._rings:
             if self._fd >= 0:
@@ -250,16 +239,6 @@ class PerfBuffer(EventSource, Map):
         """Samples the kernel reported lost (PERF_RECORD_LOST), all CPUs. The kernel writes that
         record only when space frees up again, so it can lag; :attr:`dropped` does not."""
         return int(self.lost_per_cpu.sum())
-
-    @property
-    def dropped(self) -> int:
-        """Failed ``BPFKIT_PERF_OUTPUT`` calls (full ring or no reader on that CPU); 0 without it."""
-        return int(self._drops[0]) if self._drops is not None else 0
-
-    @property
-    def has_drop_counter(self) -> bool:
-        """Whether the object declares ``__bpfkit_drops__<name>`` (BPFKIT_PERFBUF)."""
-        return self._drops is not None
 
     def stats(self) -> dict[str, int]:
         """``received``, ``lost`` (kernel-reported) and ``dropped`` (BPF-side failed outputs)."""

@@ -29,12 +29,38 @@ from .records import Batch
 Callback = Callable[[Batch], Any]
 
 
+DROPS_PREFIX = "__bpfkit_drops__"
+
+
 class EventSource:
     """Mixin for event buffers. Subclasses provide :meth:`poll_fds`, :meth:`pending` and
     :meth:`drain`; waiting, iteration, callbacks and asyncio come from here."""
 
     name: str
     _poller: Optional["Poller"] = None
+    _drops: Optional[Any] = None  # 1-element view of __bpfkit_drops__<name> in the object's globals
+
+    # -- the BPF-side drop counter (bpfkit.h) ------------------------------------
+    def bind_globals(self, sections: dict[str, Any]) -> None:
+        """Hook called by the Object after load: find this buffer's drop counter
+        (``__bpfkit_drops__<name>`` in ``.bss``/``.data``, declared by ``bpfkit.h``)."""
+        var = DROPS_PREFIX + self.name
+        for sec in (".bss", ".data"):
+            gv = sections.get(sec)
+            if gv is not None and gv.dtype.names and var in gv.dtype.names:
+                self._drops = gv.array[var]
+                return
+
+    @property
+    def dropped(self) -> int:
+        """Records the BPF side failed to submit (full buffer, or no reader on that CPU), counted by
+        ``bpfkit.h``'s reserve/output helpers; 0 if the program does not use them."""
+        return int(self._drops[0]) if self._drops is not None else 0
+
+    @property
+    def has_drop_counter(self) -> bool:
+        """Whether the object declares ``__bpfkit_drops__<name>`` (BPFKIT_RINGBUF / BPFKIT_PERFBUF)."""
+        return self._drops is not None
 
     # -- what subclasses implement -------------------------------------------
     def poll_fds(self) -> list[int]:

@@ -40,7 +40,6 @@ DISCARD = 1 << 30
 LEN_MASK = DISCARD - 1
 HDR = 8
 PAGE = mmap.PAGESIZE
-DROPS_PREFIX = "__bpfkit_drops__"
 # Records copied per commit of the consumer position: small enough to hand space back to the
 # producer often, large enough that numpy's per-call overhead vanishes.
 CHUNK_BYTES = 1 << 20
@@ -64,7 +63,6 @@ class RingBuffer(EventSource, Map):
         self._mask = self.size - 1
         self._cons_mm: Optional[mmap.mmap] = None
         self._prod_mm: Optional[mmap.mmap] = None
-        self._drops: Optional[np.ndarray] = None
         self.discarded = 0
         self.received = 0
 
@@ -84,16 +82,6 @@ class RingBuffer(EventSource, Map):
         self._data = np.frombuffer(self._prod_mm, dtype=np.uint8, offset=PAGE)
         # u32 view of the same area: headers read as whole words, never torn
         self._words = np.frombuffer(self._prod_mm, dtype=np.uint32, offset=PAGE)
-
-    def bind_globals(self, sections: dict[str, Any]) -> None:
-        """Hook called by the Object after load: find this buffer's drop counter
-        (``__bpfkit_drops__<name>`` in ``.bss``/``.data``, declared by ``bpfkit.h``)."""
-        var = DROPS_PREFIX + self.name
-        for sec in (".bss", ".data"):
-            gv = sections.get(sec)
-            if gv is not None and gv.dtype.names and var in gv.dtype.names:
-                self._drops = gv.array[var]
-                return
 
     def close(self) -> None:
         """Unmap and stop polling (the map fd itself is closed by its owner)."""
@@ -125,17 +113,6 @@ class RingBuffer(EventSource, Map):
         """The map fd: the kernel makes it readable when a record is submitted."""
         self._map()
         return [self.fd]
-
-    @property
-    def dropped(self) -> int:
-        """Records the BPF side could not reserve (buffer full), from the ``bpfkit.h`` drop
-        counter; 0 if the program does not use that pattern (see :attr:`has_drop_counter`)."""
-        return int(self._drops[0]) if self._drops is not None else 0
-
-    @property
-    def has_drop_counter(self) -> bool:
-        """Whether the object declares ``__bpfkit_drops__<name>`` (BPFKIT_RINGBUF / _RAW)."""
-        return self._drops is not None
 
     def stats(self) -> dict[str, int]:
         """``received``, ``discarded`` (skipped discard records) and ``dropped`` (failed reserves)."""
