@@ -185,6 +185,13 @@ class Btf:
                          "itemsize": max(sec.size, end)})
 
 
+def default_dtype(size: int) -> np.dtype:
+    """dtype for a key/value without BTF: a native unsigned int when the size fits, else raw bytes."""
+    if size in (1, 2, 4, 8):
+        return np.dtype(f"u{size}")
+    return np.dtype(f"V{size}")
+
+
 def _dtype(btf: Btf, type_id: int, path: tuple[str, ...]) -> np.dtype:
     t = btf.resolve(type_id)
     where = ".".join(path) or btf.type_name(type_id)

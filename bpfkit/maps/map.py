@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 
 from .. import syscall as sc
+from ..btf import default_dtype
 from ..errors import BpfError, ClosedError, MapError, MapFullError, MapKeyError
 from . import bulk as _batch
 
@@ -42,13 +43,6 @@ HASH_TYPES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE
               sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_HASH_OF_MAPS}
 
 DTypeLike = Union[np.dtype, str, type, list, tuple, None]
-
-
-def default_dtype(size: int) -> np.dtype:
-    """dtype for a key/value without BTF: a native unsigned int when the size fits, else raw bytes."""
-    if size in (1, 2, 4, 8):
-        return np.dtype(f"u{size}")
-    return np.dtype(f"V{size}")
 
 
 def map_type_id(map_type: Union[int, str]) -> int:
