@@ -56,7 +56,10 @@ _GRACE_S = 2.0
 
 @dataclass(frozen=True)
 class Leak:
-    """One leaked resource: ``kind`` (fd, link, prog, map, pin) and a message saying what to fix."""
+    """One leaked resource: ``kind`` (fd, view, link, prog, map, pin) and a message saying what to fix.
+
+    ``view`` is a map fd kept open by a numpy view of a closed object's mmap'd globals or map.
+    """
 
     kind: str
     message: str
@@ -119,6 +122,26 @@ def _describe_fd(fd: int, kind: str) -> tuple[str, Optional[tuple[str, int]]]:
     return {"perf_event": "perf event", "btf": "BTF object", "iter": "BPF iterator"}.get(kind, kind), None
 
 
+# Map types user space can mmap besides BPF_F_MMAPABLE arrays.
+_MMAPED_TYPES = (sc.BPF_MAP_TYPE_RINGBUF, sc.BPF_MAP_TYPE_USER_RINGBUF)
+
+
+def _mapped_by_a_view(fd: int) -> bool:
+    """True when map ``fd`` is mmap-able and this process has a BPF map mapped: Python's mmap
+    keeps a dup of the map's fd until the last numpy view of it is freed."""
+    try:
+        mi = sc.map_info(fd)
+    except BpfError:
+        return False
+    if not (mi.map_flags & sc.BPF_F_MMAPABLE or mi.type in _MMAPED_TYPES):
+        return False
+    try:
+        with open("/proc/self/maps") as f:
+            return any(line.rstrip().endswith("anon_inode:bpf-map") for line in f)
+    except OSError:
+        return False
+
+
 def _link_prog_id(fd: int) -> int:
     try:
         return int(sc.link_info(fd).prog_id)
@@ -176,6 +199,7 @@ class LeakChecker:
     groups: list[str] = field(default_factory=list)
     prog_group: dict[int, int] = field(default_factory=dict)
     map_group: dict[int, int] = field(default_factory=dict)
+    map_fds: dict[int, int] = field(default_factory=dict)  # tracked map id -> its Map's own fd
 
     @classmethod
     def start(cls) -> "LeakChecker":
@@ -195,6 +219,7 @@ class LeakChecker:
             mid = int(sc.map_info(m.fd).id)
             self.ids["map"][mid] = f"map {m.name!r} of {obj.name!r}"
             self.map_group[mid] = group
+            self.map_fds[mid] = m.fd
         self.track_links(obj)
 
     def track_links(self, obj: "Object") -> None:
@@ -216,8 +241,11 @@ class LeakChecker:
         gc.collect()  # unreachable Link/Object cycles close their fds in __del__; that is not a leak
         leaks: list[Leak] = []
         held: set[tuple[str, int]] = set()
-        for fd, kind in sorted(bpf_fds().items()):
-            what, ident = _describe_fd(fd, kind)
+        fds = {fd: (kind, *_describe_fd(fd, kind)) for fd, kind in sorted(bpf_fds().items())}
+        # A tracked map whose own fd is closed but still has an fd open: the dup an mmap keeps.
+        own_open = {("map", mid) for mid, fd in self.map_fds.items()
+                    if fd in fds and fds[fd][2] == ("map", mid)}
+        for fd, (kind, what, ident) in fds.items():
             if self.fds.get(fd) == (kind, ident):
                 continue
             if ident is not None:
@@ -228,6 +256,14 @@ class LeakChecker:
                         what += f" attached to {self.ids['prog'][prog_id]}"
                     self.ids["link"].setdefault(ident[1], what)
                     held.add(("prog", prog_id))
+                elif (ident[0] == "map" and ident[1] in self.ids["map"] and ident not in own_open
+                      and _mapped_by_a_view(fd)):
+                    leaks.append(Leak("view", f"fd {fd} is still open: {self.ids['map'][ident[1]]} was "
+                                      "closed, but a numpy view of its globals/map is still referenced "
+                                      "(obj.bss/obj.data/map.array, or an array sliced from them), which "
+                                      "keeps it mmap'd. Drop that reference (del it) or copy the values "
+                                      "(int(...), np.array(...)) before the test ends."))
+                    continue
             leaks.append(Leak("fd", f"fd {fd} is still open: {what}. Close it (use `with`, or .close() "
                                     "on the Link/Object/Map that owns it)."))
         pin_leaks, pinned = self._pins(held)
