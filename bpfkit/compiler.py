@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import _build
-from .errors import CompileError
+from .errors import BpfNotFoundError, CompileError
 
 __all__ = ["compile", "compile_main", "cache_root", "include_dir"]
 
@@ -146,7 +146,7 @@ def _compile(
         try:
             source = path.read_bytes()
         except FileNotFoundError:
-            raise CompileError(
+            raise BpfNotFoundError(
                 f"BPF source file {path} not found; pass a path to a .bpf.c file or the C source text",
                 errno.ENOENT,
             ) from None
@@ -265,7 +265,7 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
                 path=Path(args.file), text=None, cflags=extra,
                 include_dirs=args.include_dirs, cache_dir=args.cache_dir,
             )
-    except CompileError as e:
+    except (CompileError, BpfNotFoundError) as e:
         print(f"bpfkit compile: error: {e}", file=sys.stderr)
         return 1
     if args.output:

@@ -16,6 +16,10 @@ import errno as _errno
 import os
 
 
+# the kernel-internal ENOTSUPP (524) leaks out of bpf(2), e.g. for BPF_PROG_TEST_RUN on a type without it
+_ENOTSUPP_KERNEL = 524
+
+
 class BpfError(Exception):
     """Root of all bpfkit errors. ``errno`` is the kernel's errno or 0."""
 
@@ -26,14 +30,15 @@ class BpfError(Exception):
     @classmethod
     def from_errno(cls, err: int, what: str) -> "BpfError":
         """Build the most specific subclass for ``err`` with a message naming ``what``."""
-        text = f"{what}: {os.strerror(err)} (errno {err})" if err else what
+        reason = "operation not supported (ENOTSUPP)" if err == _ENOTSUPP_KERNEL else os.strerror(err)
+        text = f"{what}: {reason} (errno {err})" if err else what
         if err in (_errno.EPERM, _errno.EACCES):
             return BpfPermissionError(
                 text + "; BPF needs root or CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN on older kernels)", err
             )
         if err == _errno.ENOENT:
             return BpfNotFoundError(text, err)
-        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS):
+        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS, _ENOTSUPP_KERNEL):
             return FeatureNotSupported(text, err)
         if err == _errno.E2BIG and cls is BpfError:
             return MapFullError(text, err)
@@ -54,6 +59,15 @@ class FeatureNotSupported(BpfError):
     def __init__(self, message: str, errno: int = 0, feature: str = "") -> None:
         super().__init__(message, errno)
         self.feature = feature
+
+
+class BpfUsageError(BpfError, ValueError):
+    """A caller's mistake bpfkit can see before asking the kernel: a bad argument, name or value.
+
+    Example::
+
+        bpfkit.perf.count(["no-such-event"])   # BpfUsageError: unknown perf event ...
+    """
 
 
 class ObjectFormatError(BpfError):

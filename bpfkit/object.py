@@ -39,6 +39,15 @@ class TestRunResult:
     duration_ns: int
 
 
+# a SEC() name per attach method, for error messages
+_SECTION_HINT = {
+    "attach_tracepoint": "tracepoint/sched/sched_switch", "attach_raw_tracepoint": "raw_tp/sys_enter",
+    "attach_btf": "tp_btf/sched_switch", "attach_uprobe": "uprobe", "attach_uretprobe": "uretprobe",
+    "attach_kprobe": "kprobe", "attach_kretprobe": "kretprobe", "attach_ksyscall": "ksyscall/openat",
+    "attach_usdt": "usdt", "attach_perf_event": "perf_event",
+}
+
+
 class Program:
     """A loaded program. Attach methods return a :class:`~bpfkit.probes.link.Link`, a context
     manager that detaches on exit."""
@@ -71,6 +80,13 @@ class Program:
         self._owner._links.add(link)
         return link
 
+    def _expect(self, method: str, *prog_types: int) -> None:
+        # The kernel answers a wrong program type with a bare EINVAL; say what is wrong instead.
+        if self.spec.prog_type not in prog_types:
+            want = " or ".join(sc.PROG_TYPE_NAMES.get(t, str(t)) for t in prog_types)
+            raise AttachError(f"program {self.name!r} is a {self.type} program (SEC({self.section!r})); "
+                              f"{method}() needs a {want} program, e.g. SEC(\"{_SECTION_HINT[method]}\")")
+
     def attach(self) -> Link:
         """Attach according to the program's SEC() name (e.g. ``tracepoint/syscalls/sys_enter_read``)."""
         link = attach_by_section(self.fd, self.section, self)
@@ -80,17 +96,27 @@ class Program:
         return self._track(link)
 
     def attach_tracepoint(self, category: str, name: Optional[str] = None, cookie: int = 0) -> Link:
-        """Attach to tracepoint ``category:name`` (or one ``"category:name"`` string)."""
+        """Attach to tracepoint ``category:name`` (or one ``"category:name"`` string).
+
+        Example: ``with prog.attach_tracepoint("sched", "sched_switch"): ...``"""
+        self._expect("attach_tracepoint", sc.BPF_PROG_TYPE_TRACEPOINT)
         if name is None:
             category, _, name = category.partition(":")
         return self._track(attach_tracepoint(self.fd, category, name, cookie))
 
     def attach_raw_tracepoint(self, name: str) -> Link:
-        """Attach a raw_tp program to raw tracepoint ``name`` (e.g. ``"sys_enter"``)."""
+        """Attach a raw_tp program to raw tracepoint ``name``.
+
+        Example: ``with prog.attach_raw_tracepoint("sys_enter"): ...``"""
+        self._expect("attach_raw_tracepoint", sc.BPF_PROG_TYPE_RAW_TRACEPOINT,
+                     sc.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE)
         return self._track(attach_raw_tracepoint(self.fd, name))
 
     def attach_btf(self) -> Link:
-        """Attach a tp_btf/fentry/fexit/fmod_ret/lsm program to the target named in its SEC()."""
+        """Attach a tp_btf/fentry/fexit/fmod_ret/lsm program to the target named in its SEC().
+
+        Example: ``with obj.progs.on_switch.attach_btf(): ...``  (``SEC("tp_btf/sched_switch")``)"""
+        self._expect("attach_btf", sc.BPF_PROG_TYPE_TRACING, sc.BPF_PROG_TYPE_LSM)
         return self._track(attach_fentry(self.fd, self.section, self.name))
 
     attach_tp_btf = attach_btf
@@ -104,34 +130,52 @@ class Program:
     def attach_uprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
                       cookie: int = 0) -> Link:
         """uprobe on ``symbol`` (name, ``name+0x10``, glob pattern, or address) in ``binary`` (path,
-        program on $PATH, or library short name)."""
+        program on $PATH, or library short name).
+
+        Example: ``with prog.attach_uprobe("c", "malloc", pid=1234): ...``"""
+        self._expect("attach_uprobe", sc.BPF_PROG_TYPE_KPROBE)
         return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
 
     def attach_uretprobe(self, binary: str, symbol: Union[str, int], *, offset: int = 0, pid: int = -1,
                          cookie: int = 0) -> Link:
-        """uretprobe on ``symbol`` in ``binary``."""
+        """uretprobe on ``symbol`` in ``binary`` (sees the return value).
+
+        Example: ``with prog.attach_uretprobe("/usr/bin/bash", "readline"): ...``"""
+        self._expect("attach_uretprobe", sc.BPF_PROG_TYPE_KPROBE)
         return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=pid, retprobe=True,
                                          cookie=cookie, multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
 
     def attach_kprobe(self, func: Union[str, int], *, offset: int = 0, cookie: int = 0) -> Link:
-        """kprobe on kernel function ``func`` (name, glob pattern, or address)."""
+        """kprobe on kernel function ``func`` (name, glob pattern, or address).
+
+        Example: ``with prog.attach_kprobe("do_sys_openat2"): ...``"""
+        self._expect("attach_kprobe", sc.BPF_PROG_TYPE_KPROBE)
         return self._track(attach_kprobe(self.fd, func, offset=offset, cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
 
     def attach_kretprobe(self, func: Union[str, int], *, cookie: int = 0) -> Link:
-        """kretprobe on kernel function ``func``."""
+        """kretprobe on kernel function ``func``.
+
+        Example: ``with prog.attach_kretprobe("vfs_read"): ...``"""
+        self._expect("attach_kretprobe", sc.BPF_PROG_TYPE_KPROBE)
         return self._track(attach_kprobe(self.fd, func, retprobe=True, cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
 
     def attach_ksyscall(self, syscall: str, *, retprobe: bool = False) -> Link:
-        """kprobe on the kernel entry of syscall ``syscall`` (``"openat"``), for BPF_KSYSCALL programs."""
+        """kprobe on the kernel entry of syscall ``syscall``, for BPF_KSYSCALL programs.
+
+        Example: ``with prog.attach_ksyscall("openat"): ...``"""
+        self._expect("attach_ksyscall", sc.BPF_PROG_TYPE_KPROBE)
         return self._track(attach_kprobe(self.fd, syscall_function(syscall), retprobe=retprobe))
 
     def attach_usdt(self, binary: Optional[str], provider: str, name: str, *, pid: int = -1,
                     cookie: int = 0) -> Link:
         """USDT probe ``provider:name`` in ``binary`` (or in every file mapped by ``pid`` when
-        ``binary`` is None), for programs written with libbpf's ``usdt.bpf.h``."""
+        ``binary`` is None), for programs written with libbpf's ``usdt.bpf.h``.
+
+        Example: ``with prog.attach_usdt("/usr/bin/python3", "python", "function__entry"): ...``"""
+        self._expect("attach_usdt", sc.BPF_PROG_TYPE_KPROBE)
         maps = self._owner.maps
         return self._track(attach_usdt(self.fd, maps[SPECS_MAP] if SPECS_MAP in maps else None,
                                        maps[IP_MAP] if IP_MAP in maps else None, binary, provider, name,
@@ -140,7 +184,10 @@ class Program:
     def attach_perf_event(self, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
                           cpus: Optional[list[int]] = None, cookie: int = 0) -> Link:
         """Sample ``event`` (``"cpu-clock"``, ``"page-faults"``, ``"cycles"``...) with a SEC("perf_event")
-        program at ``frequency`` Hz or every ``period`` events, on every CPU or for ``pid``."""
+        program at ``frequency`` Hz or every ``period`` events, on every CPU or for ``pid``.
+
+        Example: ``with prog.attach_perf_event("cpu-clock", frequency=99): ...``"""
+        self._expect("attach_perf_event", sc.BPF_PROG_TYPE_PERF_EVENT)
         return self._track(attach_perf_event(self.fd, event, frequency=frequency, period=period, pid=pid,
                                              cpus=cpus, cookie=cookie))
 
@@ -149,9 +196,12 @@ class Program:
                  cpu: int = 0) -> TestRunResult:
         """Run the program on synthetic input with BPF_PROG_TEST_RUN (``repeat=0`` runs it once and is
         the only value raw_tp and syscall programs accept). See :mod:`bpfkit.testing.testrun` for typed
-        helpers per program type."""
+        helpers per program type.
+
+        Example: ``r = obj.progs.xdp_filter.test_run(packet); r.retval == 2  # XDP_PASS``"""
         if data_out_size is None:
-            data_out_size = len(data) + 256 if data is not None else 0
+            # room for programs that grow the packet (bpf_xdp_adjust_head/tail, skb helpers)
+            data_out_size = len(data) + 4096 if data is not None else 0
         r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
                              ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
         return TestRunResult(*r)
@@ -170,11 +220,21 @@ class Object:
         self._loaded = loaded
         self._links = LinkGroup()
         self._mmaps: list[mmap.mmap] = []
+        self.sections: dict[str, GlobalVars] = {}
+        self.progs: Namespace[Program] = Namespace({}, "program")
+        self.maps: Namespace[Map] = Namespace({}, "map")
+        try:
+            self._build(spec, loaded)
+        except BaseException:
+            self.close()  # the kernel objects exist already: never leave them behind
+            raise
+
+    def _build(self, spec: ObjectSpec, loaded: Loaded) -> None:
         progs = {n: Program(ps, loaded.prog_fds[n], self) for n, ps in spec.programs.items()
                  if n in loaded.prog_fds and loaded.prog_fds[n] >= 0}
-        self.progs: Namespace[Program] = Namespace(progs, "program")
+        self.progs = Namespace(progs, "program")
         maps: dict[str, Map] = {}
-        self.sections: dict[str, GlobalVars] = {}
+        self.maps = Namespace(maps, "map")  # filled below; close() sees what was made so far
         for name, ms in spec.maps.items():
             fd = loaded.map_fds.get(name, -1)
             if fd < 0:
@@ -189,7 +249,6 @@ class Object:
             maps[name] = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                              ms.key_dtype, ms.value_dtype, **kwargs)
             maps[name].dtype_error = ms.dtype_error
-        self.maps: Namespace[Map] = Namespace(maps, "map")
         # event buffers find their drop counters (bpfkit.h's __bpfkit_drops__<map>) in the globals
         for m in maps.values():
             bind = getattr(m, "bind_globals", None)
@@ -264,6 +323,8 @@ class Object:
             m.close()
         for prog in self.progs.values():
             prog._fd = -1
+        for gv in self.sections.values():
+            gv.close()
         self.sections.clear()
         for mm in self._mmaps:
             try:

@@ -201,6 +201,13 @@ BPF_F_CLONE = 1 << 9
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
 
+# program load flags
+BPF_F_STRICT_ALIGNMENT = 1 << 0
+BPF_F_ANY_ALIGNMENT = 1 << 1
+BPF_F_TEST_RND_HI32 = 1 << 2
+BPF_F_TEST_STATE_FREQ = 1 << 3
+BPF_F_SLEEPABLE = 1 << 4
+
 # element update flags
 BPF_ANY = 0
 BPF_NOEXIST = 1
@@ -744,9 +751,43 @@ def raw_tracepoint_open(prog_fd: int, name: Optional[str], what: str = "") -> in
     return bpf(BPF_RAW_TRACEPOINT_OPEN, attr, what or (f"raw tracepoint {name!r}" if name else ""))
 
 
-def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> int:
-    """BPF_ENABLE_STATS; returns an fd: stats stay on while it is open."""
-    return bpf(BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type), "run-time stats")
+class OwnedFd:
+    """A kernel handle that is only an fd (e.g. the run-time stats switch): close() or a ``with``
+    block releases it.
+
+    Example::
+
+        with syscall.enable_stats():
+            ...   # programs' run_cnt / run_time_ns are counted in here
+    """
+
+    def __init__(self, fd: int, what: str) -> None:
+        self._fd = fd
+        self.what = what
+
+    def fileno(self) -> int:
+        """The fd (-1 once closed)."""
+        return self._fd
+
+    def close(self) -> None:
+        """Release the fd. Idempotent."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> "OwnedFd":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> OwnedFd:
+    """BPF_ENABLE_STATS: programs' run time and count are collected while the handle is open."""
+    return OwnedFd(bpf(BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type), "run-time stats"), "run-time stats")
 
 
 # --- perf_event_open ----------------------------------------------------------

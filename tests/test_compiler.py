@@ -17,7 +17,7 @@ from elftools.elf.sections import SymbolTableSection
 import bpfkit
 from bpfkit import _build
 from bpfkit.compiler import compile as bpf_compile, compile_main
-from bpfkit.errors import CompileError
+from bpfkit.errors import BpfNotFoundError, CompileError
 
 REPO = Path(__file__).resolve().parent.parent
 EM_BPF = 247
@@ -291,3 +291,9 @@ def test_cache_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_root() == tmp_path / "xdg" / "bpfkit"
     assert cache_root(tmp_path / "b") == tmp_path / "b"
+
+
+def test_missing_source_file_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(BpfNotFoundError, match="nope.bpf.c not found") as info:
+        bpfkit.compile(tmp_path / "nope.bpf.c")
+    assert info.value.errno == 2

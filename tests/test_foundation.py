@@ -254,3 +254,57 @@ def test_sigkill_while_attached_leaves_nothing_behind(tmp_path) -> None:  # type
         time.sleep(0.05)  # the kernel frees the link and program from a deferred work item
     assert link_id not in sc.link_ids()
     assert prog_id not in sc.prog_ids()
+
+
+def _bpf_fds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("anon_inode:bpf")
+        except OSError:
+            pass
+    return n
+
+
+def test_failure_while_building_the_object_closes_what_was_loaded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import bpfkit.object as object_module
+
+    spec = bpfkit.open(count_obj())
+    before = _bpf_fds()
+
+    def broken(map_type: int):  # type: ignore[no-untyped-def]
+        raise bpfkit.MapError("simulated failure after the kernel created the maps")
+
+    monkeypatch.setattr(object_module, "map_class", broken)
+    with pytest.raises(bpfkit.MapError, match="simulated"):
+        spec.load()
+    assert _bpf_fds() == before
+
+
+def test_spec_edits_are_checked_before_load() -> None:
+    spec = bpfkit.open(count_obj())
+    for bad in ("x", -1, 2**32, 1.5):
+        with pytest.raises(bpfkit.MapError, match="max_entries must be an integer"):
+            spec.maps.counts.max_entries = bad
+    with pytest.raises(bpfkit.MapError, match="value_dtype uint32 is 4 bytes, the map's value is 8 bytes"):
+        spec.maps.counts.value_dtype = np.dtype("u4")
+    with pytest.raises(bpfkit.MapError, match=r"outside 0\.\.4294967295"):
+        spec.rodata.target_pid = 2**40
+    with pytest.raises(bpfkit.MapError, match="float"):
+        spec.rodata.target_pid = 1.7
+    with pytest.raises(bpfkit.MapError, match="outside"):
+        spec.rodata.target_pid = -1
+    assert spec.rodata.target_pid == 0  # nothing was half-written
+
+
+def test_globals_after_close_and_readonly_errno() -> None:
+    obj = bpfkit.load(count_obj())
+    bss, rodata = obj.bss, obj.rodata
+    with pytest.raises(bpfkit.BpfError) as info:
+        rodata.target_pid = 5
+    assert info.value.errno == 1  # EPERM
+    obj.close()
+    with pytest.raises(bpfkit.ClosedError):
+        bss.total
+    with pytest.raises(bpfkit.ClosedError):
+        bss.total = 1

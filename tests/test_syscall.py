@@ -80,13 +80,11 @@ def test_pin_get_and_info(hash_fd: int) -> None:
 def test_enable_stats_counts_program_runs() -> None:
     n = 40
     with bpfkit.load("tests/count") as obj, fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
-        stats_fd = sc.enable_stats()
-        try:
+        with sc.enable_stats() as stats:
             with obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid"):
                 proc.finish()
             info = obj.progs.on_getpid.info()
-        finally:
-            os.close(stats_fd)
+        assert stats.fileno() == -1
     assert info.run_cnt >= n  # every getpid on the machine runs it (the rodata filter is 0)
     assert info.run_time_ns > 0
 

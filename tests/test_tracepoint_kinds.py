@@ -76,3 +76,16 @@ def test_libbpf_messages_go_to_logging_not_stderr(caplog, capfd) -> None:  # typ
         bpfkit.load("tests/tp_kinds").close()
     assert any(r.name == "bpfkit.libbpf" for r in caplog.records)
     assert "libbpf" not in capfd.readouterr().err
+
+
+def test_attaching_with_the_wrong_program_type_says_what_is_needed() -> None:
+    with bpfkit.load("tests/tp_kinds") as obj:
+        raw = obj.progs.on_raw_sys_enter
+        with pytest.raises(bpfkit.AttachError, match=r"'on_raw_sys_enter' is a raw_tracepoint program .*"
+                           r"attach_tracepoint\(\) needs a tracepoint program"):
+            raw.attach_tracepoint("syscalls", "sys_enter_getpid")
+        with pytest.raises(bpfkit.AttachError, match=r"attach_uprobe\(\) needs a kprobe program"):
+            raw.attach_uprobe("c", "malloc")
+        with pytest.raises(bpfkit.AttachError, match=r"SEC\(\"raw_tp/sys_enter\"\)"):
+            obj.progs.on_btf_sys_enter.attach_raw_tracepoint("sys_enter")
+        assert obj.links == []

@@ -60,6 +60,8 @@ int bpf_program__type(const struct bpf_program *prog);
 int bpf_program__set_type(struct bpf_program *prog, int type);
 int bpf_program__expected_attach_type(const struct bpf_program *prog);
 int bpf_program__set_expected_attach_type(struct bpf_program *prog, int type);
+uint32_t bpf_program__flags(const struct bpf_program *prog);
+int bpf_program__set_flags(struct bpf_program *prog, uint32_t flags);
 int bpf_program__set_attach_target(struct bpf_program *prog, int attach_prog_fd,
                                    const char *attach_func_name);
 

@@ -73,6 +73,8 @@ def _apply(spec: ObjectSpec, obj: Any, keep: list[Any]) -> None:
             if ps.expected_attach_type != lb.lib.bpf_program__expected_attach_type(p):
                 _check(lb.lib.bpf_program__set_expected_attach_type(p, ps.expected_attach_type),
                        f"program {ps.name!r}: expected_attach_type")
+            if ps.flags != lb.lib.bpf_program__flags(p):
+                _check(lb.lib.bpf_program__set_flags(p, ps.flags), f"program {ps.name!r}: flags")
     maps = {m.libbpf_name: m for m in spec.maps.values()}
     for m in lb.maps(obj):
         ms = maps.get(lb.string(lb.lib.bpf_map__name(m)))

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any, Generic, Iterator, Optional, TypeVar, Uni
 import numpy as np
 
 from .. import syscall as sc
-from ..btf import Btf, Kind
-from ..errors import BpfError, BpfNotFoundError
-from ..maps.globals import GlobalVars
-from ..maps.map import default_dtype
+from ..btf import Btf, Kind, default_dtype
+from ..errors import BpfError, BpfNotFoundError, MapError
+from .globals import GlobalVars
 
 if TYPE_CHECKING:
     from ..object import Object
@@ -92,6 +91,7 @@ class ProgramSpec:
     expected_attach_type: int
     insn_count: int
     autoload: bool = True
+    flags: int = 0  # BPF_F_SLEEPABLE etc., for sections this libbpf does not know
 
     def __repr__(self) -> str:
         return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
@@ -116,6 +116,24 @@ class MapSpec:
     internal: bool = False
     section: str = ""
     libbpf_name: str = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # edits are checked here, before anything reaches libbpf or the kernel
+        if name in ("max_entries", "flags") and "name" in self.__dict__:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 32:
+                raise MapError(f"map {self.name!r}: {name} must be an integer in 0..2**32-1, not {value!r}")
+            value = int(value)
+        elif name in ("key_dtype", "value_dtype") and value is not None and "name" in self.__dict__:
+            size = self.key_size if name == "key_dtype" else self.value_size
+            try:
+                value = np.dtype(value)
+            except TypeError as exc:
+                raise MapError(f"map {self.name!r}: {name}: {exc}") from None
+            if value.itemsize != size:
+                raise MapError(f"map {self.name!r}: {name} {value} is {value.itemsize} bytes, the map's "
+                               f"{name[:-6]} is {size} bytes")
+            self.__dict__["dtype_error"] = ""  # an explicit dtype replaces what BTF could not give
+        super().__setattr__(name, value)
 
     @property
     def type(self) -> str:
@@ -206,7 +224,9 @@ def open_spec(source: Union[str, os.PathLike, bytes], name: Optional[str] = None
                 name=pname, section=lb.string(lb.lib.bpf_program__section_name(p)),
                 type=lb.prog_type_name(t), prog_type=t,
                 expected_attach_type=lb.lib.bpf_program__expected_attach_type(p),
-                insn_count=int(lb.lib.bpf_program__insn_cnt(p)), autoload=bool(lb.lib.bpf_program__autoload(p)))
+                insn_count=int(lb.lib.bpf_program__insn_cnt(p)), autoload=bool(lb.lib.bpf_program__autoload(p)),
+                flags=int(lb.lib.bpf_program__flags(p)))
+            _newer_sections(programs[pname])
         maps: dict[str, MapSpec] = {}
         sections: dict[str, GlobalVars] = {}
         records = _record_types(btf)
@@ -241,6 +261,24 @@ def open_spec(source: Union[str, os.PathLike, bytes], name: Optional[str] = None
         del keep
     return ObjectSpec(name=obj_name, elf=data, programs=Namespace(programs, "program"),
                       maps=Namespace(maps, "map"), btf=btf, sections=sections, path=path)
+
+
+# SEC() names newer than the system libbpf (1.1 knows neither): (prog type, attach type, flags)
+_NEWER_SECTIONS = {
+    "uprobe.multi": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, 0),
+    "uretprobe.multi": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, 0),
+    "uprobe.multi.s": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, sc.BPF_F_SLEEPABLE),
+    "uretprobe.multi.s": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, sc.BPF_F_SLEEPABLE),
+}
+
+
+def _newer_sections(ps: ProgramSpec) -> None:
+    """Give programs in sections this libbpf does not know the type a newer libbpf would."""
+    known = _NEWER_SECTIONS.get(ps.section.split("/", 1)[0])
+    if known is not None and ps.prog_type == sc.BPF_PROG_TYPE_UNSPEC:
+        ps.prog_type, ps.expected_attach_type, flags = known
+        ps.flags |= flags
+        ps.type = "kprobe"
 
 
 def _section_of(map_name: str, btf: Optional[Btf]) -> str:

@@ -1,0 +1,94 @@
+"""Global variables (``.bss``, ``.data``, ``.rodata``) as attributes.
+
+Before load they live in a bytearray of the spec; after load in an mmap of the
+kernel map, so ``obj.bss.counter`` reads kernel memory directly, with no syscall.
+
+Example::
+
+    spec.rodata.target_pid = 1234      # before load
+    with spec.load() as obj:
+        print(obj.bss.total)            # live value
+        obj.bss.hist[:] = 0             # numpy view, writes go to the kernel
+"""
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import numpy as np
+
+from ..errors import BpfError, ClosedError, MapError
+
+
+class GlobalVars:
+    """Attribute view of one global-data section; ``.array`` is the whole section as a
+    1-element structured numpy array."""
+
+    __slots__ = ("_arr", "_name", "_readonly_reason", "_owner", "_closed")
+
+    def __init__(self, buffer: Any, dtype: np.dtype, name: str, readonly_reason: str = "",
+                 owner: Any = None) -> None:
+        object.__setattr__(self, "_arr", np.frombuffer(buffer, dtype=dtype, count=1))
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_readonly_reason", readonly_reason)
+        object.__setattr__(self, "_owner", owner)  # keeps the mmap (or bytearray) alive
+        object.__setattr__(self, "_closed", False)
+
+    def close(self) -> None:
+        """Called by the owning Object on close: later access raises ClosedError instead of
+        reading memory the kernel no longer uses."""
+        object.__setattr__(self, "_closed", True)
+
+    def _check_open(self) -> None:
+        if object.__getattribute__(self, "_closed"):
+            raise ClosedError(f"{self._name}: its object was closed")
+
+    @property
+    def array(self) -> np.ndarray:
+        """The whole section as a structured array of shape (1,)."""
+        self._check_open()
+        return self._arr
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The section's structured dtype, one field per variable."""
+        return self._arr.dtype
+
+    def __getattr__(self, name: str) -> Any:
+        self._check_open()
+        arr = object.__getattribute__(self, "_arr")
+        if arr.dtype.names is None or name not in arr.dtype.names:
+            raise AttributeError(f"{self._name} has no variable {name!r}; it has: "
+                                 f"{', '.join(arr.dtype.names or ()) or 'nothing'}")
+        field = arr[name]
+        if field.ndim == 1 and field.dtype.names is None:
+            return field[0].item() if field.dtype.kind != "S" else field[0]
+        return field[0]  # numpy view (array or struct record) into the section
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        arr = self._arr
+        if arr.dtype.names is None or name not in arr.dtype.names:
+            raise AttributeError(f"{self._name} has no variable {name!r}")
+        self._check_open()
+        if self._readonly_reason:
+            raise BpfError(f"{self._name}.{name} is read-only: {self._readonly_reason}", errno.EPERM)
+        field = arr.dtype.fields[name][0]
+        what = f"{self._name}.{name} ({field})"
+        if field.kind in "iub" and isinstance(value, (float, np.floating)):
+            raise MapError(f"{what}: refusing to store the float {value!r} in an integer variable")
+        try:
+            if field.kind in "iu" and isinstance(value, (int, np.integer)):
+                info = np.iinfo(field)
+                if not info.min <= int(value) <= info.max:
+                    raise MapError(f"{what}: {value} is outside {info.min}..{info.max}")
+            arr[name][0] = value
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise MapError(f"{what}: cannot store {value!r}: {exc}") from None
+
+    def __dir__(self) -> list[str]:
+        return list(self._arr.dtype.names or ()) + ["array", "dtype"]
+
+    def __repr__(self) -> str:
+        names = self._arr.dtype.names or ()
+        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"<{self._name}: {body}>"
