@@ -77,6 +77,20 @@ def test_ksyscall_read_arguments_and_kretsyscall_return_values() -> None:
 
 
 @_guest
+def test_kretprobe_by_function_name_sees_each_return_value() -> None:
+    n, size = 60, 300
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(n), str(size)) as proc:
+        # on_read_ret is a BPF_KRETPROBE: attached explicitly, not through its kretsyscall/ section
+        with _load_only(_spec(proc.pid), "on_read_ret") as obj:
+            with obj.progs.on_read_ret.attach_kretprobe("vfs_read") as link:
+                assert sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type] == "perf_event"
+                assert proc.finish().strip() == f"done {n}"
+            # each read(2) of /dev/zero went through vfs_read once and returned `size`
+            assert (obj.bss.read_returns, obj.bss.read_ret_sum) == (n, n * size)
+            assert obj.bss.read_calls == 0  # only the return probe was loaded
+
+
+@_guest
 @pytest.mark.parametrize("how", ["name", "address", "pattern"])
 def test_kprobe_by_name_address_and_pattern_with_cookie(how: str) -> None:
     n = 77
