@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     AttachError,
     BpfError,
+    BpfUsageError,
     BpfNotFoundError,
     BpfPermissionError,
     ClosedError,
@@ -37,9 +38,11 @@ logging.getLogger("bpfkit").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
+    from . import btf, events, features, hist, maps, objects, perf, probes, syscall, testing
+    from .compiler import compile
     from .loader.spec import ObjectSpec
-    from .object import Object, Program
+    from .object import Object, Program, load, open
 
 
 _SUBMODULES = ("features", "perf", "probes", "hist", "maps", "events", "syscall", "btf", "objects", "testing")
@@ -68,7 +71,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "open", "load", "compile", "Object", "ObjectSpec", "Program",
-    "BpfError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
+    "BpfError", "BpfUsageError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
     "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError", "MapFullError",
     "ClosedError",
 ]
