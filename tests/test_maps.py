@@ -389,6 +389,49 @@ def test_bad_input_raises_typed_errors() -> None:
         m[1]  # noqa: B018
 
 
+def test_batch_update_refuses_what_a_single_write_refuses() -> None:
+    # numpy would truncate 1.5 to 1, wrap -1 to 0xffffffff and spread 5 over every struct field
+    with Map.create("hash", "u4", "u8", 8, name="conv") as m:
+        for keys, values, match in (([1.5], [1], "float"), ([1], [1.5], "float"),
+                                    (np.array([1.5]), [1], "float"), ([-1], [1], "negative"),
+                                    (np.array([-1], np.int64), [1], "negative"), ([1], [-1], "negative"),
+                                    ([1 << 32], [1], "does not fit"), (["1"], [1], "strings")):
+            with pytest.raises(MapError, match=match):
+                m.update(keys, values)
+        with pytest.raises(MapError, match="float"):
+            m[1] = 1.5
+        assert len(m) == 0  # nothing was written by any of the refused calls
+        m.update(np.array([1, 2], np.int64), [10, 20])  # in-range ints of another dtype are fine
+        assert dict(m.items()) == {1: 10, 2: 20}
+    vdt = np.dtype([("a", "<u4"), ("b", "<u4")])
+    with Map.create("hash", "u4", vdt, 8, name="conv_s") as s:
+        for values in ([1.5], [1], 5, np.array([5])):
+            with pytest.raises(MapError, match="cannot fill the 2 fields"):
+                s.update([1], values)
+        with pytest.raises(MapError, match="cannot fill the 2 fields"):
+            s[3] = 5
+        with pytest.raises(MapError, match="field 'b'.*float"):
+            s.update([1], [(1, 2.5)])
+        with pytest.raises(MapError, match="field 'a'.*negative"):
+            s[1] = (-1, 2)
+        assert len(s) == 0
+        s.update([1, 2], [(1, 2), {"b": 7}])
+        s[3] = {"a": 9}
+        assert [tuple(s[k].tolist()) for k in (1, 2, 3)] == [(1, 2), (0, 7), (9, 0)]
+    with Map.create("hash", "u4", np.dtype([("n", "<u8")]), 8, name="conv_1") as one:
+        one[3] = 5  # a 1-field struct takes a plain value: nothing is ambiguous
+        one.update([4, 5], [6, 7])
+        assert {k: int(one[k]["n"]) for k in (3, 4, 5)} == {3: 5, 4: 6, 5: 7}
+        with pytest.raises(MapError, match="float"):
+            one.update([6], [1.5])
+    with Map.create("percpu_hash", "u4", "u4", 8) as pc:
+        with pytest.raises(MapError, match="float"):
+            pc.update([1], [1.5])
+        with pytest.raises(MapError, match="float"):
+            pc[1] = 2.5
+        assert len(pc) == 0
+
+
 def test_to_dataframe() -> None:
     pd = pytest.importorskip("pandas")
     vdt = np.dtype([("n", "<u8"), ("comm", "S8")])

@@ -312,17 +312,13 @@ class Map:
 
     def _encode_value(self, value: Any) -> np.ndarray:
         if self.percpu:
+            assert self.value_dtype is not None
             buf = self.value_buffer()
-            vals = np.asarray(value) if not isinstance(value, np.void) else value
-            try:
-                if isinstance(vals, np.ndarray) and vals.ndim >= 1 and vals.shape[0] == self.ncpus \
-                        and vals.shape[1:] == np.zeros(1, self.value_dtype)[0:1].shape[1:]:
-                    buf["v"] = vals
-                else:
-                    buf["v"] = value  # broadcast one value to every CPU
-            except (ValueError, TypeError) as exc:
-                raise MapError(f"{self._what()} value: cannot convert {value!r} to {self.value_dtype} "
-                               f"(one value, or {self.ncpus} per-CPU values): {exc}") from None
+            conv = _convert(value, self.value_dtype, f"{self._what()} value")
+            if _shape_of(conv, self.value_dtype) not in ((), (1,), (self.ncpus,)):
+                raise MapError(f"{self._what()} value: give one {self.value_dtype} (copied to every CPU) or "
+                               f"{self.ncpus} of them (one per possible CPU), not shape {conv.shape}")
+            buf["v"] = conv
             return buf
         return _as_array(value, self.value_dtype, f"{self._what()} value")
 
@@ -334,20 +330,21 @@ class Map:
         assert self.value_dtype is not None
         if self.percpu:
             buf = np.zeros((n, self.ncpus), dtype=_slot_dtype(self.value_dtype, self._slot))
-            try:
-                v = np.asarray(values)
-                if v.ndim >= 1 and v.shape[0] == n and v.ndim - len(self.value_dtype.shape) == 1 and \
-                        self.value_dtype.names is None:
-                    buf["v"] = v[:, None]  # one value per key, copied to every CPU
-                else:
-                    buf["v"] = values
-            except (ValueError, TypeError) as exc:
+            conv = _convert(values, self.value_dtype, f"{self._what()} values")
+            lead = _shape_of(conv, self.value_dtype)
+            if lead in ((), (1,)):
+                buf["v"] = conv  # one value for every key and CPU
+            elif lead == (n,):
+                buf["v"] = conv[:, None]  # one value per key, copied to every CPU
+            elif lead == (n, self.ncpus):
+                buf["v"] = conv
+            else:
                 raise MapError(f"{self._what()} values: need shape ({n},) or ({n}, {self.ncpus}) of "
-                               f"{self.value_dtype}: {exc}") from None
+                               f"{self.value_dtype}, got {lead}")
             return buf
         vals = _as_array_n(values, self.value_dtype, f"{self._what()} values")
         if len(vals) == 1 and n != 1:
-            vals = np.repeat(vals, n)
+            vals = np.repeat(vals, n, axis=0)
         if len(vals) != n:
             raise MapError(f"{self._what()}: {n} keys but {len(vals)} values")
         return vals
@@ -652,6 +649,7 @@ def _checked(dt: Optional[np.dtype], size: int, what: str, name: str) -> np.dtyp
 
 
 def _as_array(obj: Any, dt: Optional[np.dtype], what: str) -> np.ndarray:
+    """One key/value as a 1-element array of ``dt`` (raw ``bytes`` of the right size pass as is)."""
     assert dt is not None
     if isinstance(obj, np.ndarray) and obj.dtype == dt and obj.size == 1:
         return np.ascontiguousarray(obj.reshape(1))
@@ -659,18 +657,10 @@ def _as_array(obj: Any, dt: Optional[np.dtype], what: str) -> np.ndarray:
         if len(obj) != dt.itemsize:
             raise MapError(f"{what}: {len(obj)} bytes given, {dt.itemsize} expected")
         return np.frombuffer(bytes(obj), dtype=dt).copy()
-    if isinstance(obj, float) and dt.kind in "iu":
-        raise MapError(f"{what}: {obj!r} is a float but the dtype is {dt}")
-    try:
-        arr = np.zeros(1, dtype=dt)
-        if dt.names and isinstance(obj, dict):
-            for k, v in obj.items():
-                arr[k] = v
-        else:
-            arr[0] = obj
-        return arr
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise MapError(f"{what}: cannot convert {obj!r} to {dt}: {exc}") from None
+    arr = _convert(obj, dt, what)
+    if arr.size != int(np.prod(dt.shape, dtype=np.int64)):
+        raise MapError(f"{what}: one {_dname(dt)} expected, got shape {_shape_of(arr, dt)}")
+    return np.ascontiguousarray(arr.reshape((1,) + dt.shape))
 
 
 def _scalar(x: Any) -> Any:
@@ -684,22 +674,133 @@ def _as_array_n(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
     """Many keys/values as a contiguous 1-D array of ``dt`` (rows of a subarray dtype stay 2-D)."""
     if isinstance(obj, np.ndarray) and obj.dtype == dt:
         return np.ascontiguousarray(obj.reshape(-1))
-    src = obj if isinstance(obj, np.ndarray) else None
-    if src is not None and dt.names is None:
-        if src.dtype.kind == "f" and dt.base.kind in "iu":
-            raise MapError(f"{what}: float array given but the dtype is {dt}")
-        if src.dtype.kind == "i" and dt.base.kind == "u" and src.size and src.min() < 0:
-            raise MapError(f"{what}: negative values do not fit {dt}")
-        if src.dtype.kind == "V" and src.dtype.itemsize != dt.itemsize:
-            raise MapError(f"{what}: {src.dtype.itemsize}-byte items given, {dt.itemsize} expected")
+    arr = _convert(obj, dt, what)
+    return np.ascontiguousarray(arr.reshape((-1,) + dt.shape))
+
+
+def _dname(dt: np.dtype) -> str:
+    """A short name for error messages (a struct's full dtype repr is unreadable)."""
+    return f"struct({', '.join(dt.names)})" if dt.names else str(dt)
+
+
+def _shape_of(arr: np.ndarray, dt: np.dtype) -> tuple[int, ...]:
+    """The element shape of ``arr`` (its shape minus the trailing subarray dims of ``dt``)."""
+    return arr.shape[:arr.ndim - len(dt.shape)]
+
+
+# what a single struct element may be given as
+_RECORD = (tuple, dict, np.void)
+
+
+def _convert(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
+    """``obj`` (one element or many) as an array of ``dt``; a subarray dtype gives its base dtype
+    with the subarray dims last. Refuses what numpy would silently change: floats into
+    integers, integers out of range (negatives into unsigned), strings parsed as numbers, one
+    plain value spread over every field of a struct. Element shape is kept (``()`` for one)."""
+    if isinstance(obj, np.ndarray) and obj.dtype == dt:
+        return obj
+    if dt.names is not None:
+        return _convert_struct(obj, dt, what)
+    if dt.base.names is not None:  # a subarray of structs: convert field by field
+        return _convert_struct(obj, dt.base, what)
     try:
-        if src is not None and src.dtype.names is not None and dt.names is not None \
-                and src.dtype.itemsize == dt.itemsize and src.dtype != dt:
-            arr = src.view(dt) if set(src.dtype.names) != set(dt.names) else src.astype(dt)
-        else:
-            arr = np.asarray(obj, dtype=dt)
+        src = obj if isinstance(obj, np.ndarray) else np.asarray(obj)
+    except (ValueError, TypeError) as exc:
+        raise MapError(f"{what}: cannot convert {obj!r} to {dt}: {exc}") from None
+    if dt.shape and src.shape[src.ndim - len(dt.shape):] != dt.shape:
+        raise MapError(f"{what}: shape {src.shape} does not end in {dt.shape} as {dt} needs")
+    if src.dtype.names is not None:
+        raise MapError(f"{what}: a {_dname(src.dtype)} given for the plain dtype {dt}; "
+                       "pass the field you mean, e.g. arr['count']")
+    _refuse_lossy(src, dt, what)
+    try:
+        return np.asarray(src, dtype=dt.base)
     except (ValueError, TypeError, OverflowError) as exc:
         raise MapError(f"{what}: cannot convert to {dt}: {exc}") from None
-    if arr.ndim == 0 or (dt.shape and arr.ndim == len(dt.shape)):
-        arr = arr.reshape((1,) + arr.shape)
-    return np.ascontiguousarray(arr)
+
+
+def _refuse_lossy(src: np.ndarray, dt: np.dtype, what: str) -> None:
+    base, kind = dt.base, src.dtype.kind
+    if base.kind in "iufb" and kind in "SU":
+        raise MapError(f"{what}: strings given but the dtype is {dt}; pass numbers")
+    if base.kind in "iu" and kind in "fc":
+        raise MapError(f"{what}: {src.reshape(-1)[0].item()!r} is a float but the dtype is {dt}; round explicitly "
+                       f"first (e.g. np.rint(x).astype('{base.str}'))")
+    if base.kind in "iu" and kind in "iu" and src.size:
+        info = np.iinfo(base)
+        lo, hi = int(src.min()), int(src.max())
+        if lo < info.min:
+            raise MapError(f"{what}: {lo} does not fit {dt}" +
+                           (" (a negative number into an unsigned type)" if lo < 0 else ""))
+        if hi > info.max:
+            raise MapError(f"{what}: {hi} does not fit {dt} (max {info.max})")
+    if kind == "V" and src.dtype.itemsize != dt.itemsize:
+        raise MapError(f"{what}: {src.dtype.itemsize}-byte items given, {dt.itemsize} expected")
+
+
+def _convert_struct(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
+    names = dt.names
+    assert names is not None
+    if isinstance(obj, np.ndarray) and obj.dtype.names is not None:
+        try:
+            if obj.dtype.itemsize == dt.itemsize and set(obj.dtype.names) != set(names):
+                return obj.view(dt)  # same bytes, other field names: reinterpret
+            return obj.astype(dt)
+        except (ValueError, TypeError) as exc:
+            raise MapError(f"{what}: cannot convert {_dname(obj.dtype)} to {_dname(dt)}: {exc}") from None
+    if isinstance(obj, _RECORD):
+        return _records([obj], dt, what).reshape(())
+    rows = list(obj) if isinstance(obj, (list, np.ndarray)) else None
+    if rows is not None and (not rows or all(isinstance(r, _RECORD) for r in rows)):
+        return _records(rows, dt, what)
+    # plain values: they fill a struct only when it has one field, anything else is ambiguous
+    if len(names) != 1:
+        raise MapError(f"{what}: a plain value cannot fill the {len(names)} fields of {_dname(dt)}; give one "
+                       f"tuple (or dict) per element, e.g. {tuple(range(len(names)))}, or a structured array")
+    fdt = dt[names[0]]
+    conv = _convert(obj, fdt, f"{what} field {names[0]!r}")
+    out = np.zeros(_shape_of(conv, fdt), dt)
+    out[names[0]] = conv
+    return out
+
+
+def _records(rows: list, dt: np.dtype, what: str) -> np.ndarray:
+    """Tuples / dicts / numpy records as an array of the struct dtype ``dt``, field by field so each
+    field gets the same checks as a plain value."""
+    names = dt.names
+    assert names is not None
+    if all(isinstance(r, np.void) and r.dtype == dt for r in rows):
+        return np.array(rows, dtype=dt)
+    cols: dict[str, list[Any]] = {n: [] for n in names}
+    for r in rows:
+        if isinstance(r, np.void):
+            if r.dtype.names is None:
+                raise MapError(f"{what}: raw {r.dtype} given for {_dname(dt)}; pass bytes or a record")
+            r = r.item()
+        if isinstance(r, dict):
+            unknown = set(r) - set(names)
+            if unknown:
+                raise MapError(f"{what}: {_dname(dt)} has no field {', '.join(map(repr, sorted(unknown)))}")
+            for n in names:
+                cols[n].append(r.get(n, _MISSING))
+        else:
+            if len(r) != len(names):
+                raise MapError(f"{what}: {len(r)} values given for the {len(names)} fields of {_dname(dt)}")
+            for n, v in zip(names, r):
+                cols[n].append(v)
+    out = np.zeros(len(rows), dt)
+    for n in names:
+        fdt = dt[n]
+        idx = [i for i, v in enumerate(cols[n]) if v is not _MISSING]
+        if not idx:
+            continue
+        conv = _convert([cols[n][i] for i in idx], fdt, f"{what} field {n!r}")
+        try:
+            if len(idx) == len(rows):
+                out[n] = conv
+            else:
+                out[n][idx] = conv  # dict rows that left this field out stay zero
+        except ValueError as exc:
+            raise MapError(f"{what} field {n!r}: shape {conv.shape} does not fit {fdt}: {exc}") from None
+    return out
+
