@@ -183,6 +183,17 @@ def test_plain_array_reads_in_one_batch_and_refuses_array_view() -> None:
             m[1000]  # noqa: B018
 
 
+@pytest.mark.parametrize("kind", ["array", "percpu_array"])
+def test_array_index_out_of_range_is_a_key_error_not_a_full_map(kind: str) -> None:
+    with Map.create(kind, "u4", "u8", 4, name="four") as a:
+        with pytest.raises(MapKeyError, match=r"index 4 outside 0\.\.3 of map 'four'") as ei:
+            a[4] = 1
+        assert not isinstance(ei.value, MapFullError) and ei.value.errno == errno.E2BIG
+        with pytest.raises(MapKeyError, match=r"index 7 outside 0\.\.3 of map 'four' after 1 of 2"):
+            a.update([1, 7], [5, 5])
+        assert int(np.max(a[1])) == 5  # the batch stopped at the bad index, after writing index 1
+
+
 def test_kernel_writes_seen_through_mmap_view_with_no_syscall() -> None:
     n = 50
     spec = bpfkit.open(obj_path("maps_types"))

@@ -89,8 +89,9 @@ def lookup_batch(fd: int, key_dtype: np.dtype, value_dtype: np.dtype, capacity: 
 
 
 def update_batch(fd: int, keys: np.ndarray, values: np.ndarray, flags: int, max_entries: int,
-                 what: str = "") -> Optional[int]:
-    """BPF_MAP_UPDATE_BATCH of all ``keys``/``values``; returns the count, None if unsupported."""
+                 what: str = "", *, indexed: bool = False) -> Optional[int]:
+    """BPF_MAP_UPDATE_BATCH of all ``keys``/``values``; returns the count, None if unsupported.
+    ``indexed``: the keys are array indices (E2BIG then means out of range, not full)."""
     n = len(keys)
     if n == 0:
         return 0
@@ -101,16 +102,21 @@ def update_batch(fd: int, keys: np.ndarray, values: np.ndarray, flags: int, max_
         log.debug("%s: UPDATE_BATCH refused (%s); falling back to per-key updates", what,
                   _errno.errorcode.get(err, err))
         return None
-    raise update_error(err, what, max_entries, done, n, keys[done] if done < n else None, flags)
+    raise update_error(err, what, max_entries, done, n, keys[done] if done < n else None, flags, indexed=indexed)
 
 
 def _is_flag_error(err: int, flags: int) -> bool:
     return False
 
 
-def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: Any, flags: int) -> BpfError:
-    """A typed error for a failed update at element ``done`` of ``n``."""
+def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: Any, flags: int, *,
+                 indexed: bool = False) -> BpfError:
+    """A typed error for a failed update at element ``done`` of ``n``. For ``indexed`` maps (arrays)
+    the kernel's E2BIG means the index is past the end, not that the map is full."""
     where = f" after {done} of {n} elements" if n > 1 else ""
+    if err == _errno.E2BIG and indexed:
+        return MapKeyError(f"index {_show(key)} outside 0..{max_entries - 1} of {what}{where}; array maps "
+                           "have exactly max_entries elements", err)
     if err == _errno.E2BIG:
         return MapFullError(f"{what} is full (max_entries={max_entries}){where}; raise max_entries "
                             "(on the spec before load, or in Map.create) or delete entries first", err)

@@ -378,7 +378,8 @@ class Map:
             sc.map_update(self.fd, k, v, flags, what=self._what())
         except BpfError as e:
             if e.errno in (_errno.E2BIG, _errno.EEXIST) or (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
-                raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags) from None
+                raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
+                                          indexed=self.type in ARRAY_TYPES) from None
             raise
 
     def __delitem__(self, key: Any) -> None:
@@ -501,14 +502,16 @@ class Map:
         k = self._keys_array(keys)
         v = self._values_array(values, len(k))
         if self._batch_ok:
-            done = _batch.update_batch(self.fd, k, v, flags, self.max_entries, self._what())
+            done = _batch.update_batch(self.fd, k, v, flags, self.max_entries, self._what(),
+                                       indexed=self.type in ARRAY_TYPES)
             if done is not None:
                 return done
         for i in range(len(k)):
             try:
                 sc.map_update(self.fd, k[i:i + 1], v[i:i + 1], flags, what=self._what())
             except BpfError as e:
-                raise _batch.update_error(e.errno, self._what(), self.max_entries, i, len(k), k[i], flags) from None
+                raise _batch.update_error(e.errno, self._what(), self.max_entries, i, len(k), k[i], flags,
+                                          indexed=self.type in ARRAY_TYPES) from None
         return len(k)
 
     def delete(self, keys: Any, *, missing_ok: bool = False) -> int:
