@@ -443,6 +443,35 @@ def test_batch_update_refuses_what_a_single_write_refuses() -> None:
         assert len(pc) == 0
 
 
+def test_missing_keys_carry_enoent() -> None:
+    def enoent(fn) -> str:  # type: ignore[no-untyped-def]
+        with pytest.raises(MapKeyError) as ei:
+            fn()
+        assert ei.value.errno == errno.ENOENT, (str(ei.value), ei.value.errno)
+        return str(ei.value)
+
+    with Map.create("hash", "u4", "u8", 4, name="h") as m:
+        m[1] = 1
+        enoent(lambda: m[5])
+        enoent(lambda: m.__delitem__(5))
+        enoent(lambda: m.delete([1, 5]))
+        enoent(lambda: m.update_elem(6, 1, sc.BPF_EXIST))
+    with Map.create("array", "u4", "u8", 4, name="a") as a:
+        assert "index 9 outside 0..3" in enoent(lambda: a[9])
+    with Map.create("queue", None, "u8", 4) as q:
+        enoent(q.pop)
+        enoent(q.peek)
+    with Map.create("hash", "u4", "u4", 2) as inner, \
+            Map.create("array_of_maps", "u4", None, 2, inner_map=inner) as outer:
+        enoent(lambda: outer.inner_id(1))
+        enoent(lambda: outer[1])
+    with Map.create("sk_storage", None, "u8", name="sk") as sk, socket.socket() as s:
+        enoent(lambda: sk[s])
+        enoent(lambda: sk.__delitem__(s))
+    with Map.create("task_storage", None, "u8", name="ts") as ts:
+        enoent(lambda: ts[os.getpid()])
+
+
 def test_to_dataframe() -> None:
     pd = pytest.importorskip("pandas")
     vdt = np.dtype([("n", "<u8"), ("comm", "S8")])

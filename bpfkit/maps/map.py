@@ -287,6 +287,13 @@ class Map:
         except Exception:
             pass
 
+    def _missing(self, key: Any) -> MapKeyError:
+        """The error for an absent key (errno ENOENT, as the kernel said)."""
+        if self.type in ARRAY_TYPES and isinstance(key, (int, np.integer)) and \
+                not 0 <= int(key) < self.max_entries:
+            return MapKeyError(f"index {key!r} outside 0..{self.max_entries - 1} of {self._what()}", _errno.ENOENT)
+        return MapKeyError(f"key {key!r} not in {self._what()}", _errno.ENOENT)
+
     def _unsupported(self, op: str, hint: str = "") -> MapError:
         return MapError(f"{self._what()}: {op} is not supported for {self.type_name} maps" +
                         (f"; {hint}" if hint else ""), _errno.EOPNOTSUPP)
@@ -364,7 +371,7 @@ class Map:
         k = self.key_bytes(key)
         v = self.value_buffer()
         if not sc.map_lookup(self.fd, k, v, what=self._what()):
-            raise MapKeyError(f"key {key!r} not in {self._what()}")
+            raise self._missing(key)
         return self._decode_value(v)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -389,7 +396,7 @@ class Map:
                                                           sc.BPF_MAP_TYPE_ARRAY_OF_MAPS):
             raise self._unsupported("deleting an element", "array elements always exist; assign 0 or clear()")
         if not sc.map_delete(self.fd, self.key_bytes(key), what=self._what()):
-            raise MapKeyError(f"key {key!r} not in {self._what()}")
+            raise self._missing(key)
 
     def __contains__(self, key: Any) -> bool:
         v = self.value_buffer()
@@ -531,7 +538,8 @@ class Map:
             if sc.map_delete(self.fd, k[i:i + 1], what=self._what()):
                 n += 1
             elif not missing_ok:
-                raise MapKeyError(f"key {_scalar(k[i])!r} not in {self._what()} ({n} keys before it were deleted)")
+                raise MapKeyError(f"key {_scalar(k[i])!r} not in {self._what()} ({n} keys before it were deleted)",
+                                  _errno.ENOENT)
         return n
 
     def clear(self) -> None:

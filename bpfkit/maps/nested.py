@@ -52,7 +52,7 @@ class MapOfMaps(Map):
         """Id of the map stored at ``key`` (MapKeyError if none)."""
         v = np.zeros(1, np.uint32)
         if not sc.map_lookup(self.fd, self.key_bytes(key), v, what=self._what()):
-            raise MapKeyError(f"key {key!r} not in {self._what()}")
+            raise self._missing(key)
         return int(v[0])
 
     def __getitem__(self, key: Any) -> Map:

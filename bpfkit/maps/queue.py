@@ -76,7 +76,7 @@ class QueueMap(_ValueOnly):
         if sc.map_lookup_and_delete(self.fd, None, v, what=self._what()):
             return _scalar(v[0])
         if default is _EMPTY:
-            raise MapKeyError(f"{self._what()} is empty")
+            raise MapKeyError(f"{self._what()} is empty", _errno.ENOENT)
         return default
 
     def peek(self, default: Any = _EMPTY) -> Any:
@@ -85,7 +85,7 @@ class QueueMap(_ValueOnly):
         if sc.map_lookup(self.fd, None, v, what=self._what()):
             return _scalar(v[0])
         if default is _EMPTY:
-            raise MapKeyError(f"{self._what()} is empty")
+            raise MapKeyError(f"{self._what()} is empty", _errno.ENOENT)
         return default
 
     def pop_all(self) -> np.ndarray:  # type: ignore[override]

@@ -12,6 +12,7 @@ Example::
 """
 from __future__ import annotations
 
+import errno as _errno
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -36,7 +37,8 @@ class LocalStorage(Map):
             except ProcessLookupError:
                 from ..errors import MapKeyError
 
-                raise MapKeyError(f"no process {owner} (task storage lives only as long as its task)") from None
+                raise MapKeyError(f"no process {owner} (task storage lives only as long as its task)",
+                                  _errno.ENOENT) from None
         elif isinstance(owner, (str, os.PathLike)):
             fd = os.open(owner, os.O_RDONLY | (os.O_DIRECTORY if self.type == sc.BPF_MAP_TYPE_CGRP_STORAGE else 0))
         elif isinstance(owner, (int, np.integer)):
@@ -72,7 +74,7 @@ class LocalStorage(Map):
 
         v = self.lookup(key, _MISSING)
         if v is _MISSING:
-            raise MapKeyError(f"no value for {key!r} in {self._what()}")
+            raise MapKeyError(f"no value for {key!r} in {self._what()}", _errno.ENOENT)
         return v
 
     def __contains__(self, key: Any) -> bool:
@@ -88,7 +90,7 @@ class LocalStorage(Map):
 
         with self._owner_fd(key) as fd:
             if not sc.map_delete(self.fd, np.array([fd], np.int32), what=self._what()):
-                raise MapKeyError(f"no value for {key!r} in {self._what()}")
+                raise MapKeyError(f"no value for {key!r} in {self._what()}", _errno.ENOENT)
 
     def keys(self) -> Iterator[Any]:
         raise self._unsupported("iteration", "local storage is reached through its owner only")
