@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterator, Optional
 
 import numpy as np
@@ -183,6 +184,19 @@ class Btf:
         end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
         return np.dtype({"names": names, "formats": formats, "offsets": offsets,
                          "itemsize": max(sec.size, end)})
+
+
+@lru_cache(maxsize=1)
+def vmlinux_btf() -> Btf:
+    """The running kernel's BTF, parsed once per process (~0.7 s) and shared by every caller
+    (feature probes, tracepoint argument listing, dtypes of kernel structs).
+
+    Example::
+
+        btf = vmlinux_btf()
+        btf.dtype(btf.find("task_struct", Kind.STRUCT).id)
+    """
+    return Btf.load_vmlinux()
 
 
 def default_dtype(size: int) -> np.dtype:

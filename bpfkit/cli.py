@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 # subcommand -> (module, function taking argv without the subcommand, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
-    "list": ("bpfkit.probes.discovery", "list_main", "list probes: tracepoints, functions, symbols, USDT"),
+    "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
 }
 

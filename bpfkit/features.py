@@ -22,13 +22,10 @@ import struct
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 from . import syscall as sc
 from .errors import BpfError, FeatureNotSupported
-
-if TYPE_CHECKING:
-    from .btf import Btf
 
 __all__ = [
     "FeatureStatus", "KERNEL_FEATURES", "attach_type", "check", "helper", "map_type", "probe_all",
@@ -86,19 +83,12 @@ def _name_to_id(name: Union[str, int], table: dict[int, str], kind: str) -> int:
     raise ValueError(f"unknown {kind} type {name!r}; known: {', '.join(sorted(table.values()))}")
 
 
-@lru_cache(maxsize=1)
-def _vmlinux_btf() -> "Btf":
-    from .btf import Btf
-
-    return Btf.load_vmlinux()
-
-
 def _btf_id(name: str, kind_name: str) -> int:
     """Type id of ``name`` in vmlinux BTF, 0 if absent."""
-    from .btf import Kind
+    from .btf import Kind, vmlinux_btf
 
     try:
-        return int(_vmlinux_btf().find(name, Kind[kind_name]).id)
+        return int(vmlinux_btf().find(name, Kind[kind_name]).id)
     except BpfError:
         return 0
 
@@ -177,10 +167,10 @@ _MAP_NEEDS_BTF = {sc.BPF_MAP_TYPE_SK_STORAGE, sc.BPF_MAP_TYPE_INODE_STORAGE, sc.
 
 
 def _kernel_enum(enum_name: str) -> dict[str, int]:
-    from .btf import Kind
+    from .btf import Kind, vmlinux_btf
 
     try:
-        return dict(_vmlinux_btf().find(enum_name, Kind.ENUM).enum_values)
+        return dict(vmlinux_btf().find(enum_name, Kind.ENUM).enum_values)
     except BpfError:
         return {}
 
@@ -283,7 +273,7 @@ def _uprobes() -> tuple[bool, str]:
 
 
 def _tracefs() -> tuple[bool, str]:
-    from .probes.tracefs import tracefs_root
+    from .tracefs import tracefs_root
 
     try:
         return True, f"tracefs at {tracefs_root()}"
@@ -430,7 +420,7 @@ def _perf_link() -> tuple[bool, str]:
 
 
 def _sched_switch_id() -> int:
-    from .probes.tracefs import tracepoint_id
+    from .tracefs import tracepoint_id
 
     return tracepoint_id("sched", "sched_switch")
 

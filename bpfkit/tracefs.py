@@ -1,15 +1,30 @@
-"""Where tracefs is, and what it says about tracepoints and dynamic PMUs.
+"""Where tracefs is, and what it says about tracepoints, traceable functions and dynamic PMUs.
 
 bpfkit reads tracefs (ids and field formats of tracepoints) but never writes
-probe definitions into it: probes are perf events or BPF links.
+probe definitions into it: probes are perf events or BPF links. This module sits
+below both :mod:`bpfkit.features` and :mod:`bpfkit.probes`, which both read it.
+
+Example::
+
+    from bpfkit import tracefs
+
+    tracefs.tracepoint_id("sched", "sched_switch")    # 321
+    tracefs.pmu_type("uprobe")                         # 7
+    funcs = tracefs.available_filter_functions()      # None where the kernel hides the list
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from functools import lru_cache
+from typing import Optional
 
-from ..errors import BpfError, BpfNotFoundError, FeatureNotSupported
+from .errors import BpfError, BpfNotFoundError, FeatureNotSupported
+
+__all__ = ["available_filter_functions", "pmu_retprobe_bit", "pmu_type", "tracefs_root", "tracepoint_id"]
+
+log = logging.getLogger("bpfkit.tracefs")
 
 _CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -30,7 +45,12 @@ def tracefs_root() -> str:
 
 
 def tracepoint_id(category: str, name: str) -> int:
-    """The perf event config of tracepoint ``category:name``."""
+    """The perf event config of tracepoint ``category:name``.
+
+    Example::
+
+        attr.config = tracepoint_id("syscalls", "sys_enter_getpid")
+    """
     path = os.path.join(tracefs_root(), "events", category, name, "id")
     try:
         with open(path) as f:
@@ -47,7 +67,12 @@ def tracepoint_id(category: str, name: str) -> int:
 
 
 def pmu_type(pmu: str) -> int:
-    """The perf ``type`` of a dynamic PMU (``kprobe``, ``uprobe``, ...)."""
+    """The perf ``type`` of a dynamic PMU (``kprobe``, ``uprobe``, ...).
+
+    Example::
+
+        attr.type = pmu_type("uprobe")   # FeatureNotSupported naming CONFIG_UPROBES if missing
+    """
     path = f"/sys/bus/event_source/devices/{pmu}/type"
     try:
         with open(path) as f:
@@ -60,10 +85,40 @@ def pmu_type(pmu: str) -> int:
 
 
 def pmu_retprobe_bit(pmu: str) -> int:
-    """Bit of ``config`` that turns a k/uprobe into a return probe (``format/retprobe``)."""
+    """Bit of ``config`` that turns a k/uprobe into a return probe (``format/retprobe``).
+
+    Example::
+
+        attr.config |= 1 << pmu_retprobe_bit("uprobe")
+    """
     try:
         with open(f"/sys/bus/event_source/devices/{pmu}/format/retprobe") as f:
             spec = f.read().strip()  # e.g. "config:0"
         return int(spec.split(":")[1])
     except (FileNotFoundError, IndexError, ValueError):
         return 0
+
+
+@lru_cache(maxsize=1)
+def available_filter_functions() -> Optional[frozenset[str]]:
+    """Kernel functions ftrace can patch (tracefs ``available_filter_functions``, module
+    suffixes stripped), i.e. what kprobes and fentry can attach to; None when the file cannot
+    be read (no tracefs, or a locked-down kernel that refuses even root), which is logged once.
+
+    Example::
+
+        funcs = available_filter_functions()
+        "vfs_read" in funcs if funcs is not None else "unknown"
+    """
+    try:
+        path = os.path.join(tracefs_root(), "available_filter_functions")
+    except BpfError as e:
+        log.info("kernel function list unavailable: %s", e)
+        return None
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        log.info("cannot read %s (%s); falling back to less precise sources", path, e.strerror or e)
+        return None
+    return frozenset(ln.split()[0] for ln in lines if ln and not ln.startswith("__ftrace_invalid_address"))

@@ -9,8 +9,9 @@ import pytest
 
 import bpfkit
 import bpfkit.probes
-from bpfkit.probes.discovery import list_main
-from bpfkit.probes.tracefs import tracefs_root
+from bpfkit.cli import main as cli_main
+from bpfkit.tools.list import main as list_main
+from bpfkit.tracefs import tracefs_root
 from bpfkit.testing import fixtures
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read tracefs")
@@ -95,3 +96,12 @@ def test_cli_lists_with_fields_and_fails_on_bad_patterns(capsys) -> None:  # typ
     assert list_main(["bogus:thing"]) == 1
     assert "unknown probe kind 'bogus'" in capsys.readouterr().err
     assert list_main(["tracepoint:nosuchcat:*"]) == 1
+
+
+def test_bpfkit_list_subcommand_and_the_old_tracefs_import_path(capsys) -> None:  # type: ignore[no-untyped-def]
+    import bpfkit.probes.tracefs
+
+    assert cli_main(["list", "tracepoint:sched:sched_switch"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["tracepoint:sched:sched_switch"]
+    assert cli_main(["list", "bogus:thing"]) == 1
+    assert bpfkit.probes.tracefs.tracefs_root is tracefs_root  # kept as an alias of bpfkit.tracefs

@@ -18,24 +18,22 @@ Example::
 
     bpfkit.probes.list("tracepoint:sched:sched_switch")
     bpfkit.probes.tracepoint_fields("syscalls", "sys_enter_openat")   # see args->filename
-    $ bpfkit list -v 'tracepoint:syscalls:sys_enter_open*'
+    $ bpfkit list -v 'tracepoint:syscalls:sys_enter_open*'   # the CLI: bpfkit.tools.list
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import os
 import re
-import sys
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from ..errors import BpfError, BpfNotFoundError
-from .tracefs import tracefs_root
+from ..errors import BpfError, BpfNotFoundError, BpfUsageError
+from ..tracefs import tracefs_root
 
-__all__ = ["ProbeInfo", "TracepointField", "list_main", "list_probes", "tracepoint_dtype", "tracepoint_fields"]
+__all__ = ["ProbeInfo", "TracepointField", "list_probes", "tracepoint_dtype", "tracepoint_fields"]
 
 _KINDS = {
     "tracepoint": "tracepoint", "t": "tracepoint", "tp": "tracepoint",
@@ -187,16 +185,16 @@ def _split(rest: str, n: int) -> list[str]:
 
 def _binary_targets(pattern: str, pid: Optional[int]) -> list[str]:
     from .elf import resolve_library
-    from .usdt import _mapped_files
+    from .procfs import mapped_files
 
     if pid is not None:
-        files = _mapped_files(pid)
+        files = mapped_files(pid)
         if pattern in ("", "*"):
             return files
         return [p for p in files if fnmatch.fnmatchcase(p, pattern) or fnmatch.fnmatchcase(os.path.basename(p), pattern)
                 or os.path.realpath(p) == _try_resolve(pattern)]
     if not pattern or any(c in pattern for c in "*?["):
-        raise BpfError("give a binary (path, program name or library like 'c'), or pid= to search a process")
+        raise BpfUsageError("give a binary (path, program name or library like 'c'), or pid= to search a process")
     return [resolve_library(pattern)]
 
 
@@ -225,7 +223,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
     if kind is None and sep and rest.count(":") == 0 and _tracepoints(kind_s, "*"):
         kind, rest = "tracepoint", pattern  # "sched:sched_switch", as perf spells tracepoints
     if kind is None:
-        raise ValueError(f"unknown probe kind {kind_s!r} in {pattern!r}; use one of "
+        raise BpfUsageError(f"unknown probe kind {kind_s!r} in {pattern!r}; use one of "
                          "tracepoint, rawtracepoint, kprobe, fentry, uprobe, usdt, software, hardware")
     out: list[ProbeInfo] = []
     if kind == "tracepoint":
@@ -279,45 +277,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
 
 
 def _btf_functions(pattern: str) -> list[str]:
-    from ..btf import Kind
-    from ..features import _vmlinux_btf
+    from ..btf import Kind, vmlinux_btf
 
     rx = re.compile(fnmatch.translate(pattern))
-    return sorted({t.name for t in _vmlinux_btf() if t.kind == Kind.FUNC and rx.match(t.name)})
-
-
-# -- CLI ---------------------------------------------------------------------------
-
-def list_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``bpfkit list [-v] [-p PID] PATTERN...``: print matching probes, like ``bpftrace -l``."""
-    ap = argparse.ArgumentParser(prog="bpfkit list", description="List probes, like bpftrace -l. Patterns: "
-                                 "tracepoint:CAT:NAME, rawtracepoint:NAME, kprobe:FUNC, fentry:FUNC, "
-                                 "uprobe:BINARY:FUNC, usdt:BINARY:PROVIDER:NAME, software:NAME, hardware:NAME")
-    ap.add_argument("patterns", nargs="*", default=["tracepoint:*"], metavar="PATTERN")
-    ap.add_argument("-v", "--verbose", action="store_true", help="show tracepoint fields and USDT arguments")
-    ap.add_argument("-p", "--pid", type=int, help="search the binaries mapped by this process (uprobe/usdt)")
-    args = ap.parse_args(argv)
-    status = 0
-    for pattern in args.patterns:
-        if args.pid is not None and pattern.partition(":")[0] in ("usdt", "U", "uprobe", "u") and pattern.count(":") == 0:
-            pattern += ":*"
-        try:
-            probes = list_probes(pattern, pid=args.pid, verbose=args.verbose)
-        except (BpfError, ValueError) as e:
-            print(f"bpfkit list: {e}", file=sys.stderr)
-            status = 1
-            continue
-        for p in probes:
-            print(p)
-            if args.verbose:
-                for f in p.fields:
-                    print(f"    {f.declaration}")
-                if p.args:
-                    print(f"    args: {p.args}")
-        if not probes:
-            status = status or 1
-    return status
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(list_main())
+    return sorted({t.name for t in vmlinux_btf() if t.kind == Kind.FUNC and rx.match(t.name)})

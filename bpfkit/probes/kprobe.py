@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fnmatch
-import os
 import platform
 import re
 from functools import lru_cache
@@ -28,7 +27,7 @@ from .. import features
 from .. import syscall as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError
 from .link import Link, attach_perf_event, group_links
-from .tracefs import pmu_retprobe_bit, pmu_type, tracefs_root
+from ..tracefs import available_filter_functions, pmu_retprobe_bit, pmu_type
 
 BPF_F_KPROBE_MULTI_RETURN = 1
 _WILDCARD = re.compile(r"[*?\[]")
@@ -54,14 +53,9 @@ def _read_lines(path: str) -> Optional[list[str]]:
 @lru_cache(maxsize=1)
 def _traceable_functions() -> tuple[tuple[str, ...], str]:
     """Kernel functions a kprobe can attach to, and where the list came from."""
-    try:
-        root = tracefs_root()
-    except BpfError:
-        root = ""
-    lines = _read_lines(os.path.join(root, "available_filter_functions")) if root else None
-    if lines is not None:
-        names = {ln.split()[0] for ln in lines if ln and not ln.startswith("__ftrace_invalid_address")}
-        return tuple(sorted(names)), "available_filter_functions"
+    ftrace = available_filter_functions()
+    if ftrace is not None:
+        return tuple(sorted(ftrace)), "available_filter_functions"
     # Not readable (no tracefs, or a locked-down tracefs): fall back to the text symbols of
     # kallsyms, which is what libbpf does too. It over-approximates (notrace functions included).
     names = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import syscall as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError
 from .link import Link, attach_perf_event
-from .tracefs import tracepoint_id
+from ..tracefs import tracepoint_id
 
 
 def attach_tracepoint(prog_fd: int, category: str, name: str, cookie: int = 0) -> Link:

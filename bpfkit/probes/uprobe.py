@@ -27,7 +27,7 @@ from ..errors import AttachError, BpfError, BpfNotFoundError
 from .elf import list_symbols, resolve_library, symbol_offset
 from .kprobe import is_pattern
 from .link import Link, attach_perf_event, group_links
-from .tracefs import pmu_retprobe_bit, pmu_type
+from ..tracefs import pmu_retprobe_bit, pmu_type
 
 # ref_ctr_offset (USDT semaphores) goes in the upper half of config
 _REF_CTR_SHIFT = 32

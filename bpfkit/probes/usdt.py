@@ -17,7 +17,6 @@ Example::
 """
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any, Optional, Protocol
@@ -29,6 +28,7 @@ from .. import syscall as sc
 from ..errors import AttachError, BpfNotFoundError
 from .elf import resolve_library
 from .link import Link, group_links
+from .procfs import load_address, mapped_files
 from .uprobe import attach_uprobe_offset
 from .usdt_spec import USDT_SPEC_SIZE, UsdtNote, encode_usdt_spec, read_usdt_notes
 
@@ -62,44 +62,13 @@ def _allocator(specs: _MapLike) -> _SpecIds:
         return alloc
 
 
-def _mapped_files(pid: int) -> list[str]:
-    """Regular files mapped executable by process ``pid``."""
-    out: list[str] = []
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            for line in f:
-                parts = line.split(maxsplit=5)
-                if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
-                    path = parts[5].strip()
-                    if path not in out and not path.endswith(" (deleted)"):
-                        out.append(path)
-    except FileNotFoundError:
-        raise BpfNotFoundError(f"no process {pid}") from None
-    return out
-
-
-def _load_address(pid: int, path: str, file_offset: int) -> Optional[int]:
-    """Run-time address of ``file_offset`` of ``path`` in process ``pid``."""
-    real = os.path.realpath(path)
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            if len(parts) < 6 or os.path.realpath(parts[5].strip()) != real:
-                continue
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            off = int(parts[2], 16)
-            if off <= file_offset < off + (end - start):
-                return start + file_offset - off
-    return None
-
-
 def find_usdt(binary: Optional[str], provider: str, name: str, pid: int = -1) -> list[UsdtNote]:
     """Sites of USDT probe ``provider:name`` in ``binary`` (path, $PATH name or library short
     name), or in every file mapped by ``pid`` when ``binary`` is None."""
     if binary is None:
         if pid < 0:
             raise AttachError("attach_usdt needs a binary, a pid, or both")
-        paths = _mapped_files(pid)
+        paths = mapped_files(pid)
     else:
         paths = [resolve_library(binary)]
     notes = [n for p in paths for n in read_usdt_notes(p, provider, name)]
@@ -190,7 +159,7 @@ def _site_ip(note: UsdtNote, pid: int, what: str) -> int:
     if pid < 0:
         raise AttachError(f"{what}: this kernel lacks bpf_get_attach_cookie, so a USDT probe in a PIE binary or "
                           "shared library needs pid= to know its run-time address")
-    ip = _load_address(pid, note.path, note.offset)
+    ip = load_address(pid, note.path, note.offset)
     if ip is None:
         raise AttachError(f"{what}: {note.path} is not mapped by process {pid}")
     return ip
