@@ -279,14 +279,65 @@ def test_lpm_trie_longest_prefix() -> None:
             m[("10.0.0.0", 40)] = 1
 
 
-def test_lpm_batch_refusal_falls_back_with_a_debug_log(caplog: pytest.LogCaptureFixture) -> None:
-    with Map.create("lpm_trie", LpmTrie.key_dtype_for(16), "u8", 16) as m:
-        m["2001:db8::/32"] = 5
-        with caplog.at_level(logging.DEBUG, logger="bpfkit.maps"):
-            keys, vals = m.to_numpy()
-        assert vals.tolist() == [5]
-        if any("falling back" in r.message for r in caplog.records):
-            assert m._batch_ok is False
+def _refusing_batches(monkeypatch: pytest.MonkeyPatch, err: int, times: int = 1 << 30) -> list[int]:
+    """Make the kernel's answer to the BPF_MAP_*_BATCH commands ``err`` (the first ``times`` asks);
+    returns the commands asked, in order."""
+    real_call = bulk.call
+    asked: list[int] = []
+
+    def call(cmd, fd, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if cmd in bulk.CMD_NAMES:
+            asked.append(cmd)
+            if len(asked) <= times:
+                return 0, err
+        return real_call(cmd, fd, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "call", call)
+    return asked
+
+
+def test_real_batch_refusal_of_an_array_of_maps(caplog: pytest.LogCaptureFixture) -> None:
+    # arrays of maps have LOOKUP/UPDATE_BATCH but no DELETE/LOOKUP_AND_DELETE_BATCH (kernel answers ENOTSUPP)
+    inners = [Map.create("hash", "u4", "u4", 2, name=f"aom{i}") for i in range(3)]
+    try:
+        with Map.create("array_of_maps", "u4", None, 4, inner_map=inners[0], name="aom") as outer, \
+                caplog.at_level(logging.DEBUG, logger="bpfkit.maps"):
+            outer.update([0, 1, 3], inners)
+            assert outer.delete([1, 2], missing_ok=True) == 1
+            keys, ids = outer.pop_all()
+            assert keys.tolist() == [0, 3] and ids.tolist() == [inners[0].id, inners[2].id]
+            assert outer.to_numpy()[0].tolist() == []
+        assert outer._refused == {sc.BPF_MAP_DELETE_BATCH, sc.BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+                                  sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM}
+        msgs = [r.getMessage() for r in caplog.records if r.name == "bpfkit.maps"]
+        assert "map 'aom': DELETE_BATCH refused by the kernel (ENOTSUPP); falling back to per-key deletes" in msgs
+    finally:
+        for m in inners:
+            m.close()
+
+
+def test_einval_from_a_map_type_with_batch_ops_is_raised_not_a_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Map.create("hash", "u4", "u8", 8, name="nolock") as m:
+        m.update([1, 2], [10, 20])
+        # a real EINVAL: BPF_F_LOCK on a value without a bpf_spin_lock
+        with pytest.raises(MapError, match="LOOKUP_BATCH on map 'nolock': the kernel refused the request") as ei:
+            bulk.lookup_batch(m.fd, np.dtype("u4"), np.dtype("u8"), 8, what=m._what(), map_type=m.type,
+                              elem_flags=sc.BPF_F_LOCK)
+        assert ei.value.errno == errno.EINVAL
+        with pytest.raises(MapError, match="UPDATE_BATCH on map 'nolock': .*BPF_F_LOCK") as ei:
+            m.update([3], [30], flags=sc.BPF_F_LOCK)
+        assert ei.value.errno == errno.EINVAL and 3 not in m
+        # one EINVAL on the first read does not switch batches off for the map's lifetime
+        asked = _refusing_batches(monkeypatch, errno.EINVAL, times=1)
+        with pytest.raises(MapError, match="EINVAL"):
+            m.to_numpy()
+        k, v = m.to_numpy()
+        assert sorted(zip(k.tolist(), v.tolist())) == [(1, 10), (2, 20)]
+        assert asked == [sc.BPF_MAP_LOOKUP_BATCH] * 2 and m._refused == set()
+    # where the type has no such op an EINVAL means just that (kernels before 5.6 answer so)
+    assert bulk.refused(errno.EINVAL, sc.BPF_MAP_LOOKUP_BATCH, sc.BPF_MAP_TYPE_STACK_TRACE, "x")
+    assert bulk.refused(errno.EINVAL, sc.BPF_MAP_DELETE_BATCH, sc.BPF_MAP_TYPE_ARRAY, "x")
+    assert not bulk.refused(errno.ENOENT, sc.BPF_MAP_LOOKUP_BATCH, sc.BPF_MAP_TYPE_STACK_TRACE, "x")
 
 
 def test_queue_stack_bloom() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -24,9 +25,55 @@ from ..errors import BpfError, MapError, MapFullError, MapKeyError
 
 log = logging.getLogger("bpfkit.maps")
 
-ENOTSUPP = 524  # kernel-internal "no such op", leaks to user space for maps without batch ops
-UNSUPPORTED = (ENOTSUPP, _errno.EOPNOTSUPP, _errno.EINVAL)
+ENOTSUPP = 524  # kernel-internal "no such op": what a map type without a batch op answers
 MIN_CHUNK = 256
+
+_HASHES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,
+           sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_HASH_OF_MAPS}
+_ARRAYS = {sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY, sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
+# Which map types implement each batch command (bpf_map_ops in kernel/bpf/hashtab.c, arraymap.c,
+# lpm_trie.c, 6.x). For these, EINVAL is the kernel refusing the request (flags, a stale batch
+# token), not a missing op, and is raised; a missing op answers ENOTSUPP. LPM tries got their
+# batch ops late (6.x), so on older kernels they answer ENOTSUPP and fall back.
+BATCH_TYPES: dict[int, frozenset[int]] = {
+    sc.BPF_MAP_LOOKUP_BATCH: frozenset(_HASHES | _ARRAYS | {sc.BPF_MAP_TYPE_LPM_TRIE}),
+    sc.BPF_MAP_LOOKUP_AND_DELETE_BATCH: frozenset(_HASHES),
+    sc.BPF_MAP_UPDATE_BATCH: frozenset(_HASHES | _ARRAYS | {sc.BPF_MAP_TYPE_LPM_TRIE}),
+    sc.BPF_MAP_DELETE_BATCH: frozenset(_HASHES | {sc.BPF_MAP_TYPE_LPM_TRIE}),
+}
+CMD_NAMES = {sc.BPF_MAP_LOOKUP_BATCH: "LOOKUP_BATCH", sc.BPF_MAP_LOOKUP_AND_DELETE_BATCH: "LOOKUP_AND_DELETE_BATCH",
+             sc.BPF_MAP_UPDATE_BATCH: "UPDATE_BATCH", sc.BPF_MAP_DELETE_BATCH: "DELETE_BATCH"}
+
+
+def _has_batch_commands() -> bool:
+    # the BPF_MAP_*_BATCH commands appeared in 5.6; before that every one of them is EINVAL
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= (5, 6)
+
+
+def refused(err: int, cmd: int, map_type: Optional[int], what: str) -> bool:
+    """True when ``err`` from batch command ``cmd`` means "no batch op for this map type" (then
+    the caller falls back to per-element calls, and logs it at debug level). Raises MapError
+    for an EINVAL from a map type that has the op: that is a refused request, and switching
+    batches off for it would hide the error and make every later read per-key."""
+    if err in (ENOTSUPP, _errno.EOPNOTSUPP):
+        return True
+    if err != _errno.EINVAL:
+        return False
+    if not _has_batch_commands() or (map_type is not None and map_type not in BATCH_TYPES[cmd]):
+        return True
+    kind = sc.MAP_TYPE_NAMES.get(map_type, str(map_type)) if map_type is not None else "this"
+    raise MapError(f"{CMD_NAMES[cmd]} on {what}: the kernel refused the request (EINVAL) although {kind} maps "
+                   "support it; check the flags (BPF_F_LOCK needs a bpf_spin_lock in the value) and that the "
+                   "map was not replaced while reading", err)
+
+
+def _log_refusal(what: str, cmd: int, err: int, fallback: str) -> None:
+    log.debug("%s: %s refused by the kernel (%s); falling back to %s", what, CMD_NAMES[cmd],
+              _errno.errorcode.get(err, "ENOTSUPP" if err == ENOTSUPP else str(err)), fallback)
 
 
 def call(cmd: int, fd: int, in_batch: Any, out_batch: Any, keys: Any, values: Any, count: int,
@@ -39,6 +86,15 @@ def call(cmd: int, fd: int, in_batch: Any, out_batch: Any, keys: Any, values: An
     return int(attr.count), (err if ret < 0 else 0)
 
 
+def _call_elems(cmd: int, fd: int, keys: np.ndarray, values: Optional[np.ndarray], count: int,
+                elem_flags: int = 0) -> tuple[int, int]:
+    """:func:`call` for UPDATE/DELETE_BATCH. The kernel writes the count back only once it has
+    worked on the elements; refusing up front (no such op, bad flags) leaves our request in it,
+    so an error with the count untouched means no element was done."""
+    done, err = call(cmd, fd, None, None, keys, values, count, elem_flags)
+    return (0 if err and done >= count else done), err
+
+
 def _grow(arr: np.ndarray, n: int) -> np.ndarray:
     out = np.empty((n,) + arr.shape[1:], dtype=arr.dtype)
     out[: len(arr)] = arr
@@ -46,13 +102,14 @@ def _grow(arr: np.ndarray, n: int) -> np.ndarray:
 
 
 def lookup_batch(fd: int, key_dtype: np.dtype, value_dtype: np.dtype, capacity: int, *,
-                 value_shape: tuple[int, ...] = (), delete: bool = False,
-                 what: str = "") -> Optional[tuple[np.ndarray, np.ndarray]]:
+                 value_shape: tuple[int, ...] = (), delete: bool = False, what: str = "",
+                 map_type: Optional[int] = None, elem_flags: int = 0) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """Read every element with BPF_MAP_LOOKUP_BATCH (or LOOKUP_AND_DELETE_BATCH when ``delete``).
 
     ``capacity`` is the expected element count (max_entries); the buffers grow if the map
     holds more (entries added while reading). Returns ``(keys, values)`` or ``None`` when
-    the map type refuses batches.
+    the map type has no such batch op (``map_type`` tells an EINVAL that means that from one
+    that is a real error; see :func:`refused`).
     """
     cmd = sc.BPF_MAP_LOOKUP_AND_DELETE_BATCH if delete else sc.BPF_MAP_LOOKUP_BATCH
     cap = max(int(capacity), 1)
@@ -69,16 +126,15 @@ def lookup_batch(fd: int, key_dtype: np.dtype, value_dtype: np.dtype, capacity: 
             cap = cap * 2 + MIN_CHUNK
             keys, values = _grow(keys, cap), _grow(values, cap)
             room = cap - total
-        n, err = call(cmd, fd, None if first else tin, tout, keys[total:], values[total:], room)
+        n, err = call(cmd, fd, None if first else tin, tout, keys[total:], values[total:], room, elem_flags)
         if err == _errno.ENOSPC and n == 0:
             # a hash bucket holds more elements than `room`: retry with a larger buffer
             cap = cap * 2 + MIN_CHUNK
             keys, values = _grow(keys, cap), _grow(values, cap)
             continue
         if err and err != _errno.ENOENT:
-            if first and total == 0 and err in UNSUPPORTED:
-                log.debug("%s: %s refused by the kernel (%s); falling back to per-key iteration", what,
-                          "LOOKUP_AND_DELETE_BATCH" if delete else "LOOKUP_BATCH", _errno.errorcode.get(err, err))
+            if first and total == 0 and refused(err, cmd, map_type, what):
+                _log_refusal(what, cmd, err, "per-key iteration")
                 return None
             raise BpfError.from_errno(err, f"{'lookup-and-delete' if delete else 'lookup'} batch on {what}")
         total += n
@@ -89,24 +145,19 @@ def lookup_batch(fd: int, key_dtype: np.dtype, value_dtype: np.dtype, capacity: 
 
 
 def update_batch(fd: int, keys: np.ndarray, values: np.ndarray, flags: int, max_entries: int,
-                 what: str = "", *, indexed: bool = False) -> Optional[int]:
+                 what: str = "", *, indexed: bool = False, map_type: Optional[int] = None) -> Optional[int]:
     """BPF_MAP_UPDATE_BATCH of all ``keys``/``values``; returns the count, None if unsupported.
     ``indexed``: the keys are array indices (E2BIG then means out of range, not full)."""
     n = len(keys)
     if n == 0:
         return 0
-    done, err = call(sc.BPF_MAP_UPDATE_BATCH, fd, None, None, keys, values, n, flags)
+    done, err = _call_elems(sc.BPF_MAP_UPDATE_BATCH, fd, keys, values, n, flags)
     if not err:
         return done
-    if done == 0 and err in UNSUPPORTED and not _is_flag_error(err, flags):
-        log.debug("%s: UPDATE_BATCH refused (%s); falling back to per-key updates", what,
-                  _errno.errorcode.get(err, err))
+    if done == 0 and refused(err, sc.BPF_MAP_UPDATE_BATCH, map_type, what):
+        _log_refusal(what, sc.BPF_MAP_UPDATE_BATCH, err, "per-key updates")
         return None
     raise update_error(err, what, max_entries, done, n, keys[done] if done < n else None, flags, indexed=indexed)
-
-
-def _is_flag_error(err: int, flags: int) -> bool:
-    return False
 
 
 def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: Any, flags: int, *,
@@ -127,12 +178,13 @@ def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: 
     return BpfError.from_errno(err, f"update of {what}{where}")
 
 
-def delete_batch(fd: int, keys: np.ndarray, missing_ok: bool, what: str = "") -> Optional[int]:
+def delete_batch(fd: int, keys: np.ndarray, missing_ok: bool, what: str = "", *,
+                 map_type: Optional[int] = None) -> Optional[int]:
     """BPF_MAP_DELETE_BATCH; returns how many were deleted, None if unsupported. A missing key
     raises MapKeyError unless ``missing_ok`` (then it is skipped)."""
     n, pos, deleted = len(keys), 0, 0
     while pos < n:
-        done, err = call(sc.BPF_MAP_DELETE_BATCH, fd, None, None, keys[pos:], None, n - pos)
+        done, err = _call_elems(sc.BPF_MAP_DELETE_BATCH, fd, keys[pos:], None, n - pos)
         deleted += done
         pos += done
         if not err:
@@ -143,9 +195,8 @@ def delete_batch(fd: int, keys: np.ndarray, missing_ok: bool, what: str = "") ->
                                   "deleted)", err)
             pos += 1
             continue
-        if deleted == 0 and pos == 0 and err in UNSUPPORTED:
-            log.debug("%s: DELETE_BATCH refused (%s); falling back to per-key deletes", what,
-                      _errno.errorcode.get(err, err))
+        if deleted == 0 and pos == 0 and refused(err, sc.BPF_MAP_DELETE_BATCH, map_type, what):
+            _log_refusal(what, sc.BPF_MAP_DELETE_BATCH, err, "per-key deletes")
             return None
         raise BpfError.from_errno(err, f"delete batch on {what}")
     return deleted

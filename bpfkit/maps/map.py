@@ -109,7 +109,10 @@ class Map:
         self.ncpus = sc.possible_cpus() if self.percpu else 1
         # per-CPU values are laid out with each CPU's slot rounded up to 8 bytes
         self._slot = (value_size + 7) & ~7 if self.percpu else value_size
+        # False forces per-element syscalls for every bulk operation; _refused holds the batch
+        # commands the kernel said this map type lacks (asked once, then not again)
         self._batch_ok = True
+        self._refused: set[int] = set()
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -460,45 +463,58 @@ class Map:
         pattern. Each element is read and removed atomically, so no increment is lost."""
         return self._read_all(delete=True)
 
+    def _batch(self, cmd: int) -> bool:
+        return self._batch_ok and cmd not in self._refused
+
     def _read_all(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
         self._check_dtypes()
         if self.key_dtype is None or self.value_dtype is None:
             raise self._unsupported("reading all elements")
         vdt, vshape = self._value_layout()
-        if self._batch_ok:
+        cmd = sc.BPF_MAP_LOOKUP_AND_DELETE_BATCH if delete else sc.BPF_MAP_LOOKUP_BATCH
+        if self._batch(cmd):
             got = _batch.lookup_batch(self.fd, self.key_dtype, vdt, self._capacity(), value_shape=vshape,
-                                      delete=delete, what=self._what())
+                                      delete=delete, what=self._what(), map_type=self.type)
             if got is not None:
                 return got[0], self._unslot(got[1])
-            if not delete:
-                self._batch_ok = False
+            self._refused.add(cmd)
         return self._read_slow(delete, vdt, vshape)
 
     def _capacity(self) -> int:
         return self.max_entries or 1024
 
     def _read_slow(self, delete: bool, vdt: np.dtype, vshape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """get_next_key + lookup (+ delete) per element: for map types without batch ops."""
         assert self.key_dtype is not None
         keys = []
         vals = []
+        cur = np.zeros(1, self.key_dtype)
+        nxt = np.zeros(1, self.key_dtype)
         v = np.zeros((1,) + vshape, dtype=vdt)
-        for k in self.keys():
-            kb = _as_array(k, self.key_dtype, "key")
-            if delete:
-                try:
-                    found = sc.map_lookup_and_delete(self.fd, kb, v, what=self._what())
-                except BpfError:
-                    found = sc.map_lookup(self.fd, kb, v, what=self._what())
-                    if found:
-                        sc.map_delete(self.fd, kb, what=self._what())
-            else:
-                found = sc.map_lookup(self.fd, kb, v, what=self._what())
-            if found:
-                keys.append(kb[0])
+        more = sc.map_get_next_key(self.fd, None, nxt, what=self._what())
+        while more:
+            cur[:] = nxt
+            # step past cur before deleting it: the next key of a deleted one restarts the walk
+            more = sc.map_get_next_key(self.fd, cur, nxt, what=self._what())
+            if self._lookup_one(cur, v, delete):
+                keys.append(cur[0].copy())
                 vals.append(v[0].copy())
         karr = np.array(keys, dtype=self.key_dtype) if keys else np.empty(0, self.key_dtype)
         varr = np.array(vals, dtype=vdt).reshape((len(vals),) + vshape)
         return karr, self._unslot(varr)
+
+    def _lookup_one(self, key: np.ndarray, value: np.ndarray, delete: bool) -> bool:
+        if delete and sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM not in self._refused:
+            try:
+                return sc.map_lookup_and_delete(self.fd, key, value, what=self._what())
+            except BpfError as e:
+                if e.errno not in (_batch.ENOTSUPP, _errno.EOPNOTSUPP):
+                    raise
+                self._refused.add(sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM)  # e.g. arrays of maps, LPM tries
+        found = sc.map_lookup(self.fd, key, value, what=self._what())
+        if found and delete:
+            sc.map_delete(self.fd, key, what=self._what())
+        return found
 
     def update(self, keys: Any, values: Any, flags: int = sc.BPF_ANY) -> int:
         """Insert/replace many elements with one BPF_MAP_UPDATE_BATCH; returns how many.
@@ -508,11 +524,12 @@ class Map:
             raise self._unsupported("batch update")
         k = self._keys_array(keys)
         v = self._values_array(values, len(k))
-        if self._batch_ok:
+        if self._batch(sc.BPF_MAP_UPDATE_BATCH):
             done = _batch.update_batch(self.fd, k, v, flags, self.max_entries, self._what(),
-                                       indexed=self.type in ARRAY_TYPES)
+                                       indexed=self.type in ARRAY_TYPES, map_type=self.type)
             if done is not None:
                 return done
+            self._refused.add(sc.BPF_MAP_UPDATE_BATCH)
         for i in range(len(k)):
             try:
                 sc.map_update(self.fd, k[i:i + 1], v[i:i + 1], flags, what=self._what())
@@ -529,10 +546,11 @@ class Map:
         if self.key_dtype is None:
             raise self._unsupported("delete")
         k = self._keys_array(keys)
-        if self._batch_ok:
-            done = _batch.delete_batch(self.fd, k, missing_ok, self._what())
+        if self._batch(sc.BPF_MAP_DELETE_BATCH):
+            done = _batch.delete_batch(self.fd, k, missing_ok, self._what(), map_type=self.type)
             if done is not None:
                 return done
+            self._refused.add(sc.BPF_MAP_DELETE_BATCH)
         n = 0
         for i in range(len(k)):
             if sc.map_delete(self.fd, k[i:i + 1], what=self._what()):
