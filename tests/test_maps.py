@@ -279,6 +279,18 @@ def test_lpm_trie_longest_prefix() -> None:
             m[("10.0.0.0", 40)] = 1
 
 
+def test_lpm_to_numpy_and_pop_all_exact() -> None:
+    # LPM tries have LOOKUP_BATCH on 6.x but no LOOKUP_AND_DELETE_BATCH: pop_all goes per key
+    with Map.create("lpm_trie", LpmTrie.key_dtype_for(16), "u8", 16) as m:
+        m["2001:db8::/32"] = 5
+        m["2001:db8:1::/48"] = 6
+        keys, vals = m.to_numpy()
+        assert sorted(zip(map(LpmTrie.format_key, keys), vals.tolist())) == [
+            ("2001:db8:1::/48", 6), ("2001:db8::/32", 5)]
+        keys, vals = m.pop_all()
+        assert sorted(vals.tolist()) == [5, 6] and len(m) == 0 and m.match("2001:db8::1") is None
+
+
 def _refusing_batches(monkeypatch: pytest.MonkeyPatch, err: int, times: int = 1 << 30) -> list[int]:
     """Make the kernel's answer to the BPF_MAP_*_BATCH commands ``err`` (the first ``times`` asks);
     returns the commands asked, in order."""
@@ -294,6 +306,33 @@ def _refusing_batches(monkeypatch: pytest.MonkeyPatch, err: int, times: int = 1 
 
     monkeypatch.setattr(bulk, "call", call)
     return asked
+
+
+def test_per_key_fallback_when_the_kernel_refuses_batches(monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # no map type on this kernel lacks batches while having keys to read, so make it refuse them
+    asked = _refusing_batches(monkeypatch, bulk.ENOTSUPP)
+    with Map.create("hash", "u4", "u8", 64, name="nobatch") as m, \
+            caplog.at_level(logging.DEBUG, logger="bpfkit.maps"):
+        assert m.update(np.arange(10), np.arange(10) * 3) == 10
+        assert [m[i] for i in range(10)] == [3 * i for i in range(10)]
+        k, v = m.to_numpy()
+        assert sorted(zip(k.tolist(), v.tolist())) == [(i, 3 * i) for i in range(10)]
+        assert len(m) == 10
+        assert m.delete([0, 1, 99], missing_ok=True) == 2
+        with pytest.raises(MapKeyError, match="key 99 not in map 'nobatch' \\(1 keys before") as ei:
+            m.delete([2, 99])
+        assert ei.value.errno == errno.ENOENT and 2 not in m and 3 in m
+        k, v = m.pop_all()
+        assert sorted(zip(k.tolist(), v.tolist())) == [(i, 3 * i) for i in range(3, 10)]
+        assert len(m) == 0 and list(m.keys()) == []
+        assert m.pop_all()[0].tolist() == []
+    # each command was asked once; the refusal is remembered for the map's lifetime
+    assert sorted(asked) == sorted(bulk.CMD_NAMES) and m._refused == set(bulk.CMD_NAMES)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "bpfkit.maps"]
+    for cmd, how in (("UPDATE_BATCH", "per-key updates"), ("LOOKUP_BATCH", "per-key iteration"),
+                     ("DELETE_BATCH", "per-key deletes"), ("LOOKUP_AND_DELETE_BATCH", "per-key iteration")):
+        assert f"map 'nobatch': {cmd} refused by the kernel (ENOTSUPP); falling back to {how}" in msgs
 
 
 def test_real_batch_refusal_of_an_array_of_maps(caplog: pytest.LogCaptureFixture) -> None:
