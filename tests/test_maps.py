@@ -260,6 +260,34 @@ def test_array_of_maps_from_python() -> None:
             m.close()
 
 
+def test_fd_arrays_clear_by_emptying_slots_and_count_occupied_ones() -> None:
+    inners = [Map.create("hash", "u4", "u4", 2, name=f"fd{i}") for i in range(2)]
+    try:
+        with Map.create("array_of_maps", "u4", None, 4, inner_map=inners[0]) as outer:
+            assert len(outer) == 0
+            outer[1] = inners[0]
+            outer[3] = inners[1]
+            keys, ids = outer.to_numpy()
+            assert keys.tolist() == [1, 3] and ids.tolist() == [inners[0].id, inners[1].id]
+            assert len(outer) == 2  # as many as to_numpy() returns, not max_entries
+            outer.clear()  # was EINVAL: it wrote fd 0 into every slot
+            assert len(outer) == 0 and outer.get(1) is None and outer.to_numpy()[0].tolist() == []
+    finally:
+        for m in inners:
+            m.close()
+    with bpfkit.open(obj_path("maps_types")).load() as obj, Map.create("prog_array", "u4", "u4", 4) as pa:
+        prog = obj.progs.on_getpid
+        pa[2] = prog.fd
+        assert len(pa) == 1 and [a.tolist() for a in pa.to_numpy()] == [[2], [prog.id]]
+        pa.clear()
+        assert len(pa) == 0 and pa.to_numpy()[0].tolist() == []
+    ncpus = sc.possible_cpus()
+    with Map.create("perf_event_array", "u4", "u4", ncpus) as pe:
+        pe.open()  # one BPF_OUTPUT perf event per online CPU in its slot
+        pe.clear()
+        assert pe.delete(np.arange(ncpus), missing_ok=True) == 0  # every slot was already empty
+
+
 def test_lpm_trie_longest_prefix() -> None:
     with Map.create("lpm_trie", LpmTrie.key_dtype_for(4), "u4", 64) as m:
         assert isinstance(m, LpmTrie)

@@ -39,6 +39,12 @@ PERCPU_TYPES = {sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_PERCPU_ARRAY,
 ARRAY_TYPES = {sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY, sc.BPF_MAP_TYPE_PROG_ARRAY,
                sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
                sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
+# arrays whose slots hold fds (programs, perf events, cgroups, maps): a slot is empty or set,
+# never zero, so they are emptied by deleting and counted by their occupied slots
+FD_ARRAY_TYPES = {sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
+                  sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
+# fd arrays user space can read back (as ids); perf event / cgroup arrays refuse lookups
+READABLE_FD_ARRAYS = {sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
 HASH_TYPES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,
               sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_HASH_OF_MAPS}
 
@@ -393,10 +399,7 @@ class Map:
             raise
 
     def __delitem__(self, key: Any) -> None:
-        if self.type in ARRAY_TYPES and self.type not in (sc.BPF_MAP_TYPE_PROG_ARRAY,
-                                                          sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
-                                                          sc.BPF_MAP_TYPE_CGROUP_ARRAY,
-                                                          sc.BPF_MAP_TYPE_ARRAY_OF_MAPS):
+        if self.type in ARRAY_TYPES and self.type not in FD_ARRAY_TYPES:
             raise self._unsupported("deleting an element", "array elements always exist; assign 0 or clear()")
         if not sc.map_delete(self.fd, self.key_bytes(key), what=self._what()):
             raise self._missing(key)
@@ -433,8 +436,9 @@ class Map:
             yield v
 
     def __len__(self) -> int:
-        """Number of elements: max_entries for arrays, counted with one batch read otherwise."""
-        if self.type in ARRAY_TYPES:
+        """Number of elements: max_entries for arrays, counted with one batch read otherwise
+        (arrays of maps / programs: the occupied slots, as :meth:`to_numpy` returns them)."""
+        if self.type in ARRAY_TYPES and self.type not in READABLE_FD_ARRAYS:
             return self.max_entries
         return len(self.to_numpy()[0])
 
@@ -541,7 +545,7 @@ class Map:
     def delete(self, keys: Any, *, missing_ok: bool = False) -> int:
         """Delete many keys with one BPF_MAP_DELETE_BATCH; returns how many were deleted.
         A missing key raises MapKeyError unless ``missing_ok``."""
-        if self.type in ARRAY_TYPES and self.type != sc.BPF_MAP_TYPE_ARRAY_OF_MAPS:
+        if self.type in ARRAY_TYPES and self.type not in FD_ARRAY_TYPES:
             raise self._unsupported("deleting elements", "array elements always exist; use clear() to zero them")
         if self.key_dtype is None:
             raise self._unsupported("delete")
@@ -561,7 +565,12 @@ class Map:
         return n
 
     def clear(self) -> None:
-        """Remove every element (arrays: set every value to zero)."""
+        """Remove every element (arrays: set every value to zero; arrays of fds: empty every slot)."""
+        if self.type in FD_ARRAY_TYPES:
+            # writing 0 into a slot means "fd 0" (EINVAL); emptying a slot is a delete
+            assert self.key_dtype is not None
+            self.delete(np.arange(self.max_entries, dtype=self.key_dtype), missing_ok=True)
+            return
         if self.type in ARRAY_TYPES:
             if self.key_dtype is None or self.value_dtype is None:
                 raise self._unsupported("clear")
