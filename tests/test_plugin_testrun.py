@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit.errors import BpfError
+from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.objects import find_object
 from bpfkit.testing import testrun
 from bpfkit.testing.testrun import udp4_packet
@@ -145,3 +145,57 @@ def test_udp4_packet_is_well_formed() -> None:
         total = (total & 0xFFFF) + (total >> 16)
     assert total == 0xFFFF  # header checksum verifies
     assert struct.unpack("!HHH", pkt[34:40]) == (1, 7, 12)
+
+
+def test_syscall_ctx_updated_in_place_through_a_record_or_a_strided_array(obj: bpfkit.Object) -> None:
+    dt = np.dtype([("a", "<i4"), ("b", "<i4"), ("product", "<i8")])
+    arr = np.zeros(3, dtype=dt)
+    arr[1]["a"], arr[1]["b"] = 5, 9
+    rec = arr[1]  # a np.void that views arr
+    res = testrun.run_syscall(obj.progs.calc, rec)
+    assert res.retval == 14 and rec["product"] == 45 and arr["product"].tolist() == [0, 45, 0]
+    # every other record of a 2-D array: not contiguous; the kernel sees them back to back
+    grid = np.zeros((2, 2), dtype=dt)
+    grid[0, 0]["a"], grid[0, 0]["b"] = 4, 3
+    col = grid[:, 0]
+    assert not col.flags.contiguous
+    res = testrun.run_syscall(obj.progs.calc, col)
+    assert res.retval == 7 and grid["product"].tolist() == [[12, 0], [0, 0]]
+    buf = bytearray(struct.pack("<iiq", 2, 8, 0))
+    testrun.run_syscall(obj.progs.calc, buf)
+    assert struct.unpack("<iiq", buf) == (2, 8, 16)
+    frozen = np.zeros(1, dtype=dt)
+    frozen["a"], frozen["b"] = 3, 3
+    frozen.flags.writeable = False
+    assert testrun.run_syscall(obj.progs.calc, frozen).ctx_as(dt)["product"] == 9
+    assert frozen["product"][0] == 0  # read-only: documented as left alone
+
+
+@pytest.mark.parametrize("name,prog,kind", [("tests/count", "on_getpid", "tracepoint"),
+                                            ("tests/probes_kprobe", "on_kprobe", "kprobe"),
+                                            ("tests/probes_perf", None, "perf_event")])
+def test_event_programs_cannot_be_test_run_use_triggers(name: str, prog: str | None, kind: str) -> None:
+    with bpfkit.load(name) as o:
+        p = o.progs[prog] if prog else next(iter(o.progs.values()))
+        assert p.type == kind
+        for attempt in (lambda: testrun.run(p), lambda: testrun.run(p, b"x" * 64),
+                        lambda: testrun.run_raw_tp(p, 1)):
+            with pytest.raises(BpfUsageError, match=rf"^{kind} programs \(.*\) cannot be test-run: no kernel "
+                                                    r"implements BPF_PROG_TEST_RUN.*bpfkit.testing.triggers"):
+                attempt()
+
+
+def test_udp4_packet_rejects_bad_fields() -> None:
+    for kw, msg in [({"sport": 70000}, r"sport must be an integer in 0..65535, got 70000"),
+                    ({"dport": -1}, r"dport must be an integer in 0..65535"),
+                    ({"ttl": 256}, r"ttl must be an integer in 0..255"),
+                    ({"src": "10.0.0.300"}, r"src '10.0.0.300' is not an IPv4 address"),
+                    ({"dst": "::1"}, r"dst '::1' is not an IPv4 address"),
+                    ({"eth_src": "02:00:00"}, r"eth_src '02:00:00' is not a MAC address"),
+                    ({"eth_dst": "02:00:00:00:00:zz"}, r"eth_dst .* is not a MAC address"),
+                    ({"eth_dst": b"\x02"}, r"eth_dst has 6 bytes, got 1")]:
+        with pytest.raises(BpfUsageError, match=msg):
+            udp4_packet(b"x", **kw)  # type: ignore[arg-type]
+    with pytest.raises(BpfUsageError, match="payload is at most 65507 bytes"):
+        udp4_packet(b"x" * 65508)
+    assert len(udp4_packet(b"x" * 65507, sport=65535, dport=0, ttl=255)) == 14 + 0xFFFF

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from .. import syscall as sc
-from ..errors import BpfError, FeatureNotSupported
+from ..errors import BpfError, BpfUsageError, FeatureNotSupported
 
 if TYPE_CHECKING:
     from ..object import Program
@@ -51,6 +51,9 @@ _SKB_TYPES = ("sched_cls", "sched_act", "socket_filter", "cgroup_skb", "lwt_in",
 _ETH_HLEN = 14
 BPF_F_TEST_RUN_ON_CPU = 1 << 0
 _ENOTSUPP = 524  # the kernel-internal "not supported" that BPF_PROG_TEST_RUN returns for some types
+# Types whose kernel bpf_prog_ops have no test_run at all: they only run when their event fires.
+_EVENT_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint": "tracepoints",
+                "perf_event": "perf events"}
 # XDP programs may grow the packet into the tailroom; the kernel fails with ENOSPC rather than
 # truncate, so leave room for any growth that fits in a page.
 _XDP_OUT_SLACK = 4096
@@ -88,7 +91,7 @@ class RunResult:
         """The output context decoded as one record of ``dtype`` (a numpy structured scalar)."""
         dt = np.dtype(dtype)
         if len(self.ctx) < dt.itemsize:
-            raise BpfError(f"output context has {len(self.ctx)} bytes, {dt} needs {dt.itemsize}")
+            raise BpfUsageError(f"output context has {len(self.ctx)} bytes, {dt} needs {dt.itemsize}")
         return np.frombuffer(self.ctx, dtype=dt, count=1)[0]
 
     @property
@@ -127,17 +130,30 @@ def flow_keys_dtype() -> np.dtype:
     return _kernel_dtype("bpf_flow_keys")
 
 
+def _check_runnable(prog: "Program") -> None:
+    kinds = _EVENT_TYPES.get(prog.type)
+    if kinds is not None:
+        raise BpfUsageError(
+            f"{prog.type} programs ({kinds}) cannot be test-run: no kernel implements BPF_PROG_TEST_RUN "
+            f"for them, they only run when their event fires. Attach {prog.name!r} and make the event "
+            "happen a known number of times with bpfkit.testing.triggers (e.g. triggers.syscalls"
+            "(\"getpid\", 5), or the bpf_trigger fixture).")
+
+
 def _check_type(prog: "Program", allowed: tuple[str, ...], helper: str) -> None:
+    _check_runnable(prog)
     if prog.type not in allowed:
-        raise BpfError(f"{helper}() runs {', '.join(allowed)} programs; {prog.name!r} is a {prog.type} "
+        raise BpfUsageError(f"{helper}() runs {', '.join(allowed)} programs; {prog.name!r} is a {prog.type} "
                        f"program (SEC({prog.section!r})). Use the helper for its type or testrun.run().")
 
 
 def _explain(prog: "Program", e: BpfError, hint: str) -> BpfError:
     err = e.errno or 0
     if err == _ENOTSUPP or err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
-        return FeatureNotSupported(f"this kernel cannot BPF_PROG_TEST_RUN {prog.type} programs "
-                                   f"({prog.name!r}): {e}", err, f"test_run:{prog.type}")
+        name = "ENOTSUPP" if err == _ENOTSUPP else _errno.errorcode.get(err, str(err))
+        return FeatureNotSupported(f"this kernel has no BPF_PROG_TEST_RUN for {prog.type} programs "
+                                   f"({prog.name!r}, {name} {err}); newer kernels may have it",
+                                   err, f"test_run:{prog.type}")
     if err == _errno.EINVAL and hint:
         return BpfError(f"BPF_PROG_TEST_RUN of {prog.type} program {prog.name!r} rejected its input "
                         f"(EINVAL): {hint}", err)
@@ -169,7 +185,7 @@ def run_xdp(prog: "Program", packet: bytes, *, repeat: int = 1, ctx: Optional[by
     """
     _check_type(prog, ("xdp",), "run_xdp")
     if len(packet) < _ETH_HLEN:
-        raise BpfError(f"run_xdp: the packet must hold at least an Ethernet header ({_ETH_HLEN} bytes), "
+        raise BpfUsageError(f"run_xdp: the packet must hold at least an Ethernet header ({_ETH_HLEN} bytes), "
                        f"got {len(packet)}; build one with udp4_packet()")
     r = _test_run(prog, "the packet must be 14 bytes .. about a page; ctx must be a struct xdp_md",
                   data_in=packet, data_out_size=len(packet) + _XDP_OUT_SLACK, ctx_in=ctx,
@@ -192,13 +208,13 @@ def run_skb(prog: "Program", packet: bytes, *, repeat: int = 1, **skb_fields: An
     """
     _check_type(prog, _SKB_TYPES, "run_skb")
     if len(packet) < _ETH_HLEN:
-        raise BpfError(f"run_skb: the packet must hold at least an Ethernet header ({_ETH_HLEN} bytes), "
+        raise BpfUsageError(f"run_skb: the packet must hold at least an Ethernet header ({_ETH_HLEN} bytes), "
                        f"got {len(packet)}; build one with udp4_packet()")
     dt = skb_dtype()
     ctx = np.zeros(1, dtype=dt)
     for name, value in skb_fields.items():
         if name not in (dt.names or ()):
-            raise BpfError(f"struct __sk_buff has no field {name!r}")
+            raise BpfUsageError(f"struct __sk_buff has no field {name!r}")
         ctx[name] = value
     r = _test_run(prog, "an IPv4/IPv6 ethertype needs a complete IP header after the Ethernet header, "
                   "and only mark, priority, ifindex, ingress_ifindex, cb, tstamp, wire_len, gso_segs, "
@@ -237,7 +253,7 @@ def run_raw_tp(prog: "Program", *args: int, cpu: Optional[int] = None) -> RunRes
     """
     _check_type(prog, ("raw_tracepoint", "raw_tracepoint_writable"), "run_raw_tp")
     if not args:
-        raise BpfError("run_raw_tp needs at least one argument value (the kernel rejects an empty ctx)")
+        raise BpfUsageError("run_raw_tp needs at least one argument value (the kernel rejects an empty ctx)")
     ctx = struct.pack(f"<{len(args)}Q", *(a & 0xFFFFFFFFFFFFFFFF for a in args))
     # raw_tp test runs reject repeat, data and ctx_out: everything but the args must be zero.
     r = _test_run(prog, "the cpu must be online; raw_tp runs take only ctx args",
@@ -249,7 +265,11 @@ def run_syscall(prog: "Program", ctx: Union[bytes, bytearray, np.ndarray, np.voi
     """Run a ``SEC("syscall")`` program once on ``ctx`` (its argument struct).
 
     The program may write to its context; the kernel copies it back and ``result.ctx`` holds the
-    written bytes (decode with ``result.ctx_as(dtype)``). A numpy ``ctx`` is updated in place too.
+    written bytes (decode with ``result.ctx_as(dtype)``). Where the bytes came from is updated in
+    place too when it can be: a ``bytearray``, a writeable numpy array (contiguous or not: its
+    elements are passed back to back), or a structured ``np.void`` record such as ``arr[0]``
+    (written field by field, so through to ``arr``). ``bytes``, read-only arrays and unstructured
+    ``np.void`` values are left as they were: read ``result.ctx``.
 
     Example::
 
@@ -266,15 +286,22 @@ def run_syscall(prog: "Program", ctx: Union[bytes, bytearray, np.ndarray, np.voi
     else:
         raw = bytearray(ctx)
     if not raw:
-        raise BpfError("run_syscall needs a non-empty ctx (the program's argument struct)")
+        raise BpfUsageError("run_syscall needs a non-empty ctx (the program's argument struct)")
     buf = (ctypes.c_char * len(raw)).from_buffer(raw)
     # syscall programs write into ctx_in; repeat, data and ctx_out must all be zero.
     retval, _, _, duration = _test_run(prog, "syscall runs take only a ctx (no packet, repeat or cpu)",
                                        ctx_in=buf, repeat=0)
     del buf
+    out = bytes(raw)
     if isinstance(ctx, np.ndarray) and ctx.flags.writeable:
-        ctx.reshape(-1).view(np.uint8)[:] = np.frombuffer(bytes(raw), dtype=np.uint8)
-    return RunResult(retval, b"", bytes(raw), duration, prog_type=prog.type)
+        ctx[...] = np.frombuffer(out, dtype=ctx.dtype).reshape(ctx.shape)
+    elif isinstance(ctx, np.void) and ctx.dtype.names:
+        written = np.frombuffer(out, dtype=ctx.dtype, count=1)[0]
+        for name in ctx.dtype.names:
+            ctx[name] = written[name]
+    elif isinstance(ctx, bytearray):
+        ctx[:] = out
+    return RunResult(retval, b"", out, duration, prog_type=prog.type)
 
 
 def run(prog: "Program", data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 1,
@@ -287,6 +314,7 @@ def run(prog: "Program", data: Optional[bytes] = None, *, ctx: Optional[bytes] =
 
         res = run(obj.progs.xdp_bounce, packet)
     """
+    _check_runnable(prog)
     plain = cpu is None and data_out_size is None and ctx_out_size is None
     if plain and prog.type == "xdp" and data is not None:
         return run_xdp(prog, data, repeat=repeat, ctx=ctx)
@@ -296,7 +324,7 @@ def run(prog: "Program", data: Optional[bytes] = None, *, ctx: Optional[bytes] =
         return run_syscall(prog, ctx)
     if plain and prog.type in ("raw_tracepoint", "raw_tracepoint_writable") and data is None and ctx:
         if len(ctx) % 8:
-            raise BpfError("a raw_tp ctx is an array of u64 arguments; its length must be a multiple of 8")
+            raise BpfUsageError("a raw_tp ctx is an array of u64 arguments; its length must be a multiple of 8")
         return run_raw_tp(prog, *struct.unpack(f"<{len(ctx) // 8}Q", ctx))
     if data_out_size is None:
         data_out_size = len(data) + 256 if data is not None else 0
@@ -307,12 +335,26 @@ def run(prog: "Program", data: Optional[bytes] = None, *, ctx: Optional[bytes] =
     return RunResult(*r, prog_type=prog.type)
 
 
-def _mac(addr: Union[str, bytes]) -> bytes:
+def _mac(addr: Union[str, bytes], what: str) -> bytes:
     if isinstance(addr, bytes):
         if len(addr) != 6:
-            raise ValueError(f"a MAC address has 6 bytes, got {len(addr)}")
+            raise BpfUsageError(f"udp4_packet: {what} has 6 bytes, got {len(addr)}")
         return addr
-    return bytes(int(part, 16) for part in addr.split(":"))
+    parts = addr.split(":")
+    try:
+        out = bytes(int(part, 16) for part in parts)
+    except ValueError:
+        out = b""  # a non-hex part or one above 0xff
+    if len(parts) != 6 or len(out) != 6 or any(not 1 <= len(p) <= 2 for p in parts):
+        raise BpfUsageError(f"udp4_packet: {what} {addr!r} is not a MAC address like '02:00:00:00:00:01'")
+    return out
+
+
+def _ipv4(addr: str, what: str) -> bytes:
+    try:
+        return ipaddress.IPv4Address(addr).packed
+    except ValueError as e:
+        raise BpfUsageError(f"udp4_packet: {what} {addr!r} is not an IPv4 address: {e}") from None
 
 
 def _csum(header: bytes) -> int:
@@ -322,20 +364,30 @@ def _csum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
+_MAX_UDP_PAYLOAD = 0xFFFF - 20 - 8  # the IPv4 total length is 16 bits
+
+
 def udp4_packet(payload: bytes = b"", *, src: str = "10.0.0.1", dst: str = "10.0.0.2", sport: int = 1234,
                 dport: int = 53, eth_src: Union[str, bytes] = "02:00:00:00:00:01",
                 eth_dst: Union[str, bytes] = "02:00:00:00:00:02", ttl: int = 64) -> bytes:
     """An Ethernet + IPv4 (valid header checksum) + UDP packet carrying ``payload``.
 
-    The payload starts at offset 42 (14 Ethernet + 20 IP + 8 UDP).
+    The payload starts at offset 42 (14 Ethernet + 20 IP + 8 UDP). Out-of-range ports, TTL or
+    payload size and malformed addresses raise :class:`~bpfkit.errors.BpfUsageError`.
 
     Example::
 
         pkt = udp4_packet(b"ping", dport=7)
     """
+    for name, value, top in (("sport", sport, 0xFFFF), ("dport", dport, 0xFFFF), ("ttl", ttl, 0xFF)):
+        if not isinstance(value, int) or not 0 <= value <= top:
+            raise BpfUsageError(f"udp4_packet: {name} must be an integer in 0..{top}, got {value!r}")
+    if len(payload) > _MAX_UDP_PAYLOAD:
+        raise BpfUsageError(f"udp4_packet: the payload is at most {_MAX_UDP_PAYLOAD} bytes (IPv4 total "
+                            f"length is 16 bits), got {len(payload)}")
     udp_len = 8 + len(payload)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, ttl, 17, 0,
-                     ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+                     _ipv4(src, "src"), _ipv4(dst, "dst"))
     ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
     udp = struct.pack("!HHHH", sport, dport, udp_len, 0)  # checksum 0: "none" is valid for UDP/IPv4
-    return _mac(eth_dst) + _mac(eth_src) + b"\x08\x00" + ip + udp + payload
+    return _mac(eth_dst, "eth_dst") + _mac(eth_src, "eth_src") + b"\x08\x00" + ip + udp + payload
