@@ -126,6 +126,9 @@ def test_run_pytest_counts(kernel: vm.GuestKernel, tmp_path: Path) -> None:
     assert res.returncode == 1
     assert not res.ok
     assert res.summary() == "2 passed, 1 failed, 1 skipped"
+    assert res.tests == {"test_sample.py::test_in_guest": "passed", "test_sample.py::test_two": "passed",
+                         "test_sample.py::test_fails": "failed", "test_sample.py::test_skipped": "skipped"}
+    assert res.ids("passed") == {"test_sample.py::test_in_guest", "test_sample.py::test_two"}
     # The guest's writes (pytest's rewritten-assert .pyc files) land in its tmpfs overlay, not on the host.
     assert not (tmp_path / "__pycache__").exists()
 
@@ -144,3 +147,34 @@ def test_newest_package_is_picked_numerically() -> None:
     assert vm._pick(vm.KERNELS["6.1"], names) == "linux-image-6.1.0-56-amd64"
     # The unsigned 6.12 build is preferred; Debian publishes it alongside each signed one.
     assert vm._pick(vm.KERNELS["6.12"], names) == "linux-image-6.12.115+deb12-amd64-unsigned"
+
+
+def test_ok_needs_a_test_that_passed() -> None:
+    # pytest's exit 5 (nothing collected) or a run where all skipped tested nothing
+    assert not vm.PytestResult(5, "", 1.0, 2.0).ok
+    assert not vm.PytestResult(0, "", 1.0, 2.0, skipped=3).ok
+    assert vm.PytestResult(0, "", 1.0, 2.0, passed=1, skipped=3).ok
+    assert not vm.PytestResult(1, "", 1.0, 2.0, passed=1, failed=1).ok
+
+
+def test_failed_download_falls_back_to_the_newest_cached_kernel(
+        kernel: vm.GuestKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = "linux-image-6.1.0-999-amd64"  # newer than anything cached, and not on any mirror
+    monkeypatch.setattr(vm, "_apt_candidates", lambda spec: [gone, kernel.package])
+    assert vm.resolve_package("6.1") == gone
+    assert vm.prepare_kernel("6.1") == kernel  # the real `apt-get download` failed
+    assert not (vm.cache_dir() / gone).exists()
+
+
+def test_empty_kernel_cache_refreshes_apt_lists_first(kernel: vm.GuestKernel, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    updates: list[int] = []
+    monkeypatch.setattr(vm, "_apt_update", lambda: updates.append(1) or False)
+    assert vm._cached(vm.KERNELS["6.1"])  # the module's kernel is cached: no update
+    vm._candidates("6.1")
+    assert updates == []
+    monkeypatch.setenv("BPFKIT_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(vm, "_apt_candidates", lambda spec: [])
+    with pytest.raises(vm.GuestUnavailable, match="none is cached"):
+        vm._candidates("6.1")
+    assert updates == [1]

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -148,17 +148,24 @@ class GuestResult:
 
 @dataclass(frozen=True)
 class PytestResult(GuestResult):
-    """A :class:`GuestResult` plus the counts from pytest's junit xml."""
+    """A :class:`GuestResult` plus the counts from pytest's junit xml, and each test's outcome
+    (``"passed"``, ``"failed"``, ``"skipped"`` or ``"error"``) by node id in ``tests``."""
 
     passed: int = 0
     failed: int = 0
     skipped: int = 0
     errors: int = 0
+    tests: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """No failures or errors (pytest's "no tests collected", 5, counts as ok)."""
-        return self.returncode in (0, 5) and self.failed == 0 and self.errors == 0
+        """pytest exited 0 and at least one test passed: a run where nothing was collected
+        (exit 5) or everything skipped tested nothing, so it is not a success."""
+        return self.returncode == 0 and self.failed == 0 and self.errors == 0 and self.passed > 0
+
+    def ids(self, outcome: str) -> set[str]:
+        """Node ids of the tests with ``outcome`` (``"passed"``, ``"skipped"``...)."""
+        return {t for t, o in self.tests.items() if o == outcome}
 
     def summary(self) -> str:
         """e.g. ``7 passed, 0 failed, 1 skipped``."""
@@ -203,25 +210,61 @@ def _apt_candidates(spec: KernelSpec) -> list[str]:
     return [line.split(" - ", 1)[0] for line in out.stdout.splitlines()]
 
 
-def resolve_package(name: str) -> str:
-    """The Debian package for kernel ``name`` ("6.1", "6.12" or a full
-    ``linux-image-...`` package name): newest known to apt, else newest cached."""
+def _cached(spec: KernelSpec) -> list[str]:
+    """Fully prepared packages of ``spec``'s series in the cache (those with a kernel.json)."""
+    root = cache_dir()
+    names = [p.parent.name for p in root.glob("*/kernel.json")] if root.is_dir() else []
+    return [n for n in names if any(re.fullmatch(pat, n) for pat in spec.patterns)]
+
+
+_apt_updated = False
+
+
+def _apt_update() -> bool:
+    """``apt-get update``, at most once per process; False (with a warning) if it failed."""
+    global _apt_updated
+    if _apt_updated:
+        return False
+    _apt_updated = True
+    if shutil.which("apt-get") is None:
+        return False
+    log.info("apt-get update (the package lists may be older than the mirror)")
+    out = subprocess.run(["apt-get", "-q", "update"], capture_output=True, text=True)
+    if out.returncode != 0:
+        log.warning("apt-get update failed: %s", out.stderr.strip()[-500:])
+        return False
+    return True
+
+
+def _candidates(name: str) -> list[str]:
+    """Packages to try for kernel ``name``, best first: the newest apt knows, then the newest
+    cached one (used when the download fails, e.g. stale lists or no network)."""
     if name.startswith("linux-image-"):
-        return name
+        return [name]
     spec = KERNELS.get(name)
     if spec is None:
         raise GuestUnavailable(f"unknown kernel {name!r}: use one of {', '.join(KERNELS)} or a linux-image-* package")
-    picked = _pick(spec, _apt_candidates(spec))
-    if picked is None:
-        root = cache_dir()
-        cached = [p.parent.name for p in root.glob("*/kernel.json")] if root.is_dir() else []
-        picked = _pick(spec, cached)
-    if picked is None:
+    cached = _pick(spec, _cached(spec))
+    if cached is None:
+        # A fresh machine's lists may name packages the mirror no longer has.
+        _apt_update()
+    found: list[str] = []
+    for picked in (_pick(spec, _apt_candidates(spec)), cached):
+        if picked is not None and picked not in found:
+            found.append(picked)
+    if not found:
         raise GuestUnavailable(
             f"no Debian package for kernel {name} is known to apt (patterns {list(spec.patterns)}) "
             "and none is cached: run 'apt-get update' on a Debian bookworm host with network access"
         )
-    return picked
+    return found
+
+
+def resolve_package(name: str) -> str:
+    """The Debian package for kernel ``name`` ("6.1", "6.12" or a full
+    ``linux-image-...`` package name): newest known to apt, else newest cached.
+    (:func:`prepare_kernel` falls back to the cached one if the download fails.)"""
+    return _candidates(name)[0]
 
 
 def _run_tool(argv: list[str], what: str, cwd: Path | None = None) -> None:
@@ -312,17 +355,40 @@ def prepare_kernel(name: str) -> GuestKernel:
     """Download (once), unpack, depmod and build a bootable kernel + initramfs.
 
     ``name`` is a key of :data:`KERNELS` ("6.1", "6.12") or a full
-    ``linux-image-*`` package name. A second call reuses the cache.
+    ``linux-image-*`` package name. A second call reuses the cache. The newest
+    package apt knows is tried first; if its download fails, the newest cached
+    kernel of the series is used; with nothing cached, ``apt-get update`` runs
+    first (and once more before giving up), since a fresh machine's package
+    lists may name packages the mirror has dropped.
 
     Example::
 
         k = prepare_kernel("6.12")
         print(k.version)   # 6.12.117+deb12-amd64
     """
-    package = resolve_package(name)
+    failures: list[str] = []
+    for attempt in range(2):
+        for package in _candidates(name):
+            try:
+                return _prepare(name, package)
+            except GuestUnavailable as e:  # download/unpack failed: try the next candidate
+                log.warning("cannot prepare %s: %s", package, e)
+                failures.append(f"{package}: {e}")
+        # Nothing worked and nothing was cached: stale lists name packages the mirror dropped.
+        if attempt or name.startswith("linux-image-") or not _apt_update():
+            break
+    raise GuestUnavailable(f"no package for kernel {name} could be prepared: " + "; ".join(failures))
+
+
+def _prepare(name: str, package: str) -> GuestKernel:
     root = cache_dir() / package
     with _locked(cache_dir() / f"{package}.lock"):
-        pkg = _unpack(package, root)
+        try:
+            pkg = _unpack(package, root)
+        except GuestUnavailable:
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only if empty: a failed download leaves nothing behind
+            raise
         version, moddir = _modules_dir(pkg)
         if not (moddir / "modules.dep").exists():
             log.info("depmod %s", version)
@@ -518,21 +584,43 @@ def run_in_guest(kernel: GuestKernel, argv: Sequence[str], *, timeout: float,
         return _boot(kernel, share, argv, timeout=timeout, env=env, cwd=cwd, memory=memory, cpus=cpus)
 
 
-def _junit_counts(path: Path) -> dict[str, int]:
+def _node_id(case: ET.Element) -> str:
+    # xunit1 junit (asked for in run_pytest) names the file; the classname is its dotted module
+    # path, plus ".Class" for a test in a class.
+    name = case.get("name", "")
+    classname = case.get("classname", "")
+    file = case.get("file")
+    if not file:
+        return f"{classname}::{name}" if classname else name
+    module = file[:-3].replace("/", ".") if file.endswith(".py") else file
+    cls = classname[len(module) + 1:] if classname.startswith(module + ".") else ""
+    return "::".join(p for p in (file, cls, name) if p)
+
+
+def _junit_results(path: Path) -> tuple[dict[str, int], dict[str, str]]:
     counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    tests: dict[str, str] = {}
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
-        return counts
+        return counts, tests
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     for s in suites:
-        tests, failures = int(s.get("tests", 0)), int(s.get("failures", 0))
+        n, failures = int(s.get("tests", 0)), int(s.get("failures", 0))
         errors, skipped = int(s.get("errors", 0)), int(s.get("skipped", 0))
         counts["failed"] += failures
         counts["errors"] += errors
         counts["skipped"] += skipped
-        counts["passed"] += tests - failures - errors - skipped
-    return counts
+        counts["passed"] += n - failures - errors - skipped
+        for case in s.iter("testcase"):
+            # A teardown error is reported inside the test's own testcase: it outranks "passed".
+            tags = {child.tag for child in case}
+            outcome = ("error" if "error" in tags else "failed" if "failure" in tags
+                       else "skipped" if "skipped" in tags else "passed")
+            node = _node_id(case)
+            if tests.get(node) not in ("error", "failed"):
+                tests[node] = outcome
+    return counts, tests
 
 
 def run_pytest(kernel: GuestKernel, test_args: Sequence[str], *, timeout: float,
@@ -548,10 +636,13 @@ def run_pytest(kernel: GuestKernel, test_args: Sequence[str], *, timeout: float,
     """
     with _share_dir() as share:
         junit = share / "junit.xml"
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *test_args]
+        # xunit1 records each test's file, so node ids can be rebuilt from the xml.
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                "-o", "junit_family=xunit1", *test_args]
         res = _boot(kernel, share, argv, timeout=timeout, env=env, cwd=cwd, memory=memory, cpus=cpus)
+        counts, tests = _junit_results(junit)
         return PytestResult(res.returncode, res.output, res.boot_seconds, res.total_seconds,
-                            res.console, **_junit_counts(junit))
+                            res.console, tests=tests, **counts)
 
 
 # ---------------------------------------------------------------------------
@@ -617,6 +708,8 @@ def _main(argv: list[str] | None) -> int:
                 res, good, what = pres, pres.ok, pres.summary()
                 if pres.returncode == 5:
                     what += " (no tests collected)"
+                elif pres.passed == 0 and pres.returncode == 0:
+                    what += " (nothing passed: every test was skipped)"
                 elif not good and pres.failed + pres.errors == 0:
                     what += f" (pytest exit status {pres.returncode})"
         except GuestError as e:
