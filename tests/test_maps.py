@@ -234,12 +234,104 @@ def test_task_storage_keyed_by_pid() -> None:
                 os.getpid()  # not cached by glibc: one syscall each
         tv = obj.maps.task_calls[os.getpid()]
         assert int(tv["calls"]) == n and int(tv["pid"]) == os.getpid()
+        # enum task_phase from BTF is its integer type; the program set TASK_PHASE_MANY (0xab)
+        assert obj.maps.task_calls.value_dtype.fields["phase"][0] == np.dtype("u4")
+        assert int(tv["phase"]) == 0xAB
+        obj.maps.task_calls[os.getpid()] = (1, 2, 1)  # TASK_PHASE_FEW round-trips through the kernel
+        assert obj.maps.task_calls[os.getpid()].tolist() == (1, 2, 1)
         assert os.getppid() not in obj.maps.task_calls
         del obj.maps.task_calls[os.getpid()]
         assert obj.maps.task_calls.get(os.getpid()) is None
 
 
 # -- other map types ------------------------------------------------------------------------
+
+CGRP_STORAGE_PROG = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct cg_val {
+	__u64 calls;
+	__u64 cgid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cg_val);
+} cg_calls SEC(".maps");
+
+const volatile __u32 target_pid = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int count_per_cgroup(void *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cg_val *v = bpf_cgrp_storage_get(&cg_calls, task->cgroups->dfl_cgrp, 0,
+						BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (v) {
+		v->calls += 1;
+		v->cgid = bpf_get_current_cgroup_id();
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _cgroup2_mount() -> str:
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if parts[2] == "cgroup2":
+                return parts[1]
+    pytest.skip("no cgroup2 hierarchy mounted (needed for cgroup storage)")
+
+
+def test_cgroup_storage_keyed_by_cgroup_path_and_fd() -> None:
+    try:
+        Map.create("cgrp_storage", None, "u8").close()
+    except BpfError as e:
+        pytest.skip(f"BPF_MAP_TYPE_CGRP_STORAGE not available (Linux 6.2+): {e}")
+    root = _cgroup2_mount()
+    cgdir = os.path.join(root, f"bpfkit_test_maps_{os.getpid()}")
+    n = 17
+    os.mkdir(cgdir)
+    try:
+        spec = bpfkit.open(bpfkit.compile(CGRP_STORAGE_PROG))
+        with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+            spec.rodata.target_pid = proc.pid
+            with open(os.path.join(cgdir, "cgroup.procs"), "w") as f:
+                f.write(str(proc.pid))  # it waits before its calls: all n happen inside cgdir
+            with spec.load() as obj:
+                m = obj.maps.cg_calls
+                with obj.progs.count_per_cgroup.attach_tracepoint("syscalls", "sys_enter_getpid"):
+                    assert proc.finish().strip() == f"done {n}"
+                v = m[cgdir]
+                # the cgroup id is the cgroup directory's inode number
+                assert int(v["calls"]) == n and int(v["cgid"]) == os.stat(cgdir).st_ino
+                assert m.get(root) is None  # no call happened in the root cgroup's storage
+                fd = os.open(cgdir, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    assert int(m.get_by_fd(fd)["calls"]) == n
+                finally:
+                    os.close(fd)
+                m[root] = (5, 6)  # user space attaches a value to a cgroup too
+                assert m[root].tolist() == (5, 6) and cgdir in m
+                del m[root]
+                del m[cgdir]
+                assert root not in m and cgdir not in m
+                with pytest.raises(MapKeyError):
+                    del m[cgdir]
+    finally:
+        os.rmdir(cgdir)
+
+
+
 
 def test_array_of_maps_from_python() -> None:
     inners = [Map.create("hash", "u4", "u4", 8, name=f"in{i}") for i in range(3)]

@@ -3,10 +3,17 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+/* an enum-typed value field: BTF gives the map value dtype an integer field for it */
+enum task_phase {
+	TASK_PHASE_NONE = 0,
+	TASK_PHASE_FEW = 1,
+	TASK_PHASE_MANY = 0xab,
+};
+
 struct task_val {
 	__u64 calls;
 	__u32 pid;
-	__u32 pad;
+	enum task_phase phase;
 };
 
 struct {
@@ -67,6 +74,7 @@ int on_getpid(void *ctx)
 	if (tv) {
 		tv->calls += 1;
 		tv->pid = target_pid;
+		tv->phase = tv->calls >= 10 ? TASK_PHASE_MANY : TASK_PHASE_FEW;
 	}
 	last_stackid = bpf_get_stackid(ctx, &stacks, 0);
 	bpf_map_push_elem(&fifo, &n, BPF_EXIST);
