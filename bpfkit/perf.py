@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import syscall as sc
-from .errors import ClosedError
+from .errors import BpfUsageError, ClosedError
 from .probes.perf_event import EventSpec, PerfEvent, open_event, resolve_event
 
 __all__ = ["COUNT_DTYPE", "Counter", "count"]
@@ -45,7 +45,7 @@ class Counter:
         self._fds: list[list[int]] = []
         self.result: Optional[np.ndarray] = None
         if not events:
-            raise ValueError("count() needs at least one event, e.g. ['page-faults']")
+            raise BpfUsageError("count() needs at least one event, e.g. ['page-faults']")
         self.events: list[PerfEvent] = [resolve_event(e) for e in events]
         self.pid = pid
         flags = sc.PERF_ATTR_DISABLED | sc.PERF_ATTR_EXCLUDE_HV
@@ -111,7 +111,7 @@ class Counter:
         for row in data:
             if row["event"] == event:
                 return float(row["value"])
-        raise KeyError(f"{event!r} is not counted here; counted: {[e.name for e in self.events]}")
+        raise BpfUsageError(f"{event!r} is not counted here; counted: {[e.name for e in self.events]}")
 
     def as_dict(self) -> dict[str, float]:
         """``{event: scaled value}``."""

@@ -95,8 +95,12 @@ def test_event_names_resolve_like_perf_list() -> None:
     assert resolve_event("LLC-stores").config == 2 | 1 << 8
     assert (resolve_event("r1a8").type, resolve_event("r1a8").config) == (sc.PERF_TYPE_RAW, 0x1A8)
     assert resolve_event((sc.PERF_TYPE_SOFTWARE, 9)).config == 9
-    with pytest.raises(bpfkit.BpfNotFoundError, match="unknown perf event 'cyclez'"):
+    with pytest.raises(bpfkit.BpfUsageError, match="unknown perf event 'cyclez'"):
         resolve_event("cyclez")
+    with pytest.raises(bpfkit.BpfUsageError, match="unknown perf event 'cyclez'"):
+        bpfkit.perf.count(["cyclez"])
+    with pytest.raises(bpfkit.BpfUsageError, match="at least one event"):
+        bpfkit.perf.count([])
 
 
 @pytest.mark.skipif(HW[0], reason="this machine has a hardware PMU")

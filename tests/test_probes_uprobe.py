@@ -2,6 +2,7 @@
 libraries by short name with a pid filter, stripped binaries (issue 5)."""
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -88,3 +89,58 @@ def test_stripped_binary_and_unmatched_pattern_are_clear_errors() -> None:
         with pytest.raises(bpfkit.BpfNotFoundError, match="no function .* matches 'nothing_like_this_\\*'"):
             obj.progs.on_any.attach_uprobe(str(fixtures.uprobe_target()), "nothing_like_this_*")
         assert obj.links == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # reaped: the pid names no process now
+    return proc.pid
+
+
+def test_a_pid_that_is_gone_is_the_same_not_found_error_on_every_path() -> None:
+    pid = _dead_pid()
+    exe = str(fixtures.uprobe_target())
+    with _spec(1).load() as obj, bpfkit.load("tests/probes_perf") as perf, bpfkit.open("tests/probes_usdt").load() as u:
+        attempts = [lambda: obj.progs.on_any.attach_uprobe(exe, "bpfkit_add", pid=pid),
+                    lambda: obj.progs.on_any.attach_uretprobe(exe, "bpfkit_*", pid=pid),
+                    lambda: perf.progs.on_sample.attach_perf_event("page-faults", period=1, pid=pid),
+                    lambda: u.progs.on_tick.attach_usdt(None, "bpfkit", "tick", pid=pid),
+                    lambda: u.progs.on_tick.attach_usdt(str(fixtures.usdt_target()), "bpfkit", "tick", pid=pid)]
+        for attempt in attempts:
+            with pytest.raises(bpfkit.BpfNotFoundError, match=f"no process {pid} ") as exc:
+                attempt()
+            assert exc.value.errno == errno.ESRCH
+        assert obj.links == [] and perf.links == [] and u.links == []
+
+
+def test_a_directory_is_reported_as_a_directory() -> None:
+    with _spec(1).load() as obj:
+        with pytest.raises(bpfkit.BpfUsageError, match="/tmp is a directory") as exc:
+            obj.progs.on_any.attach_uprobe("/tmp", "main")
+        assert exc.value.errno == errno.EISDIR
+        assert obj.links == []
+
+
+@pytest.mark.parametrize("how", ["offset=", "sym+off", "address"])
+def test_uretprobe_off_the_function_entry_is_refused(how: str) -> None:
+    # The kernel would take the word at *sp as the return address, which past the prologue it is
+    # not: the traced process would "return" to garbage. Nothing may get attached.
+    from bpfkit.probes.elf import find_symbol
+
+    exe = str(fixtures.uprobe_target(pie=False))
+    addr = find_symbol(exe, "main").address
+    with _spec(1).load() as obj:
+        attach = {"offset=": lambda: obj.progs.on_any.attach_uretprobe(exe, "main", offset=4),
+                  "sym+off": lambda: obj.progs.on_any.attach_uretprobe(exe, "main+0x4"),
+                  "address": lambda: obj.progs.on_any.attach_uretprobe(exe, addr + 4)}[how]
+        with pytest.raises(bpfkit.AttachError, match="return probe must be on the function's entry, not at main"
+                                                      r"\+0x4") as exc:
+            attach()
+        assert exc.value.errno == errno.EINVAL
+        assert obj.links == []
+        # at the entry itself it is fine, by name, "+0" or address
+        for symbol in ("main", "main+0", addr):
+            with obj.progs.on_any.attach_uretprobe(exe, symbol):
+                pass

@@ -36,7 +36,7 @@ import numpy as np
 if TYPE_CHECKING:  # pyelftools costs ~25 ms to import: only loaded when a binary is parsed
     from elftools.elf.elffile import ELFFile
 
-from bpfkit.errors import BpfError, BpfNotFoundError, BpfPermissionError, ObjectFormatError
+from bpfkit.errors import BpfNotFoundError, BpfPermissionError, BpfUsageError, ObjectFormatError
 
 __all__ = [
     "IfuncWarning",
@@ -45,6 +45,7 @@ __all__ = [
     "address_to_offset",
     "elf_file_key",
     "find_symbol",
+    "function_at",
     "list_symbols",
     "load_segments",
     "resolve_library",
@@ -251,6 +252,9 @@ def resolve_library(name: str) -> str:
     if "/" in name:
         if os.path.isfile(name):
             return os.path.realpath(name)
+        if os.path.isdir(name):
+            raise BpfUsageError(f"{name} is a directory; give the path of an executable or shared library",
+                                _errno.EISDIR)
         raise BpfNotFoundError(f"{name}: no such file", _errno.ENOENT)
     looks_like_lib = name.startswith("lib") or ".so" in name
     if not looks_like_lib:
@@ -448,7 +452,8 @@ def _open(path: str | os.PathLike[str]) -> tuple[str, BinaryIO, os.stat_result]:
     except PermissionError:
         raise BpfPermissionError(f"{p}: permission denied reading the binary", _errno.EACCES) from None
     except IsADirectoryError:
-        raise ObjectFormatError(f"{p} is a directory, not an ELF binary", _errno.EISDIR) from None
+        raise BpfUsageError(f"{p} is a directory; give the path of an executable or shared library",
+                            _errno.EISDIR) from None
     return p, f, os.fstat(f.fileno())
 
 
@@ -541,7 +546,7 @@ def find_symbol(path: str | os.PathLike[str], symbol: str) -> Symbol:
     info = _elf_info(path)
     m = _SPEC.match(symbol)
     if not m or m.group("plus"):
-        raise BpfError(f"bad symbol {symbol!r}: expected name, name@VER or name@@VER")
+        raise BpfUsageError(f"bad symbol {symbol!r}: expected name, name@VER or name@@VER")
     return _pick(info, symbol, m.group("name"), m.group("at"), m.group("ver"))
 
 
@@ -597,7 +602,7 @@ def symbol_offset(path: str | os.PathLike[str], symbol: str, offset: int = 0) ->
         return address_to_offset(info.path, address) + offset
     m = _SPEC.match(symbol)
     if not m:
-        raise BpfNotFoundError(
+        raise BpfUsageError(
             f"bad symbol {symbol!r}: expected name, name@VER, name@@VER, name+0x10 or 0xADDRESS", _errno.EINVAL
         )
     sym = _pick(info, symbol, m.group("name"), m.group("at"), m.group("ver"))
@@ -630,6 +635,22 @@ def list_symbols(path: str | os.PathLike[str], pattern: str = "*") -> list[Symbo
     if "@" in pattern:
         return [s for s in info.symbols if rx.match(s.display_name)]
     return [s for s in info.symbols if rx.match(s.name)]
+
+
+def function_at(path: str | os.PathLike[str], file_offset: int) -> Symbol | None:
+    """The function whose code covers ``file_offset`` of ``path`` (None if no symbol does, e.g.
+    in a stripped binary). Return probes use it to refuse offsets past a function's entry.
+
+    Example::
+
+        f = function_at("c", symbol_offset("c", "malloc+4"))
+        (f.name, f.offset)          # ('malloc', 0x...) - 4 bytes before the probe point
+    """
+    best: Symbol | None = None
+    for s in _elf_info(path).symbols:
+        if s.offset <= file_offset < s.offset + max(s.size, 1) and (best is None or s.offset > best.offset):
+            best = s
+    return best
 
 
 def elf_file_key(path: str | os.PathLike[str]) -> tuple[str, int, int, int, int]:

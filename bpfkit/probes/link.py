@@ -185,11 +185,34 @@ def group_links(attach_one: Callable[[Any], Link], items: Iterable[Any], descrip
     return ml
 
 
+def open_perf_event(attr: sc.PerfEventAttr, *, pid: int = -1, cpu: int = -1, group_fd: int = -1,
+                    what: str = "") -> int:
+    """perf_event_open(2) for the attach paths: a ``pid`` that is gone raises the same
+    BpfNotFoundError (errno ESRCH) as a missing ``/proc/PID`` does elsewhere.
+
+    Example::
+
+        fd = open_perf_event(attr, pid=1234, what="uprobe /bin/bash:readline")
+    """
+    try:
+        return sc.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
+    except BpfError as e:
+        if e.errno == errno.ESRCH and pid > 0:
+            from .procfs import no_process
+
+            raise no_process(pid, what) from None
+        raise
+
+
 def attach_perf_event(prog_fd: int, perf_fd: int, description: str, cookie: int = 0) -> Link:
     """Attach a program to an open perf event fd; the returned Link owns ``perf_fd``.
 
     Prefers a BPF link (BPF_LINK_CREATE with BPF_PERF_EVENT, kernel 5.15+) so the link shows up in
     ``bpftool link``; falls back to PERF_EVENT_IOC_SET_BPF on older kernels.
+
+    Example::
+
+        link = attach_perf_event(prog.fd, open_perf_event(attr, cpu=0), "my event", cookie=7)
     """
     try:
         try:

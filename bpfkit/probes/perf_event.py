@@ -24,8 +24,8 @@ from typing import Optional, Sequence, Union
 
 from .. import features
 from .. import syscall as sc
-from ..errors import BpfError, BpfNotFoundError, FeatureNotSupported
-from .link import Link, attach_perf_event as _attach_fd, group_links
+from ..errors import BpfError, BpfUsageError, FeatureNotSupported
+from .link import Link, attach_perf_event as _attach_fd, group_links, open_perf_event
 
 SOFTWARE_EVENTS = {
     "cpu-clock": 0, "task-clock": 1, "page-faults": 2, "faults": 2, "context-switches": 3, "cs": 3,
@@ -85,7 +85,7 @@ def resolve_event(event: EventSpec) -> PerfEvent:
     if m:
         return PerfEvent(name, sc.PERF_TYPE_RAW, int(m.group("cfg"), 16))
     known = ", ".join(list(SOFTWARE_EVENTS) + list(HARDWARE_EVENTS))
-    raise BpfNotFoundError(f"unknown perf event {name!r}; known: {known}, CACHE-OP[-misses] "
+    raise BpfUsageError(f"unknown perf event {name!r}; known: {known}, CACHE-OP[-misses] "
                            "(e.g. L1-dcache-load-misses), rNNNN for raw PMU events, or a (type, config) tuple")
 
 
@@ -101,14 +101,12 @@ def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 
         attr.sample_period = period
     what = f"{event.name}" + (f" pid {pid}" if pid >= 0 else "") + (f" cpu {cpu}" if cpu >= 0 else "")
     try:
-        return sc.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
+        return open_perf_event(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=f"perf event {what}")
     except BpfError as e:
         if event.is_hardware and e.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
             ok, reason = features.check("hw_pmu")
             raise FeatureNotSupported(f"perf event {event.name!r}: " + (reason if not ok else str(e)), e.errno,
                                       feature="hw_pmu") from None
-        if e.errno == errno.ESRCH:
-            raise BpfNotFoundError(f"perf event {what}: no process {pid}", e.errno) from None
         raise
 
 
@@ -118,7 +116,7 @@ def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, per
     events, or ``frequency`` times a second. With ``pid`` it follows that thread on any CPU;
     without, one event per CPU in ``cpus`` (default: all online CPUs)."""
     if bool(frequency) == bool(period):
-        raise ValueError("give exactly one of frequency= (samples per second) or period= (events per sample)")
+        raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
     ev = resolve_event(event)
     rate = f"{frequency} Hz" if frequency else f"every {period}"
     if pid >= 0:

@@ -18,20 +18,23 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import re
 from typing import Optional, Sequence, Union
 
 from .. import features
 from .. import syscall as sc
-from ..errors import AttachError, BpfError, BpfNotFoundError
-from .elf import list_symbols, resolve_library, symbol_offset
+from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
+from .elf import function_at, list_symbols, resolve_library, symbol_offset
 from .kprobe import is_pattern
-from .link import Link, attach_perf_event, group_links
+from .link import Link, attach_perf_event, group_links, open_perf_event
 from ..tracefs import pmu_retprobe_bit, pmu_type
 
 # ref_ctr_offset (USDT semaphores) goes in the upper half of config
 _REF_CTR_SHIFT = 32
 BPF_F_UPROBE_MULTI_RETURN = 1
+_PLUS = re.compile(r"\+(0[xX][0-9a-fA-F]+|\d+)$")
 
 
 def matching_functions(path: str, pattern: str) -> list[tuple[str, int]]:
@@ -50,41 +53,82 @@ def attach_uprobe(prog_fd: int, binary: str, symbol: Union[str, int], *, offset:
     """Attach to ``symbol`` (a name, ``"name+0x10"``, a glob pattern, or an int virtual address) in
     ``binary`` (a path, an executable on $PATH, or a library short name like ``"c"``). ``pid`` -1
     traces every process that maps the file. ``multi`` says the program was loaded as uprobe_multi
-    (``SEC("uprobe.multi")``): the functions are then attached as one uprobe_multi link."""
+    (``SEC("uprobe.multi")``): the functions are then attached as one uprobe_multi link.
+
+    A return probe (``retprobe=True``) must sit on a function's first instruction: with an offset
+    the kernel would hijack whatever ``*sp`` holds there as the return address and crash the
+    traced process, so that raises AttachError.
+
+    Example::
+
+        link = attach_uprobe(prog.fd, "c", "malloc", pid=1234)
+        link = attach_uprobe(prog.fd, "/usr/bin/bash", "readline", retprobe=True)
+        link = attach_uprobe(prog.fd, "./app", "handle_*", cookie=7)    # one MultiLink
+    """
     path = resolve_library(binary)
     kind = "uretprobe" if retprobe else "uprobe"
-    if isinstance(symbol, str) and (is_pattern(symbol) or multi):
-        funcs = matching_functions(path, symbol) if is_pattern(symbol) else \
-            [(symbol, symbol_offset(path, symbol, offset))]
+    on = f" pid {pid}" if pid >= 0 else ""
+    if isinstance(symbol, str) and is_pattern(symbol):
+        if offset:
+            raise BpfUsageError(f"{kind} {path}:{symbol}: offset= does not apply to a pattern; "
+                                "probe one function with 'name+0x10' instead")
+        funcs = matching_functions(path, symbol)
         if not funcs:
             raise BpfNotFoundError(f"no function of {path} matches {symbol!r} "
                                    f"(see bpfkit.probes.list('uprobe:{path}:*'))")
-        desc = f"{kind} {path}:{symbol} ({len(funcs)} functions)" + (f" pid {pid}" if pid >= 0 else "")
-        if multi:
-            return attach_uprobe_multi(prog_fd, path, [off for _, off in funcs], retprobe=retprobe, pid=pid,
-                                       cookies=[cookie] * len(funcs) if cookie else None, description=desc)
-        return group_links(
-            lambda f: attach_uprobe_offset(prog_fd, path, f[1], pid=pid, retprobe=retprobe, cookie=cookie,
-                                           what=f"{kind} {path}:{f[0]}"), funcs, desc)
-    file_off = symbol_offset(path, symbol if isinstance(symbol, str) else hex(symbol), offset)
-    kind = "uretprobe" if retprobe else "uprobe"
-    what = f"{kind} {path}:{symbol}" + (f"+{offset:#x}" if offset else "") + (f" pid {pid}" if pid >= 0 else "")
-    return attach_uprobe_offset(prog_fd, path, file_off, pid=pid, retprobe=retprobe,
-                                ref_ctr_offset=ref_ctr_offset, cookie=cookie, what=what)
+    else:
+        spec = symbol if isinstance(symbol, str) else hex(symbol)
+        what = f"{kind} {path}:{spec}" + (f"+{offset:#x}" if offset else "") + on
+        file_off = symbol_offset(path, spec, offset)
+        if retprobe:
+            _check_function_entry(path, spec, offset, file_off, what)
+        if not multi:
+            return attach_uprobe_offset(prog_fd, path, file_off, pid=pid, retprobe=retprobe,
+                                        ref_ctr_offset=ref_ctr_offset, cookie=cookie, what=what)
+        funcs = [(spec, file_off)]
+    desc = f"{kind} {path}:{symbol} ({len(funcs)} functions){on}"
+    if multi:
+        return attach_uprobe_multi(prog_fd, path, [off for _, off in funcs], retprobe=retprobe, pid=pid,
+                                   cookies=[cookie] * len(funcs) if cookie else None, description=desc)
+    return group_links(
+        lambda f: attach_uprobe_offset(prog_fd, path, f[1], pid=pid, retprobe=retprobe, cookie=cookie,
+                                       what=f"{kind} {path}:{f[0]}{on}"), funcs, desc)
+
+
+def _check_function_entry(path: str, spec: str, offset: int, file_off: int, what: str) -> None:
+    """Refuse a return probe that is not on a function's first instruction."""
+    m = _PLUS.search(spec)
+    extra = offset + (int(m.group(1), 0) if m else 0)
+    func = function_at(path, file_off)
+    if func is not None and func.offset != file_off:
+        extra = extra or file_off - func.offset
+        where = f"{func.name}+{file_off - func.offset:#x}"
+    else:
+        where = f"{spec}+{extra:#x}"
+    if extra:
+        raise AttachError(f"{what}: a return probe must be on the function's entry, not at {where}: past the "
+                          "entry the kernel would take whatever *sp holds for the return address and corrupt "
+                          "the traced process. Attach the uretprobe to the function itself and an uprobe "
+                          "at the offset.", errno.EINVAL)
 
 
 def attach_uprobe_offset(prog_fd: int, path: str, file_offset: int, *, pid: int = -1,
                          retprobe: bool = False, ref_ctr_offset: int = 0, cookie: int = 0,
                          what: Optional[str] = None) -> Link:
-    """Attach at a raw file offset of ``path``."""
+    """Attach at a raw file offset of ``path`` (no symbol lookup, no entry check).
+
+    Example::
+
+        attach_uprobe_offset(prog.fd, "/usr/lib/libfoo.so", 0x1a40, pid=1234)
+    """
     kind = "uretprobe" if retprobe else "uprobe"
-    what = what or f"{kind} {path}@{file_offset:#x}"
+    what = what or f"{kind} {path}@{file_offset:#x}" + (f" pid {pid}" if pid >= 0 else "")
     cpath = ctypes.create_string_buffer(os.fsencode(os.path.realpath(path)))
     config = (1 << pmu_retprobe_bit("uprobe")) if retprobe else 0
     config |= ref_ctr_offset << _REF_CTR_SHIFT
     attr = sc.PerfEventAttr(type=pmu_type("uprobe"), config=config, config1=ctypes.addressof(cpath),
                             config2=file_offset, sample_period=1, wakeup_events=1)
-    perf_fd = sc.perf_event_open(attr, pid=pid if pid >= 0 else -1, cpu=0 if pid < 0 else -1, what=what)
+    perf_fd = open_perf_event(attr, pid=pid if pid >= 0 else -1, cpu=0 if pid < 0 else -1, what=what)
     return attach_perf_event(prog_fd, perf_fd, what, cookie)
 
 
