@@ -9,6 +9,7 @@ Example::
     from bpfkit import features
 
     features.prog_type("kprobe")                 # True
+    features.attach_type("xdp")                  # True: an xdp program with expected_attach_type BPF_XDP loads
     features.helper("get_attach_cookie")         # True on 5.15+
     ok, reason = features.check("kprobes")       # (False, "... CONFIG_KPROBES ...")
     features.require("fentry")                   # raises FeatureNotSupported with the reason
@@ -25,21 +26,24 @@ from functools import lru_cache
 from typing import Callable, Optional, Union
 
 from . import syscall as sc
-from .errors import BpfError, FeatureNotSupported
+from .errors import BpfError, BpfUsageError, FeatureNotSupported
 
 __all__ = [
-    "FeatureStatus", "KERNEL_FEATURES", "attach_type", "check", "helper", "map_type", "probe_all",
+    "FeatureStatus", "KERNEL_FEATURES", "attach_type", "check", "helper", "helper_id", "map_type", "probe_all",
     "prog_type", "require", "status",
 ]
 
 
 @dataclass(frozen=True)
 class FeatureStatus:
-    """Outcome of one probe: ``ok`` and a human reason (why not, or how it was established)."""
+    """Outcome of one probe: ``ok``, a human reason (why not, or how it was established) and,
+    when it failed, the ``errno`` the probe saw (ENOENT for a missing PMU file, EPERM for a
+    refused load...), which :func:`require` passes on in FeatureNotSupported."""
 
     name: str
     ok: bool
     reason: str
+    errno: int = 0
 
     def __bool__(self) -> bool:
         return self.ok
@@ -80,7 +84,7 @@ def _name_to_id(name: Union[str, int], table: dict[int, str], kind: str) -> int:
     for value, n in table.items():
         if n == key:
             return value
-    raise ValueError(f"unknown {kind} type {name!r}; known: {', '.join(sorted(table.values()))}")
+    raise BpfUsageError(f"unknown {kind} type {name!r}; known: {', '.join(sorted(table.values()))}")
 
 
 def _btf_id(name: str, kind_name: str) -> int:
@@ -114,9 +118,24 @@ def _close(fd: int) -> None:
 
 # -- program types, map types, helpers ---------------------------------------------------
 
+# Program types that only load against a target (struct_ops: a kernel struct's member; ext: a
+# function of another loaded BPF program), which a standalone probe cannot name: answered from
+# the kernel's BTF enum instead of by trying.
+_NEEDS_TARGET = {sc.BPF_PROG_TYPE_STRUCT_OPS: "a kernel struct_ops type (e.g. tcp_congestion_ops) to implement",
+                 sc.BPF_PROG_TYPE_EXT: "a target program (attach_prog_fd) whose function it replaces"}
+
+
 @lru_cache(maxsize=None)
 def _prog_type_status(ptype: int) -> FeatureStatus:
     name = sc.PROG_TYPE_NAMES.get(ptype, str(ptype))
+    if ptype in _NEEDS_TARGET:
+        enum_name = f"BPF_PROG_TYPE_{name.upper()}"
+        if enum_name in _kernel_enum("bpf_prog_type"):
+            return FeatureStatus(f"prog:{name}", True, f"needs a target program: {name} programs only load against "
+                                 f"{_NEEDS_TARGET[ptype]}, so no standalone probe can load; {enum_name} is in the "
+                                 "kernel's BTF enum bpf_prog_type")
+        return FeatureStatus(f"prog:{name}", False, f"{enum_name} is not in the kernel's BTF enum bpf_prog_type",
+                             _errno.EINVAL)
     kw: dict[str, int] = {}
     if ptype in _EXPECTED_ATTACH:
         kw["expected_attach_type"] = _EXPECTED_ATTACH[ptype]
@@ -131,12 +150,11 @@ def _prog_type_status(ptype: int) -> FeatureStatus:
     _close(fd)
     if fd >= 0:
         return FeatureStatus(f"prog:{name}", True, "a minimal program loaded")
-    # A verifier log means the kernel knows the type and got as far as checking the program
-    # (struct_ops/ext need a real target to load at all).
+    # A verifier log means the kernel knows the type and got as far as checking the program.
     if log.strip():
         return FeatureStatus(f"prog:{name}", True, f"the kernel verified a probe program ({os.strerror(err)})")
     return FeatureStatus(f"prog:{name}", False,
-                         f"loading a minimal {name} program failed: {os.strerror(err)} (errno {err})")
+                         f"loading a minimal {name} program failed: {os.strerror(err)} (errno {err})", err)
 
 
 def prog_type(name: Union[str, int]) -> bool:
@@ -182,7 +200,7 @@ def _map_type_status(mtype: int) -> FeatureStatus:
     if mtype in _MAP_NEEDS_BTF:
         known = f"BPF_MAP_TYPE_{name.upper()}" in _kernel_enum("bpf_map_type")
         return FeatureStatus(label, known, "listed in the kernel's BTF enum bpf_map_type" if known
-                             else "not in the kernel's BTF enum bpf_map_type")
+                             else "not in the kernel's BTF enum bpf_map_type", 0 if known else _errno.EINVAL)
     key, value, entries, flags = _MAP_SHAPES.get(mtype, (4, 4, 1, 0))
     inner = -1
     try:
@@ -194,7 +212,7 @@ def _map_type_status(mtype: int) -> FeatureStatus:
         return FeatureStatus(label, True, "a minimal map was created")
     except BpfError as e:
         return FeatureStatus(label, False, f"creating a minimal {name} map failed: {os.strerror(e.errno)} "
-                                           f"(errno {e.errno})")
+                                           f"(errno {e.errno})", e.errno)
     finally:
         _close(inner)
 
@@ -212,7 +230,7 @@ def helper_id(name: Union[str, int]) -> int:
     short = name.removeprefix("bpf_").removeprefix("BPF_FUNC_")
     ids = _kernel_enum("bpf_func_id")
     if f"BPF_FUNC_{short}" not in ids:
-        raise ValueError(f"this kernel has no helper {name!r} (not in its BTF enum bpf_func_id)")
+        raise BpfUsageError(f"this kernel has no helper {name!r} (not in its BTF enum bpf_func_id)", _errno.EINVAL)
     return ids[f"BPF_FUNC_{short}"]
 
 
@@ -231,9 +249,9 @@ def _helper_status(ptype: int, hid: int) -> FeatureStatus:
     refused = ("invalid func", "unknown func", "cannot call", "cannot use helper", "not supported")
     if any(r in log for r in refused):
         line = next((ln for ln in log.splitlines() if any(r in ln for r in refused)), log.strip())
-        return FeatureStatus(label, False, f"the verifier refused the call: {line.strip()}")
+        return FeatureStatus(label, False, f"the verifier refused the call: {line.strip()}", err)
     if not log.strip():
-        return FeatureStatus(label, False, f"probe program did not load: {os.strerror(err)} (errno {err})")
+        return FeatureStatus(label, False, f"probe program did not load: {os.strerror(err)} (errno {err})", err)
     # Rejected for its (missing) arguments, which means the call itself is allowed.
     return FeatureStatus(label, True, "the verifier accepted the call (it only objected to the arguments)")
 
@@ -247,7 +265,7 @@ def helper(name: Union[str, int], prog_type: Union[str, int] = "kprobe") -> bool
     """
     try:
         hid = helper_id(name)
-    except ValueError:
+    except BpfUsageError:
         return False
     return _helper_status(_name_to_id(prog_type, sc.PROG_TYPE_NAMES, "prog"), hid).ok
 
@@ -258,76 +276,82 @@ def _pmu_exists(pmu: str) -> bool:
     return os.path.exists(f"/sys/bus/event_source/devices/{pmu}/type")
 
 
-def _kprobes() -> tuple[bool, str]:
+# A kernel-feature probe answers (ok, reason) or (ok, reason, errno it saw).
+Probe = Callable[[], Union[tuple[bool, str], tuple[bool, str, int]]]
+
+
+def _kprobes() -> tuple[bool, str, int]:
     if _pmu_exists("kprobe"):
-        return True, "the kprobe PMU exists (/sys/bus/event_source/devices/kprobe)"
+        return True, "the kprobe PMU exists (/sys/bus/event_source/devices/kprobe)", 0
     return False, ("this kernel has no kprobes: /sys/bus/event_source/devices/kprobe is missing, it was built "
-                   "without CONFIG_KPROBES (and CONFIG_KPROBE_EVENTS)")
+                   "without CONFIG_KPROBES (and CONFIG_KPROBE_EVENTS)"), _errno.ENOENT
 
 
-def _uprobes() -> tuple[bool, str]:
+def _uprobes() -> tuple[bool, str, int]:
     if _pmu_exists("uprobe"):
-        return True, "the uprobe PMU exists (/sys/bus/event_source/devices/uprobe)"
+        return True, "the uprobe PMU exists (/sys/bus/event_source/devices/uprobe)", 0
     return False, ("this kernel has no uprobes: /sys/bus/event_source/devices/uprobe is missing, it was built "
-                   "without CONFIG_UPROBES (and CONFIG_UPROBE_EVENTS)")
+                   "without CONFIG_UPROBES (and CONFIG_UPROBE_EVENTS)"), _errno.ENOENT
 
 
-def _tracefs() -> tuple[bool, str]:
+def _tracefs() -> tuple[bool, str, int]:
     from .tracefs import tracefs_root
 
     try:
-        return True, f"tracefs at {tracefs_root()}"
+        return True, f"tracefs at {tracefs_root()}", 0
     except FeatureNotSupported as e:
-        return False, str(e)
+        return False, str(e), e.errno or _errno.ENOENT
 
 
-def _btf() -> tuple[bool, str]:
+def _btf() -> tuple[bool, str, int]:
     if os.path.exists("/sys/kernel/btf/vmlinux"):
-        return True, "/sys/kernel/btf/vmlinux exists"
-    return False, "the kernel has no BTF (/sys/kernel/btf/vmlinux missing): it needs CONFIG_DEBUG_INFO_BTF=y"
+        return True, "/sys/kernel/btf/vmlinux exists", 0
+    return (False, "the kernel has no BTF (/sys/kernel/btf/vmlinux missing): it needs CONFIG_DEBUG_INFO_BTF=y",
+            _errno.ENOENT)
 
 
-def _tracing_prog(attach_type: int, target: str, kind: str = "FUNC") -> tuple[int, str]:
-    """Load a tracing program for ``target``; (fd, "") or (-1, why not)."""
+def _tracing_prog(attach_type: int, target: str, kind: str = "FUNC",
+                  prog_type: int = sc.BPF_PROG_TYPE_TRACING) -> tuple[int, str, int]:
+    """Load a tracing program for ``target``; (fd, "", 0) or (-1, why not, errno)."""
     btf_id = _btf_id(target, kind)
     if not btf_id:
-        return -1, f"{target} is not in the kernel's BTF"
-    fd, err, log = _try_load(sc.BPF_PROG_TYPE_TRACING, expected_attach_type=attach_type, attach_btf_id=btf_id)
+        return -1, f"{target} is not in the kernel's BTF", _errno.ENOENT
+    fd, err, log = _try_load(prog_type, expected_attach_type=attach_type, attach_btf_id=btf_id)
     if fd >= 0:
-        return fd, ""
+        return fd, "", 0
     detail = log.strip().splitlines()[0] if log.strip() else ""
-    return -1, f"{os.strerror(err)} (errno {err}){': ' + detail if detail else ''}"
+    return -1, f"{os.strerror(err)} (errno {err}){': ' + detail if detail else ''}", err
 
 
-def _fentry(attach_type: int = sc.BPF_TRACE_FENTRY, what: str = "fentry") -> tuple[bool, str]:
-    ok, why = _btf()
+def _fentry(attach_type: int = sc.BPF_TRACE_FENTRY, what: str = "fentry") -> tuple[bool, str, int]:
+    ok, why, err = _btf()
     if not ok:
-        return False, why
-    fd, why = _tracing_prog(attach_type, "bpf_fentry_test1")
+        return False, why, err
+    fd, why, err = _tracing_prog(attach_type, "bpf_fentry_test1")
     if fd < 0:
         return False, (f"the kernel refuses {what} programs: loading one for bpf_fentry_test1 as root failed with "
                        f"{why}. BPF trampolines need CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS on x86-64 and a "
-                       "kernel that permits them (some VMs and locked-down kernels do not)")
+                       "kernel that permits them (some VMs and locked-down kernels do not)"), err
     try:
         link = sc.raw_tracepoint_open(fd, None, what=f"{what} probe")
         os.close(link)
-        return True, f"a {what} program on bpf_fentry_test1 loaded and attached"
+        return True, f"a {what} program on bpf_fentry_test1 loaded and attached", 0
     except BpfError as e:
         return False, (f"the kernel loads {what} programs but refuses to attach them: {os.strerror(e.errno)} "
-                       f"(errno {e.errno}); BPF trampolines are unavailable")
+                       f"(errno {e.errno}); BPF trampolines are unavailable"), e.errno
     finally:
         os.close(fd)
 
 
-def _tp_btf() -> tuple[bool, str]:
-    ok, why = _btf()
+def _tp_btf() -> tuple[bool, str, int]:
+    ok, why, err = _btf()
     if not ok:
-        return False, why
-    fd, why = _tracing_prog(sc.BPF_TRACE_RAW_TP, "btf_trace_sched_switch", "TYPEDEF")
+        return False, why, err
+    fd, why, err = _tracing_prog(sc.BPF_TRACE_RAW_TP, "btf_trace_sched_switch", "TYPEDEF")
     if fd < 0:
-        return False, f"loading a tp_btf program for sched_switch failed: {why}"
+        return False, f"loading a tp_btf program for sched_switch failed: {why}", err
     os.close(fd)
-    return True, "a tp_btf program for sched_switch loaded"
+    return True, "a tp_btf program for sched_switch loaded", 0
 
 
 def _link_create_errno(attach_type: int, words: tuple[int, ...], prog_attach: int) -> tuple[int, str]:
@@ -344,20 +368,20 @@ def _link_create_errno(attach_type: int, words: tuple[int, ...], prog_attach: in
         os.close(fd)
 
 
-def _kprobe_multi() -> tuple[bool, str]:
+def _kprobe_multi() -> tuple[bool, str, int]:
     name = ctypes.create_string_buffer(b"bpf_fentry_test1")
     syms = (ctypes.c_uint64 * 1)(ctypes.addressof(name))
     # kprobe_multi: {u32 flags; u32 cnt; u64 syms; u64 addrs; u64 cookies}
     err, why = _link_create_errno(sc.BPF_TRACE_KPROBE_MULTI, (1 << 32, ctypes.addressof(syms)),
                                   sc.BPF_TRACE_KPROBE_MULTI)
     if err == 0:
-        return True, "a kprobe_multi link on bpf_fentry_test1 was created"
+        return True, "a kprobe_multi link on bpf_fentry_test1 was created", 0
     if err in (_errno.EOPNOTSUPP, 524):
-        return False, "kprobe_multi links need CONFIG_FPROBE, which this kernel lacks"
-    return False, f"kprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 5.18+)"
+        return False, "kprobe_multi links need CONFIG_FPROBE, which this kernel lacks", err
+    return False, f"kprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 5.18+)", err
 
 
-def _uprobe_multi() -> tuple[bool, str]:
+def _uprobe_multi() -> tuple[bool, str, int]:
     path = ctypes.create_string_buffer(b"/")
     offsets = (ctypes.c_uint64 * 1)(0)
     # uprobe_multi: {u64 path; u64 offsets; u64 ref_ctr_offsets; u64 cookies; u32 cnt; u32 flags; u32 pid}
@@ -366,54 +390,56 @@ def _uprobe_multi() -> tuple[bool, str]:
     words = (ctypes.addressof(path), ctypes.addressof(offsets), 0, 0, 1)
     err, why = _link_create_errno(sc.BPF_TRACE_UPROBE_MULTI, words, sc.BPF_TRACE_UPROBE_MULTI)
     if err in (0, _errno.EBADF):
-        return True, "the kernel accepts uprobe_multi links"
+        return True, "the kernel accepts uprobe_multi links", 0
     if err in (_errno.EOPNOTSUPP, 524):
-        return False, "uprobe_multi links need CONFIG_UPROBES, which this kernel lacks"
-    return False, f"uprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 6.6+)"
+        return False, "uprobe_multi links need CONFIG_UPROBES, which this kernel lacks", err
+    return False, f"uprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 6.6+)", err
 
 
-def _hw_pmu() -> tuple[bool, str]:
+def _hw_pmu() -> tuple[bool, str, int]:
     attr = sc.PerfEventAttr(type=sc.PERF_TYPE_HARDWARE, config=0, flags=sc.PERF_ATTR_DISABLED
                             | sc.PERF_ATTR_EXCLUDE_KERNEL | sc.PERF_ATTR_EXCLUDE_HV)
     try:
         fd = sc.perf_event_open(attr, pid=0, cpu=-1, what="cycles")
         os.close(fd)
-        return True, "a hardware cycles counter opened"
+        return True, "a hardware cycles counter opened", 0
     except BpfError as e:
         return False, (f"no hardware PMU: perf_event_open of the cycles counter failed with {os.strerror(e.errno)} "
                        f"(errno {e.errno}); /sys/bus/event_source/devices/cpu is "
-                       f"{'present' if _pmu_exists('cpu') else 'missing'} (VMs often expose no PMU)")
+                       f"{'present' if _pmu_exists('cpu') else 'missing'} (VMs often expose no PMU)"), e.errno
 
 
-def _ringbuf() -> tuple[bool, str]:
+def _ringbuf() -> tuple[bool, str, int]:
     st = _map_type_status(sc.BPF_MAP_TYPE_RINGBUF)
-    return st.ok, st.reason if st.ok else st.reason + " (ring buffers need Linux 5.8+)"
+    return st.ok, st.reason if st.ok else st.reason + " (ring buffers need Linux 5.8+)", st.errno
 
 
-def _bpf_cookie() -> tuple[bool, str]:
-    if helper("get_attach_cookie", "kprobe"):
-        return True, "kprobe/uprobe programs may call bpf_get_attach_cookie"
-    return False, "bpf_get_attach_cookie is not available to kprobe/uprobe programs (needs Linux 5.15+)"
+def _bpf_cookie() -> tuple[bool, str, int]:
+    st = status("helper:kprobe:get_attach_cookie")
+    if st.ok:
+        return True, "kprobe/uprobe programs may call bpf_get_attach_cookie", 0
+    return (False, "bpf_get_attach_cookie is not available to kprobe/uprobe programs (needs Linux 5.15+)",
+            st.errno or _errno.EINVAL)
 
 
-def _perf_link() -> tuple[bool, str]:
+def _perf_link() -> tuple[bool, str, int]:
     # A tracepoint program linked to a software event: EINVAL means "wrong kind of event", which a
     # kernel without BPF_PERF_EVENT links would not get far enough to say.
     fd, err, _ = _try_load(sc.BPF_PROG_TYPE_TRACEPOINT)
     if fd < 0:
-        return False, f"tracepoint programs do not load: {os.strerror(err)}"
+        return False, f"tracepoint programs do not load: {os.strerror(err)}", err
     attr = sc.PerfEventAttr(type=sc.PERF_TYPE_TRACEPOINT, config=_sched_switch_id(), sample_period=1)
     try:
         pfd = sc.perf_event_open(attr, pid=-1, cpu=0)
     except BpfError as e:
         os.close(fd)
-        return False, f"cannot open a tracepoint perf event: {e}"
+        return False, f"cannot open a tracepoint perf event: {e}", e.errno
     try:
         link = sc.link_create(fd, pfd, sc.BPF_PERF_EVENT)
         os.close(link)
-        return True, "BPF_LINK_CREATE accepted a perf event"
+        return True, "BPF_LINK_CREATE accepted a perf event", 0
     except BpfError as e:
-        return False, f"BPF_LINK_CREATE with perf events failed: {os.strerror(e.errno)} (needs Linux 5.15+)"
+        return False, f"BPF_LINK_CREATE with perf events failed: {os.strerror(e.errno)} (needs Linux 5.15+)", e.errno
     finally:
         os.close(pfd)
         os.close(fd)
@@ -425,7 +451,7 @@ def _sched_switch_id() -> int:
     return tracepoint_id("sched", "sched_switch")
 
 
-KERNEL_FEATURES: dict[str, Callable[[], tuple[bool, str]]] = {
+KERNEL_FEATURES: dict[str, Probe] = {
     "kprobes": _kprobes,
     "kprobe_multi": _kprobe_multi,
     "uprobes": _uprobes,
@@ -458,24 +484,32 @@ def status(name: str) -> FeatureStatus:
             ptype, _, hname = rest.rpartition(":")
             try:
                 hid = helper_id(hname)
-            except ValueError as e:
-                return FeatureStatus(name, False, str(e))
+            except BpfUsageError as e:
+                return FeatureStatus(name, False, str(e), e.errno)
             st = _helper_status(_name_to_id(ptype or "kprobe", sc.PROG_TYPE_NAMES, "prog"), hid)
-            return FeatureStatus(name, st.ok, st.reason)
-    except ValueError as e:
-        return FeatureStatus(name, False, str(e))
+            return FeatureStatus(name, st.ok, st.reason, st.errno)
+        if kind == "attach" and rest:
+            return _attach_status(rest)
+    except BpfUsageError as e:
+        return FeatureStatus(name, False, str(e), e.errno or _errno.EINVAL)
     key = _ALIASES.get(name, name)
     if key not in KERNEL_FEATURES:
-        raise ValueError(f"unknown feature {name!r}; known: {', '.join(sorted(KERNEL_FEATURES))}, "
-                         "prog:TYPE, map:TYPE, helper:[PROGTYPE:]NAME")
+        raise BpfUsageError(f"unknown feature {name!r}; known: {', '.join(sorted(KERNEL_FEATURES))}, "
+                            "prog:TYPE, map:TYPE, attach:TYPE, helper:[PROGTYPE:]NAME")
     with _lock:
-        if key not in _kernel_cache:
-            try:
-                ok, reason = KERNEL_FEATURES[key]()
-            except BpfError as e:
-                ok, reason = False, f"probing {key} failed: {e}"
-            _kernel_cache[key] = FeatureStatus(key, ok, reason)
-        return _kernel_cache[key]
+        cached = _kernel_cache.get(key)
+    if cached is not None:
+        return cached
+    # Probed outside the lock: a probe may itself ask status() (bpf_cookie asks for a helper).
+    try:
+        res = KERNEL_FEATURES[key]()
+        ok, reason = res[0], res[1]
+        err = res[2] if len(res) > 2 else 0
+    except BpfError as e:
+        ok, reason, err = False, f"probing {key} failed: {e}", e.errno
+    st = FeatureStatus(key, ok, reason, 0 if ok else err)
+    with _lock:
+        return _kernel_cache.setdefault(key, st)
 
 
 def check(name: str) -> tuple[bool, str]:
@@ -494,18 +528,144 @@ def check(name: str) -> tuple[bool, str]:
 def require(name: str, what: Optional[str] = None) -> None:
     """Raise FeatureNotSupported (with the probe's reason) unless ``name`` is available.
 
-    ``what`` names the operation for the message, e.g. ``"kprobe on do_sys_open"``.
+    ``what`` names the operation for the message, e.g. ``"kprobe on do_sys_open"``. The
+    exception's ``errno`` is the one the probe saw (ENOENT for a missing PMU, EPERM for a refused
+    load...).
+
+    Example::
+
+        features.require("kprobes", "kprobe on vfs_read")   # FeatureNotSupported(..., errno=ENOENT)
     """
     st = status(name)
     if not st.ok:
         prefix = f"{what}: " if what else ""
-        raise FeatureNotSupported(prefix + st.reason, 0, feature=st.name)
+        raise FeatureNotSupported(prefix + st.reason, st.errno, feature=st.name)
 
 
-def attach_type(name: str) -> bool:
-    """Whether an attach mechanism works: ``"kprobe"``, ``"kprobe_multi"``, ``"uprobe_multi"``,
-    ``"fentry"``, ``"fexit"``, ``"tp_btf"``, ``"perf_event"``/``"perf_link"``..."""
-    return status({"perf_event": "perf_link"}.get(name, name)).ok
+# -- attach types -----------------------------------------------------------------------
+#
+# Each BPF_* attach type belongs to one program type (the kernel's attach_type_to_prog_type);
+# probing loads a minimal program of that type with the attach type as expected_attach_type,
+# which is how the kernel is told what a program will attach to. Attach types that bpfkit's
+# probes use through a dedicated mechanism are answered by that kernel feature instead.
+_ATTACH_GROUPS: dict[int, tuple[str, ...]] = {
+    sc.BPF_PROG_TYPE_CGROUP_SKB: ("cgroup_inet_ingress", "cgroup_inet_egress"),
+    sc.BPF_PROG_TYPE_CGROUP_SOCK: ("cgroup_inet_sock_create", "cgroup_inet4_post_bind", "cgroup_inet6_post_bind",
+                                   "cgroup_inet_sock_release"),
+    sc.BPF_PROG_TYPE_CGROUP_SOCK_ADDR: tuple(
+        f"cgroup_{fam}_{op}" for fam in ("inet4", "inet6", "unix")
+        for op in ("bind", "connect", "getpeername", "getsockname", "sendmsg", "recvmsg"))
+    + ("cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg", "cgroup_udp4_recvmsg", "cgroup_udp6_recvmsg"),
+    sc.BPF_PROG_TYPE_SOCK_OPS: ("cgroup_sock_ops",),
+    sc.BPF_PROG_TYPE_SK_SKB: ("sk_skb_stream_parser", "sk_skb_stream_verdict", "sk_skb_verdict"),
+    sc.BPF_PROG_TYPE_CGROUP_DEVICE: ("cgroup_device",),
+    sc.BPF_PROG_TYPE_SK_MSG: ("sk_msg_verdict",),
+    sc.BPF_PROG_TYPE_LIRC_MODE2: ("lirc_mode2",),
+    sc.BPF_PROG_TYPE_FLOW_DISSECTOR: ("flow_dissector",),
+    sc.BPF_PROG_TYPE_CGROUP_SYSCTL: ("cgroup_sysctl",),
+    sc.BPF_PROG_TYPE_CGROUP_SOCKOPT: ("cgroup_getsockopt", "cgroup_setsockopt"),
+    sc.BPF_PROG_TYPE_TRACING: ("modify_return", "trace_iter"),
+    sc.BPF_PROG_TYPE_LSM: ("lsm_mac", "lsm_cgroup"),
+    sc.BPF_PROG_TYPE_XDP: ("xdp", "xdp_devmap", "xdp_cpumap"),
+    sc.BPF_PROG_TYPE_SK_LOOKUP: ("sk_lookup",),
+    sc.BPF_PROG_TYPE_SK_REUSEPORT: ("sk_reuseport_select", "sk_reuseport_select_or_migrate"),
+    sc.BPF_PROG_TYPE_NETFILTER: ("netfilter",),
+    sc.BPF_PROG_TYPE_SCHED_CLS: ("tcx_ingress", "tcx_egress", "netkit_primary", "netkit_peer"),
+    sc.BPF_PROG_TYPE_STRUCT_OPS: ("struct_ops",),
+}
+_ATTACH_PROG_TYPE = {att: ptype for ptype, names in _ATTACH_GROUPS.items() for att in names}
+# attach types whose program must name a BTF target to load: (target, BTF kind)
+_ATTACH_BTF_TARGET = {"modify_return": ("bpf_modify_return_test", "FUNC"), "trace_iter": ("bpf_iter_task", "FUNC"),
+                      "lsm_mac": ("bpf_lsm_file_open", "FUNC"), "lsm_cgroup": ("bpf_lsm_socket_bind", "FUNC")}
+# attach types answered by the kernel feature bpfkit's attach path depends on
+_ATTACH_FEATURES = {"trace_raw_tp": "tp_btf", "trace_fentry": "fentry", "trace_fexit": "fexit",
+                    "perf_event": "perf_link", "trace_kprobe_multi": "kprobe_multi",
+                    "trace_uprobe_multi": "uprobe_multi", "trace_kprobe_session": "kprobe_multi",
+                    "trace_uprobe_session": "uprobe_multi"}
+# friendly names for the attach types above, as SEC() names spell them
+_ATTACH_ALIASES = {"kprobe_multi": "trace_kprobe_multi", "uprobe_multi": "trace_uprobe_multi",
+                   "kprobe_session": "trace_kprobe_session", "uprobe_session": "trace_uprobe_session",
+                   "fentry": "trace_fentry", "fexit": "trace_fexit", "fmod_ret": "modify_return",
+                   "tp_btf": "trace_raw_tp", "iter": "trace_iter", "lsm": "lsm_mac", "perf_link": "perf_event",
+                   "tcx": "tcx_ingress", "netkit": "netkit_primary"}
+
+
+def _attach_enum_name(name: Union[str, int]) -> str:
+    """``"xdp"`` / ``"BPF_XDP"`` / 37 -> ``"BPF_XDP"``; BpfUsageError for names no kernel has."""
+    enum = _kernel_enum("bpf_attach_type")
+    if isinstance(name, int):
+        for key, value in enum.items():
+            if value == name and not key.startswith("__"):
+                return key
+        return f"BPF_ATTACH_TYPE_{name}"
+    short = name.lower().removeprefix("bpf_")
+    short = _ATTACH_ALIASES.get(short, short)
+    key = f"BPF_{short.upper()}"
+    if key not in enum and short not in _ATTACH_PROG_TYPE and short not in _ATTACH_FEATURES:
+        known = sorted(k.removeprefix("BPF_").lower() for k in enum if not k.startswith("__"))
+        raise BpfUsageError(f"unknown attach type {name!r}; this kernel knows: {', '.join(known)}; and as SEC() "
+                            f"names: kprobe, uprobe, {', '.join(_ATTACH_ALIASES)}", _errno.EINVAL)
+    return key
+
+
+@lru_cache(maxsize=None)
+def _attach_type_status(key: str) -> FeatureStatus:
+    short = key.removeprefix("BPF_").lower()
+    label = f"attach:{short}"
+    value = _kernel_enum("bpf_attach_type").get(key)
+    if value is None:
+        return FeatureStatus(label, False, f"{key} is not in the kernel's BTF enum bpf_attach_type (the kernel "
+                                           "predates it)", _errno.EINVAL)
+    if short in _ATTACH_FEATURES:
+        st = status(_ATTACH_FEATURES[short])
+        return FeatureStatus(label, st.ok, st.reason, st.errno)
+    ptype = _ATTACH_PROG_TYPE.get(short)
+    if ptype is None:
+        return FeatureStatus(label, False, f"bpfkit does not know which program type attaches as {key}; probe "
+                                           "the program type with features.prog_type() instead", _errno.EINVAL)
+    pname = sc.PROG_TYPE_NAMES.get(ptype, str(ptype))
+    if ptype in _NEEDS_TARGET:
+        st = _prog_type_status(ptype)
+        return FeatureStatus(label, st.ok, st.reason, st.errno)
+    if short in _ATTACH_BTF_TARGET:
+        target, kind = _ATTACH_BTF_TARGET[short]
+        fd, why, err = _tracing_prog(value, target, kind, prog_type=ptype)
+        _close(fd)
+        if fd >= 0:
+            return FeatureStatus(label, True, f"a {pname} program for {target} with expected_attach_type {key} loaded")
+        return FeatureStatus(label, False, f"loading a {pname} program for {target} with expected_attach_type {key} "
+                                           f"failed: {why}", err)
+    fd, err, log = _try_load(ptype, expected_attach_type=value)
+    _close(fd)
+    if fd >= 0:
+        return FeatureStatus(label, True, f"a minimal {pname} program with expected_attach_type {key} loaded")
+    if log.strip():
+        return FeatureStatus(label, True, f"the kernel verified a {pname} program with expected_attach_type {key} "
+                                          f"({os.strerror(err)})")
+    return FeatureStatus(label, False, f"loading a minimal {pname} program with expected_attach_type {key} failed: "
+                                       f"{os.strerror(err)} (errno {err})", err)
+
+
+def _attach_status(name: Union[str, int]) -> FeatureStatus:
+    if isinstance(name, str) and _ALIASES.get(name, name) in ("kprobes", "uprobes"):
+        st = status(name)  # perf-event based: the PMU is the attach mechanism
+        return FeatureStatus(f"attach:{name}", st.ok, st.reason, st.errno)
+    return _attach_type_status(_attach_enum_name(name))
+
+
+def attach_type(name: Union[str, int]) -> bool:
+    """Whether programs can attach as ``name``: any ``enum bpf_attach_type`` member by its short
+    name (``"xdp"``, ``"cgroup_inet_ingress"``, ``"tcx_ingress"``, ``"BPF_SK_LOOKUP"``, an int),
+    or how SEC() names spell it (``"fentry"``, ``"fmod_ret"``, ``"tp_btf"``, ``"kprobe_multi"``,
+    ``"uprobe_multi"``, ``"perf_event"``), plus ``"kprobe"``/``"uprobe"`` (perf-event based).
+    Probed like ``prog_type()``, with that expected_attach_type; ``status("attach:NAME")``
+    says why not.
+
+    Example::
+
+        features.attach_type("xdp"), features.attach_type("tcx_ingress")
+    """
+    return _attach_status(name).ok
 
 
 def probe_all() -> dict[str, dict[str, bool]]:
@@ -514,6 +674,8 @@ def probe_all() -> dict[str, dict[str, bool]]:
         "prog_types": {n: _prog_type_status(t).ok for t, n in sc.PROG_TYPE_NAMES.items() if t},
         "map_types": {n: _map_type_status(t).ok for t, n in sc.MAP_TYPE_NAMES.items() if t},
         "kernel": {k: status(k).ok for k in KERNEL_FEATURES},
+        "attach_types": {k.removeprefix("BPF_").lower(): _attach_type_status(k).ok
+                         for k in _kernel_enum("bpf_attach_type") if not k.startswith("__")},
     }
     helpers = [h.removeprefix("BPF_FUNC_") for h, v in _kernel_enum("bpf_func_id").items() if 0 < v
                and not h.startswith("__")]

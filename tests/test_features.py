@@ -1,6 +1,7 @@
 """bpfkit.features: probing by trying, with reasons, cached (issue 5)."""
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -77,3 +78,47 @@ def test_probe_all_summarises_like_bpftool() -> None:
     assert allf["prog_types"]["kprobe"] and allf["map_types"]["hash"]
     assert set(allf["kernel"]) == set(features.KERNEL_FEATURES)
     assert allf["helpers.kprobe"]["map_lookup_elem"]
+
+
+def test_attach_types_are_probed_by_loading_with_that_expected_attach_type() -> None:
+    # the same program the probe loads, by hand: an xdp program declaring BPF_XDP
+    enum = features._kernel_enum("bpf_attach_type")
+    try:
+        fd, _ = sc.prog_load(sc.BPF_PROG_TYPE_XDP, features._RET0, expected_attach_type=enum["BPF_XDP"])
+        os.close(fd)
+        loads = True
+    except bpfkit.BpfError:
+        loads = False
+    assert features.attach_type("xdp") == features.attach_type("BPF_XDP") == features.attach_type(enum["BPF_XDP"]) \
+        == loads
+    st = features.status("attach:xdp")
+    assert st.name == "attach:xdp" and "expected_attach_type BPF_XDP" in st.reason
+    assert features.attach_type("cgroup_inet4_connect") == features.prog_type("cgroup_sock_addr")
+    # attach types bpfkit's own probes use answer with that feature's probe
+    for name, feature in (("fentry", "fentry"), ("kprobe_multi", "kprobe_multi"), ("uprobe_multi", "uprobe_multi"),
+                          ("tp_btf", "tp_btf"), ("perf_event", "perf_link"), ("kprobe", "kprobes"),
+                          ("uprobe", "uprobes")):
+        assert features.attach_type(name) == features.check(feature)[0], name
+    assert set(features.probe_all()["attach_types"]) >= {"xdp", "cgroup_inet_ingress", "trace_fentry"}
+    with pytest.raises(bpfkit.BpfUsageError, match="unknown attach type 'warp_drive'"):
+        features.attach_type("warp_drive")
+
+
+def test_program_types_that_need_a_target_say_so() -> None:
+    for ptype in ("ext", "struct_ops"):
+        st = features.status(f"prog:{ptype}")
+        assert st.ok and st.reason.startswith("needs a target program"), st
+
+
+def test_require_passes_on_the_errno_the_probe_saw() -> None:
+    missing = [n for n in features.KERNEL_FEATURES if not features.check(n)[0]]
+    if not missing:
+        pytest.skip("this kernel has every feature bpfkit probes for")
+    for name in missing:
+        st = features.status(name)
+        assert st.errno != 0, st
+        with pytest.raises(bpfkit.FeatureNotSupported) as exc:
+            features.require(name)
+        assert exc.value.errno == st.errno and exc.value.feature == st.name
+    if "kprobes" in missing:  # the PMU's type file is what the probe found missing
+        assert features.status("kprobes").errno == errno.ENOENT
