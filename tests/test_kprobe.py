@@ -5,6 +5,7 @@ here and run for real in guest kernels (``python -m bpfkit.testing.vm``); the er
 """
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -49,11 +50,42 @@ def test_without_kprobes_attaching_names_config_kprobes() -> None:
         for attach in (lambda: obj.progs.on_kprobe.attach_kprobe("vfs_read"),
                        lambda: obj.progs.on_kprobe.attach_kretprobe("vfs_read"),
                        lambda: obj.progs.on_kprobe.attach_kprobe("vfs_rea*"),
+                       # a pattern matching nothing: the missing feature is the news, not the pattern
+                       lambda: obj.progs.on_kprobe.attach_kprobe("bpfkit_no_such_*"),
                        obj.progs.on_read.attach):
             with pytest.raises(bpfkit.FeatureNotSupported, match="CONFIG_KPROBES") as exc:
                 attach()
-            assert exc.value.feature == "kprobes"
+            assert exc.value.feature == "kprobes" and exc.value.errno == errno.ENOENT
         assert obj.links == []
+
+
+@pytest.mark.skipif(KPROBE_MULTI[0], reason="this kernel has kprobe_multi")
+def test_without_kprobe_multi_an_unmatched_pattern_names_the_feature() -> None:
+    from bpfkit.probes.kprobe import attach_kprobe_multi
+
+    with _load_only(_spec(1), "on_multi") as obj:
+        for attach in (lambda: obj.progs.on_multi.attach_kprobe("bpfkit_no_such_*"),
+                       lambda: attach_kprobe_multi(obj.progs.on_multi.fd, "bpfkit_no_such_*")):
+            with pytest.raises(bpfkit.FeatureNotSupported) as exc:
+                attach()
+            assert exc.value.feature == "kprobe_multi"
+        assert obj.links == []
+
+
+@pytest.mark.parametrize("how", ["offset=", "name+off", "SEC"])
+def test_kretprobe_at_an_offset_is_refused_on_any_kernel(how: str) -> None:
+    from bpfkit.probes.auto import attach_by_section
+    from bpfkit.probes.kprobe import attach_kprobe
+
+    with _load_only(_spec(1), "on_kprobe") as obj:
+        fd = obj.progs.on_kprobe.fd
+        attach = {"offset=": lambda: attach_kprobe(fd, "vfs_read", offset=4, retprobe=True),
+                  "name+off": lambda: attach_kprobe(fd, "vfs_read+0x4", retprobe=True),
+                  "SEC": lambda: attach_by_section(fd, "kretprobe/vfs_read+4")}[how]
+        with pytest.raises(bpfkit.AttachError, match=r"kretprobe vfs_read\+0x4: a return probe must be on the "
+                                                      "function's entry") as exc:
+            attach()
+        assert exc.value.errno == errno.EINVAL
 
 
 def _guest(fn):  # type: ignore[no-untyped-def]

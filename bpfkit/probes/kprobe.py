@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 
 from .. import features
 from .. import syscall as sc
-from ..errors import AttachError, BpfError, BpfNotFoundError
+from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
 from .link import Link, attach_perf_event, group_links
 from ..tracefs import available_filter_functions, pmu_retprobe_bit, pmu_type
 
@@ -107,20 +107,45 @@ def _not_found(func: str, source: str) -> BpfNotFoundError:
 
 def attach_kprobe(prog_fd: int, func: Union[str, int], *, offset: int = 0, retprobe: bool = False,
                   cookie: int = 0, multi: bool = False) -> Link:
-    """Attach a kprobe program to kernel function ``func`` (a name, a glob pattern, or an int
-    address). ``multi`` says the program was loaded as kprobe_multi (``SEC("kprobe.multi")``);
-    patterns then become a single kprobe_multi link, else one kprobe per function.
+    """Attach a kprobe program to kernel function ``func`` (a name, ``"name+0x10"``, a glob
+    pattern, or an int address). ``multi`` says the program was loaded as kprobe_multi
+    (``SEC("kprobe.multi")``); patterns then become a single kprobe_multi link, else one kprobe
+    per function.
 
-    Raises FeatureNotSupported naming CONFIG_KPROBES on kernels without kprobes.
+    Raises FeatureNotSupported naming CONFIG_KPROBES on kernels without kprobes (before looking
+    the function up), and AttachError for a kretprobe with an offset: a return probe only works
+    on a function's entry.
+
+    Example::
+
+        link = attach_kprobe(prog.fd, "do_unlinkat")
+        link = attach_kprobe(prog.fd, "vfs_read", retprobe=True, cookie=1)
+        link = attach_kprobe(prog.fd, "tcp_v4_*")              # one kprobe per function
     """
     kind = "kretprobe" if retprobe else "kprobe"
-    if isinstance(func, str) and (is_pattern(func) or multi):
+    pattern = isinstance(func, str) and is_pattern(func)
+    if isinstance(func, str) and not pattern:
+        name, plus, extra = func.partition("+")
+        if plus:
+            try:
+                func, offset = name, offset + int(extra, 0)
+            except ValueError:
+                raise BpfUsageError(f"{kind} {func!r}: expected FUNCTION or FUNCTION+OFFSET") from None
+    if (pattern or multi) and offset:
+        raise BpfUsageError(f"{kind} {func}: offsets do not apply to patterns or kprobe_multi links; probe one "
+                            "function with 'name+0x10' from a plain SEC(\"kprobe\") program instead")
+    if retprobe and offset:
+        where = f"{func:#x}" if isinstance(func, int) else str(func)
+        raise AttachError(f"{kind} {where}+{offset:#x}: a return probe must be on the function's entry (the "
+                          "kernel refuses kretprobes at an offset); use a kretprobe on the function and a "
+                          "kprobe at the offset", errno.EINVAL)
+    if isinstance(func, str) and (pattern or multi):
+        features.require("kprobe_multi" if multi else "kprobes", f"{kind}{'.multi' if multi else ''} {func}")
         funcs = kernel_functions(func)
         if not funcs:
             raise _not_found(func, _traceable_functions()[1])
         if multi:
             return attach_kprobe_multi(prog_fd, funcs, retprobe=retprobe, description=f"{kind}.multi {func}")
-        features.require("kprobes", f"{kind} {func}")
         return group_links(lambda f: attach_kprobe(prog_fd, f, retprobe=retprobe, cookie=cookie), funcs,
                            f"{kind} {func} ({len(funcs)} functions)")
     what = f"{kind} {func:#x}" if isinstance(func, int) else f"{kind} {func}" + (f"+{offset:#x}" if offset else "")
@@ -149,12 +174,13 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
     """One kprobe_multi link (BPF_TRACE_KPROBE_MULTI, Linux 5.18+ with CONFIG_FPROBE) on every
     function in ``funcs`` (a list or a glob pattern). The program must have been loaded with
     that attach type (``SEC("kprobe.multi/...")`` or ``SEC("kretprobe.multi/...")``)."""
+    kind = "kretprobe.multi" if retprobe else "kprobe.multi"
     if isinstance(funcs, str):
         pattern = funcs
+        features.require("kprobe_multi", description or f"{kind} {pattern}")
         funcs = kernel_functions(pattern)
         if not funcs:
             raise _not_found(pattern, _traceable_functions()[1])
-    kind = "kretprobe.multi" if retprobe else "kprobe.multi"
     what = description or f"{kind} ({len(funcs)} functions)"
     features.require("kprobe_multi", what)
     names = [ctypes.create_string_buffer(f.encode()) for f in funcs]
