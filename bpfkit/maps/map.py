@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -691,6 +692,11 @@ def _as_array(obj: Any, dt: Optional[np.dtype], what: str) -> np.ndarray:
     assert dt is not None
     if isinstance(obj, np.ndarray) and obj.dtype == dt and obj.size == 1:
         return np.ascontiguousarray(obj.reshape(1))
+    if isinstance(obj, (int, np.integer)) and dt.kind in "iu" and not dt.shape:
+        # the common m[pid] case, kept cheap (the general path costs ~10x): a range check only
+        lo, hi = _int_bounds(dt)
+        if lo <= obj <= hi:
+            return np.array([obj], dt)
     if isinstance(obj, (bytes, bytearray)) and dt.kind not in "S":
         if len(obj) != dt.itemsize:
             raise MapError(f"{what}: {len(obj)} bytes given, {dt.itemsize} expected")
@@ -714,6 +720,12 @@ def _as_array_n(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
         return np.ascontiguousarray(obj.reshape(-1))
     arr = _convert(obj, dt, what)
     return np.ascontiguousarray(arr.reshape((-1,) + dt.shape))
+
+
+@functools.lru_cache(maxsize=None)
+def _int_bounds(dt: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dt)
+    return int(info.min), int(info.max)
 
 
 def _dname(dt: np.dtype) -> str:
