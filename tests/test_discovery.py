@@ -2,19 +2,25 @@
 USDT probes of a binary or a process, and the `bpfkit list` CLI (issue 5)."""
 from __future__ import annotations
 
+import logging
 import os
+import platform
 
 import numpy as np
 import pytest
 
 import bpfkit
 import bpfkit.probes
+from bpfkit import features
 from bpfkit.cli import main as cli_main
-from bpfkit.tools.list import main as list_main
-from bpfkit.tracefs import tracefs_root
+from bpfkit.probes.kprobe import kernel_functions
 from bpfkit.testing import fixtures
+from bpfkit.tools.list import main as list_main
+from bpfkit.tracefs import available_filter_functions, tracefs_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read tracefs")
+KPROBES = features.check("kprobes")
+FENTRY = features.check("fentry")
 
 
 def test_tracepoints_by_pattern() -> None:
@@ -59,13 +65,85 @@ def test_tracepoint_dtype_decodes_the_record_the_kernel_passes() -> None:
     assert rec["count"] == size and rec["fd"] >= 3 and rec["buf"] != 0
 
 
-def test_kernel_functions_and_btf_functions() -> None:
+def test_perf_events_by_kind() -> None:
+    assert {p.name for p in bpfkit.probes.list("software:*faults")} >= {"page-faults", "major-faults"}
+    assert "cycles" in [p.name for p in bpfkit.probes.list("hardware:*")]
+
+
+@pytest.mark.skipif(KPROBES[0] and FENTRY[0], reason="this kernel has kprobes and fentry")
+def test_kinds_this_kernel_cannot_attach_list_nothing_with_a_warning(caplog) -> None:  # type: ignore[no-untyped-def]
+    # like bpftrace -l: 60k+ functions nobody can probe here would only mislead
+    for kind, (ok, reason) in (("kprobe", KPROBES), ("fentry", FENTRY)):
+        if ok:
+            continue
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bpfkit.probes"):
+            assert bpfkit.probes.list(f"{kind}:*") == [] and bpfkit.probes.list(f"{kind}:vfs_read") == []
+        assert f"{kind}: listing nothing, this kernel cannot attach them: {reason}" in caplog.messages
+    # the function names stay available for what the kernel could probe once it can
+    assert kernel_functions("vfs_read") == ["vfs_read"]
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_kernel_functions_kprobes_can_attach() -> None:
     assert [str(p) for p in bpfkit.probes.list("kprobe:vfs_read")] == ["kprobe:vfs_read"]
     names = [p.name for p in bpfkit.probes.list("k:vfs_rea*")]
     assert "vfs_read" in names and all(n.startswith("vfs_rea") for n in names)
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not FENTRY[0], reason=FENTRY[1])
+def test_fentry_lists_btf_functions_ftrace_can_patch() -> None:
+    from bpfkit.btf import Kind, vmlinux_btf
+
     assert [p.name for p in bpfkit.probes.list("fentry:bpf_fentry_test1")] == ["bpf_fentry_test1"]
-    assert {p.name for p in bpfkit.probes.list("software:*faults")} >= {"page-faults", "major-faults"}
-    assert "cycles" in [p.name for p in bpfkit.probes.list("hardware:*")]
+    traceable = available_filter_functions()
+    if traceable is None:
+        pytest.skip("this kernel does not let root read available_filter_functions")
+    listed = {p.name for p in bpfkit.probes.list("fentry:*")}
+    btf_funcs = {t.name for t in vmlinux_btf() if t.kind == Kind.FUNC}
+    assert listed == btf_funcs & traceable
+    assert listed < btf_funcs  # notrace functions have BTF too, and are left out
+
+
+def test_raw_tracepoint_arguments_from_btf(capsys) -> None:  # type: ignore[no-untyped-def]
+    args = bpfkit.probes.tracepoint_fields("sched_switch")
+    assert [(f.name, f.type, f.offset, f.size) for f in args] == [
+        ("preempt", "bool", 0, 1), ("prev", "struct task_struct *", 8, 8), ("next", "struct task_struct *", 16, 8),
+        ("prev_state", "unsigned int", 24, 4)]
+    sys_enter = bpfkit.probes.raw_tracepoint_args("sys_enter")
+    assert [(f.declaration, f.signed) for f in sys_enter] == [("struct pt_regs * regs;", False), ("long int id;", True)]
+    [p] = bpfkit.probes.list("rawtracepoint:sched_switch", verbose=True)
+    assert p.fields == tuple(args)
+    assert [str(p) for p in bpfkit.probes.list("tp_btf:sys_e*")] == ["rawtracepoint:sys_enter", "rawtracepoint:sys_exit"]
+    # syscalls:sys_enter_* are ftrace events on top of sys_enter, not raw tracepoints
+    assert bpfkit.probes.list("rawtracepoint:sys_enter_openat") == []
+    with pytest.raises(bpfkit.BpfNotFoundError, match="raw tracepoint 'no_such_tp' not found"):
+        bpfkit.probes.tracepoint_fields("no_such_tp")
+    assert list_main(["-v", "rawtracepoint:sched_switch"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "rawtracepoint:sched_switch", "    bool preempt;", "    struct task_struct * prev;",
+        "    struct task_struct * next;", "    unsigned int prev_state;"]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="checks x86-64 syscall numbers")
+def test_raw_tracepoint_dtype_decodes_what_a_raw_tp_program_sees() -> None:
+    n = 7
+    dt = bpfkit.probes.tracepoint_dtype("sys_enter")
+    assert dt.names == ("regs", "id") and dt.itemsize == 16
+    spec = bpfkit.open("tests/probes_tp")
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", str(n)) as proc:
+        spec.rodata.target_pid = proc.pid
+        with spec.load() as obj:
+            with obj.progs.on_raw_sys_enter.attach():
+                proc.finish()
+            count = int(obj.bss.raw_records)
+            assert n < count <= len(obj.bss.raw_args)  # the getpids, the stdin wait, the final write, exit
+            recs = np.frombuffer(np.ascontiguousarray(obj.bss.raw_args[:count]).tobytes(), dtype=dt)
+    assert int((recs["id"] == 39).sum()) == n  # __NR_getpid on x86-64
+    assert recs["id"][-1] == 231  # exit_group, the last thing the process does
+    assert np.all(recs["regs"] != 0)
 
 
 def test_symbols_of_a_binary_and_of_libc() -> None:

@@ -6,13 +6,15 @@ Example::
 
     bpfkit.probes.list("tracepoint:sched:*")
     bpfkit.probes.tracepoint_fields("syscalls:sys_enter_openat")
+    bpfkit.probes.raw_tracepoint_args("sched_switch")     # what a raw_tp / tp_btf program gets
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .discovery import ProbeInfo, TracepointField, list_probes, tracepoint_dtype, tracepoint_fields
+    from .discovery import (ProbeInfo, TracepointField, list_probes, raw_tracepoint_args, tracepoint_dtype,
+                            tracepoint_fields)
     from .link import Link, LinkGroup, MultiLink
 
     list = list_probes
@@ -24,6 +26,7 @@ _LAZY = {
     "TracepointField": ("discovery", "TracepointField"),
     "tracepoint_fields": ("discovery", "tracepoint_fields"),
     "tracepoint_dtype": ("discovery", "tracepoint_dtype"),
+    "raw_tracepoint_args": ("discovery", "raw_tracepoint_args"),
     "kernel_functions": ("kprobe", "kernel_functions"),
     "Link": ("link", "Link"),
     "LinkGroup": ("link", "LinkGroup"),
@@ -42,4 +45,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["list", "list_probes", "ProbeInfo", "TracepointField", "tracepoint_fields", "tracepoint_dtype",
+           "raw_tracepoint_args",
            "kernel_functions", "Link", "LinkGroup", "MultiLink"]

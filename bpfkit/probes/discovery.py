@@ -4,41 +4,53 @@ Patterns are ``KIND:...`` with shell globs in every part:
 
 =============================  ============================================================
 ``tracepoint:CAT:NAME``        tracefs events (``-v``: their fields, from ``format``)
-``rawtracepoint:NAME``         the same tracepoints by raw name
+``rawtracepoint:NAME``         raw tracepoints / tp_btf targets (``-v``: their arguments, from BTF)
 ``kprobe:FUNC``                kernel functions a kprobe can attach to
-``fentry:FUNC``                kernel functions in vmlinux BTF (fentry/fexit targets)
+``fentry:FUNC``                kernel functions with BTF that ftrace can patch (fentry/fexit targets)
 ``uprobe:BINARY:FUNC``         functions of an executable or library (``c`` = libc)
 ``usdt:BINARY:PROVIDER:NAME``  USDT probes of a binary (or of every file of ``pid=``)
 ``software:NAME``              software perf events; ``hardware:NAME`` hardware ones
 =============================  ============================================================
 
-Short kinds work too: ``t``, ``rt``, ``k``, ``f``/``kfunc``, ``u``, ``U``, ``s``, ``h``.
+Short kinds work too: ``t``, ``rt``/``tp_btf``, ``k``, ``f``/``kfunc``, ``u``, ``U``, ``s``, ``h``.
+Like ``bpftrace -l``, a kind this kernel cannot attach (kprobes without CONFIG_KPROBES, fentry
+where trampolines are refused) lists nothing and logs a warning saying why.
 
 Example::
 
     bpfkit.probes.list("tracepoint:sched:sched_switch")
     bpfkit.probes.tracepoint_fields("syscalls", "sys_enter_openat")   # see args->filename
+    bpfkit.probes.tracepoint_fields("sched_switch")                   # raw tracepoint: preempt, prev, next...
     $ bpfkit list -v 'tracepoint:syscalls:sys_enter_open*'   # the CLI: bpfkit.tools.list
 """
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from functools import lru_cache
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from .. import features
 from ..errors import BpfError, BpfNotFoundError, BpfUsageError
-from ..tracefs import tracefs_root
+from ..tracefs import available_filter_functions, tracefs_root
 
-__all__ = ["ProbeInfo", "TracepointField", "list_probes", "tracepoint_dtype", "tracepoint_fields"]
+if TYPE_CHECKING:
+    from ..btf import Btf
+
+__all__ = ["ProbeInfo", "TracepointField", "list_probes", "raw_tracepoint_args", "tracepoint_dtype",
+           "tracepoint_fields"]
+
+log = logging.getLogger("bpfkit.probes")
 
 _KINDS = {
     "tracepoint": "tracepoint", "t": "tracepoint", "tp": "tracepoint",
     "rawtracepoint": "rawtracepoint", "raw_tracepoint": "rawtracepoint", "rt": "rawtracepoint",
-    "raw_tp": "rawtracepoint",
+    "raw_tp": "rawtracepoint", "tp_btf": "rawtracepoint",
     "kprobe": "kprobe", "k": "kprobe", "kretprobe": "kprobe", "kr": "kprobe",
     "fentry": "fentry", "fexit": "fentry", "kfunc": "fentry", "kretfunc": "fentry", "f": "fentry",
     "uprobe": "uprobe", "u": "uprobe", "uretprobe": "uprobe", "ur": "uprobe",
@@ -49,10 +61,15 @@ _KINDS = {
 
 @dataclass(frozen=True)
 class TracepointField:
-    """One field of a tracepoint record, as ``format`` describes it.
+    """One field of a tracepoint record, as ``format`` describes it, or one argument of a raw
+    tracepoint (``offset`` is then its 8-byte slot in the ``u64 args[]`` context).
 
     ``type`` is the C declaration's type (``const char *``, ``char[16]``, ``__data_loc char[]``),
     ``common`` marks the ``common_*`` header every record starts with.
+
+    Example::
+
+        [f.declaration for f in tracepoint_fields("sched_switch")]   # ['bool preempt;', ...]
     """
 
     name: str
@@ -95,7 +112,9 @@ def _events_dir() -> str:
 
 def tracepoint_fields(category: str, name: Optional[str] = None, *, common: bool = False) -> list[TracepointField]:
     """Fields of tracepoint ``category:name`` (or one ``"category:name"`` string) from its
-    ``format`` file, in record order; ``common=True`` includes the ``common_*`` header.
+    ``format`` file, in record order; ``common=True`` includes the ``common_*`` header. A bare
+    name without category (``"sched_switch"``) is a raw tracepoint: its arguments, see
+    :func:`raw_tracepoint_args`.
 
     Example::
 
@@ -103,6 +122,8 @@ def tracepoint_fields(category: str, name: Optional[str] = None, *, common: bool
         # ['int __syscall_nr;', 'int dfd;', 'const char * filename;', 'int flags;', 'umode_t mode;']
     """
     if name is None:
+        if ":" not in category:
+            return raw_tracepoint_args(category)
         category, _, name = category.partition(":")
     path = os.path.join(_events_dir(), category, name, "format")
     try:
@@ -132,13 +153,16 @@ def tracepoint_fields(category: str, name: Optional[str] = None, *, common: bool
 def tracepoint_dtype(category: str, name: Optional[str] = None) -> np.dtype:
     """A numpy dtype for the raw record of a tracepoint (the ``ctx`` a tracepoint program gets):
     integers by size and sign, ``char[N]`` as ``S{N}``, other arrays as sub-arrays, pointers and
-    ``__data_loc`` fields as unsigned integers.
+    ``__data_loc`` fields as unsigned integers. A bare raw tracepoint name gives the ``u64 args[]``
+    a raw_tp program sees, one 8-byte slot per argument.
 
     Example::
 
         dt = tracepoint_dtype("sched:sched_switch"); dt["prev_comm"]   # dtype('S16')
+        tracepoint_dtype("sys_enter")["id"]                             # dtype('int64')
     """
     fields = tracepoint_fields(category, name, common=True)
+    raw = name is None and ":" not in category  # a raw tracepoint's u64 args[]
     names, formats, offsets = [], [], []
     for f in fields:
         base, _, dims = f.type.partition("[")
@@ -157,7 +181,7 @@ def tracepoint_dtype(category: str, name: Optional[str] = None) -> np.dtype:
         names.append(f.name)
         formats.append(fmt)
         offsets.append(f.offset)
-    size = max((f.offset + f.size for f in fields), default=0)
+    size = 8 * len(fields) if raw else max((f.offset + f.size for f in fields), default=0)
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
 
@@ -171,6 +195,107 @@ def _tracepoints(cat_pat: str, name_pat: str) -> list[tuple[str, str]]:
             if fnmatch.fnmatchcase(name, name_pat) and os.path.isdir(os.path.join(root, cat, name)):
                 out.append((cat, name))
     return out
+
+
+# -- raw tracepoints (BTF) ---------------------------------------------------------------
+
+_BTF_DIR = "/sys/kernel/btf"
+_TRACE_TYPEDEF = re.compile(rb"(?<=\0)btf_trace_([A-Za-z0-9_]+)(?=\0)")
+
+
+@lru_cache(maxsize=1)
+def _raw_tracepoint_owners() -> dict[str, str]:
+    """Raw tracepoint name -> BTF object declaring it (``vmlinux`` or a module). Every raw
+    tracepoint has a ``btf_trace_NAME`` typedef; scanning the string sections is enough to
+    list them without parsing every module's BTF."""
+    out: dict[str, str] = {}
+    try:
+        objs = sorted(os.listdir(_BTF_DIR), key=lambda n: n != "vmlinux")
+    except OSError:
+        return out
+    for obj in objs:
+        try:
+            with open(os.path.join(_BTF_DIR, obj), "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        for m in _TRACE_TYPEDEF.finditer(raw):
+            out.setdefault(m.group(1).decode(), obj)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _module_btf(obj: str) -> "Btf":
+    from ..btf import Btf, vmlinux_btf
+
+    if obj == "vmlinux":
+        return vmlinux_btf()
+    with open(os.path.join(_BTF_DIR, obj), "rb") as f:
+        return Btf.parse(f.read(), base=vmlinux_btf())
+
+
+def _c_type(btf: "Btf", type_id: int) -> str:
+    return btf.type_name(type_id).replace("* *", "**")
+
+
+def _is_signed(btf: "Btf", type_id: int) -> bool:
+    from ..btf import INT_SIGNED, Kind
+
+    t = btf.resolve(type_id)
+    if t.kind == Kind.INT:
+        return bool(t.int_encoding & INT_SIGNED)
+    return t.kind in (Kind.ENUM, Kind.ENUM64) and t.signed
+
+
+def raw_tracepoint_args(name: str) -> list[TracepointField]:
+    """Arguments a raw tracepoint or tp_btf program gets for tracepoint ``name``, like
+    ``bpftrace -lv rawtracepoint:NAME``: the kernel's ``TP_PROTO`` from BTF (the ``btf_trace_NAME``
+    typedef, names from ``__bpf_trace_NAME``), without the leading ``void *`` the kernel passes
+    itself. ``offset`` is the argument's slot in the ``u64 args[]`` context (8 bytes each).
+
+    Example::
+
+        [f.declaration for f in raw_tracepoint_args("sched_switch")]
+        # ['bool preempt;', 'struct task_struct * prev;', 'struct task_struct * next;',
+        #  'unsigned int prev_state;']
+    """
+    from ..btf import Kind
+
+    owner = _raw_tracepoint_owners().get(name)
+    if owner is None:
+        raise BpfNotFoundError(f"raw tracepoint {name!r} not found: no btf_trace_{name} in the kernel's BTF "
+                               f"({_BTF_DIR}); list them with bpfkit.probes.list('rawtracepoint:*')")
+    btf = _module_btf(owner)
+    proto = btf.resolve(btf.find(f"btf_trace_{name}", Kind.TYPEDEF).id)
+    if proto.kind == Kind.PTR:
+        proto = btf.resolve(proto.type_id)
+    if proto.kind != Kind.FUNC_PROTO:
+        raise BpfError(f"btf_trace_{name} in {owner} BTF is not a function pointer (it is {proto.kind.name})")
+    params = proto.params[1:]  # the first is the tracepoint's void *data, not the program's
+    names = [n for n, _ in params]
+    try:
+        impl = btf[btf.find(f"__bpf_trace_{name}", Kind.FUNC).type_id]
+        if len(impl.params) == len(proto.params):
+            names = [n for n, _ in impl.params[1:]]
+    except BpfNotFoundError:
+        pass
+    return [TracepointField(pname or f"arg{i}", _c_type(btf, tid), 8 * i, btf.size_of(tid), _is_signed(btf, tid))
+            for i, (pname, (_, tid)) in enumerate(zip(names, params))]
+
+
+def _raw_tracepoints(pattern: str) -> list[str]:
+    names = _raw_tracepoint_owners()
+    if not names:  # no BTF: tracefs events, minus the syscall ones that are not raw tracepoints
+        return sorted({n for c, n in _tracepoints("*", pattern) if c != "syscalls"})
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+
+def _unavailable(kind: str, feature: str) -> bool:
+    """True (and a warning saying why) when this kernel cannot attach ``kind`` probes at all."""
+    ok, reason = features.check(feature)
+    if not ok:
+        log.warning("%s: listing nothing, this kernel cannot attach them: %s", kind, reason)
+    return not ok
 
 
 # -- the listing -----------------------------------------------------------------
@@ -208,8 +333,9 @@ def _try_resolve(name: str) -> str:
 
 
 def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, verbose: bool = False) -> list[ProbeInfo]:
-    """Probes matching ``pattern`` (see the module docs); ``verbose`` adds tracepoint fields and
-    USDT argument specs. ``pid`` searches the binaries a process has mapped (uprobe/usdt).
+    """Probes matching ``pattern`` (see the module docs); ``verbose`` adds tracepoint fields, raw
+    tracepoint arguments and USDT argument specs. ``pid`` searches the binaries a process has
+    mapped (uprobe/usdt).
 
     Example::
 
@@ -232,15 +358,22 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
             fields = tuple(tracepoint_fields(c, n)) if verbose else ()
             out.append(ProbeInfo("tracepoint", c, n, fields))
     elif kind == "rawtracepoint":
-        for c, n in _tracepoints("*", rest or "*"):
-            out.append(ProbeInfo("rawtracepoint", "", n))
-        out = sorted(set(out), key=lambda p: p.name)
+        for n in _raw_tracepoints(rest.rpartition(":")[2] or "*"):  # also [CATEGORY:]NAME
+            args: tuple[TracepointField, ...] = ()
+            if verbose:
+                try:
+                    args = tuple(raw_tracepoint_args(n))
+                except BpfError:
+                    pass  # listed from tracefs on a kernel without BTF
+            out.append(ProbeInfo("rawtracepoint", "", n, args))
     elif kind == "kprobe":
         from .kprobe import kernel_functions
 
-        out = [ProbeInfo("kprobe", "", f) for f in kernel_functions(rest or "*")]
+        if not _unavailable("kprobe", "kprobes"):
+            out = [ProbeInfo("kprobe", "", f) for f in kernel_functions(rest or "*")]
     elif kind == "fentry":
-        out = [ProbeInfo("fentry", "", f) for f in _btf_functions(rest or "*")]
+        if not _unavailable("fentry", "fentry"):
+            out = [ProbeInfo("fentry", "", f) for f in _btf_functions(rest or "*")]
     elif kind == "uprobe":
         from .elf import list_symbols
 
@@ -277,7 +410,15 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
 
 
 def _btf_functions(pattern: str) -> list[str]:
+    """Functions with vmlinux BTF that ftrace can patch (fentry needs both); every BTF function
+    where the kernel does not let us read ``available_filter_functions``."""
     from ..btf import Kind, vmlinux_btf
 
     rx = re.compile(fnmatch.translate(pattern))
-    return sorted({t.name for t in vmlinux_btf() if t.kind == Kind.FUNC and rx.match(t.name)})
+    names = {t.name for t in vmlinux_btf() if t.kind == Kind.FUNC and rx.match(t.name)}
+    traceable = available_filter_functions()
+    if traceable is None:
+        log.warning("fentry: available_filter_functions is not readable, listing every BTF function; some of "
+                    "them (notrace, inlined) will refuse to attach")
+        return sorted(names)
+    return sorted(names & traceable)

@@ -19,4 +19,25 @@ int on_read(void *ctx)
 	return 0;
 }
 
+
+// Raw tracepoint argument layout check: the first MAX_RAW sys_enter events of one process, as the
+// u64 args[] a raw_tp program gets, for the test to decode with tracepoint_dtype("sys_enter")
+// built from BTF.
+#define MAX_RAW 64
+__u64 raw_records = 0;
+__u64 raw_args[MAX_RAW][2];
+
+SEC("raw_tp/sys_enter")
+int on_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+		return 0;
+	__u64 i = __sync_fetch_and_add(&raw_records, 1);
+	if (i < MAX_RAW) {
+		raw_args[i][0] = ctx->args[0];
+		raw_args[i][1] = ctx->args[1];
+	}
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";
