@@ -1,12 +1,15 @@
 """bpfkit.testing triggers and the bpf_load / bpf_trigger fixtures: exact counts from the kernel (issue 6)."""
 from __future__ import annotations
 
+import errno
 import os
+import re
+import time
 
 import pytest
 
-from bpfkit.errors import BpfError
-from bpfkit.testing import triggers
+from bpfkit.errors import BpfError, BpfUsageError
+from bpfkit.testing import fixtures, triggers
 from bpfkit.testing.plugin import BpfLoader, Triggers
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
@@ -102,10 +105,119 @@ def test_trigger_without_probes_and_its_errors() -> None:
         assert t.run().values["done"] == 3
         with pytest.raises(BpfError, match="already ran"):
             t.run()
-    with pytest.raises(BpfError, match="choose one of getpid, read, write"):
-        triggers.syscalls("open", 1)
-    with pytest.raises(BpfError, match="n must be >= 0"):
+    with pytest.raises(BpfUsageError, match="unknown system call 'getpdi'"):
+        triggers.syscalls("getpdi", 1)
+    with pytest.raises(BpfUsageError, match="'exit_group' does not return to the fixture"):
+        triggers.syscalls("exit_group", 1)
+    with pytest.raises(BpfUsageError, match="at most 6 arguments"):
+        triggers.syscalls("dup", 1, args=(1, 2, 3, 4, 5, 6, 7))
+    with pytest.raises(BpfUsageError, match="size is for read/write without args"):
+        triggers.syscalls("dup", 1, args=(1,), size=4)
+    with pytest.raises(BpfUsageError, match="n must be >= 0"):
         triggers.calls(-1)
+
+
+def test_trigger_run_notices_a_wrong_value() -> None:
+    # the fixture makes 3 calls but the trigger expects 4: run() must not pass that off as done
+    with triggers.Trigger(fixtures.syscall_target(), ["getpid", "3", "0"], 4, expect={"done": 4}) as t:
+        with pytest.raises(BpfError, match=r"reported done=3, expected 4; its output was 'done 3\\n'"):
+            t.run()
+
+
+def test_fixture_that_never_gets_ready_is_killed_after_the_timeout() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(BpfError, match=r"sleep \(pid \d+\) did not print 'ready' within 0.5s") as exc:
+        fixtures.spawn("sleep", "30", timeout=0.5)
+    assert 0.5 <= time.monotonic() - t0 < 3
+    pid = int(re.search(r"pid (\d+)", str(exc.value)).group(1))  # type: ignore[union-attr]
+    assert not os.path.exists(f"/proc/{pid}")  # killed and reaped
+    with pytest.raises(BpfError, match=r"did not start: it printed 'nope\\n', exit status 3, stderr: why"):
+        fixtures.spawn("sh", "-c", "echo nope; echo why >&2; exit 3")
+
+
+SYSCALL_COUNTER = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+const volatile __u32 target_pid = 0;
+const volatile __s64 target_nr = -1;
+__u64 enters = 0;
+__u64 exits = 0;
+__u64 arg0_sum = 0;
+__s64 ret_sum = 0;
+__u64 umasks = 0;
+__u64 umask_arg = 0;
+
+static __always_inline int mine(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == target_pid;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int on_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (mine() && ctx->id == target_nr) {
+		__sync_fetch_and_add(&enters, 1);
+		__sync_fetch_and_add(&arg0_sum, ctx->args[0]);
+	}
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int on_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (mine() && ctx->id == target_nr) {
+		__sync_fetch_and_add(&exits, 1);
+		__sync_fetch_and_add(&ret_sum, ctx->ret);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_umask")
+int on_umask(struct trace_event_raw_sys_enter *ctx)
+{
+	if (mine()) {
+		__sync_fetch_and_add(&umasks, 1);
+		umask_arg = ctx->args[0];
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("kind,n,args,ret,err", [
+    ("dup", 25, (12345,), -1, errno.EBADF),
+    ("umask", 10, (0o027,), 0o027, 0),  # from the 2nd call on, umask returns the mask set before
+    ("writev", 7, (-1, 0, 0), -1, errno.EBADF),  # the fixture reports with write(2) then
+    ("poll", 5, (0, 0, 0), 0, 0),  # and waits with ppoll(2)
+])
+def test_any_syscall_by_name_with_arguments_counted_exactly(
+        bpf_load: BpfLoader, bpf_trigger: Triggers, kind: str, n: int, args: tuple[int, ...], ret: int,
+        err: int) -> None:
+    t = bpf_trigger.syscalls(kind, n, args=args)
+    assert t.nr == triggers.syscall_number(kind) and t.args == args
+    obj = bpf_load(SYSCALL_COUNTER, target_pid=t.pid, target_nr=t.nr)
+    obj.attach()
+    res = t.run()
+    assert res.values == {"done": n, "ret": ret, "errno": err}
+    a0 = args[0] % 2**64
+    assert (obj.bss.enters, obj.bss.arg0_sum) == (n, n * a0 % 2**64)
+    kernel_ret = -err if err else ret
+    assert obj.bss.exits == n
+    if kind == "umask":
+        assert obj.bss.ret_sum == (n - 1) * ret + umask_before()  # the first call returns the old mask
+        assert (obj.bss.umasks, obj.bss.umask_arg) == (n, 0o027)
+    else:
+        assert obj.bss.ret_sum == n * kernel_ret
+        assert obj.bss.umasks == 0
+
+
+def umask_before() -> int:
+    old = os.umask(0)  # the child inherits ours
+    os.umask(old)
+    return old
 
 
 def test_unfinished_trigger_is_killed_at_close() -> None:

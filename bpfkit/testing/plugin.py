@@ -251,11 +251,13 @@ class Triggers:
         self.started.append(t)
         return t
 
-    def syscalls(self, kind: str = "getpid", n: int = 1, *, size: int = 0, timeout: float = 10.0) -> "Trigger":
-        """``n`` system calls of ``kind`` (getpid, read, write of ``size`` bytes) from one child."""
+    def syscalls(self, kind: str = "getpid", n: int = 1, *, size: int = 0, args: Sequence[int] = (),
+                 timeout: float = 10.0) -> "Trigger":
+        """``n`` system calls ``kind`` from one child: getpid, read/write of ``size`` bytes, or any
+        syscall by name with integer ``args`` (see :func:`bpfkit.testing.triggers.syscalls`)."""
         from . import triggers
 
-        return self._keep(triggers.syscalls(kind, n, size=size, timeout=timeout))
+        return self._keep(triggers.syscalls(kind, n, size=size, args=args, timeout=timeout))
 
     def calls(self, n: int = 1, a: int = 1, b: int = 2, *, pie: bool = True, timeout: float = 10.0) -> "Trigger":
         """``n`` calls of ``bpfkit_add(a, b)`` in ``trigger.binary`` (for uprobes)."""
