@@ -46,16 +46,29 @@ def test_page_fault_samples_match_the_event_count_exactly(period: int) -> None:
 
 
 def test_cpu_clock_sampling_on_every_cpu() -> None:
+    # cpu-clock in frequency mode becomes a fixed 1 ms hrtimer per CPU, which fires whether the
+    # CPU is busy or idle: each CPU sees about one sample per ms its event was enabled.
+    hz, busy = 1000, 0.2
     with bpfkit.load("tests/probes_perf") as obj:
-        with obj.progs.on_sample.attach_perf_event("cpu-clock", frequency=1000) as link:
+        t0 = time.monotonic()
+        with obj.progs.on_sample.attach_perf_event("cpu-clock", frequency=hz) as link:
+            t1 = time.monotonic()  # every CPU's event is enabled from here until the block ends
             assert len(link.links) == len(sc.online_cpus())  # type: ignore[attr-defined]
-            end = time.monotonic() + 0.1
-            while time.monotonic() < end:
+            while time.monotonic() < t1 + busy:
                 pass
-        seen = obj.bss.samples
-        assert seen > 0
+        t2 = time.monotonic()
+        per_cpu = obj.maps.cpu_samples[0]  # one slot per possible CPU, written by that CPU only
+        total = obj.bss.samples
         time.sleep(0.05)
-        assert obj.bss.samples == seen  # detached: no more samples
+        assert obj.bss.samples == total  # detached: no more samples
+    online = sc.online_cpus()
+    low, high = 0.5 * busy * hz, 1.1 * (t2 - t0) * hz + 5  # timer jitter / VM steal; the whole window
+    for cpu in range(len(per_cpu)):
+        if cpu in online:
+            assert low <= per_cpu[cpu] <= high, (cpu, per_cpu[cpu], low, high)
+        else:
+            assert per_cpu[cpu] == 0, cpu
+    assert int(per_cpu.sum()) == total
 
 
 def test_count_page_faults_of_this_process() -> None:
