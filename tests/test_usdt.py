@@ -116,3 +116,112 @@ def test_sec_usdt_path_provider_name_attaches_by_section(tmp_path) -> None:  # t
                 assert len(group) == 1
                 proc.finish()
             assert (obj.bss.hits, obj.bss.v_sum) == (6, 150)
+
+
+_GUARDED_LIB_C = r"""
+/* A semaphore-guarded USDT probe in a shared library: the semaphore lives in the library's
+ * .probes section, so the kernel must find it at the library's load address in each process. */
+#define _SDT_HAS_SEMAPHORES 1
+#include <sys/sdt.h>
+
+__attribute__((visibility("hidden"))) unsigned short bpfkit_lib_libguarded_semaphore
+	__attribute__((unused)) __attribute__((section(".probes")));
+
+__attribute__((noipa)) int lib_fire_guarded(int i)
+{
+	if (__builtin_expect(bpfkit_lib_libguarded_semaphore, 0)) {
+		DTRACE_PROBE1(bpfkit_lib, libguarded, i);
+		return 1;
+	}
+	return 0;
+}
+"""
+_GUARDED_MAIN_C = r"""
+/* usage: prog N. Prints "ready <pid>"; then twice: waits for a line on stdin, calls
+ * lib_fire_guarded(0..N-1) and prints "phaseK=<how often the probe fired>". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int lib_fire_guarded(int i);
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 1;
+	char line[64];
+
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	for (int phase = 0; phase < 2; phase++) {
+		long fired = 0;
+		if (!fgets(line, sizeof(line), stdin))
+			clearerr(stdin);
+		for (int i = 0; i < n; i++)
+			fired += lib_fire_guarded(i);
+		printf("phase%d=%ld\n", phase, fired);
+		fflush(stdout);
+	}
+	return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def guarded_lib(tmp_path_factory) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(executable, libusdt_guarded.so) built from the sources above."""
+    import shutil
+    import subprocess
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the shared-library USDT fixture")
+    d = tmp_path_factory.mktemp("usdt_guarded_lib")
+    (d / "lib.c").write_text(_GUARDED_LIB_C)
+    (d / "main.c").write_text(_GUARDED_MAIN_C)
+    lib, exe = d / "libusdt_guarded.so", d / "usdt_guarded_main"
+    for cmd in ([gcc, "-O2", "-g", "-shared", "-fPIC", "-o", str(lib), str(d / "lib.c")],
+                [gcc, "-O2", "-g", "-o", str(exe), str(d / "main.c"), str(lib), f"-Wl,-rpath,{d}"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return str(exe), str(lib)
+
+
+def _read_semaphore(pid: int, lib: str, file_offset: int) -> int:
+    """The semaphore's current value in process ``pid`` (its writable, private mapping)."""
+    real = os.path.realpath(lib)
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) < 6 or "w" not in parts[1] or os.path.realpath(parts[5].strip()) != real:
+                continue
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            off = int(parts[2], 16)
+            if off <= file_offset < off + (end - start):
+                with open(f"/proc/{pid}/mem", "rb") as mem:
+                    mem.seek(start + file_offset - off)
+                    return int.from_bytes(mem.read(2), "little")
+    raise AssertionError(f"{lib} offset {file_offset:#x} is not mapped writable by {pid}")
+
+
+def test_semaphore_guarded_probe_in_a_shared_library_is_on_only_while_attached(guarded_lib) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from bpfkit.probes.usdt_spec import read_usdt_notes
+
+    n = 17
+    exe, lib = guarded_lib
+    [note] = read_usdt_notes(lib, "bpfkit_lib", "libguarded")
+    assert note.semaphore_offset != 0
+    with fixtures.spawn(exe, str(n)) as proc:
+        assert _read_semaphore(proc.pid, lib, note.semaphore_offset) == 0
+        with _spec(proc.pid).load() as obj:
+            # by library path, no pid: the kernel raises the semaphore in every process mapping it
+            with obj.progs.on_guarded.attach_usdt(lib, "bpfkit_lib", "libguarded"):
+                assert _read_semaphore(proc.pid, lib, note.semaphore_offset) == 1
+                proc.release()  # phase 0: n calls while attached
+                deadline = time.monotonic() + 5
+                while obj.bss.guarded < n and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            assert _read_semaphore(proc.pid, lib, note.semaphore_offset) == 0  # lowered on detach
+            out = proc.finish()  # phase 1: n calls after detaching
+            assert (obj.bss.guarded, obj.bss.guarded_sum) == (n, n * (n - 1) // 2)
+    assert out.split() == [f"phase0={n}", "phase1=0"]
