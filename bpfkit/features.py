@@ -38,7 +38,14 @@ __all__ = [
 class FeatureStatus:
     """Outcome of one probe: ``ok``, a human reason (why not, or how it was established) and,
     when it failed, the ``errno`` the probe saw (ENOENT for a missing PMU file, EPERM for a
-    refused load...), which :func:`require` passes on in FeatureNotSupported."""
+    refused load...), which :func:`require` passes on in FeatureNotSupported.
+
+    Example::
+
+        st = features.status("kprobes")
+        if not st:
+            print(st.reason, st.errno)
+    """
 
     name: str
     ok: bool
@@ -158,7 +165,12 @@ def _prog_type_status(ptype: int) -> FeatureStatus:
 
 
 def prog_type(name: Union[str, int]) -> bool:
-    """Whether programs of type ``name`` (``"kprobe"``, ``"tracing"``, a BPF_PROG_TYPE_* int) load."""
+    """Whether programs of type ``name`` (``"kprobe"``, ``"tracing"``, a BPF_PROG_TYPE_* int) load.
+
+    Example::
+
+        features.prog_type("xdp"), features.prog_type("ext")   # ext needs a target: see status("prog:ext")
+    """
     return _prog_type_status(_name_to_id(name, sc.PROG_TYPE_NAMES, "prog")).ok
 
 
@@ -218,13 +230,23 @@ def _map_type_status(mtype: int) -> FeatureStatus:
 
 
 def map_type(name: Union[str, int]) -> bool:
-    """Whether maps of type ``name`` (``"ringbuf"``, ``"lru_hash"``, an int) can be created."""
+    """Whether maps of type ``name`` (``"ringbuf"``, ``"lru_hash"``, an int) can be created.
+
+    Example::
+
+        features.map_type("ringbuf")
+    """
     return _map_type_status(_name_to_id(name, sc.MAP_TYPE_NAMES, "map")).ok
 
 
 def helper_id(name: Union[str, int]) -> int:
     """BPF_FUNC_* number of helper ``name`` (``"get_attach_cookie"`` or ``"bpf_get_attach_cookie"``),
-    from the running kernel's BTF."""
+    from the running kernel's BTF.
+
+    Example::
+
+        features.helper_id("get_attach_cookie")   # 174
+    """
     if isinstance(name, int):
         return name
     short = name.removeprefix("bpf_").removeprefix("BPF_FUNC_")
@@ -473,7 +495,13 @@ _kernel_cache: dict[str, FeatureStatus] = {}
 
 def status(name: str) -> FeatureStatus:
     """Probe ``name`` (cached): a kernel feature (see :data:`KERNEL_FEATURES`), ``prog:TYPE``,
-    ``map:TYPE``, ``helper:NAME`` or ``helper:PROGTYPE:NAME``."""
+    ``map:TYPE``, ``attach:TYPE``, ``helper:NAME`` or ``helper:PROGTYPE:NAME``.
+
+    Example::
+
+        features.status("attach:tcx_ingress").reason
+        features.status("helper:xdp:redirect_map").ok
+    """
     kind, _, rest = name.partition(":")
     try:
         if kind == "prog" and rest:
@@ -669,7 +697,13 @@ def attach_type(name: Union[str, int]) -> bool:
 
 
 def probe_all() -> dict[str, dict[str, bool]]:
-    """Everything at once, like ``bpftool feature probe`` (takes ~1 s, then cached)."""
+    """Everything at once, like ``bpftool feature probe`` (takes ~1 s, then cached).
+
+    Example::
+
+        report = features.probe_all()
+        [t for t, ok in report["attach_types"].items() if not ok]
+    """
     out: dict[str, dict[str, bool]] = {
         "prog_types": {n: _prog_type_status(t).ok for t, n in sc.PROG_TYPE_NAMES.items() if t},
         "map_types": {n: _map_type_status(t).ok for t, n in sc.MAP_TYPE_NAMES.items() if t},

@@ -38,6 +38,12 @@ class Counter:
 
     ``read()`` gives the current values while counting; after the ``with`` block, ``result``
     holds the final ones and ``counter["event"]`` the scaled count.
+
+    Example::
+
+        with bpfkit.perf.count(["page-faults"]) as c:
+            c.read()["value"]   # while counting
+        c["page-faults"]        # final
     """
 
     def __init__(self, events: Sequence[EventSpec], pid: Optional[int] = None, cpus: Optional[Sequence[int]] = None,

@@ -31,7 +31,12 @@ _CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 @lru_cache(maxsize=None)
 def tracefs_root() -> str:
-    """The tracefs mount point; mounts it at /sys/kernel/tracing when we are root and it is missing."""
+    """The tracefs mount point; mounts it at /sys/kernel/tracing when we are root and it is missing.
+
+    Example::
+
+        os.path.join(tracefs_root(), "events", "sched")
+    """
     for path in _CANDIDATES:
         if os.path.isdir(os.path.join(path, "events")):
             return path

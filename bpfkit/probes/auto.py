@@ -115,7 +115,13 @@ _NO_TARGET_NEEDED = ("tp_btf", "fentry", "fexit", "fmod_ret", "fentry.s", "fexit
 def attach_by_section(prog_fd: int, section: str, program: Optional[Any] = None) -> Optional[Link]:
     """Attach according to ``section``; None when the section carries no target (e.g. bare
     ``SEC("uprobe")``, ``SEC("usdt")``, ``SEC("xdp")``, ``SEC("perf_event")``), which needs an
-    explicit attach call. ``program`` (the :class:`~bpfkit.Program`) is needed for USDT."""
+    explicit attach call. ``program`` (the :class:`~bpfkit.Program`) is needed for USDT.
+
+    Example::
+
+        link = attach_by_section(prog.fd, "tracepoint/syscalls/sys_enter_openat")
+        attach_by_section(prog.fd, "uprobe")     # None: bare SEC, attach explicitly
+    """
     kind, _, rest = section.partition("/")
     if kind in PROGRAM_HANDLERS:
         if not rest:

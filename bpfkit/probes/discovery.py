@@ -88,7 +88,13 @@ class TracepointField:
 
 @dataclass(frozen=True)
 class ProbeInfo:
-    """A probe found by :func:`list_probes`. ``str()`` gives the bpftrace-style name."""
+    """A probe found by :func:`list_probes`. ``str()`` gives the bpftrace-style name.
+
+    Example::
+
+        [p] = list_probes("tracepoint:sched:sched_switch")
+        str(p), p.target, p.name     # ('tracepoint:sched:sched_switch', 'sched', 'sched_switch')
+    """
 
     kind: str
     target: str

@@ -59,12 +59,22 @@ class IfuncWarning(UserWarning):
     """The symbol is a GNU indirect function: its address is the *resolver*,
     which runs once at load time, not the implementation called at run time.
     Probe the implementation instead (e.g. ``__memcpy_avx_unaligned_erms``,
-    see ``list_symbols(lib, "__memcpy*")``)."""
+    see ``list_symbols(lib, "__memcpy*")``).
+
+    Example::
+
+        warnings.simplefilter("error", IfuncWarning)   # make probing an ifunc fail loudly
+    """
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A PT_LOAD program header."""
+    """A PT_LOAD program header.
+
+    Example::
+
+        [s for s in load_segments("/bin/bash") if s.executable]
+    """
 
     vaddr: int
     memsz: int
@@ -655,7 +665,12 @@ def function_at(path: str | os.PathLike[str], file_offset: int) -> Symbol | None
 
 def elf_file_key(path: str | os.PathLike[str]) -> tuple[str, int, int, int, int]:
     """Cache key identifying the current contents of ``path``
-    (realpath, device, inode, mtime_ns, size)."""
+    (realpath, device, inode, mtime_ns, size).
+
+    Example::
+
+        key = elf_file_key("/usr/bin/bash")   # changes when the file is replaced
+    """
     p, f, st = _open(path)
     f.close()
     return (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)

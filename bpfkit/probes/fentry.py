@@ -26,7 +26,13 @@ _REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, 524)  # 524: the kernel's internal E
 
 
 def feature_for_section(section: str) -> Optional[str]:
-    """The :mod:`bpfkit.features` name a BTF-attached program of ``section`` depends on."""
+    """The :mod:`bpfkit.features` name a BTF-attached program of ``section`` depends on.
+
+    Example::
+
+        feature_for_section("fexit/do_unlinkat")   # 'fexit'
+        feature_for_section("kprobe/x")           # None
+    """
     kind = section.partition("/")[0]
     if kind in _TRAMPOLINE_KINDS:
         return "fexit" if kind.startswith("fexit") else "fentry"
@@ -39,7 +45,14 @@ def feature_for_section(section: str) -> Optional[str]:
 
 def load_failure(section: str, program: str, err: int) -> Optional[FeatureNotSupported]:
     """If program ``program`` of ``section`` failed to load with ``err`` because the kernel lacks
-    the feature, the FeatureNotSupported to raise instead of a bare errno (None otherwise)."""
+    the feature, the FeatureNotSupported to raise instead of a bare errno (None otherwise).
+
+    Example::
+
+        err = load_failure("fentry/vfs_read", "on_read", errno.EPERM)
+        if err is not None:
+            raise err
+    """
     feature = feature_for_section(section)
     if feature is None or err not in _REFUSALS:
         return None
@@ -51,7 +64,12 @@ def load_failure(section: str, program: str, err: int) -> Optional[FeatureNotSup
 
 
 def attach_fentry(prog_fd: int, section: str, name: str = "") -> Link:
-    """Attach a loaded fentry/fexit/fmod_ret/lsm/tp_btf program to the target it was loaded for."""
+    """Attach a loaded fentry/fexit/fmod_ret/lsm/tp_btf program to the target it was loaded for.
+
+    Example::
+
+        link = attach_fentry(prog.fd, "fentry/do_unlinkat", "on_unlink")
+    """
     what = f"{section} ({name})" if name else section
     try:
         return Link(sc.raw_tracepoint_open(prog_fd, None, what=what), what)

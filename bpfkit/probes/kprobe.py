@@ -38,7 +38,12 @@ _SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "s390x": "
 
 
 def is_pattern(name: str) -> bool:
-    """True if ``name`` has glob characters."""
+    """True if ``name`` has glob characters.
+
+    Example::
+
+        is_pattern("vfs_*"), is_pattern("vfs_read")   # (True, False)
+    """
     return bool(_WILDCARD.search(name))
 
 
@@ -94,7 +99,12 @@ def _syscall_prefix() -> str:
 
 def syscall_function(name: str) -> str:
     """The kernel function behind syscall ``name`` (``"openat"`` -> ``"__x64_sys_openat"``), as
-    libbpf's ``SEC("ksyscall/NAME")`` resolves it."""
+    libbpf's ``SEC("ksyscall/NAME")`` resolves it.
+
+    Example::
+
+        syscall_function("openat")   # '__x64_sys_openat' on x86-64
+    """
     return _syscall_prefix() + name
 
 
@@ -173,7 +183,13 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
                         cookies: Optional[Sequence[int]] = None, description: Optional[str] = None) -> Link:
     """One kprobe_multi link (BPF_TRACE_KPROBE_MULTI, Linux 5.18+ with CONFIG_FPROBE) on every
     function in ``funcs`` (a list or a glob pattern). The program must have been loaded with
-    that attach type (``SEC("kprobe.multi/...")`` or ``SEC("kretprobe.multi/...")``)."""
+    that attach type (``SEC("kprobe.multi/...")`` or ``SEC("kretprobe.multi/...")``).
+
+    Example::
+
+        link = attach_kprobe_multi(prog.fd, "vfs_*")
+        link = attach_kprobe_multi(prog.fd, ["vfs_read", "vfs_write"], cookies=[1, 2], retprobe=True)
+    """
     kind = "kretprobe.multi" if retprobe else "kprobe.multi"
     if isinstance(funcs, str):
         pattern = funcs

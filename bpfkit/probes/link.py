@@ -21,7 +21,13 @@ from ..errors import BpfError, ClosedError
 
 class Link:
     """An attachment. ``fd`` is the BPF link fd (or -1 for ioctl-attached perf events);
-    ``perf_fd`` the perf event fd behind it, if any."""
+    ``perf_fd`` the perf event fd behind it, if any.
+
+    Example::
+
+        with prog.attach_tracepoint("sched", "sched_switch") as link:
+            print(link.id, link.description)
+    """
 
     def __init__(self, fd: int, description: str, perf_fd: int = -1) -> None:
         self._fd = fd
@@ -80,7 +86,13 @@ class Link:
 
 
 class LinkGroup:
-    """Several links detached together (``obj.attach()``, wildcard probes)."""
+    """Several links detached together (``obj.attach()``, wildcard probes).
+
+    Example::
+
+        with obj.attach() as group:   # every program with a target in its SEC()
+            print(len(group))
+    """
 
     def __init__(self, links: Optional[list[Link]] = None) -> None:
         self.links: list[Link] = list(links or [])
@@ -174,7 +186,12 @@ class MultiLink(Link):
 def group_links(attach_one: Callable[[Any], Link], items: Iterable[Any], description: str,
                 on_close: Optional[Callable[[], None]] = None) -> MultiLink:
     """Attach ``attach_one(item)`` for each item into one MultiLink; on any failure the ones
-    already attached are detached (and ``on_close`` run) before the error propagates."""
+    already attached are detached (and ``on_close`` run) before the error propagates.
+
+    Example::
+
+        ml = group_links(lambda cpu: attach_one(cpu), [0, 1, 2], "cpu-clock on 3 CPUs")
+    """
     ml = MultiLink([], description, on_close)
     try:
         for item in items:

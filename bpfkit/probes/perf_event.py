@@ -50,7 +50,12 @@ EventSpec = Union[str, tuple[int, int]]
 
 @dataclass(frozen=True)
 class PerfEvent:
-    """A resolved event: perf ``type`` and ``config``, and the name it was asked by."""
+    """A resolved event: perf ``type`` and ``config``, and the name it was asked by.
+
+    Example::
+
+        ev = resolve_event("cycles"); ev.is_hardware   # True
+    """
 
     name: str
     type: int
@@ -92,7 +97,12 @@ def resolve_event(event: EventSpec) -> PerfEvent:
 def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 0, frequency: int = 0,
                flags: int = 0, read_format: int = 0, group_fd: int = -1) -> int:
     """perf_event_open for ``event``; returns the fd. Hardware events raise FeatureNotSupported
-    (feature ``hw_pmu``) when the machine has no PMU."""
+    (feature ``hw_pmu``) when the machine has no PMU.
+
+    Example::
+
+        fd = open_event(resolve_event("page-faults"), pid=1234, period=100)
+    """
     attr = sc.PerfEventAttr(type=event.type, config=event.config, read_format=read_format, flags=flags)
     if frequency:
         attr.sample_period = frequency
@@ -114,7 +124,13 @@ def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, per
                       cpus: Optional[Sequence[int]] = None, cookie: int = 0) -> Link:
     """Run a ``SEC("perf_event")`` program each time ``event`` overflows: every ``period``
     events, or ``frequency`` times a second. With ``pid`` it follows that thread on any CPU;
-    without, one event per CPU in ``cpus`` (default: all online CPUs)."""
+    without, one event per CPU in ``cpus`` (default: all online CPUs).
+
+    Example::
+
+        link = attach_perf_event(prog.fd, "cpu-clock", frequency=99)           # every CPU
+        link = attach_perf_event(prog.fd, "page-faults", period=10, pid=1234)
+    """
     if bool(frequency) == bool(period):
         raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
     ev = resolve_event(event)

@@ -14,7 +14,12 @@ from ..tracefs import tracepoint_id
 
 
 def attach_tracepoint(prog_fd: int, category: str, name: str, cookie: int = 0) -> Link:
-    """Attach a BPF_PROG_TYPE_TRACEPOINT program to ``category:name`` on every CPU."""
+    """Attach a BPF_PROG_TYPE_TRACEPOINT program to ``category:name`` on every CPU.
+
+    Example::
+
+        link = attach_tracepoint(prog.fd, "syscalls", "sys_enter_openat", cookie=1)
+    """
     what = f"tracepoint {category}:{name}"
     attr = sc.PerfEventAttr(type=sc.PERF_TYPE_TRACEPOINT, config=tracepoint_id(category, name),
                             sample_period=1, wakeup_events=1)
@@ -25,7 +30,12 @@ def attach_tracepoint(prog_fd: int, category: str, name: str, cookie: int = 0) -
 
 
 def attach_raw_tracepoint(prog_fd: int, name: str) -> Link:
-    """Attach a BPF_PROG_TYPE_RAW_TRACEPOINT program to raw tracepoint ``name`` (e.g. 'sys_enter')."""
+    """Attach a BPF_PROG_TYPE_RAW_TRACEPOINT program to raw tracepoint ``name`` (e.g. 'sys_enter').
+
+    Example::
+
+        link = attach_raw_tracepoint(prog.fd, "sched_switch")
+    """
     try:
         return Link(sc.raw_tracepoint_open(prog_fd, name), f"raw_tracepoint {name}")
     except BpfNotFoundError:
@@ -35,7 +45,12 @@ def attach_raw_tracepoint(prog_fd: int, name: str) -> Link:
 
 def attach_btf_traced(prog_fd: int, description: str) -> Link:
     """Attach a program whose target was fixed at load time through BTF (tp_btf, fentry,
-    fexit, fmod_ret, lsm)."""
+    fexit, fmod_ret, lsm).
+
+    Example::
+
+        link = attach_btf_traced(prog.fd, "tp_btf/sched_switch")
+    """
     try:
         return Link(sc.raw_tracepoint_open(prog_fd, None, what=description), description)
     except BpfError as e:

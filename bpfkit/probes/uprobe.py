@@ -39,7 +39,12 @@ _PLUS = re.compile(r"\+(0[xX][0-9a-fA-F]+|\d+)$")
 
 def matching_functions(path: str, pattern: str) -> list[tuple[str, int]]:
     """(name, file offset) of the functions of ``path`` matching glob ``pattern``, one per offset
-    (aliases such as ``__libc_malloc``/``malloc`` share one), in address order."""
+    (aliases such as ``__libc_malloc``/``malloc`` share one), in address order.
+
+    Example::
+
+        matching_functions("/usr/lib/x86_64-linux-gnu/libc.so.6", "pthread_mutex_*lock")
+    """
     seen: dict[int, str] = {}
     for sym in list_symbols(path, pattern):
         if not sym.is_ifunc:
@@ -136,7 +141,13 @@ def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, re
                         pid: int = -1, ref_ctr_offsets: Optional[Sequence[int]] = None,
                         cookies: Optional[Sequence[int]] = None, description: Optional[str] = None) -> Link:
     """One uprobe_multi link (BPF_TRACE_UPROBE_MULTI) at file ``offsets`` of ``binary``. The
-    program must have been loaded with that attach type."""
+    program must have been loaded with that attach type.
+
+    Example::
+
+        offs = [off for _, off in matching_functions(path, "handle_*")]
+        link = attach_uprobe_multi(prog.fd, path, offs, pid=1234)
+    """
     path = resolve_library(binary)
     kind = "uretprobe.multi" if retprobe else "uprobe.multi"
     what = description or f"{kind} {path} ({len(offsets)} offsets)"

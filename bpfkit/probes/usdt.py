@@ -64,7 +64,12 @@ def _allocator(specs: _MapLike) -> _SpecIds:
 
 def find_usdt(binary: Optional[str], provider: str, name: str, pid: int = -1) -> list[UsdtNote]:
     """Sites of USDT probe ``provider:name`` in ``binary`` (path, $PATH name or library short
-    name), or in every file mapped by ``pid`` when ``binary`` is None."""
+    name), or in every file mapped by ``pid`` when ``binary`` is None.
+
+    Example::
+
+        [n.offset for n in find_usdt("/usr/bin/python3", "python", "function__entry")]
+    """
     if binary is None:
         if pid < 0:
             raise AttachError("attach_usdt needs a binary, a pid, or both")
@@ -86,6 +91,11 @@ def attach_usdt(prog_fd: int, specs_map: Optional[_MapLike], ip_map: Optional[_M
 
     ``specs_map``/``ip_map`` are the program's object's ``__bpf_usdt_specs`` and
     ``__bpf_usdt_ip_to_spec_id`` maps; ``cookie`` is what ``bpf_usdt_cookie()`` returns.
+
+    Example::
+
+        # ip map None: kernels with bpf_get_attach_cookie (5.15+) do not need it
+        link = attach_usdt(prog.fd, obj.maps["__bpf_usdt_specs"], None, "./app", "myapp", "tick", cookie=7)
     """
     what = f"usdt {binary or f'pid {pid}'}:{provider}:{name}" + (f" pid {pid}" if pid >= 0 and binary else "")
     if specs_map is None:

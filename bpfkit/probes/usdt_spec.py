@@ -42,7 +42,12 @@ __all__ = [
 
 
 class UsdtArgKind(enum.IntEnum):
-    """Where an argument lives; values equal ``enum __bpf_usdt_arg_type``."""
+    """Where an argument lives; values equal ``enum __bpf_usdt_arg_type``.
+
+    Example::
+
+        [a.kind for a in read_usdt_notes("./app", "myapp", "tick")[0].arg_specs]   # [REG, DEREF]
+    """
 
     CONST = 0
     REG = 1
