@@ -229,5 +229,5 @@ def test_unfinished_trigger_is_killed_at_close() -> None:
 
 
 def test_bpf_load_rejects_unknown_globals(bpf_load: BpfLoader) -> None:
-    with pytest.raises(AttributeError, match="no global variable 'target_tid'.*target_pid"):
+    with pytest.raises(BpfUsageError, match="no global variable 'target_tid'.*target_pid"):
         bpf_load("tests/count", target_tid=1)

@@ -178,3 +178,12 @@ def test_empty_kernel_cache_refreshes_apt_lists_first(kernel: vm.GuestKernel, tm
     with pytest.raises(vm.GuestUnavailable, match="none is cached"):
         vm._candidates("6.1")
     assert updates == [1]
+
+
+def test_bad_arguments_are_usage_errors(kernel: vm.GuestKernel) -> None:
+    from bpfkit.errors import BpfUsageError
+
+    with pytest.raises(BpfUsageError, match="invalid environment variable name 'BAD-NAME'"):
+        vm.run_in_guest(kernel, ["true"], timeout=TIMEOUT, env={"BAD-NAME": "x"})
+    with pytest.raises(BpfUsageError, match="argv must name a command"):
+        vm.run_in_guest(kernel, [], timeout=TIMEOUT)

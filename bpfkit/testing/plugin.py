@@ -128,7 +128,8 @@ class BpfLoader:
     ``cflags`` passed on), a ``.bpf.o`` path, a shipped object name (``"tests/count"``), object
     bytes, or an :class:`~bpfkit.loader.spec.ObjectSpec` (edit it first with :meth:`open`).
     Relative paths are also looked up next to the test file. Keyword arguments set global
-    variables before load: each name is looked up in .rodata, .data and .bss.
+    variables before load: each name is looked up in .rodata, .data and .bss (an unknown name
+    raises :class:`~bpfkit.errors.BpfUsageError` listing the globals).
     """
 
     def __init__(self, checker: "LeakChecker", test_dir: Optional[Path]) -> None:
@@ -161,6 +162,7 @@ class BpfLoader:
 
     def __call__(self, source: Union[str, "os.PathLike[str]", bytes, "ObjectSpec"], *,
                  cflags: Sequence[str] = (), name: Optional[str] = None, **globals_: Any) -> "Object":
+        from ..errors import BpfUsageError
         from ..loader.spec import ObjectSpec
 
         spec = source if isinstance(source, ObjectSpec) else self.open(source, cflags=cflags, name=name)
@@ -173,7 +175,7 @@ class BpfLoader:
             else:
                 have = [n for s in (".rodata", ".data", ".bss") if s in spec.sections
                         for n in (spec.sections[s].dtype.names or ())]
-                raise AttributeError(f"bpf_load: {spec.name!r} has no global variable {var!r}; "
+                raise BpfUsageError(f"bpf_load: {spec.name!r} has no global variable {var!r}; "
                                      f"it has: {', '.join(have) or 'none'}")
         obj = spec.load()
         self.objects.append(obj)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from bpfkit.errors import BpfError
+from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.testing import _vmimage
 
 __all__ = [
@@ -466,7 +466,7 @@ def _run_script(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
     ]
     for key, value in env.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise ValueError(f"invalid environment variable name {key!r}")
+            raise BpfUsageError(f"invalid environment variable name {key!r}")
         lines.append(f"export {key}={shlex.quote(value)}")
     lines.append(f"cd -- {shlex.quote(cwd)} || exit 125")
     lines.append("exec " + shlex.join(argv))
@@ -513,7 +513,7 @@ def _read(path: Path) -> str:
 def _boot(kernel: GuestKernel, share: Path, argv: Sequence[str], *, timeout: float,
           env: Mapping[str, str] | None, cwd: str | None, memory: str, cpus: int) -> GuestResult:
     if not argv:
-        raise ValueError("argv must name a command to run in the guest")
+        raise BpfUsageError("argv must name a command to run in the guest")
     (share / "run.sh").write_text(_run_script(argv, _guest_env(kernel, env), cwd or os.getcwd()))
     cmd = _qemu_argv(kernel, share, memory, cpus)
     log.debug("starting %s", shlex.join(cmd))
