@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
 from . import libbpf as lb
+from .refusals import load_failure
 from .spec import ObjectSpec
 
 LOG_BUF_SIZE = 16 * 1024 * 1024
@@ -106,8 +107,6 @@ def _load_error(spec: ObjectSpec, err: int, lines: list[tuple[int, str]], log: s
         logs = _LOG.findall(text)
         log = logs[-1] if logs else ""
     if prog and prog in spec.programs:
-        from ..probes.fentry import load_failure
-
         # fentry/fexit/lsm the kernel cannot do: say which feature is missing, not a bare EPERM
         unsupported = load_failure(spec.programs[prog].section, prog, err)
         if unsupported is not None:

@@ -13,54 +13,12 @@ Example::
 """
 from __future__ import annotations
 
-import errno
-from typing import Optional
-
-from .. import features
 from .. import syscall as sc
-from ..errors import AttachError, BpfError, BpfNotFoundError, FeatureNotSupported
+from ..errors import AttachError, BpfError, BpfNotFoundError
+from ..loader.refusals import feature_for_section, load_failure, refusal
 from .link import Link
 
-_TRAMPOLINE_KINDS = ("fentry", "fexit", "fmod_ret", "fentry.s", "fexit.s", "fmod_ret.s", "freplace")
-_REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, 524)  # 524: the kernel's internal ENOTSUPP
-
-
-def feature_for_section(section: str) -> Optional[str]:
-    """The :mod:`bpfkit.features` name a BTF-attached program of ``section`` depends on.
-
-    Example::
-
-        feature_for_section("fexit/do_unlinkat")   # 'fexit'
-        feature_for_section("kprobe/x")           # None
-    """
-    kind = section.partition("/")[0]
-    if kind in _TRAMPOLINE_KINDS:
-        return "fexit" if kind.startswith("fexit") else "fentry"
-    if kind == "tp_btf":
-        return "tp_btf"
-    if kind.startswith("lsm"):
-        return "prog:lsm"
-    return None
-
-
-def load_failure(section: str, program: str, err: int) -> Optional[FeatureNotSupported]:
-    """If program ``program`` of ``section`` failed to load with ``err`` because the kernel lacks
-    the feature, the FeatureNotSupported to raise instead of a bare errno (None otherwise).
-
-    Example::
-
-        err = load_failure("fentry/vfs_read", "on_read", errno.EPERM)
-        if err is not None:
-            raise err
-    """
-    feature = feature_for_section(section)
-    if feature is None or err not in _REFUSALS:
-        return None
-    ok, reason = features.check(feature)
-    if ok:
-        return None
-    return FeatureNotSupported(f"program {program!r} (SEC({section!r})) cannot load: {reason}", err,
-                               feature=feature.split(":")[-1])
+__all__ = ["attach_fentry", "feature_for_section", "load_failure"]
 
 
 def attach_fentry(prog_fd: int, section: str, name: str = "") -> Link:
@@ -76,10 +34,7 @@ def attach_fentry(prog_fd: int, section: str, name: str = "") -> Link:
     except BpfError as e:
         if isinstance(e, BpfNotFoundError):
             raise
-        feature = feature_for_section(section)
-        if feature is not None and e.errno in _REFUSALS:
-            ok, reason = features.check(feature)
-            if not ok:
-                raise FeatureNotSupported(f"cannot attach {what}: {reason}", e.errno,
-                                          feature=feature.split(":")[-1]) from None
+        unsupported = refusal(section, e.errno, f"cannot attach {what}")
+        if unsupported is not None:
+            raise unsupported from None
         raise AttachError(f"cannot attach {what}: {e}", e.errno) from None
