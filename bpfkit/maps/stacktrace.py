@@ -9,7 +9,9 @@ Example::
 from __future__ import annotations
 
 import bisect
+import errno
 import functools
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -31,10 +33,11 @@ class StackTraceMap(Map):
     def addresses(self, stack_id: int) -> np.ndarray:
         """The frames of ``stack_id`` (innermost first), without the zero padding."""
         if stack_id < 0:
-            raise MapKeyError(f"stack id {stack_id} is a bpf_get_stackid() error code, not an id")
+            raise MapKeyError(f"stack id {stack_id} is a bpf_get_stackid() error code ({os.strerror(-stack_id)}), "
+                              "not an id", -stack_id)
         v = np.zeros(self.depth, np.uint64)
         if not sc.map_lookup(self.fd, np.array([stack_id], np.uint32), v, what=self._what()):
-            raise MapKeyError(f"stack id {stack_id} not in {self._what()}")
+            raise MapKeyError(f"stack id {stack_id} not in {self._what()}", errno.ENOENT)
         nz = np.flatnonzero(v == 0)
         return v[: nz[0]] if len(nz) else v
 
