@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from . import syscall as sc
-from .errors import AttachError, BpfError, ClosedError
+from .errors import AttachError, BpfError, BpfUsageError, ClosedError
 from .loader.load import Loaded, load as _load
 from .loader.spec import Namespace, ObjectSpec, ProgramSpec, open_spec
 from .maps import GlobalVars, Map, map_class
@@ -38,6 +38,10 @@ class TestRunResult:
     ctx_out: bytes
     duration_ns: int
 
+
+# program types that only run when their event fires: BPF_PROG_TEST_RUN has nothing to run them on
+EVENT_ONLY_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint": "tracepoints",
+                    "perf_event": "perf events"}
 
 # a SEC() name per attach method, for error messages
 _SECTION_HINT = {
@@ -199,12 +203,24 @@ class Program:
         helpers per program type.
 
         Example: ``r = obj.progs.xdp_filter.test_run(packet); r.retval == 2  # XDP_PASS``"""
+        self.check_test_runnable()
         if data_out_size is None:
             # room for programs that grow the packet (bpf_xdp_adjust_head/tail, skb helpers)
             data_out_size = len(data) + 4096 if data is not None else 0
         r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
                              ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
         return TestRunResult(*r)
+
+    def check_test_runnable(self) -> None:
+        """Raise BpfUsageError for program types no kernel can BPF_PROG_TEST_RUN (kprobe, tracepoint,
+        perf_event): they run only when their event fires."""
+        kinds = EVENT_ONLY_TYPES.get(self.type)
+        if kinds is not None:
+            raise BpfUsageError(
+                f"{self.type} programs ({kinds}) cannot be test-run: no kernel implements BPF_PROG_TEST_RUN "
+                f"for them, they only run when their event fires. Attach {self.name!r} and make the event "
+                "happen a known number of times with bpfkit.testing.triggers (e.g. triggers.syscalls"
+                "(\"getpid\", 5), or the bpf_trigger fixture).")
 
     def __repr__(self) -> str:
         return f"<Program {self.name} SEC({self.section!r}) {self.type}>"

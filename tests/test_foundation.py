@@ -308,3 +308,9 @@ def test_globals_after_close_and_readonly_errno() -> None:
         bss.total
     with pytest.raises(bpfkit.ClosedError):
         bss.total = 1
+
+
+def test_test_run_refuses_event_only_programs_with_a_pointer_to_triggers() -> None:
+    with bpfkit.load(count_obj()) as obj:
+        with pytest.raises(bpfkit.BpfUsageError, match="tracepoint programs .* cannot be test-run.*triggers"):
+            obj.progs.on_getpid.test_run(b"\0" * 64)

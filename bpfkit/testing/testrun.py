@@ -52,8 +52,6 @@ _ETH_HLEN = 14
 BPF_F_TEST_RUN_ON_CPU = 1 << 0
 _ENOTSUPP = 524  # the kernel-internal "not supported" that BPF_PROG_TEST_RUN returns for some types
 # Types whose kernel bpf_prog_ops have no test_run at all: they only run when their event fires.
-_EVENT_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint": "tracepoints",
-                "perf_event": "perf events"}
 # XDP programs may grow the packet into the tailroom; the kernel fails with ENOSPC rather than
 # truncate, so leave room for any growth that fits in a page.
 _XDP_OUT_SLACK = 4096
@@ -131,13 +129,7 @@ def flow_keys_dtype() -> np.dtype:
 
 
 def _check_runnable(prog: "Program") -> None:
-    kinds = _EVENT_TYPES.get(prog.type)
-    if kinds is not None:
-        raise BpfUsageError(
-            f"{prog.type} programs ({kinds}) cannot be test-run: no kernel implements BPF_PROG_TEST_RUN "
-            f"for them, they only run when their event fires. Attach {prog.name!r} and make the event "
-            "happen a known number of times with bpfkit.testing.triggers (e.g. triggers.syscalls"
-            "(\"getpid\", 5), or the bpf_trigger fixture).")
+    prog.check_test_runnable()
 
 
 def _check_type(prog: "Program", allowed: tuple[str, ...], helper: str) -> None:
