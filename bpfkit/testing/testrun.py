@@ -24,7 +24,6 @@ import errno as _errno
 import ipaddress
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
@@ -104,17 +103,11 @@ class RunResult:
         return np.frombuffer(self.data[: dt.itemsize].ljust(dt.itemsize, b"\0"), dtype=dt, count=1)[0]
 
 
-@lru_cache(maxsize=1)
-def _kernel_dtypes() -> dict[str, np.dtype]:
-    # Parsing vmlinux BTF takes about a second: do it once for both context structs.
-    from ..btf import Btf, Kind
-
-    btf = Btf.load_vmlinux()
-    return {name: btf.dtype(btf.find(name, Kind.STRUCT).id) for name in ("__sk_buff", "bpf_flow_keys")}
-
-
 def _kernel_dtype(struct_name: str) -> np.dtype:
-    return _kernel_dtypes()[struct_name]
+    from ..btf import Kind, vmlinux_btf  # parsed once per process, shared with other users
+
+    btf = vmlinux_btf()
+    return btf.dtype(btf.find(struct_name, Kind.STRUCT).id)
 
 
 def skb_dtype() -> np.dtype:
