@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence, Union, overload
 
 import numpy as np
 
-from ..errors import BpfError
+from ..errors import BpfError, BpfUsageError
 
 
 class RawBatch(Sequence[bytes]):
@@ -51,6 +51,26 @@ class RawBatch(Sequence[bytes]):
         np.cumsum(lengths[:-1], out=offsets[1:])
         data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
         return cls(data, offsets, lengths)
+
+    @classmethod
+    def concat(cls, batches: Sequence["RawBatch"]) -> "RawBatch":
+        """One batch holding the records of ``batches`` in order."""
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return cls.empty()
+        if len(batches) == 1:
+            return batches[0]
+        bases = np.cumsum([0] + [b.data.size for b in batches[:-1]])
+        return cls(np.concatenate([b.data for b in batches]),
+                   np.concatenate([b.offsets + base for b, base in zip(batches, bases)]),
+                   np.concatenate([b.lengths for b in batches]))
+
+    @classmethod
+    def of_array(cls, arr: np.ndarray) -> "RawBatch":
+        """Each element of a (fixed-size record) array as one raw record."""
+        size = arr.dtype.itemsize
+        return cls(np.ascontiguousarray(arr).view(np.uint8).reshape(-1),
+                   np.arange(len(arr), dtype=np.int64) * size, np.full(len(arr), size, np.uint32))
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
@@ -89,6 +109,41 @@ class RawBatch(Sequence[bytes]):
 
 
 Batch = Union[np.ndarray, RawBatch]
+
+
+def split(batch: Batch, k: int) -> tuple[Batch, Batch]:
+    """(first ``k`` records, the rest)."""
+    if isinstance(batch, RawBatch):
+        return (RawBatch(batch.data, batch.offsets[:k], batch.lengths[:k]),
+                RawBatch(batch.data, batch.offsets[k:], batch.lengths[k:]))
+    return batch[:k], batch[k:]
+
+
+def join(batches: Sequence[Batch], dtype: Any) -> Batch:
+    """Batches of ``dtype`` (RawBatches for None) as one, in order; an empty one for none."""
+    if dtype is None:
+        return RawBatch.concat(batches)  # type: ignore[arg-type]
+    arrays = [b for b in batches if len(b)]
+    if not arrays:
+        return np.empty(0, dtype=dtype)
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def convert(batch: Batch, dtype: Any, what: str = "buffer") -> Batch:
+    """``batch`` as ``dtype`` records (RawBatch for None): for records read with one dtype and
+    asked for with another (e.g. by an interrupted drain and the next one)."""
+    if dtype is None:
+        return batch if isinstance(batch, RawBatch) else RawBatch.of_array(batch)
+    dt = np.dtype(dtype)
+    if isinstance(batch, RawBatch):
+        return batch.view(dt)
+    if batch.dtype == dt:
+        return batch
+    if batch.dtype.itemsize == dt.itemsize:
+        return batch.view(dt)
+    raise BpfUsageError(f"{what}: {len(batch)} records read as {batch.dtype} ({batch.dtype.itemsize} bytes) "
+                        f"by an interrupted drain cannot be handed out as {dt} ({dt.itemsize} bytes); "
+                        "drain them with the dtype they were read with first")
 
 
 def gather_fixed(buf: np.ndarray, start: int, count: int, stride: int, offset: int, dtype: np.dtype) -> np.ndarray:
