@@ -71,6 +71,23 @@ class Trigger:
         self.close()
 
 
+def ctrl_c_after_commits(monkeypatch: pytest.MonkeyPatch, buf: Any, at: set[int]) -> list[int]:
+    """Make ``buf`` raise KeyboardInterrupt right after its commits number ``at`` (1-based): the
+    moment the producer already has the space back but the records are not handed out yet.
+    Returns a one-element list counting the commits."""
+    real = buf._commit
+    count = [0]
+
+    def commit_then_ctrl_c(*args: Any) -> None:
+        real(*args)
+        count[0] += 1
+        if count[0] in at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(buf, "_commit", commit_then_ctrl_c)
+    return count
+
+
 def comm_of(pid: int) -> bytes:
     """The task's comm as the kernel reports it (what bpf_get_current_comm returns)."""
     return Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -17,9 +18,11 @@ import pytest
 
 import bpfkit
 from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
+from bpfkit import syscall as sc
 from bpfkit.errors import BpfError
 
-from _event_trigger import EVENTS_SRC, Trigger, comm_of, obj_path, trigger  # noqa: F401 (fixtures)
+from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
+                            obj_path, trigger)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
 
@@ -172,3 +175,67 @@ def test_nested_records_to_dicts() -> None:
     arr["arr"][1] = [7, 8, 9]
     assert to_dicts(arr) == [{"x": 1, "in": {"a": 0, "b": "hi"}, "arr": [0, 0, 0]},
                              {"x": 2, "in": {"a": 0, "b": "yo"}, "arr": [7, 8, 9]}]
+
+
+def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(obj_path: Any, trigger: Trigger,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # a perf buffer with the default batched wakeups would never make fileno() readable for a
+    # trickle of events; asking for fileno() switches it to a wakeup per sample, keeping what the
+    # old rings hold
+    from bpfkit.maps import perfbuf
+
+    monkeypatch.setattr(perfbuf, "RETIRE_GRACE", 0.0)
+    cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[0]
+    spec = bpfkit.open(obj_path)
+    spec.rodata.target_pid = trigger.pid
+    with spec.load() as obj:
+        rb, pb = obj.maps.events, obj.maps.pevents.open(pages=16)
+        assert pb.max_latency() is not None
+        with obj.progs.perf_getpid.attach(), obj.progs.ring_getpid.attach():
+            trigger.run(5, cpu=cpu)  # waits in the batched rings, no wakeup
+            with Poller(rb, pb) as p:
+                old = pb.poll_fds()
+                fd = p.fileno()
+                assert pb.max_latency() is None and not set(old) & set(pb.poll_fds())  # new rings
+                for f in old:
+                    os.fstat(f)  # the old rings stay until read
+                got = {b.name: batch for b, batch in p.drain()}  # what was there before: drain once
+                assert list(got["pevents"]["seq"]) == list(got["events"]["seq"]) == [0, 1, 2, 3, 4]
+                for seq in (5, 6, 7):
+                    trigger.run(1, cpu=cpu)
+                    assert select.select([fd], [], [], 2.0)[0] == [fd]
+                    got = {b.name: batch for b, batch in p.drain()}
+                    assert list(got["pevents"]["seq"]) == list(got["events"]["seq"]) == [seq]
+                for f in old:  # drained, and closed after the grace
+                    with pytest.raises(OSError):
+                        os.fstat(f)
+                assert select.select([fd], [], [], 0.05)[0] == []
+        assert pb.received == rb.received == 8 and pb.lost == 0 and pb.dropped == 0
+
+
+def test_poller_gives_back_what_it_could_not_deliver(obj: Any, trigger: Trigger,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    rb, pb = obj.maps.events, obj.maps.pevents
+    with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
+        trigger.run(300)
+    p = Poller(rb, pb)
+    # Ctrl-C in the perf buffer's drain, after the ring buffer's batch was taken: the read ends
+    # cleanly and the ring buffer's batch goes back to it
+    ctrl_c_after_commits(monkeypatch, pb, at={1})
+    try:
+        assert list(p.read(timeout=0.5)) == [] and p.interrupted
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped from Poller.read")
+    assert rb.received == 300 and rb.pending()
+    # a loop left after the first pair: the second goes back to its buffer
+    for buf, batch in p:
+        assert buf is rb
+        np.testing.assert_array_equal(batch["seq"], np.arange(300))
+        break
+    assert not p.interrupted and pb.pending()
+    per_cpu = pb.drain_per_cpu()  # given back split by CPU again
+    np.testing.assert_array_equal(np.sort(np.concatenate([b["seq"] for b in per_cpu.values()])), np.arange(300))
+    for cpu, b in per_cpu.items():
+        assert (b["cpu"] == cpu).all() and pb.received_per_cpu[cpu] == len(b)
+    assert rb.received == pb.received == 300 and not p.pending()
+    p.close()

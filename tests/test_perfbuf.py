@@ -3,6 +3,11 @@ ring end, kernel-reported losses, raw samples."""
 from __future__ import annotations
 
 import os
+import re
+import resource
+import select
+import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -10,9 +15,11 @@ import pytest
 
 import bpfkit
 from bpfkit import syscall as sc
+from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.maps.perfbuf import PerfBuffer, sample_size
 
-from _event_trigger import EVENTS_SRC, Trigger, comm_of, obj_path, trigger  # noqa: F401 (fixtures)
+from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
+                            obj_path, trigger)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
 
@@ -25,6 +32,18 @@ def load(obj_path: Any, pid: int) -> Any:
 
 def usable_cpus() -> list[int]:
     return sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))
+
+
+def perf_fds() -> set[int]:
+    """This process's open perf event fds."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]":
+                out.add(int(fd))
+        except OSError:
+            pass
+    return out
 
 
 def test_every_cpu_gets_its_events(obj_path: Any, trigger: Trigger) -> None:
@@ -135,3 +154,134 @@ def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: 
             raw = pb.drain_raw()
         np.testing.assert_array_equal(fixed["seq"], np.arange(500))
         np.testing.assert_array_equal(raw.view(pb.dtype)["seq"], np.arange(500, 550))
+
+
+def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) -> None:
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=4)
+        assert pb.open() is pb and pb.open(pages=4, wakeup_events=0) is pb  # the same: nothing to do
+        with pytest.raises(BpfUsageError, match=r"already open.*pages=1 \(open with 4\).*wakeup_events=1"):
+            pb.open(pages=1, wakeup_events=1)
+        assert pb.open(watermark=4096) is pb  # what the default watermark of 4 pages is
+        with pytest.raises(BpfUsageError, match="watermark=8192"):
+            pb.open(watermark=8192)
+        with pytest.raises(BpfUsageError, match="cpus"):
+            pb.open(cpus=pb.cpus[:1] if len(pb.cpus) > 1 else [])
+        pb.open(flush_interval=0.01)  # a reader-side setting: may change any time
+        assert pb.pages == 4 and pb.wakeup_events == 0 and pb.max_latency() == 0.01
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents
+        assert not pb.pending()  # opens the rings with the defaults
+        assert pb.pages == 64 and pb.cpus == sc.online_cpus()
+        with pytest.raises(BpfUsageError, match="before poll_fds"):
+            pb.open(pages=8)
+
+
+def test_open_refuses_bad_pages_and_cpus(obj_path: Any, trigger: Trigger) -> None:
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents
+        before = perf_fds()
+        for pages in (0, -4, 3, 6, 100):
+            with pytest.raises(BpfUsageError, match=f"pages={pages} must be a power of two"):
+                pb.open(pages=pages)
+        slots = sc.map_info(pb.fd).max_entries
+        with pytest.raises(BpfUsageError, match=f"has {slots} slots .*cannot hold CPU {slots}"):
+            pb.open(cpus=[0, slots])
+        assert pb.cpus == [] and perf_fds() == before
+        cpu = usable_cpus()[0]
+        pb.open(pages=1, cpus=[cpu])
+        with obj.progs.perf_getpid.attach():
+            trigger.run(3, cpu=cpu)
+        assert list(pb.drain()["seq"]) == [0, 1, 2]
+
+
+def test_mmap_failure_closes_what_was_opened(obj_path: Any, trigger: Trigger) -> None:
+    # a real mmap failure: an address-space limit with room for one 16 MiB ring (none on one CPU)
+    cpus = usable_cpus()[:2]
+    pages = 4096
+    ring = (pages + 1) * 4096
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents
+        before = perf_fds()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        vm = int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + ring * (len(cpus) - 1) + ring // 2, hard))
+        try:
+            with pytest.raises(BpfError, match=f"mmap of {pages} perf pages for 'pevents' on CPU {cpus[-1]}"):
+                pb.open(pages=pages, cpus=cpus)
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        assert pb.cpus == [] and perf_fds() == before  # the first CPU's ring was closed too
+        with obj.progs.perf_getpid.attach():
+            trigger.run(4, cpu=cpus[0])  # no reader left in the map slot: the outputs fail, counted
+            assert pb.dropped == 4
+            pb.open(pages=1, cpus=cpus)
+            trigger.run(2, cpu=cpus[0])
+        assert list(pb.drain()["seq"]) == [4, 5]
+
+
+def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
+    cpu = usable_cpus()[0]
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=4, wakeup_events=1)
+        assert pb.max_latency() is None  # a Poller relies on wakeups alone
+        fd = pb.poll_fds()[pb.cpus.index(cpu)]
+        with obj.progs.perf_getpid.attach():
+            for seq in range(3):
+                trigger.run(1, cpu=cpu)
+                assert select.select(pb.poll_fds(), [], [], 2.0)[0] == [fd]  # woken by one sample
+                assert list(pb.drain()["seq"]) == [seq]
+            t0 = time.monotonic()
+            trigger.start(1, cpu=cpu)
+            assert pb.wait(5.0)
+            trigger.done()
+            assert time.monotonic() - t0 < 1.0 and list(pb.drain()["seq"]) == [3]
+    with load(obj_path, trigger.pid) as obj:
+        # the default, batched wakeups: one sample does not wake the fd (the watermark is a quarter
+        # of the ring); wait() still sees it within flush_interval, by looking
+        pb = obj.maps.pevents.open(pages=4, flush_interval=0.02)
+        assert pb.max_latency() == 0.02
+        with obj.progs.perf_getpid.attach():
+            trigger.run(1, cpu=cpu)
+            assert select.select(pb.poll_fds(), [], [], 0.2)[0] == []
+            assert pb.wait(1.0) and list(pb.drain()["seq"]) == [0]
+
+
+def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigger,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfkit.maps import perfbuf
+
+    monkeypatch.setattr(perfbuf, "CHUNK_BYTES", 56 * 100)  # 100 samples per update of data_tail
+    cpus = usable_cpus()[:2]
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=256)
+        with obj.progs.perf_getpid.attach():
+            for cpu in cpus:
+                trigger.run(5000, cpu=cpu)
+        ctrl_c_after_commits(monkeypatch, pb, at={1, 2, 30, 51, 52, 70})
+        got, interrupts = [], 0
+        while True:
+            try:
+                batch = pb.drain()
+            except KeyboardInterrupt:
+                interrupts += 1
+                continue
+            if not len(batch):
+                break
+            got.append(batch)
+        n = 5000 * len(cpus)
+        assert interrupts == (6 if len(cpus) > 1 else 4)
+        np.testing.assert_array_equal(np.concatenate([b["seq"] for b in got]), np.arange(n))
+        assert pb.received == n and [pb.received_per_cpu[c] for c in cpus] == [5000] * len(cpus)
+
+
+def test_sample_smaller_than_dtype_raises_and_stays(obj_path: Any, trigger: Trigger) -> None:
+    cpu = usable_cpus()[0]
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.maps.pevents.open(pages=4)
+        with obj.progs.perf_getpid.attach():
+            trigger.run(3, cpu=cpu)
+        big = np.dtype([("x", "u1", 100)])
+        with pytest.raises(BpfUsageError, match="sample of 44 bytes is smaller than the 100-byte"):
+            pb.drain(big)
+        np.testing.assert_array_equal(pb.drain()["seq"], [0, 1, 2])

@@ -29,15 +29,16 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from typing import Any, Optional
+import time
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import syscall as sc
-from ..errors import BpfError
-from .records import Batch, RawBatch, gather_fixed, strided_words
+from ..errors import BpfError, BpfUsageError
+from .records import Batch, RawBatch, gather_fixed, split, strided_words
 from .map import Map
-from .poller import EventSource
+from .poller import EventSource, Held
 
 PAGE = mmap.PAGESIZE
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -48,6 +49,9 @@ DATA_TAIL = 1032
 EVENT_HDR = 8     # struct perf_event_header {u32 type; u16 misc; u16 size;}
 SAMPLE_HDR = EVENT_HDR + 4  # + u32 raw size
 CHUNK_BYTES = 1 << 20  # decoded per update of data_tail, so the producer gets space back early
+# after a switch of wakeup mode, how long the old ring is kept: a program that looked it up just
+# before the switch may still be writing to it (BPF programs run for micro- to milliseconds)
+RETIRE_GRACE = 1.0
 
 
 def sample_size(payload: int) -> int:
@@ -59,15 +63,26 @@ def sample_size(payload: int) -> int:
 class _CpuRing:
     """One CPU's perf event fd and its mapping."""
 
-    def __init__(self, cpu: int, fd: int, mm: mmap.mmap, size: int) -> None:
+    def __init__(self, cpu: int, fd: int, mm: mmap.mmap, size: int, per_sample: bool) -> None:
         self.cpu = cpu
         self.fd = fd
         self.mm = mm
         self.size = size
         self.mask = size - 1
+        self.per_sample = per_sample  # the kernel wakes the fd on every sample
         self.head = np.frombuffer(mm, dtype=np.uint64, count=1, offset=DATA_HEAD)
         self.tail = np.frombuffer(mm, dtype=np.uint64, count=1, offset=DATA_TAIL)
         self.data = np.frombuffer(mm, dtype=np.uint8, offset=PAGE)
+        self.prev: Optional["_CpuRing"] = None  # the ring this one replaced; read first until empty
+        self.retired_at = 0.0
+        self._final_tail = 0
+
+    def committed(self) -> int:
+        """data_tail: bytes handed back to the kernel."""
+        return int(self.tail[0]) if self.mm is not None else self._final_tail
+
+    def empty(self) -> bool:
+        return int(self.head[0]) == int(self.tail[0])
 
     def unread(self, limit: int) -> tuple[int, np.ndarray]:
         """(tail, up to ``limit`` bytes from tail towards head): a view, or a copy when the span
@@ -82,12 +97,16 @@ class _CpuRing:
         return tail, np.concatenate((self.data[off:], self.data[: n - first]))
 
     def release(self) -> None:
+        if self.mm is None:
+            return
+        self._final_tail = int(self.tail[0])
         for name in ("head", "tail", "data"):
             self.__dict__.pop(name, None)
         try:
             self.mm.close()
         except BufferError:  # a batch still views the mapping; unmapped when it is freed
             pass
+        self.mm = None  # type: ignore[assignment]
         os.close(self.fd)
 
 
@@ -107,6 +126,9 @@ class PerfBuffer(EventSource, Map):
         self.watermark = watermark
         self.flush_interval = flush_interval
         self._rings: list[_CpuRing] = []
+        self._wake: tuple[int, int] = (0, 0)  # (wakeup_events, watermark bytes) the rings were opened with
+        # id of the batch the last drain() returned and its (ring, records) parts, for _unget
+        self._last_out: Optional[tuple[int, list[tuple[_CpuRing, int]]]] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
         self.lost_per_cpu = np.zeros(ncpu, dtype=np.int64)
@@ -117,54 +139,102 @@ class PerfBuffer(EventSource, Map):
              wakeup_events: Optional[int] = None, watermark: Optional[int] = None,
              flush_interval: Optional[float] = None) -> "PerfBuffer":
         """Create the per-CPU rings: ``pages`` data pages per CPU (a power of two), on ``cpus``
-        (default: every online CPU). Idempotent.
+        (default: every online CPU).
 
         Wakeups: every kernel wakeup costs the *producer* an irq_work and the reader a trip through
         epoll, so by default the kernel wakes the reader only when ``watermark`` bytes are waiting
         (default: a quarter of the ring, at most 1 MiB) and the reader also looks every
         ``flush_interval`` seconds, which bounds the latency of a trickle of events.
-        ``wakeup_events=1`` wakes on every sample instead (libbpf's and bcc's behaviour).
+        ``wakeup_events=1`` wakes on every sample instead (libbpf's and bcc's behaviour); it is
+        what a loop waiting on the fds (:meth:`~bpfkit.maps.poller.Poller.fileno`) needs.
+
+        The first of :meth:`poll_fds`, :meth:`pending`, :meth:`drain` (and adding the buffer to
+        a Poller) opens the rings with the current settings (64 pages, batched wakeups, every
+        online CPU) if open() was not called. Once open, open() with the same settings (or none)
+        does nothing and with other ``pages``/``cpus``/``wakeup_events``/``watermark`` raises
+        BpfUsageError: call it with yours before anything opens the rings. ``flush_interval``, a
+        reader-side setting, can change any time.
 
         Example::
 
             obj.maps.pevents.open(pages=256)                  # batched wakeups
             obj.maps.pevents.open(pages=8, wakeup_events=1)   # lowest latency
         """
-        if self._rings:
-            return self
-        pages = self.pages if pages is None else pages
-        if pages <= 0 or pages & (pages - 1):
-            raise BpfError(f"perf buffer {self.name!r}: pages={pages} must be a power of two")
-        self.pages = pages
-        if wakeup_events is not None:
-            self.wakeup_events = wakeup_events
-        if watermark is not None:
-            self.watermark = watermark
         if flush_interval is not None:
             self.flush_interval = flush_interval
-        if self.wakeup_events > 0:
-            wakeup, mark = self.wakeup_events, 0
-        else:
-            wakeup = 1
-            mark = self.watermark if self.watermark is not None else min(pages * PAGE // 4, 1 << 20)
-            mark = max(1, min(mark, pages * PAGE))
+        want_pages = self.pages if pages is None else pages
+        want_wakeup = self.wakeup_events if wakeup_events is None else wakeup_events
+        want_mark = self.watermark if watermark is None else watermark
+        if want_pages <= 0 or want_pages & (want_pages - 1):
+            raise BpfUsageError(f"perf buffer {self.name!r}: pages={want_pages} must be a power of two "
+                                "(1, 2, 4, ... data pages per CPU)")
+        wake = self._wake_config(want_pages, want_wakeup, want_mark)
+        if self._rings:
+            differs = []
+            if want_pages != self.pages:
+                differs.append(f"pages={want_pages} (open with {self.pages})")
+            if wake != self._wake:
+                differs.append(f"wakeup_events={want_wakeup}, watermark={want_mark} (open with "
+                               f"wakeup_events={self.wakeup_events}, watermark={self.watermark})")
+            if cpus is not None and sorted(set(cpus)) != sorted(self.cpus):
+                differs.append(f"cpus={sorted(set(cpus))} (open on {self.cpus})")
+            if differs:
+                raise BpfUsageError(f"perf buffer {self.name!r} is already open; cannot change "
+                                    f"{'; '.join(differs)}. Call open() with your settings before "
+                                    "poll_fds()/pending()/drain()/a Poller open it with the defaults")
+            return self
         slots = int(sc.map_info(self.fd).max_entries)
-        cpus = sc.online_cpus() if cpus is None else list(cpus)
+        cpus = sc.online_cpus() if cpus is None else sorted(set(cpus))
+        beyond = [c for c in cpus if c < 0 or c >= slots]
+        if beyond:
+            raise BpfUsageError(f"perf buffer {self.name!r} has {slots} slots (CPUs 0-{slots - 1}), cannot "
+                                f"hold CPU {beyond[0]}; leave max_entries unset so libbpf sizes it to the "
+                                "CPU count")
+        self.pages, self.wakeup_events, self.watermark = want_pages, want_wakeup, want_mark
+        self._wake = wake
         try:
             for cpu in cpus:
-                if cpu >= slots:
-                    raise BpfError(f"perf buffer {self.name!r} has {slots} slots, cannot hold CPU {cpu}; "
-                                   "leave max_entries unset so libbpf sizes it to the CPU count")
-                self._rings.append(self._open_cpu(cpu, pages, wakeup, mark))
+                self._rings.append(self._open_cpu(cpu, want_pages, *wake))
         except BaseException:
             self._close_rings()
             raise
+        self.fd_generation += 1
         return self
+
+    @staticmethod
+    def _wake_config(pages: int, wakeup_events: int, watermark: Optional[int]) -> tuple[int, int]:
+        """(wakeup_events, watermark bytes) for perf_event_open: one of the two is 0."""
+        if wakeup_events > 0:
+            return wakeup_events, 0
+        mark = watermark if watermark is not None else min(pages * PAGE // 4, 1 << 20)
+        return 0, max(1, min(mark, pages * PAGE))
+
+    def _batched(self) -> bool:
+        return self.wakeup_events != 1 and (self.wakeup_events > 1 or self.watermark != 0)
 
     def max_latency(self) -> Optional[float]:
         """How long a Poller may sleep without looking (None: it can rely on wakeups)."""
-        batched = self.wakeup_events != 1 and (self.wakeup_events > 1 or self.watermark != 0)
-        return self.flush_interval if batched else None
+        return self.flush_interval if self._batched() else None
+
+    def wake_per_record(self) -> None:
+        """Switch to a wakeup per sample, as ``open(wakeup_events=1)`` would have done; used by
+        :meth:`~bpfkit.maps.poller.Poller.fileno`. If the rings are open, each CPU gets a new ring
+        that the program writes to from now on; the old ring is read first until empty and closed
+        about a second after the switch (programs already writing to it finish well before). Only a
+        sample written to an old ring at the instant of the switch can come after newer samples
+        of its CPU."""
+        if not self._batched():
+            return
+        for i, old in enumerate(self._rings):
+            if old.per_sample:
+                continue  # switched by an earlier attempt that failed on a later CPU
+            new = self._open_cpu(old.cpu, self.pages, 1, 0)  # points the map slot at the new ring
+            new.prev = old
+            old.retired_at = time.monotonic()
+            self._rings[i] = new
+            self.fd_generation += 1
+        self.wakeup_events, self.watermark = 1, None
+        self._wake = (1, 0)
 
     def _open_cpu(self, cpu: int, pages: int, wakeup: int, mark: int) -> _CpuRing:
         attr = sc.PerfEventAttr(type=sc.PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT,
@@ -182,7 +252,7 @@ class PerfBuffer(EventSource, Map):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {pages} perf pages for {self.name!r} on CPU "
                                       f"{cpu} (raise RLIMIT_MEMLOCK/perf_event_mlock_kb or use fewer "
                                       "pages)") from None
-        ring = _CpuRing(cpu, fd, mm, pages * PAGE)
+        ring = _CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1)
         try:
             sc.map_update(self.fd, np.array([cpu], np.uint32), np.array([fd], np.uint32),
                           what=f"perf buffer {self.name!r}")
@@ -203,8 +273,11 @@ class PerfBuffer(EventSource, Map):
                     sc.map_delete(self._fd, np.array([ring.cpu], np.uint32))
                 except BpfError:
                     pass
+            if ring.prev is not None:
+                ring.prev.release()
             ring.release()
         self._rings = []
+        self.fd_generation += 1
 
     def close(self) -> None:
         """Disable and unmap every CPU's ring (the map fd itself is closed by its owner)."""
@@ -220,14 +293,17 @@ class PerfBuffer(EventSource, Map):
         return [r.cpu for r in self._rings]
 
     def poll_fds(self) -> list[int]:
-        """One perf event fd per CPU."""
+        """One perf event fd per CPU (opens the rings with the current settings if needed)."""
         self._ensure_open()
         return [r.fd for r in self._rings]
 
     def pending(self) -> bool:
-        """True if any CPU's ring has unread records."""
+        """True if any CPU's ring has unread records, or records are held for the next drain (opens
+        the rings with the current settings if needed)."""
         self._ensure_open()
-        return any(int(r.head[0]) != int(r.tail[0]) for r in self._rings)
+        if self._held:
+            return True
+        return any(not r.empty() or (r.prev is not None and not r.prev.empty()) for r in self._rings)
 
     @property
     def received(self) -> int:
@@ -247,68 +323,133 @@ class PerfBuffer(EventSource, Map):
     # -- consuming --------------------------------------------------------------------
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch:
         """Every CPU's available samples, without waiting, concatenated (CPU by CPU; within a CPU
-        in order). An array of ``dtype`` (default: the buffer's), or a RawBatch without one."""
-        per = self.drain_per_cpu(dtype, max_records)
-        batches = [b for b in per.values() if len(b)]
-        dt = np.dtype(dtype) if dtype is not None else self.dtype
-        if dt is None:
-            if len(batches) == 1:
-                return batches[0]
-            return RawBatch.from_chunks([rec for b in batches for rec in b])
-        if not batches:
-            return np.empty(0, dtype=dt)
-        return batches[0] if len(batches) == 1 else np.concatenate(batches)
+        in order). An array of ``dtype`` (default: the buffer's; a C type name of the object's BTF
+        works too), or a RawBatch without one.
+
+        A sample smaller than the dtype stops the drain: the samples before it are returned and
+        the next drain raises BpfUsageError (the sample stays, for :meth:`drain_raw`). Samples
+        bigger than the dtype (the kernel pads them to 8 bytes) are decoded from their start.
+        Ctrl-C may interrupt a long drain: samples already handed back to the kernel are kept
+        and come first from the next drain."""
+        self._ensure_open()
+        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=False)  # type: ignore[return-value]
 
     def drain_per_cpu(self, dtype: Any = None, max_records: Optional[int] = None) -> dict[int, Batch]:
-        """Available samples by CPU: ``{cpu: batch}``."""
+        """Available samples by CPU: ``{cpu: batch}``, every open CPU present."""
         self._ensure_open()
-        dt = np.dtype(dtype) if dtype is not None else self.dtype
-        out: dict[int, Batch] = {}
-        left = max_records
+        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
+
+    def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
+        """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple
+        of 8), whatever the buffer's dtype."""
+        self._ensure_open()
+        batch = self._drain(None, max_records, per_cpu=False)
+        assert isinstance(batch, RawBatch)
+        return batch
+
+    def _drain(self, dt: Optional[np.dtype], max_records: Optional[int],
+               per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
+        self._forget_uncommitted()
+        left = None if max_records is None else max_records - self._held_records()
         for ring in self._rings:
             if left is not None and left <= 0:
                 break
-            b = self._drain_ring(ring, dt, left)
-            out[ring.cpu] = b
+            got = self._drain_cpu(ring, dt, left)
             if left is not None:
-                left -= len(b)
-        return out
+                left -= got
+        return self._hand_out(dt, max_records, per_cpu)
 
-    def _drain_ring(self, ring: _CpuRing, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
-        parts: list[Any] = []
-        left = max_records
-        while left is None or left > 0:
+    def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int],
+                  per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
+        out, keep = self._split_held(max_records)
+        received = np.zeros_like(self.received_per_cpu)
+        lost = np.zeros_like(self.lost_per_cpu)
+        other = 0
+        for h in out:
+            if not h.counted:  # given-back batches were counted already
+                received[h.ring.cpu] += len(h)
+            lost[h.ring.cpu] += h.skipped
+            other += h.other
+        result: Union[Batch, dict[int, Batch]]
+        if per_cpu:
+            result = {r.cpu: self._join_held([h for h in out if h.ring.cpu == r.cpu], dt) for r in self._rings}
+            last = None
+        else:
+            result = self._join_held(out, dt)
+            last = (id(result), [(h.ring, len(h)) for h in out if len(h)])
+        # No calls or loops from here to the return: CPython raises KeyboardInterrupt only at
+        # those, so the counters and the held list change together and the batch reaches the caller.
+        self.received_per_cpu += received
+        self.lost_per_cpu += lost
+        self.other_records += other
+        self._held = keep
+        self._last_out = last
+        return result
+
+    def _unget(self, batch: Batch) -> None:
+        """Take back the batch the last drain() returned, split by CPU again so drain_per_cpu()
+        stays exact; it comes first from the next drain, not counted again."""
+        last = self._last_out
+        if last is not None and last[0] == id(batch):
+            parts = last[1]
+        else:  # not the last batch (the caller drained in between): CPU attribution is lost
+            parts = [(self._rings[0], len(batch))]
+        held: list[Held] = []
+        pos = 0
+        for ring, n in parts:
+            held.append(Held(split(split(batch, pos)[1], n)[0], ring, 0, counted=True))
+            pos += n
+        self._held[:0] = held
+        self._last_out = None
+
+    def _drain_cpu(self, ring: _CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+        """Read one CPU into held batches: its previous ring first (after a switch of wakeup mode)."""
+        got = 0
+        prev = ring.prev
+        if prev is not None:
+            got = self._drain_ring(prev, dt, limit)
+            if not prev.empty():
+                return got  # limit reached: the newer ring waits, to keep the CPU's order
+            if time.monotonic() - prev.retired_at > RETIRE_GRACE:
+                prev.release()
+                ring.prev = None
+            if limit is not None:
+                limit -= got
+                if limit <= 0:
+                    return got
+        return got + self._drain_ring(ring, dt, limit)
+
+    def _drain_ring(self, ring: _CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+        got = 0
+        while limit is None or got < limit:
             # a chunk at a time, handing space back to the producer after each
             tail, buf = ring.unread(CHUNK_BYTES)
             if not buf.size:
                 break
+            left = None if limit is None else limit - got
             b: Batch
             if dt is None:
-                b, used = self._decode_raw(ring, buf, left)
+                b, used, lost, other = self._decode_raw(buf, left)
             else:
-                b, used = self._decode_fixed(ring, buf, dt, left)
-            ring.tail[0] = tail + used  # release: the records were copied out above
-            if len(b):
-                parts.append(b)
-                if left is not None:
-                    left -= len(b)
+                b, used, lost, other = self._decode_fixed(buf, dt, left)
             if not used:
                 break
-        got = sum(len(p) for p in parts)
-        self.received_per_cpu[ring.cpu] += got
-        if dt is None:
-            return parts[0] if len(parts) == 1 else RawBatch.from_chunks([r for p in parts for r in p])
-        if not parts:
-            return np.empty(0, dtype=dt)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self._hold(b if len(b) else None, ring, tail + used, skipped=lost, other=other)
+            self._commit(ring, tail + used)
+            got += len(b)
+        return got
 
-    def _decode_fixed(self, ring: _CpuRing, buf: np.ndarray, dt: np.dtype,
-                      max_records: Optional[int]) -> tuple[np.ndarray, int]:
+    def _commit(self, ring: _CpuRing, pos: int) -> None:
+        ring.tail[0] = pos  # release: the records were copied out before
+
+    def _decode_fixed(self, buf: np.ndarray, dt: np.dtype,
+                      max_records: Optional[int]) -> tuple[np.ndarray, int, int, int]:
+        """(samples, bytes used, samples reported lost, other records) from the start of ``buf``."""
         isz = dt.itemsize
         stride = sample_size(isz)
         total = buf.size
         parts: list[np.ndarray] = []
-        got = pos = 0
+        got = pos = lost = other = 0
         while pos < total and (max_records is None or got < max_records):
             n = (total - pos) // stride
             if max_records is not None:
@@ -331,42 +472,27 @@ class PerfBuffer(EventSource, Map):
             if rtype == PERF_RECORD_SAMPLE:
                 raw = int(buf[pos + EVENT_HDR: pos + SAMPLE_HDR].view(np.uint32)[0])
                 if raw < isz:
-                    if parts:
-                        break
-                    raise BpfError(f"perf buffer {self.name!r}: a sample of {raw} bytes is smaller than "
-                                   f"the {isz}-byte dtype {dt}; pass the right dtype or drain_raw()")
+                    if parts or self._held_records():
+                        break  # hand over what we have; the next drain meets this sample first
+                    raise BpfUsageError(
+                        f"perf buffer {self.name!r}: a sample of {raw} bytes is smaller than the {isz}-byte "
+                        f"dtype {dt}; it stays in the ring: read it with drain_raw(), or pass the right dtype")
                 # bigger than the dtype (padding or a longer struct): decode its leading bytes
                 parts.append(buf[pos + SAMPLE_HDR: pos + SAMPLE_HDR + isz].copy().view(dt))
                 got += 1
+            elif rtype == PERF_RECORD_LOST:
+                lost += self._lost(buf, pos)
             else:
-                self._other(ring, buf, pos, rtype)
+                other += 1
             pos += size
         batch = np.empty(0, dtype=dt) if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return batch, pos
+        return batch, pos, lost, other
 
-    def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
-        """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple
-        of 8), whatever the buffer's dtype."""
-        self._ensure_open()
-        batches: list[RawBatch] = []
-        left = max_records
-        for ring in self._rings:
-            if left is not None and left <= 0:
-                break
-            b = self._drain_ring(ring, None, left)
-            assert isinstance(b, RawBatch)
-            if len(b):
-                batches.append(b)
-            if left is not None:
-                left -= len(b)
-        if len(batches) == 1:
-            return batches[0]
-        return RawBatch.from_chunks([rec for b in batches for rec in b])
-
-    def _decode_raw(self, ring: _CpuRing, buf: np.ndarray, max_records: Optional[int]) -> tuple[RawBatch, int]:
+    def _decode_raw(self, buf: np.ndarray, max_records: Optional[int]) -> tuple[RawBatch, int, int, int]:
         mv = buf.data
         chunks: list[bytes] = []
         pos, total = 0, buf.size
+        lost = other = 0
         while pos < total and (max_records is None or len(chunks) < max_records):
             rtype, size = self._header(buf, pos)
             if pos + size > total:
@@ -374,10 +500,12 @@ class PerfBuffer(EventSource, Map):
             if rtype == PERF_RECORD_SAMPLE:
                 (raw,) = struct.unpack_from("<I", mv, pos + EVENT_HDR)
                 chunks.append(bytes(mv[pos + SAMPLE_HDR: pos + SAMPLE_HDR + raw]))
+            elif rtype == PERF_RECORD_LOST:
+                lost += self._lost(buf, pos)
             else:
-                self._other(ring, buf, pos, rtype)
+                other += 1
             pos += size
-        return RawBatch.from_chunks(chunks), pos
+        return RawBatch.from_chunks(chunks), pos, lost, other
 
     def _header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
         rtype, _misc, size = struct.unpack_from("<IHH", buf.data, pos)
@@ -385,12 +513,10 @@ class PerfBuffer(EventSource, Map):
             raise BpfError(f"perf buffer {self.name!r}: corrupt record header at {pos} (size {size})")
         return rtype, size
 
-    def _other(self, ring: _CpuRing, buf: np.ndarray, pos: int, rtype: int) -> None:
-        if rtype == PERF_RECORD_LOST:
-            (lost,) = struct.unpack_from("<Q", buf.data, pos + EVENT_HDR + 8)  # after u64 id
-            self.lost_per_cpu[ring.cpu] += lost
-        else:
-            self.other_records += 1
+    @staticmethod
+    def _lost(buf: np.ndarray, pos: int) -> int:
+        (lost,) = struct.unpack_from("<Q", buf.data, pos + EVENT_HDR + 8)  # after u64 id
+        return int(lost)
 
     def __len__(self) -> int:
         return len(self._rings)

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import BpfError
+from ..errors import BpfError, BpfUsageError
 from .records import Batch, RawBatch, gather_fixed
 from .map import Map
 from .poller import EventSource
@@ -72,16 +72,18 @@ class RingBuffer(EventSource, Map):
             return
         fd = self.fd
         try:
-            self._cons_mm = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-            self._prod_mm = mmap.mmap(fd, PAGE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ,
-                                      offset=PAGE)
+            cons_mm = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            prod_mm = mmap.mmap(fd, PAGE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=PAGE)
         except OSError as e:
             raise BpfError.from_errno(e.errno or 0, f"mmap of ring buffer {self.name!r}") from None
-        self._cons = np.frombuffer(self._cons_mm, dtype=np.uint64, count=1)
-        self._prod = np.frombuffer(self._prod_mm, dtype=np.uint64, count=1)
-        self._data = np.frombuffer(self._prod_mm, dtype=np.uint8, offset=PAGE)
+        cons = np.frombuffer(cons_mm, dtype=np.uint64, count=1)
+        prod = np.frombuffer(prod_mm, dtype=np.uint64, count=1)
+        data = np.frombuffer(prod_mm, dtype=np.uint8, offset=PAGE)
         # u32 view of the same area: headers read as whole words, never torn
-        self._words = np.frombuffer(self._prod_mm, dtype=np.uint32, offset=PAGE)
+        words = np.frombuffer(prod_mm, dtype=np.uint32, offset=PAGE)
+        # all at once (no call in between, so Ctrl-C cannot leave half a mapping), _cons_mm last
+        self._cons, self._prod, self._data, self._words, self._prod_mm, self._cons_mm = (
+            cons, prod, data, words, prod_mm, cons_mm)
 
     def close(self) -> None:
         """Unmap and stop polling (the map fd itself is closed by its owner)."""
@@ -106,8 +108,9 @@ class RingBuffer(EventSource, Map):
         return int(self._prod[0]) - int(self._cons[0])
 
     def pending(self) -> bool:
-        """True if the producer is ahead of us (a syscall-free check)."""
-        return self.available > 0
+        """True if the producer is ahead of us, or records are held for the next drain (a
+        syscall-free check)."""
+        return bool(self._held) or self.available > 0
 
     def poll_fds(self) -> list[int]:
         """The map fd: the kernel makes it readable when a record is submitted."""
@@ -118,6 +121,11 @@ class RingBuffer(EventSource, Map):
         """``received``, ``discarded`` (skipped discard records) and ``dropped`` (failed reserves)."""
         return {"received": self.received, "discarded": self.discarded, "dropped": self.dropped}
 
+    def committed(self) -> int:
+        """The consumer position: bytes handed back to the producer since the buffer was created."""
+        self._map()
+        return int(self._cons[0])
+
     def _commit(self, pos: int) -> None:
         # a release store on x86-64: our earlier loads of the records cannot pass it
         self._cons[0] = pos
@@ -125,35 +133,70 @@ class RingBuffer(EventSource, Map):
     # -- consuming ---------------------------------------------------------------
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch:
         """Everything available now, without waiting: an array of ``dtype`` records (default: the
-        buffer's dtype), or a :class:`RawBatch` when no dtype is known. Stops before a busy
-        record (not yet submitted); skips discarded ones.
+        buffer's dtype; a C type name of the object's BTF works too, see
+        :meth:`~bpfkit.maps.poller.EventSource.resolve_dtype`), or a :class:`RawBatch` when no
+        dtype is known. Stops before a busy record (not yet submitted); skips discarded ones.
+
+        A record whose size differs from the dtype stops the drain: the records before it are
+        returned, and the next drain raises BpfUsageError; the record stays in the ring, for
+        :meth:`drain_raw` or a drain with the right dtype.
+
+        Ctrl-C (KeyboardInterrupt) may interrupt a long drain: records whose space was already
+        handed back to the producer are kept and come first from the next drain.
 
         Example::
 
             batch = rb.drain()          # e.g. batch["pid"]
         """
         self._map()
-        dt = np.dtype(dtype) if dtype is not None else self.dtype
-        if dt is None:
-            return self.drain_raw(max_records)
-        return self._drain_fixed(dt, max_records)
+        return self._drain(self.resolve_dtype(dtype), max_records)
 
-    def _drain_fixed(self, dt: np.dtype, max_records: Optional[int]) -> np.ndarray:
+    def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
+        """Available records of any size as a :class:`RawBatch` (one copy; a Python step per
+        record, since each header gives the next record's position)."""
+        self._map()
+        batch = self._drain(None, max_records)
+        assert isinstance(batch, RawBatch)
+        return batch
+
+    def _drain(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
+        self._forget_uncommitted()
+        left = None if max_records is None else max_records - self._held_records()
+        if left is None or left > 0:
+            if dt is None:
+                self._read_raw(left)
+            else:
+                self._read_fixed(dt, left)
+        return self._hand_out(dt, max_records)
+
+    def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
+        out, keep = self._split_held(max_records)
+        batch = self._join_held(out, dt)
+        n = sum(len(h) for h in out if not h.counted)  # given-back batches were counted already
+        skipped = sum(h.skipped for h in out)
+        # No calls or loops from here to the return: CPython raises KeyboardInterrupt only at
+        # those, so the counters and the held list change together and the batch reaches the caller.
+        self.received += n
+        self.discarded += skipped
+        self._held = keep
+        return batch
+
+    def _read_fixed(self, dt: np.dtype, limit: Optional[int]) -> None:
+        """Copy records out into held batches, committing after each chunk."""
         isz = dt.itemsize
         stride = (isz + HDR + 7) & ~7
         wstride = stride >> 2
         chunk = max(1, CHUNK_BYTES // stride)
         mask, data, words = self._mask, self._data, self._words
-        parts: list[np.ndarray] = []
         got = 0
         cons = int(self._cons[0])
-        while max_records is None or got < max_records:
+        while limit is None or got < limit:
             prod = int(self._prod[0])
             if cons >= prod:
                 break
             n = min((prod - cons) // stride, chunk)
-            if max_records is not None:
-                n = min(n, max_records - got)
+            if limit is not None:
+                n = min(n, limit - got)
             off = cons & mask
             k = 0
             if n:
@@ -164,14 +207,13 @@ class RingBuffer(EventSource, Map):
                 if k:
                     out = gather_fixed(data, off, k, stride, HDR, dt)  # a copy: safe after commit
                     disc = (lens[:k] & np.uint32(DISCARD)) != 0
-                    if disc.any():
+                    ndisc = int(disc.sum())
+                    if ndisc:
                         out = out[~disc]
-                        self.discarded += int(disc.sum())
-                    if out.size:
-                        parts.append(out)
-                        got += out.size
                     cons += k * stride
+                    self._hold(out if out.size else None, self, cons, skipped=ndisc)
                     self._commit(cons)
+                    got += out.size
             if k == n and n:
                 continue
             # the record at `cons` does not fit the fast path: busy, discarded, or another size
@@ -179,45 +221,41 @@ class RingBuffer(EventSource, Map):
             if hdr & BUSY:
                 break
             length = hdr & LEN_MASK
+            nxt = cons + ((length + HDR + 7) & ~7)
             if hdr & DISCARD:
-                self.discarded += 1
+                self._hold(None, self, nxt, skipped=1)
             elif length != isz:
-                if parts:
-                    break  # hand over what we have; the caller meets this record next time
-                raise BpfError(f"ring buffer {self.name!r}: a record of {length} bytes does not match "
-                               f"the {isz}-byte dtype {dt}; read variable-size records with drain_raw() "
-                               "or pass the right dtype")
+                if self._held_records():
+                    break  # hand over what we have; the next drain meets this record first
+                raise BpfUsageError(
+                    f"ring buffer {self.name!r}: a record of {length} bytes does not match the {isz}-byte "
+                    f"dtype {dt}; it stays in the ring: read it with drain_raw(max_records=1) (every "
+                    f"variable-size record with drain_raw()), or drain with a dtype of {length} bytes")
             else:
                 o = (cons & mask) + HDR
-                parts.append(data[o: o + isz].copy().view(dt))
+                self._hold(data[o: o + isz].copy().view(dt), self, nxt)
                 got += 1
-            cons += (length + HDR + 7) & ~7
+            cons = nxt
             self._commit(cons)
-        self.received += got
-        if not parts:
-            return np.empty(0, dtype=dt)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
-        """Available records of any size as a :class:`RawBatch` (one copy; a Python step per
-        record, since each header gives the next record's position)."""
-        self._map()
+    def _read_raw(self, limit: Optional[int]) -> None:
+        """Copy records of any size out into one held RawBatch, then commit."""
         mask, words = self._mask, self._words
         assert self._prod_mm is not None
         view = memoryview(self._prod_mm)[PAGE:]
         chunks: list[Any] = []
-        cons = int(self._cons[0])
+        start = cons = int(self._cons[0])
         prod = int(self._prod[0])
+        skipped = 0
         try:
-            while cons < prod and (max_records is None or len(chunks) < max_records):
+            while cons < prod and (limit is None or len(chunks) < limit):
                 off = cons & mask
                 hdr = int(words[off >> 2])
                 if hdr & BUSY:
-                    prod = int(self._prod[0])
                     break
                 length = hdr & LEN_MASK
                 if hdr & DISCARD:
-                    self.discarded += 1
+                    skipped += 1
                 else:
                     chunks.append(view[off + HDR: off + HDR + length])
                 cons += (length + HDR + 7) & ~7
@@ -227,9 +265,9 @@ class RingBuffer(EventSource, Map):
         finally:
             chunks.clear()
             view.release()
-        self._commit(cons)
-        self.received += len(batch)
-        return batch
+        if cons != start:
+            self._hold(batch if len(batch) else None, self, cons, skipped=skipped)
+            self._commit(cons)
 
     def __len__(self) -> int:
         return 0

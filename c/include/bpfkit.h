@@ -19,6 +19,9 @@
  *
  * Python: ``obj.maps.events.dropped`` reads the drop counter (a .bss global named
  * ``__bpfkit_drops__events``); ``obj.maps.events.stats()`` has received/discarded/dropped.
+ * A ring buffer declared the plain libbpf way (no BPFKIT_RINGBUF) has no record type for the
+ * reader: name the struct instead, ``obj.maps.rb.drain(dtype="event")`` (it must be in the
+ * object's BTF, i.e. used by the program), and it has no drop counter.
  *
  * Perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY) count their losses in the kernel (PERF_RECORD_LOST,
  * surfaced per CPU by the reader); BPFKIT_PERF_OUTPUT additionally counts failed outputs (e.g. no

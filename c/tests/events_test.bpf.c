@@ -16,11 +16,19 @@ BPFKIT_RINGBUF(events, struct event, 256 * 1024);
 BPFKIT_RINGBUF_RAW(varevents, 256 * 1024);
 BPFKIT_PERFBUF(pevents, struct event);
 
+/* Declared the plain libbpf way, without BPFKIT_RINGBUF: the reader gets no record type and is
+ * given one by name (dtype="event"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} plain SEC(".maps");
+
 const volatile __u32 target_pid = 0;
 const volatile __u32 discard_every = 0;	/* discard records whose seq % discard_every == 0 */
 __u64 seq = 0;
 __u64 pseq = 0;
 __u64 vseq = 0;
+__u64 plainseq = 0;
 
 static __always_inline int mine(void)
 {
@@ -86,6 +94,17 @@ int var_getpid(void *ctx)
 	if (n >= 2) p[2] = s;
 	if (n >= 3) p[3] = s;
 	bpf_ringbuf_submit(p, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int plain_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event e = {};
+	fill(&e, __sync_fetch_and_add(&plainseq, 1));
+	bpf_ringbuf_output(&plain, &e, sizeof(e), 0);
 	return 0;
 }
 
