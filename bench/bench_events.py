@@ -171,9 +171,10 @@ CAPTION = """\
   includes the BPF program and the kernel wakeups: per sample or batched for perf; for the ring
   buffer one per record submitted while the reader is caught up, so a faster reader can slow the
   producer) plus how late the consumer gets the last events (batched: up to one look interval).
-  So rate/C says whether the consumer keeps up, not whether it is as cheap. The consumer's own cost: cpu s/M (CPU seconds per million events received) and cpu/C.
-  Each bpfkit row is compared with the C row of the same kernel wakeup configuration (perf: a wakeup
-  per sample, or batched: a wakeup every {wm} KiB plus a look every {fl} ms)."""
+  So rate/C says whether the consumer keeps up, not whether it is as cheap. The consumer's own
+  cost: cpu s/M (CPU seconds per million events received) and cpu/C. Each bpfkit row is compared
+  with the C row of the same kernel wakeup configuration (perf: a wakeup per sample, or batched: a
+  wakeup every {wm} KiB plus a look every {fl} ms)."""
 
 
 def main() -> int:
