@@ -19,6 +19,7 @@ from .errors import AttachError, BpfError, BpfUsageError, ClosedError
 from .loader.load import Loaded, load as _load
 from .loader.spec import Namespace, ObjectSpec, ProgramSpec, open_spec
 from .maps import GlobalVars, Map, map_class
+from .maps.poller import EventSource
 from .probes.auto import attach_by_section
 from .probes.link import Link, LinkGroup
 from .probes.fentry import attach_fentry
@@ -265,11 +266,12 @@ class Object:
             maps[name] = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                              ms.key_dtype, ms.value_dtype, **kwargs)
             maps[name].dtype_error = ms.dtype_error
-        # event buffers find their drop counters (bpfkit.h's __bpfkit_drops__<map>) in the globals
+        # event buffers find their drop counters (bpfkit.h's __bpfkit_drops__<map>) in the globals,
+        # and record types by C struct name (read(dtype="event")) in the object's BTF
         for m in maps.values():
-            bind = getattr(m, "bind_globals", None)
-            if bind is not None:
-                bind(self.sections)
+            if isinstance(m, EventSource):
+                m.bind_globals(self.sections)
+                m.bind_btf(spec.btf)
 
     @classmethod
     def load(cls, spec: ObjectSpec) -> "Object":

@@ -339,8 +339,7 @@ def test_plain_libbpf_ringbuf_dtype_by_c_name(obj_path: Any, trigger: Trigger) -
     with load(obj_path, trigger.pid) as obj:
         pb = obj.maps.plain
         assert pb.dtype is None
-        if pb._btf is None:  # the Object calls this hook after load once object.py does
-            pb.bind_btf(obj.spec.btf)
+        assert pb._btf is obj.spec.btf  # bound by the Object after load
         with obj.progs.plain_getpid.attach():
             trigger.run(6)
         a = pb.drain(dtype="event", max_records=2)
