@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from functools import lru_cache
 from typing import Optional
@@ -49,6 +50,9 @@ def tracefs_root() -> str:
         "(needs CONFIG_TRACING)", feature="tracefs")
 
 
+_TP_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
 def tracepoint_id(category: str, name: str) -> int:
     """The perf event config of tracepoint ``category:name``.
 
@@ -56,6 +60,11 @@ def tracepoint_id(category: str, name: str) -> int:
 
         attr.config = tracepoint_id("syscalls", "sys_enter_getpid")
     """
+    for part in (category, name):
+        # names are C identifiers (plus a few with '-' or '.'); never let one walk the tracefs tree
+        if not _TP_NAME.fullmatch(part) or part in (".", ".."):
+            raise BpfNotFoundError(f"tracepoint {category}:{name} not found ({part!r} is not a tracepoint "
+                                   "or category name; list them with bpfkit.probes.list('tracepoint:*'))")
     path = os.path.join(tracefs_root(), "events", category, name, "id")
     try:
         with open(path) as f:

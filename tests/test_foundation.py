@@ -182,6 +182,8 @@ def test_missing_tracepoint_binary_and_symbol_are_clear_errors(tmp_path) -> None
             prog.attach_tracepoint("syscalls", "sys_enter_nope")
         with pytest.raises(bpfkit.BpfNotFoundError, match="nosuchcategory"):
             prog.attach_tracepoint("nosuchcategory", "x")
+        with pytest.raises(bpfkit.BpfNotFoundError, match="'..' is not a tracepoint or category name"):
+            prog.attach_tracepoint("..", "sched/sched_switch")  # no walking around the tracefs tree
         assert obj.links == []
     with bpfkit.load(find_object("tests/uprobe_add")) as obj:  # type: ignore[arg-type]
         prog = obj.progs.on_add
