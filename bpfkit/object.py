@@ -22,6 +22,7 @@ from .maps import GlobalVars, Map, map_class
 from .maps.poller import EventSource
 from .probes.auto import attach_by_section
 from .probes.link import Link, LinkGroup
+from .probes.net import attach_tc, attach_xdp
 from .probes.fentry import attach_fentry
 from .probes.kprobe import attach_kprobe, syscall_function
 from .probes.perf_event import EventSpec, attach_perf_event
@@ -49,7 +50,7 @@ _SECTION_HINT = {
     "attach_tracepoint": "tracepoint/sched/sched_switch", "attach_raw_tracepoint": "raw_tp/sys_enter",
     "attach_btf": "tp_btf/sched_switch", "attach_uprobe": "uprobe", "attach_uretprobe": "uretprobe",
     "attach_kprobe": "kprobe", "attach_kretprobe": "kretprobe", "attach_ksyscall": "ksyscall/openat",
-    "attach_usdt": "usdt", "attach_perf_event": "perf_event",
+    "attach_usdt": "usdt", "attach_perf_event": "perf_event", "attach_xdp": "xdp", "attach_tc": "tc",
 }
 
 
@@ -195,6 +196,20 @@ class Program:
         self._expect("attach_perf_event", sc.BPF_PROG_TYPE_PERF_EVENT)
         return self._track(attach_perf_event(self.fd, event, frequency=frequency, period=period, pid=pid,
                                              cpus=cpus, cookie=cookie))
+
+    def attach_xdp(self, iface: Union[str, int], *, mode: str = "auto") -> Link:
+        """XDP on network interface ``iface`` (name or ifindex); ``mode`` "native", "generic" or "auto".
+
+        Example: ``with prog.attach_xdp("eth0", mode="generic"): ...``"""
+        self._expect("attach_xdp", sc.BPF_PROG_TYPE_XDP)
+        return self._track(attach_xdp(self.fd, iface, mode=mode))
+
+    def attach_tc(self, iface: Union[str, int], direction: str = "ingress") -> Link:
+        """tcx link on ``iface``'s "ingress" or "egress" hook (Linux 6.6+), after programs already there.
+
+        Example: ``with prog.attach_tc("eth0", "egress"): ...``"""
+        self._expect("attach_tc", sc.BPF_PROG_TYPE_SCHED_CLS)
+        return self._track(attach_tc(self.fd, iface, direction))
 
     def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 0,
                  data_out_size: Optional[int] = None, ctx_out_size: int = 0, flags: int = 0,

@@ -263,22 +263,25 @@ def open_spec(source: Union[str, os.PathLike, bytes], name: Optional[str] = None
                       maps=Namespace(maps, "map"), btf=btf, sections=sections, path=path)
 
 
-# SEC() names newer than the system libbpf (1.1 knows neither): (prog type, attach type, flags)
+# SEC() names newer than the system libbpf (1.1 knows none of these): (prog type, attach type, flags)
 _NEWER_SECTIONS = {
     "uprobe.multi": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, 0),
     "uretprobe.multi": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, 0),
     "uprobe.multi.s": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, sc.BPF_F_SLEEPABLE),
     "uretprobe.multi.s": (sc.BPF_PROG_TYPE_KPROBE, sc.BPF_TRACE_UPROBE_MULTI, sc.BPF_F_SLEEPABLE),
+    "tcx/ingress": (sc.BPF_PROG_TYPE_SCHED_CLS, sc.BPF_TCX_INGRESS, 0),
+    "tcx/egress": (sc.BPF_PROG_TYPE_SCHED_CLS, sc.BPF_TCX_EGRESS, 0),
 }
 
 
 def _newer_sections(ps: ProgramSpec) -> None:
     """Give programs in sections this libbpf does not know the type a newer libbpf would."""
-    known = _NEWER_SECTIONS.get(ps.section.split("/", 1)[0])
+    kind = ps.section.split("/", 1)[0]
+    known = _NEWER_SECTIONS.get(ps.section if kind == "tcx" else kind)
     if known is not None and ps.prog_type == sc.BPF_PROG_TYPE_UNSPEC:
         ps.prog_type, ps.expected_attach_type, flags = known
         ps.flags |= flags
-        ps.type = "kprobe"
+        ps.type = sc.PROG_TYPE_NAMES[ps.prog_type]
 
 
 def _section_of(map_name: str, btf: Optional[Btf]) -> str:

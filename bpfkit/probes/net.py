@@ -30,9 +30,7 @@ XDP_FLAGS_DRV_MODE = 1 << 2
 XDP_MODES = {"auto": 0, "generic": XDP_FLAGS_SKB_MODE, "native": XDP_FLAGS_DRV_MODE}
 
 # enum bpf_attach_type, Linux 6.6+ (newer than the uapi headers of many distros)
-BPF_TCX_INGRESS = 46
-BPF_TCX_EGRESS = 47
-TC_DIRECTIONS = {"ingress": BPF_TCX_INGRESS, "egress": BPF_TCX_EGRESS}
+TC_DIRECTIONS = {"ingress": sc.BPF_TCX_INGRESS, "egress": sc.BPF_TCX_EGRESS}
 
 # enum bpf_link_type
 _LINK_TYPE_XDP = 6
