@@ -21,7 +21,16 @@ _ENOTSUPP_KERNEL = 524
 
 
 class BpfError(Exception):
-    """Root of all bpfkit errors. ``errno`` is the kernel's errno or 0."""
+    """Root of all bpfkit errors, raised as itself when no subclass fits. ``errno`` is the kernel's
+    errno or 0.
+
+    Example::
+
+        try:
+            bpfkit.load("prog.bpf.o")
+        except bpfkit.BpfError as e:
+            print(e, e.errno)
+    """
 
     def __init__(self, message: str, errno: int = 0) -> None:
         super().__init__(message)
@@ -29,7 +38,12 @@ class BpfError(Exception):
 
     @classmethod
     def from_errno(cls, err: int, what: str) -> "BpfError":
-        """Build the most specific subclass for ``err`` with a message naming ``what``."""
+        """Build the most specific subclass for ``err`` with a message naming ``what``.
+
+        Example::
+
+            BpfError.from_errno(errno.ENOENT, "map 'counts'")   # BpfNotFoundError("map 'counts': No such file ...")
+        """
         reason = "operation not supported (ENOTSUPP)" if err == _ENOTSUPP_KERNEL else os.strerror(err)
         text = f"{what}: {reason} (errno {err})" if err else what
         if err in (_errno.EPERM, _errno.EACCES):
@@ -46,15 +60,34 @@ class BpfError(Exception):
 
 
 class BpfPermissionError(BpfError, PermissionError):  # type: ignore[misc]  # errno: int vs int|None
-    """The kernel refused for lack of privilege (EPERM/EACCES)."""
+    """Raised when the kernel answers EPERM/EACCES: not root (or no CAP_BPF+CAP_PERFMON), or a write to a
+    frozen map. Also a :class:`PermissionError`.
+
+    Example::
+
+        m.freeze()
+        m[0] = 1   # BpfPermissionError (EPERM): the map is frozen
+    """
 
 
 class BpfNotFoundError(BpfError, LookupError):
-    """A named thing does not exist: tracepoint, binary, symbol, map, pinned path."""
+    """Raised when a named thing does not exist (ENOENT): BPF object, tracepoint, binary, symbol, map,
+    pinned path. Also a :class:`LookupError`.
+
+    Example::
+
+        bpfkit.load("missing.bpf.o")   # BpfNotFoundError: BPF object 'missing.bpf.o' not found
+    """
 
 
 class FeatureNotSupported(BpfError):
-    """This kernel (or its configuration) lacks a feature, e.g. CONFIG_KPROBES."""
+    """Raised when this kernel (or its configuration) lacks a feature, e.g. CONFIG_KPROBES;
+    ``feature`` names it when known (tests skip on it).
+
+    Example::
+
+        prog.attach_kprobe("do_sys_openat2")   # FeatureNotSupported, e.feature == "kprobes"
+    """
 
     def __init__(self, message: str, errno: int = 0, feature: str = "") -> None:
         super().__init__(message, errno)
@@ -71,15 +104,31 @@ class BpfUsageError(BpfError, ValueError):
 
 
 class ObjectFormatError(BpfError):
-    """A BPF ELF object, BTF blob or ELF binary could not be parsed."""
+    """Raised when a BPF ELF object, BTF blob or ELF binary could not be parsed.
+
+    Example::
+
+        bpfkit.load(b"not an ELF")   # ObjectFormatError: data is not an ELF file ...
+    """
 
 
 class CompileError(BpfError):
-    """clang failed, or the toolchain needed to compile BPF C is missing."""
+    """Raised when clang fails (the message holds its output) or the toolchain to compile BPF C is missing.
+
+    Example::
+
+        bpfkit.compile("int f(void) { return x; }")   # CompileError: clang failed to compile ...
+    """
 
 
 class LoadError(BpfError):
-    """The kernel refused to create a program or map while loading an object."""
+    """Raised when the kernel refuses to create a program or map while loading an object (not the
+    verifier: that is :class:`VerifierError`). ``log`` is the verifier log, if any.
+
+    Example::
+
+        bpfkit.load("prog.bpf.o")   # LoadError if e.g. a map is refused; str(e) has libbpf's reasons
+    """
 
     def __init__(self, message: str, errno: int = 0, log: str = "") -> None:
         super().__init__(message, errno)
@@ -87,8 +136,16 @@ class LoadError(BpfError):
 
 
 class VerifierError(LoadError):
-    """The verifier rejected a program. ``log`` is the full verifier log,
-    ``program`` the program's name."""
+    """Raised when the verifier rejects a program. ``log`` is the full verifier log,
+    ``program`` the program's name.
+
+    Example::
+
+        try:
+            bpfkit.load("prog.bpf.o")
+        except bpfkit.VerifierError as e:
+            print(e.program, e.log)
+    """
 
     def __init__(self, message: str, errno: int = 0, log: str = "", program: str = "") -> None:
         super().__init__(message, errno, log)
@@ -96,23 +153,51 @@ class VerifierError(LoadError):
 
 
 class AttachError(BpfError):
-    """A program could not be attached to its hook."""
+    """Raised when a program cannot be attached to its hook (bad target, offset or missing setup).
+
+    Example::
+
+        prog.attach_uretprobe("/bin/bash", "readline", offset=4)   # AttachError: must be on the entry
+    """
 
 
 class MapError(BpfError):
-    """A map operation failed (wrong size, unsupported for the map type...)."""
+    """Raised when a map operation fails: wrong key/value size, unsupported for the map type, bad layout.
+
+    Example::
+
+        del array_map[0]   # MapError: array elements always exist; assign 0 or clear()
+    """
 
 
 class MapKeyError(MapError, KeyError):
-    """The key is not in the map."""
+    """Raised when a key is not in the map. Also a :class:`KeyError`.
+
+    Example::
+
+        hash_map[42]       # MapKeyError: key 42 not in map ...
+        hash_map.get(42)   # None instead
+    """
 
     def __str__(self) -> str:  # KeyError quotes its arg; keep our message readable
         return str(self.args[0]) if self.args else ""
 
 
 class MapFullError(MapError):
-    """The map reached max_entries (E2BIG)."""
+    """Raised when an insert finds the map at max_entries (E2BIG).
+
+    Example::
+
+        m = Map.create("hash", "u4", "u8", 2); m[1] = 1; m[2] = 2
+        m[3] = 3   # MapFullError: map '' is full (max_entries=2); raise max_entries ...
+    """
 
 
 class ClosedError(BpfError):
-    """The object, map, program or link was already closed."""
+    """Raised when an object, map, program, link or counter is used after close().
+
+    Example::
+
+        m.close()
+        m[0]   # ClosedError: map 'counts' is closed
+    """

@@ -223,6 +223,13 @@ BPF_OBJ_NAME_LEN = 16
 
 
 class MapCreateAttr(Structure):
+    """The anonymous ``union bpf_attr`` member used by BPF_MAP_CREATE.
+
+    Example::
+
+        attr = syscall.MapCreateAttr(map_type=syscall.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=8, max_entries=1)
+    """
+
     _fields_ = [
         ("map_type", c_uint32),
         ("key_size", c_uint32),
@@ -242,6 +249,13 @@ class MapCreateAttr(Structure):
 
 
 class MapElemAttr(Structure):
+    """The anonymous ``union bpf_attr`` member used by BPF_MAP_*_ELEM (``value`` is also ``next_key``).
+
+    Example::
+
+        attr = syscall.MapElemAttr(map_fd=fd, key=syscall.buf_addr(key), value=syscall.buf_addr(value))
+    """
+
     _fields_ = [
         ("map_fd", c_uint32),
         ("_pad", c_uint32),
@@ -252,6 +266,14 @@ class MapElemAttr(Structure):
 
 
 class MapBatchAttr(Structure):
+    """``union bpf_attr``'s ``batch`` member, used by the BPF_MAP_*_BATCH commands.
+
+    Example::
+
+        attr = syscall.MapBatchAttr(map_fd=fd, keys=syscall.buf_addr(keys), values=syscall.buf_addr(values),
+                                    out_batch=syscall.buf_addr(out), count=len(keys))
+    """
+
     _fields_ = [
         ("in_batch", c_uint64),
         ("out_batch", c_uint64),
@@ -265,6 +287,14 @@ class MapBatchAttr(Structure):
 
 
 class ObjPinAttr(Structure):
+    """The anonymous ``union bpf_attr`` member used by BPF_OBJ_PIN / BPF_OBJ_GET.
+
+    Example::
+
+        path = ctypes.create_string_buffer(b"/sys/fs/bpf/counts")
+        attr = syscall.ObjPinAttr(pathname=ctypes.addressof(path), bpf_fd=fd)
+    """
+
     _fields_ = [
         ("pathname", c_uint64),
         ("bpf_fd", c_uint32),
@@ -274,6 +304,13 @@ class ObjPinAttr(Structure):
 
 
 class ProgTestRunAttr(Structure):
+    """``union bpf_attr``'s ``test`` member, used by BPF_PROG_TEST_RUN.
+
+    Example::
+
+        attr = syscall.ProgTestRunAttr(prog_fd=prog_fd, repeat=1)   # the kernel fills retval, duration
+    """
+
     _fields_ = [
         ("prog_fd", c_uint32),
         ("retval", c_uint32),
@@ -295,6 +332,13 @@ class ProgTestRunAttr(Structure):
 
 
 class GetIdAttr(Structure):
+    """The anonymous ``union bpf_attr`` member used by BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID.
+
+    Example::
+
+        attr = syscall.GetIdAttr(id=0)   # BPF_MAP_GET_NEXT_ID fills attr.next_id with the first map id
+    """
+
     _fields_ = [
         ("id", c_uint32),  # start_id / prog_id / map_id / btf_id / link_id
         ("next_id", c_uint32),
@@ -303,6 +347,14 @@ class GetIdAttr(Structure):
 
 
 class InfoAttr(Structure):
+    """``union bpf_attr``'s ``info`` member, used by BPF_OBJ_GET_INFO_BY_FD.
+
+    Example::
+
+        mi = syscall.MapInfo()
+        attr = syscall.InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(mi), info=ctypes.addressof(mi))
+    """
+
     _fields_ = [
         ("bpf_fd", c_uint32),
         ("info_len", c_uint32),
@@ -311,6 +363,14 @@ class InfoAttr(Structure):
 
 
 class RawTracepointAttr(Structure):
+    """``union bpf_attr``'s ``raw_tracepoint`` member, used by BPF_RAW_TRACEPOINT_OPEN.
+
+    Example::
+
+        name = ctypes.create_string_buffer(b"sched_switch")
+        attr = syscall.RawTracepointAttr(name=ctypes.addressof(name), prog_fd=prog_fd)
+    """
+
     _fields_ = [
         ("name", c_uint64),
         ("prog_fd", c_uint32),
@@ -320,6 +380,15 @@ class RawTracepointAttr(Structure):
 
 
 class ProgLoadAttr(Structure):
+    """The anonymous ``union bpf_attr`` member used by BPF_PROG_LOAD.
+
+    Example::
+
+        code, lic = ctypes.create_string_buffer(insns, len(insns)), ctypes.create_string_buffer(b"GPL")
+        attr = syscall.ProgLoadAttr(prog_type=syscall.BPF_PROG_TYPE_SOCKET_FILTER, insn_cnt=len(insns) // 8,
+                                    insns=ctypes.addressof(code), license=ctypes.addressof(lic))
+    """
+
     _fields_ = [
         ("prog_type", c_uint32),
         ("insn_cnt", c_uint32),
@@ -351,6 +420,14 @@ class ProgLoadAttr(Structure):
 
 
 class LinkCreateAttr(Structure):
+    """``union bpf_attr``'s ``link_create`` member, used by BPF_LINK_CREATE; ``u0``..``u5`` hold its
+    attach-type specific union as u64 words.
+
+    Example::
+
+        attr = syscall.LinkCreateAttr(prog_fd=prog_fd, target_fd=perf_fd, attach_type=syscall.BPF_PERF_EVENT, u0=cookie)
+    """
+
     _fields_ = [
         ("prog_fd", c_uint32),
         ("target_fd", c_uint32),
@@ -367,19 +444,45 @@ class LinkCreateAttr(Structure):
 
 
 class LinkDetachAttr(Structure):
+    """``union bpf_attr``'s ``link_detach`` member, used by BPF_LINK_DETACH.
+
+    Example::
+
+        attr = syscall.LinkDetachAttr(link_fd=link_fd)
+    """
+
     _fields_ = [("link_fd", c_uint32)]
 
 
 class EnableStatsAttr(Structure):
+    """``union bpf_attr``'s ``enable_stats`` member, used by BPF_ENABLE_STATS.
+
+    Example::
+
+        attr = syscall.EnableStatsAttr(type=syscall.BPF_STATS_RUN_TIME)
+    """
+
     _fields_ = [("type", c_uint32)]
 
 
 class MapFreezeAttr(Structure):
+    """The leading ``map_fd`` of the BPF_MAP_*_ELEM ``union bpf_attr`` member: all BPF_MAP_FREEZE reads.
+
+    Example::
+
+        attr = syscall.MapFreezeAttr(map_fd=fd)
+    """
+
     _fields_ = [("map_fd", c_uint32)]
 
 
 class MapInfo(Structure):
-    """``struct bpf_map_info``."""
+    """Mirrors the kernel's ``struct bpf_map_info``, filled by BPF_OBJ_GET_INFO_BY_FD.
+
+    Example::
+
+        info = syscall.obj_info(fd, syscall.MapInfo())   # same as syscall.map_info(fd); info.max_entries
+    """
 
     _fields_ = [
         ("type", c_uint32),
@@ -402,7 +505,12 @@ class MapInfo(Structure):
 
 
 class ProgInfo(Structure):
-    """``struct bpf_prog_info`` (the fields bpfkit reads)."""
+    """Mirrors the kernel's ``struct bpf_prog_info`` (up to ``attach_btf_id``), filled by BPF_OBJ_GET_INFO_BY_FD.
+
+    Example::
+
+        info = syscall.obj_info(prog_fd, syscall.ProgInfo())   # same as syscall.prog_info(prog_fd); info.run_cnt
+    """
 
     _fields_ = [
         ("type", c_uint32),
@@ -448,7 +556,13 @@ class ProgInfo(Structure):
 
 
 class LinkInfo(Structure):
-    """``struct bpf_link_info``: common header plus the raw union."""
+    """Mirrors the kernel's ``struct bpf_link_info``: the common header plus its union as raw u64 words.
+
+    Example::
+
+        info = syscall.obj_info(link_fd, syscall.LinkInfo())   # same as syscall.link_info(link_fd)
+        syscall.BPF_LINK_TYPE_NAMES[info.type]                 # e.g. 'perf_event'
+    """
 
     _fields_ = [
         ("type", c_uint32),
@@ -467,6 +581,10 @@ def bpf(cmd: int, attr: Structure, what: str = "") -> int:
     """Run one ``bpf(2)`` command; returns its result, raises BpfError on failure.
 
     ``what`` names the object in the error message, e.g. ``"map 'counts'"``.
+
+    Example::
+
+        syscall.bpf(syscall.BPF_MAP_FREEZE, syscall.MapFreezeAttr(map_fd=fd), "map 'counts'")
     """
     while True:
         ret = _syscall(c_long(_SYS_BPF), c_long(cmd), c_void_p(addressof(attr)), c_long(sizeof(attr)))
@@ -479,7 +597,13 @@ def bpf(cmd: int, attr: Structure, what: str = "") -> int:
 
 
 def bpf_errno(cmd: int, attr: Structure) -> tuple[int, int]:
-    """Like :func:`bpf` but returns ``(ret, errno)`` instead of raising (for probing and ENOENT-is-normal paths)."""
+    """Like :func:`bpf` but returns ``(ret, errno)`` instead of raising (for probing and ENOENT-is-normal paths).
+
+    Example::
+
+        ret, err = syscall.bpf_errno(syscall.BPF_MAP_GET_FD_BY_ID, syscall.GetIdAttr(id=map_id))
+        # ret == -1, err == errno.ENOENT once that map is gone
+    """
     ret = _syscall(c_long(_SYS_BPF), c_long(cmd), c_void_p(addressof(attr)), c_long(sizeof(attr)))
     return int(ret), (ctypes.get_errno() if ret < 0 else 0)
 
@@ -488,7 +612,13 @@ Buffer = Union[bytearray, memoryview, Any]
 
 
 def buf_addr(buf: Any) -> int:
-    """Address of a writable buffer (bytearray, ctypes object, numpy array)."""
+    """Address of a writable buffer (bytearray, ctypes object, numpy array).
+
+    Example::
+
+        key = np.array([1], np.uint32)
+        attr = syscall.MapElemAttr(map_fd=fd, key=syscall.buf_addr(key))
+    """
     if buf is None:
         return 0
     if hasattr(buf, "ctypes"):  # numpy array
@@ -499,7 +629,12 @@ def buf_addr(buf: Any) -> int:
 
 
 def ro_addr(data: Union[bytes, Any]) -> tuple[int, Any]:
-    """Address of read-only data; returns the address and an object to keep alive."""
+    """Address of read-only data; returns the address and an object to keep alive.
+
+    Example::
+
+        addr, keep = syscall.ro_addr(bytes(64))   # e.g. a test run's data_in; hold `keep` meanwhile
+    """
     if isinstance(data, bytes):
         keep = ctypes.create_string_buffer(data, len(data))
         return addressof(keep), keep
@@ -511,7 +646,12 @@ def ro_addr(data: Union[bytes, Any]) -> tuple[int, Any]:
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, *, flags: int = 0,
                name: str = "", inner_map_fd: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
                btf_value_type_id: int = 0, map_extra: int = 0) -> int:
-    """BPF_MAP_CREATE; returns the new map's fd."""
+    """BPF_MAP_CREATE; returns the new map's fd.
+
+    Example::
+
+        fd = syscall.map_create(syscall.BPF_MAP_TYPE_ARRAY, 4, 8, 16, name="counts")
+    """
     attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
                          max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
                          map_name=name.encode()[: BPF_OBJ_NAME_LEN - 1], btf_fd=btf_fd,
@@ -521,7 +661,13 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, 
 
 
 def map_lookup(fd: int, key: Any, value: Any, flags: int = 0, what: str = "") -> bool:
-    """BPF_MAP_LOOKUP_ELEM into ``value``; False when the key is absent."""
+    """BPF_MAP_LOOKUP_ELEM into ``value``; False when the key is absent.
+
+    Example::
+
+        key, value = np.array([0], np.uint32), np.zeros(1, np.uint64)
+        if syscall.map_lookup(fd, key, value): print(value[0])
+    """
     attr = MapElemAttr(map_fd=fd, key=buf_addr(key), value=buf_addr(value), flags=flags)
     ret, err = bpf_errno(BPF_MAP_LOOKUP_ELEM, attr)
     if ret == 0:
@@ -532,13 +678,23 @@ def map_lookup(fd: int, key: Any, value: Any, flags: int = 0, what: str = "") ->
 
 
 def map_update(fd: int, key: Any, value: Any, flags: int = BPF_ANY, what: str = "") -> None:
-    """BPF_MAP_UPDATE_ELEM."""
+    """BPF_MAP_UPDATE_ELEM.
+
+    Example::
+
+        syscall.map_update(fd, np.array([0], np.uint32), np.array([42], np.uint64))
+    """
     attr = MapElemAttr(map_fd=fd, key=buf_addr(key), value=buf_addr(value), flags=flags)
     bpf(BPF_MAP_UPDATE_ELEM, attr, what)
 
 
 def map_delete(fd: int, key: Any, what: str = "") -> bool:
-    """BPF_MAP_DELETE_ELEM; False when the key was absent."""
+    """BPF_MAP_DELETE_ELEM; False when the key was absent.
+
+    Example::
+
+        syscall.map_delete(hash_fd, np.array([7], np.uint32))   # False if 7 was not there
+    """
     attr = MapElemAttr(map_fd=fd, key=buf_addr(key))
     ret, err = bpf_errno(BPF_MAP_DELETE_ELEM, attr)
     if ret == 0:
@@ -549,7 +705,13 @@ def map_delete(fd: int, key: Any, what: str = "") -> bool:
 
 
 def map_lookup_and_delete(fd: int, key: Any, value: Any, flags: int = 0, what: str = "") -> bool:
-    """BPF_MAP_LOOKUP_AND_DELETE_ELEM (pop for queue/stack with key=None); False when empty/absent."""
+    """BPF_MAP_LOOKUP_AND_DELETE_ELEM (pop for queue/stack with key=None); False when empty/absent.
+
+    Example::
+
+        value = np.zeros(1, np.uint64)
+        if syscall.map_lookup_and_delete(queue_fd, None, value): print(value[0])
+    """
     attr = MapElemAttr(map_fd=fd, key=buf_addr(key), value=buf_addr(value), flags=flags)
     ret, err = bpf_errno(BPF_MAP_LOOKUP_AND_DELETE_ELEM, attr)
     if ret == 0:
@@ -560,7 +722,13 @@ def map_lookup_and_delete(fd: int, key: Any, value: Any, flags: int = 0, what: s
 
 
 def map_get_next_key(fd: int, key: Any, next_key: Any, what: str = "") -> bool:
-    """BPF_MAP_GET_NEXT_KEY; ``key=None`` gives the first key. False at the end."""
+    """BPF_MAP_GET_NEXT_KEY; ``key=None`` gives the first key. False at the end.
+
+    Example::
+
+        key = np.zeros(1, np.uint32)
+        ok = syscall.map_get_next_key(fd, None, key)   # first key into `key`; False if empty
+    """
     attr = MapElemAttr(map_fd=fd, key=buf_addr(key), value=buf_addr(next_key))
     ret, err = bpf_errno(BPF_MAP_GET_NEXT_KEY, attr)
     if ret == 0:
@@ -573,7 +741,13 @@ def map_get_next_key(fd: int, key: Any, next_key: Any, what: str = "") -> bool:
 def map_batch(cmd: int, fd: int, in_batch: Any, out_batch: Any, keys: Any, values: Any, count: int,
               elem_flags: int = 0, what: str = "") -> tuple[int, bool]:
     """One BPF_MAP_*_BATCH call. Returns ``(count done, finished)``; ``finished`` is True when the
-    kernel reported ENOENT (no more elements)."""
+    kernel reported ENOENT (no more elements).
+
+    Example::
+
+        keys, values, out = np.zeros(64, np.uint32), np.zeros(64, np.uint64), np.zeros(1, np.uint32)
+        n, done = syscall.map_batch(syscall.BPF_MAP_LOOKUP_BATCH, fd, None, out, keys, values, 64)
+    """
     attr = MapBatchAttr(in_batch=buf_addr(in_batch), out_batch=buf_addr(out_batch), keys=buf_addr(keys),
                         values=buf_addr(values), count=count, map_fd=fd, elem_flags=elem_flags)
     ret, err = bpf_errno(cmd, attr)
@@ -585,42 +759,77 @@ def map_batch(cmd: int, fd: int, in_batch: Any, out_batch: Any, keys: Any, value
 
 
 def map_freeze(fd: int, what: str = "") -> None:
-    """BPF_MAP_FREEZE: user space can no longer write the map."""
+    """BPF_MAP_FREEZE: user space can no longer write the map.
+
+    Example::
+
+        syscall.map_freeze(fd)   # syscall.map_update(fd, ...) now raises BpfPermissionError
+    """
     bpf(BPF_MAP_FREEZE, MapFreezeAttr(map_fd=fd), what)
 
 
 # --- objects ----------------------------------------------------------------
 
 def obj_pin(fd: int, path: str) -> None:
-    """BPF_OBJ_PIN: pin a map/prog/link fd at ``path`` in a bpffs."""
+    """BPF_OBJ_PIN: pin a map/prog/link fd at ``path`` in a bpffs.
+
+    Example::
+
+        syscall.obj_pin(fd, "/sys/fs/bpf/counts")   # os.unlink() the path to unpin
+    """
     p = ctypes.create_string_buffer(os.fsencode(path))
     bpf(BPF_OBJ_PIN, ObjPinAttr(pathname=addressof(p), bpf_fd=fd), f"at {path!r}")
 
 
 def obj_get(path: str, flags: int = 0) -> int:
-    """BPF_OBJ_GET: open a pinned object; returns its fd."""
+    """BPF_OBJ_GET: open a pinned object; returns its fd.
+
+    Example::
+
+        fd = syscall.obj_get("/sys/fs/bpf/counts")
+    """
     p = ctypes.create_string_buffer(os.fsencode(path))
     return bpf(BPF_OBJ_GET, ObjPinAttr(pathname=addressof(p), file_flags=flags), f"at {path!r}")
 
 
 def obj_info(fd: int, info: Structure, what: str = "") -> Structure:
-    """BPF_OBJ_GET_INFO_BY_FD into ``info`` (a MapInfo / ProgInfo / LinkInfo)."""
+    """BPF_OBJ_GET_INFO_BY_FD into ``info`` (a MapInfo / ProgInfo / LinkInfo).
+
+    Example::
+
+        info = syscall.obj_info(fd, syscall.MapInfo())   # info.max_entries, info.name
+    """
     bpf(BPF_OBJ_GET_INFO_BY_FD, InfoAttr(bpf_fd=fd, info_len=sizeof(info), info=addressof(info)), what)
     return info
 
 
 def map_info(fd: int) -> MapInfo:
-    """Kernel's view of a map fd."""
+    """Kernel's view of a map fd.
+
+    Example::
+
+        syscall.map_info(fd).name   # b'counts'
+    """
     return obj_info(fd, MapInfo(), f"map fd {fd}")  # type: ignore[return-value]
 
 
 def prog_info(fd: int) -> ProgInfo:
-    """Kernel's view of a program fd."""
+    """Kernel's view of a program fd.
+
+    Example::
+
+        syscall.prog_info(prog_fd).run_cnt   # counted while syscall.enable_stats() is open
+    """
     return obj_info(fd, ProgInfo(), f"prog fd {fd}")  # type: ignore[return-value]
 
 
 def link_info(fd: int) -> LinkInfo:
-    """Kernel's view of a link fd."""
+    """Kernel's view of a link fd.
+
+    Example::
+
+        syscall.BPF_LINK_TYPE_NAMES[syscall.link_info(link_fd).type]   # e.g. 'raw_tracepoint'
+    """
     return obj_info(fd, LinkInfo(), f"link fd {fd}")  # type: ignore[return-value]
 
 
@@ -643,17 +852,32 @@ def _all_ids(cmd: int) -> list[int]:
 
 
 def prog_ids() -> list[int]:
-    """Ids of every BPF program in the kernel."""
+    """Ids of every BPF program in the kernel.
+
+    Example::
+
+        syscall.prog_info(prog_fd).id in syscall.prog_ids()   # True
+    """
     return _all_ids(BPF_PROG_GET_NEXT_ID)
 
 
 def map_ids() -> list[int]:
-    """Ids of every BPF map in the kernel."""
+    """Ids of every BPF map in the kernel.
+
+    Example::
+
+        syscall.map_info(fd).id in syscall.map_ids()   # True
+    """
     return _all_ids(BPF_MAP_GET_NEXT_ID)
 
 
 def link_ids() -> list[int]:
-    """Ids of every BPF link in the kernel."""
+    """Ids of every BPF link in the kernel.
+
+    Example::
+
+        syscall.link_info(link_fd).id in syscall.link_ids()   # True
+    """
     return _all_ids(BPF_LINK_GET_NEXT_ID)
 
 
@@ -662,22 +886,42 @@ def _fd_by_id(cmd: int, obj_id: int, kind: str) -> int:
 
 
 def prog_fd_by_id(prog_id: int) -> int:
-    """Open a program by id."""
+    """Open a program by id.
+
+    Example::
+
+        fd2 = syscall.prog_fd_by_id(syscall.prog_info(prog_fd).id)   # a new fd: os.close() it
+    """
     return _fd_by_id(BPF_PROG_GET_FD_BY_ID, prog_id, "prog")
 
 
 def map_fd_by_id(map_id: int) -> int:
-    """Open a map by id."""
+    """Open a map by id.
+
+    Example::
+
+        fd2 = syscall.map_fd_by_id(syscall.map_info(fd).id)   # a new fd: os.close() it
+    """
     return _fd_by_id(BPF_MAP_GET_FD_BY_ID, map_id, "map")
 
 
 def link_fd_by_id(link_id: int) -> int:
-    """Open a link by id."""
+    """Open a link by id.
+
+    Example::
+
+        fd2 = syscall.link_fd_by_id(syscall.link_info(link_fd).id)   # a new fd: os.close() it
+    """
     return _fd_by_id(BPF_LINK_GET_FD_BY_ID, link_id, "link")
 
 
 def btf_fd_by_id(btf_id: int) -> int:
-    """Open a BTF object by id."""
+    """Open a BTF object by id.
+
+    Example::
+
+        btf_fd = syscall.btf_fd_by_id(syscall.map_info(fd).btf_id)   # needs a map with BTF
+    """
     return _fd_by_id(BPF_BTF_GET_FD_BY_ID, btf_id, "btf")
 
 
@@ -686,7 +930,12 @@ def btf_fd_by_id(btf_id: int) -> int:
 def prog_test_run(prog_fd: int, *, data_in: Optional[bytes] = None, data_out_size: int = 0,
                   ctx_in: Optional[bytes] = None, ctx_out_size: int = 0, repeat: int = 1,
                   flags: int = 0, cpu: int = 0) -> tuple[int, bytes, bytes, int]:
-    """BPF_PROG_TEST_RUN. Returns ``(retval, data_out, ctx_out, duration_ns)``."""
+    """BPF_PROG_TEST_RUN. Returns ``(retval, data_out, ctx_out, duration_ns)``.
+
+    Example::
+
+        retval, data, ctx, ns = syscall.prog_test_run(xdp_fd, data_in=bytes(64), data_out_size=64)
+    """
     din_addr, din_keep = ro_addr(data_in) if data_in is not None else (0, None)
     cin_addr, cin_keep = ro_addr(ctx_in) if ctx_in is not None else (0, None)
     dout = ctypes.create_string_buffer(data_out_size) if data_out_size else None
@@ -711,6 +960,11 @@ def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_at
 
     For small hand-written programs (feature probes); objects go through the libbpf loader.
     On failure the raised BpfError carries the verifier log, if requested, in its message.
+
+    Example::
+
+        insns = bytes([0xB7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])   # r0 = 1; exit
+        fd, log = syscall.prog_load(syscall.BPF_PROG_TYPE_SOCKET_FILTER, insns, name="ret1")
     """
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license.encode())
@@ -734,7 +988,12 @@ def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_at
 def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 0,
                 extra: tuple[int, ...] = (), what: str = "") -> int:
     """BPF_LINK_CREATE; ``extra`` fills the attach-type specific union as u64 words
-    (e.g. ``(bpf_cookie,)`` for BPF_PERF_EVENT)."""
+    (e.g. ``(bpf_cookie,)`` for BPF_PERF_EVENT).
+
+    Example::
+
+        link_fd = syscall.link_create(prog_fd, perf_fd, syscall.BPF_PERF_EVENT, extra=(cookie,))
+    """
     attr = LinkCreateAttr(prog_fd=prog_fd, target_fd=target_fd, attach_type=attach_type, flags=flags)
     for i, word in enumerate(extra):
         setattr(attr, f"u{i}", word)
@@ -742,12 +1001,23 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
 
 
 def link_detach(link_fd: int) -> None:
-    """BPF_LINK_DETACH: detach without closing the fd."""
+    """BPF_LINK_DETACH: detach without closing the fd.
+
+    Example::
+
+        syscall.link_detach(xdp_link_fd)   # the interface is free again; still os.close(xdp_link_fd)
+        # (links that cannot detach, e.g. raw_tracepoint, raise FeatureNotSupported)
+    """
     bpf(BPF_LINK_DETACH, LinkDetachAttr(link_fd=link_fd), f"link fd {link_fd}")
 
 
 def raw_tracepoint_open(prog_fd: int, name: Optional[str], what: str = "") -> int:
-    """BPF_RAW_TRACEPOINT_OPEN (raw_tp by name, or tp_btf/fentry/fexit with ``name=None``); returns a link fd."""
+    """BPF_RAW_TRACEPOINT_OPEN (raw_tp by name, or tp_btf/fentry/fexit with ``name=None``); returns a link fd.
+
+    Example::
+
+        link_fd = syscall.raw_tracepoint_open(raw_tp_prog_fd, "sched_switch")
+    """
     keep = ctypes.create_string_buffer(name.encode()) if name else None
     attr = RawTracepointAttr(name=addressof(keep) if keep else 0, prog_fd=prog_fd)
     return bpf(BPF_RAW_TRACEPOINT_OPEN, attr, what or (f"raw tracepoint {name!r}" if name else ""))
@@ -788,7 +1058,14 @@ class OwnedFd:
 
 
 def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> OwnedFd:
-    """BPF_ENABLE_STATS: programs' run time and count are collected while the handle is open."""
+    """BPF_ENABLE_STATS: programs' run time and count are collected while the handle is open.
+
+    Example::
+
+        with syscall.enable_stats():
+            ...   # run the workload
+            print(syscall.prog_info(prog_fd).run_time_ns)
+    """
     return OwnedFd(bpf(BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type), "run-time stats"), "run-time stats")
 
 
@@ -836,7 +1113,13 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 
 
 class PerfEventAttr(Structure):
-    """``struct perf_event_attr`` (PERF_ATTR_SIZE_VER8)."""
+    """Mirrors the kernel's ``struct perf_event_attr`` (PERF_ATTR_SIZE_VER8); ``flags`` is its bitfield word.
+
+    Example::
+
+        attr = syscall.PerfEventAttr(type=syscall.PERF_TYPE_SOFTWARE, config=0,   # config 0: cpu-clock
+                                     flags=syscall.PERF_ATTR_DISABLED)
+    """
 
     _fields_ = [
         ("type", c_uint32),
@@ -867,7 +1150,13 @@ class PerfEventAttr(Structure):
 
 def perf_event_open(attr: PerfEventAttr, pid: int = -1, cpu: int = 0, group_fd: int = -1,
                     flags: int = PERF_FLAG_FD_CLOEXEC, what: str = "") -> int:
-    """perf_event_open(2); returns the event fd. ``attr.size`` is filled in."""
+    """perf_event_open(2); returns the event fd. ``attr.size`` is filled in.
+
+    Example::
+
+        attr = syscall.PerfEventAttr(type=syscall.PERF_TYPE_SOFTWARE, config=0)   # cpu-clock
+        fd = syscall.perf_event_open(attr, pid=0, cpu=-1)   # this process, any CPU
+    """
     attr.size = sizeof(attr)
     ret = _syscall(c_long(_SYS_PERF_EVENT_OPEN), c_void_p(addressof(attr)), c_long(pid), c_long(cpu),
                    c_long(group_fd), c_long(flags))
@@ -878,7 +1167,12 @@ def perf_event_open(attr: PerfEventAttr, pid: int = -1, cpu: int = 0, group_fd: 
 
 
 def ioctl(fd: int, request: int, arg: int = 0, what: str = "") -> int:
-    """ioctl(2) with an integer argument; raises BpfError on failure."""
+    """ioctl(2) with an integer argument; raises BpfError on failure.
+
+    Example::
+
+        syscall.ioctl(perf_fd, syscall.PERF_EVENT_IOC_ENABLE)
+    """
     ret = _ioctl(c_int(fd), ctypes.c_ulong(request), c_long(arg))
     if ret < 0:
         err = ctypes.get_errno()
@@ -887,12 +1181,22 @@ def ioctl(fd: int, request: int, arg: int = 0, what: str = "") -> int:
 
 
 def possible_cpus() -> int:
-    """Number of possible CPUs (``/sys/devices/system/cpu/possible``), the per-CPU map stride."""
+    """Number of possible CPUs (``/sys/devices/system/cpu/possible``), the per-CPU map stride.
+
+    Example::
+
+        value = np.zeros(syscall.possible_cpus(), np.uint64)   # percpu map value buffer (u64 values)
+    """
     return len(_parse_cpu_list(open("/sys/devices/system/cpu/possible").read()))
 
 
 def online_cpus() -> list[int]:
-    """Online CPU numbers."""
+    """Online CPU numbers.
+
+    Example::
+
+        syscall.online_cpus()   # e.g. [0, 1, 2, 3]
+    """
     return _parse_cpu_list(open("/sys/devices/system/cpu/online").read())
 
 

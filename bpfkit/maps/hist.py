@@ -40,7 +40,12 @@ def _pow2_label(power: int) -> str:
 
 
 def log2_label(slot: int) -> str:
-    """bpftrace's label of log2 slot ``slot``: ``(..., 0)``, ``[0]``, ``[1]``, ``[2, 4)``, ``[4K, 8K)``."""
+    """bpftrace's label of log2 slot ``slot``: ``(..., 0)``, ``[0]``, ``[1]``, ``[2, 4)``, ``[4K, 8K)``.
+
+    Example::
+
+        hist.log2_label(3)   # '[2, 4)'
+    """
     if slot == 0:
         return "(..., 0)"
     if slot <= 2:
@@ -100,7 +105,12 @@ class _Hist:
 
     @property
     def total(self) -> int:
-        """Number of recorded values."""
+        """Number of recorded values.
+
+        Example::
+
+            hist.Log2Hist.from_values([1, 2, 3]).total   # 3
+        """
         return int(self.counts.sum())
 
     def __str__(self) -> str:
@@ -108,7 +118,12 @@ class _Hist:
         return _lines(labels, counts, int(self.counts.max(initial=0)))
 
     def format(self, name: str = "") -> str:
-        """bpftrace's print of a map holding this histogram: ``@name:`` then the rows."""
+        """bpftrace's print of a map holding this histogram: ``@name:`` then the rows.
+
+        Example::
+
+            print(hist.log2(obj.maps.lat).format("@usecs"))   # '@usecs:' then '[2, 4)   2 |@@@...|' rows
+        """
         return f"{name}:\n{self}" if name else str(self)
 
     def _repr_html_(self) -> str:
@@ -116,7 +131,12 @@ class _Hist:
         return _html_table(labels, counts)
 
     def plot(self, ax: Any = None, title: str = "") -> Any:
-        """Bar chart with matplotlib (imported only here; raises ImportError if missing)."""
+        """Bar chart with matplotlib (imported only here; raises ImportError if missing).
+
+        Example::
+
+            ax = hist.log2(obj.maps.lat).plot(title="latency (us)")   # the matplotlib Axes
+        """
         try:
             import matplotlib.pyplot as plt
         except ImportError:
@@ -134,7 +154,13 @@ class _Hist:
 @dataclass
 class Log2Hist(_Hist):
     """A power-of-two histogram in bpftrace's slots (``counts[0]``: negatives, ``[1]``: zero,
-    ``[k]``: ``[2^(k-2), 2^(k-1))``)."""
+    ``[k]``: ``[2^(k-2), 2^(k-1))``).
+
+    Example::
+
+        h = hist.Log2Hist.from_values([1, 2, 3, 5000])
+        print(h.format("@usecs"))   # rows [1] 1, [2, 4) 2, zero rows, then [4K, 8K) 1
+    """
 
     counts: np.ndarray
 
@@ -146,12 +172,22 @@ class Log2Hist(_Hist):
 
     @classmethod
     def from_unsigned(cls, counts: Any) -> "Log2Hist":
-        """From slots that start at ``[0]`` (no negative slot), e.g. a hand-written ``u64 hist[65]``."""
+        """From slots that start at ``[0]`` (no negative slot), e.g. a hand-written ``u64 hist[65]``.
+
+        Example::
+
+            hist.Log2Hist.from_unsigned([0, 4]).rows()   # (['[1]'], [4])
+        """
         return cls(np.concatenate([[0], np.asarray(counts, np.uint64)]))
 
     @classmethod
     def from_values(cls, values: Any) -> "Log2Hist":
-        """Histogram of ``values`` computed in numpy (the same slots the BPF side uses)."""
+        """Histogram of ``values`` computed in numpy (the same slots the BPF side uses).
+
+        Example::
+
+            hist.Log2Hist.from_values(np.array([0, 1, 1000])).total   # 3
+        """
         v = np.asarray(values).astype(np.int64 if np.asarray(values).dtype.kind == "i" else np.uint64)
         slots = np.ones(v.shape, np.int64)
         neg = v < 0
@@ -169,7 +205,12 @@ class Log2Hist(_Hist):
         return cls(np.bincount(slots.ravel(), minlength=LOG2_SLOTS))
 
     def bounds(self, slot: int) -> tuple[Optional[int], Optional[int]]:
-        """``[lo, hi)`` of a slot (None for open ends)."""
+        """``[lo, hi)`` of a slot (None for open ends).
+
+        Example::
+
+            h.bounds(3)   # (2, 4); h.bounds(0) is (None, 0)
+        """
         if slot == 0:
             return None, 0
         if slot == 1:
@@ -177,6 +218,12 @@ class Log2Hist(_Hist):
         return 1 << (slot - 2), 1 << (slot - 1)
 
     def rows(self) -> tuple[list[str], list[int]]:
+        """Labels and counts of the printed rows: first to last non-zero slot.
+
+        Example::
+
+            hist.Log2Hist.from_values([2, 3]).rows()   # (['[2, 4)'], [2])
+        """
         span = _nonzero_span(self.counts)
         return [log2_label(i) for i in span], [int(self.counts[i]) for i in span]
 
@@ -184,7 +231,13 @@ class Log2Hist(_Hist):
 @dataclass
 class LinearHist(_Hist):
     """A linear histogram: ``counts[0]`` below ``lo``, then ``(hi-lo)/step`` buckets of ``step``,
-    then the ``>= hi`` bucket, as bpftrace's ``lhist(v, lo, hi, step)``."""
+    then the ``>= hi`` bucket, as bpftrace's ``lhist(v, lo, hi, step)``.
+
+    Example::
+
+        h = hist.LinearHist.from_values([5, 15, 15, 250], 0, 100, 10)
+        h.below, h.above   # (0, 1); print(h) shows [0, 10) 1, [10, 20) 2 ... [100, ...) 1
+    """
 
     counts: np.ndarray
     lo: int
@@ -202,22 +255,42 @@ class LinearHist(_Hist):
 
     @property
     def buckets(self) -> int:
-        """Number of in-range buckets (without the two open-ended ones)."""
+        """Number of in-range buckets (without the two open-ended ones).
+
+        Example::
+
+            hist.LinearHist(np.zeros(12), 0, 100, 10).buckets   # 10
+        """
         return (self.hi - self.lo) // self.step
 
     @property
     def below(self) -> int:
-        """Count of values < lo."""
+        """Count of values < lo.
+
+        Example::
+
+            hist.LinearHist.from_values([-5, 5], 0, 100, 10).below   # 1
+        """
         return int(self.counts[0])
 
     @property
     def above(self) -> int:
-        """Count of values >= hi."""
+        """Count of values >= hi.
+
+        Example::
+
+            hist.LinearHist.from_values([5, 100], 0, 100, 10).above   # 1
+        """
         return int(self.counts[-1])
 
     @classmethod
     def from_values(cls, values: Any, lo: int, hi: int, step: int) -> "LinearHist":
-        """Histogram of ``values`` computed in numpy (the BPF side's slots)."""
+        """Histogram of ``values`` computed in numpy (the BPF side's slots).
+
+        Example::
+
+            hist.LinearHist.from_values([5, 15], 0, 100, 10).total   # 2
+        """
         v = np.asarray(values, np.int64)
         nb = (hi - lo) // step
         slots = np.where(v < lo, 0, np.where(v >= hi, nb + 1, (v - lo) // step + 1))
@@ -270,6 +343,12 @@ class LinearHist(_Hist):
         return "\n".join(out) + "\n"
 
     def rows(self) -> tuple[list[str], list[int]]:
+        """Labels and counts of the printed rows: first to last non-zero bucket.
+
+        Example::
+
+            hist.LinearHist.from_values([5, 250], 0, 100, 10).rows()[0][-1]   # '[100, ...)'
+        """
         span = _nonzero_span(self.counts)
         labels = []
         for i in span:
@@ -285,7 +364,13 @@ class LinearHist(_Hist):
 
 @dataclass
 class Stats:
-    """count / total / min / max of recorded values; prints as bpftrace's ``stats()``."""
+    """count / total / min / max of recorded values; prints as bpftrace's ``stats()``.
+
+    Example::
+
+        s = hist.Stats.from_values([5, 10, 15])
+        print(s)   # count 3, average 10, total 30  (s.min == 5, s.max == 15)
+    """
 
     count: int = 0
     total: int = 0
@@ -294,7 +379,12 @@ class Stats:
 
     @property
     def average(self) -> int:
-        """total / count, truncated toward zero (bpftrace's integer average); 0 when empty."""
+        """total / count, truncated toward zero (bpftrace's integer average); 0 when empty.
+
+        Example::
+
+            hist.Stats.from_values([-7, 0]).average   # -3
+        """
         if not self.count:
             return 0
         q = abs(self.total) // self.count
@@ -302,7 +392,12 @@ class Stats:
 
     @classmethod
     def from_values(cls, values: Any) -> "Stats":
-        """Stats of ``values`` computed in numpy."""
+        """Stats of ``values`` computed in numpy.
+
+        Example::
+
+            hist.Stats.from_values([]).count   # 0
+        """
         v = np.asarray(values, np.int64)
         if not v.size:
             return cls()
@@ -312,7 +407,12 @@ class Stats:
         return f"count {self.count}, average {self.average}, total {self.total}"
 
     def format(self, name: str = "") -> str:
-        """``@name: count 5, average 10, total 50``."""
+        """``@name: count 5, average 10, total 50``.
+
+        Example::
+
+            hist.Stats.from_values([5, 10, 15]).format("@st")   # '@st: count 3, average 10, total 30\\n'
+        """
         return f"{name}: {self}\n" if name else f"{self}\n"
 
     def _repr_html_(self) -> str:
@@ -327,7 +427,13 @@ Value = Union[Log2Hist, LinearHist, Stats]
 @dataclass
 class Keyed:
     """Histograms or stats per key (e.g. per pid). Iterates in bpftrace's print order:
-    ascending total count, so the biggest comes last."""
+    ascending total count, so the biggest comes last.
+
+    Example::
+
+        per_pid = hist.log2(obj.maps.lat_by_pid)   # BPFKIT_KEYED_LOG2_HIST(lat_by_pid, __u32, 1024)
+        for pid, h in per_pid.items(): print(pid, h.total)
+    """
 
     items_by_key: dict[Any, Any] = field(default_factory=dict)
 
@@ -341,7 +447,12 @@ class Keyed:
         return len(self.items_by_key)
 
     def keys(self) -> list[Any]:
-        """Keys in print order."""
+        """Keys in print order.
+
+        Example::
+
+            per_pid.keys()   # e.g. [812, 1]: pid 1 has the most values, so it comes last
+        """
         def weight(kv: tuple[Any, Any]) -> int:
             v = kv[1]
             return v.count if isinstance(v, Stats) else v.total
@@ -352,12 +463,22 @@ class Keyed:
         return iter(self.keys())
 
     def items(self) -> list[tuple[Any, Any]]:
-        """(key, value) pairs in print order."""
+        """(key, value) pairs in print order.
+
+        Example::
+
+            dict(per_pid.items())[1].total
+        """
         return [(k, self.items_by_key[k]) for k in self.keys()]
 
     def format(self, name: str = "@") -> str:
         """bpftrace's print of the whole map: ``@name[key]:`` blocks separated by blank lines
-        (stats: one ``@name[key]: count ..`` line each)."""
+        (stats: one ``@name[key]: count ..`` line each).
+
+        Example::
+
+            print(per_pid.format("@usecs"))   # @usecs[812]: ... then @usecs[1]: ...
+        """
         parts = []
         for k, v in self.items():
             label = f"{name}[{_key_str(k)}]"
@@ -438,17 +559,32 @@ def _grouped(m: Map, clear: bool, make: Callable[[np.ndarray], Any], nslots: int
 
 def log2(m: Map, *, clear: bool = False) -> Any:
     """The log2 histogram(s) in ``m``: a :class:`Log2Hist` for an array/slot-keyed map,
-    :class:`Keyed` for a ``BPFKIT_KEYED_LOG2_HIST``. ``clear=True`` reads with pop_all()."""
+    :class:`Keyed` for a ``BPFKIT_KEYED_LOG2_HIST``. ``clear=True`` reads with pop_all().
+
+    Example::
+
+        print(hist.log2(obj.maps.lat).format("@usecs"))   # BPFKIT_LOG2_HIST(lat) on the BPF side
+    """
     return _grouped(m, clear, Log2Hist, LOG2_SLOTS)
 
 
 def linear(m: Map, lo: int, hi: int, step: int, *, clear: bool = False) -> Any:
-    """The linear histogram(s) in ``m`` recorded with the same ``lo, hi, step``."""
+    """The linear histogram(s) in ``m`` recorded with the same ``lo, hi, step``.
+
+    Example::
+
+        h = hist.linear(obj.maps.ms, 0, 100, 10)   # BPFKIT_LINEAR_HIST(ms, 0, 100, 10)
+    """
     return _grouped(m, clear, lambda c: LinearHist(c, lo, hi, step), (hi - lo) // step + 2)
 
 
 def stats(m: Map, *, clear: bool = False) -> Any:
-    """:class:`Stats` from a ``BPFKIT_STATS`` map, or :class:`Keyed` stats from ``BPFKIT_KEYED_STATS``."""
+    """:class:`Stats` from a ``BPFKIT_STATS`` map, or :class:`Keyed` stats from ``BPFKIT_KEYED_STATS``.
+
+    Example::
+
+        print(hist.stats(obj.maps.st, clear=True))   # count 5, average 10, total 50; then reset
+    """
     keys, values = m.pop_all() if clear else m.to_numpy()
     names = values.dtype.names or ()
     if not {"count", "total", "min", "max"} <= set(names):
