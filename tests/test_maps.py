@@ -94,7 +94,7 @@ def test_pin_open_unpin_and_freeze() -> None:
             with Map.from_pinned(path) as p:
                 assert p.id == m.id and p[3] == 33 and isinstance(p, ArrayMap)
                 p.freeze()
-            with pytest.raises(BpfPermissionError):
+            with pytest.raises(BpfPermissionError, match="read-only for user space .frozen"):
                 m[3] = 1
             assert m[3] == 33
         finally:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import syscall as sc
-from ..errors import BpfError, MapError, MapFullError, MapKeyError
+from ..errors import BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
 
 log = logging.getLogger("bpfkit.maps")
 
@@ -175,6 +175,10 @@ def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: 
         return MapError(f"{what}: key {_show(key)} already exists and BPF_NOEXIST was given{where}", err)
     if err == _errno.ENOENT:
         return MapKeyError(f"key {_show(key)} not in {what} and BPF_EXIST was given{where}", err)
+    if err == _errno.EPERM and os.geteuid() == 0:
+        # root is refused only when the map is frozen or read-only for user space: say so
+        return BpfPermissionError(f"{what} is read-only for user space (frozen with BPF_MAP_FREEZE, or "
+                                  f"created with BPF_F_RDONLY){where}", err)
     return BpfError.from_errno(err, f"update of {what}{where}")
 
 

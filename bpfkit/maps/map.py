@@ -394,7 +394,8 @@ class Map:
         try:
             sc.map_update(self.fd, k, v, flags, what=self._what())
         except BpfError as e:
-            if e.errno in (_errno.E2BIG, _errno.EEXIST) or (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
+            if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM) or \
+                    (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
                 raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
                                           indexed=self.type in ARRAY_TYPES) from None
             raise
