@@ -421,7 +421,10 @@ class Poller:
     # -- waiting --------------------------------------------------------------------
     def pending(self) -> bool:
         """True if any watched buffer has records now."""
-        return any(s.pending() for s in self._sources)
+        for s in self._sources:
+            if s.pending():
+                return True
+        return False
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until a buffer has data or ``timeout`` seconds pass; True if data is there."""
@@ -444,8 +447,12 @@ class Poller:
             ep.poll(left if cap is None else min(left, cap), self._max_events)
 
     def _latency_cap(self) -> Optional[float]:
-        caps = [c for c in (s.max_latency() for s in self._sources) if c is not None]
-        return min(caps) if caps else None
+        cap = None
+        for s in self._sources:
+            c = s.max_latency()
+            if c is not None and (cap is None or c < cap):
+                cap = c
+        return cap
 
     def drain(self, dtype: Any = None) -> list[Pair]:
         """One non-empty batch per buffer that has records, without waiting. ``dtype`` as in
