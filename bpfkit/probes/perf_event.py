@@ -120,6 +120,15 @@ def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 
         raise
 
 
+def _enabled(link: Link) -> Link:
+    try:
+        sc.ioctl(link.perf_fd, sc.PERF_EVENT_IOC_ENABLE, 0, what=link.description)
+    except BaseException:
+        link.close()
+        raise
+    return link
+
+
 def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
                       cpus: Optional[Sequence[int]] = None, cookie: int = 0) -> Link:
     """Run a ``SEC("perf_event")`` program each time ``event`` overflows: every ``period``
@@ -135,13 +144,15 @@ def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, per
         raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
     ev = resolve_event(event)
     rate = f"{frequency} Hz" if frequency else f"every {period}"
+    # Opened disabled and enabled once the program is attached (as libbpf does): an event that
+    # counts before its program is there would overflow without a sample the program saw.
     if pid >= 0:
-        fd = open_event(ev, pid=pid, cpu=-1, period=period, frequency=frequency)
-        return _attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} pid {pid}", cookie)
+        fd = open_event(ev, pid=pid, cpu=-1, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
+        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} pid {pid}", cookie))
     cpu_list = list(cpus) if cpus is not None else sc.online_cpus()
 
     def one(cpu: int) -> Link:
-        fd = open_event(ev, pid=-1, cpu=cpu, period=period, frequency=frequency)
-        return _attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} cpu {cpu}", cookie)
+        fd = open_event(ev, pid=-1, cpu=cpu, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
+        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} cpu {cpu}", cookie))
 
     return group_links(one, cpu_list, f"perf_event {ev.name} {rate} on {len(cpu_list)} CPUs")
