@@ -88,6 +88,22 @@ def ctrl_c_after_commits(monkeypatch: pytest.MonkeyPatch, buf: Any, at: set[int]
     return count
 
 
+def drain_through_interrupts(buf: Any) -> tuple[list[Any], int]:
+    """Drain ``buf`` until it is empty, carrying on after each KeyboardInterrupt a drain raises.
+    Returns the non-empty batches and the number of interrupts."""
+    got: list[Any] = []
+    interrupts = 0
+    while True:
+        try:
+            batch = buf.drain()
+        except KeyboardInterrupt:
+            interrupts += 1
+            continue
+        if not len(batch):
+            return got, interrupts
+        got.append(batch)
+
+
 def comm_of(pid: int) -> bytes:
     """The task's comm as the kernel reports it (what bpf_get_current_comm returns)."""
     return Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")

@@ -18,7 +18,7 @@ from bpfkit import syscall as sc
 from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.maps.perfbuf import PerfBuffer, sample_size
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
+from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
                             obj_path, trigger)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
@@ -259,16 +259,7 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
             for cpu in cpus:
                 trigger.run(5000, cpu=cpu)
         ctrl_c_after_commits(monkeypatch, pb, at={1, 2, 30, 51, 52, 70})
-        got, interrupts = [], 0
-        while True:
-            try:
-                batch = pb.drain()
-            except KeyboardInterrupt:
-                interrupts += 1
-                continue
-            if not len(batch):
-                break
-            got.append(batch)
+        got, interrupts = drain_through_interrupts(pb)
         n = 5000 * len(cpus)
         assert interrupts == (6 if len(cpus) > 1 else 4)
         np.testing.assert_array_equal(np.concatenate([b["seq"] for b in got]), np.arange(n))

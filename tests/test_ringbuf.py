@@ -17,7 +17,7 @@ from bpfkit import syscall as sc
 from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.maps.ringbuf import RingBuffer
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
+from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
                             obj_path, trigger)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
@@ -191,16 +191,7 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
         with obj.progs.ring_getpid.attach():
             trigger.run(n)
         commits = ctrl_c_after_commits(monkeypatch, rb, at={1, 3, 4, 10, 40, 41, 80})
-        got, interrupts = [], 0
-        while True:
-            try:
-                batch = rb.drain()
-            except KeyboardInterrupt:
-                interrupts += 1
-                continue
-            if not len(batch):
-                break
-            got.append(batch)
+        got, interrupts = drain_through_interrupts(rb)
         assert interrupts == 7 and commits[0] > 80
         seq = np.arange(n)
         np.testing.assert_array_equal(np.concatenate([b["seq"] for b in got]), seq[seq % 7 != 0])
