@@ -608,9 +608,6 @@ def bpf_errno(cmd: int, attr: Structure) -> tuple[int, int]:
     return int(ret), (ctypes.get_errno() if ret < 0 else 0)
 
 
-Buffer = Union[bytearray, memoryview, Any]
-
-
 def buf_addr(buf: Any) -> int:
     """Address of a writable buffer (bytearray, ctypes object, numpy array).
 

@@ -146,14 +146,6 @@ def capture_messages() -> Iterator[list[tuple[int, str]]]:
         _capture.lines = prev
 
 
-def check_ptr(ptr: Any, what: str) -> Any:
-    """libbpf returns NULL and sets errno on failure."""
-    if ptr == ffi.NULL:
-        err = ffi.errno
-        raise BpfError.from_errno(err, what)
-    return ptr
-
-
 def string(p: Any) -> str:
     """A C string as str ('' for NULL)."""
     return "" if p == ffi.NULL else ffi.string(p).decode()
