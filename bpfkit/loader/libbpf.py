@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import cffi
 
-from ..errors import BpfError, FeatureNotSupported
+from ..errors import FeatureNotSupported
 
 CDEF = """
 struct bpf_object;
