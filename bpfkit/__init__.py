@@ -39,13 +39,13 @@ logging.getLogger("bpfkit").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
-    from . import btf, events, features, hist, maps, objects, perf, probes, syscall, testing, tracefs
+    from . import btf, events, features, hist, maps, objects, perf, probes, testing, tracefs
     from .compiler import compile
     from .loader.spec import ObjectSpec
     from .object import Object, Program, load, open
 
 
-_SUBMODULES = ("features", "perf", "probes", "hist", "maps", "events", "syscall", "btf", "objects", "testing",
+_SUBMODULES = ("features", "perf", "probes", "hist", "maps", "events", "btf", "objects", "testing",
                "tracefs")
 
 

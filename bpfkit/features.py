@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Optional, Union
 
-from . import syscall as sc
-from .errors import BpfError, BpfUsageError, FeatureNotSupported
+from . import _sys as sc
+from .errors import ENOTSUPP, BpfError, BpfUsageError, FeatureNotSupported
 
 __all__ = [
     "FeatureStatus", "KERNEL_FEATURES", "attach_type", "check", "helper", "helper_id", "map_type", "probe_all",
@@ -66,9 +66,6 @@ _MOV_R0_0 = _insn(0xB7)  # BPF_ALU64 | BPF_MOV | BPF_K
 _EXIT = _insn(0x95)
 _RET0 = _MOV_R0_0 + _EXIT
 
-BPF_F_SLEEPABLE = 1 << 4
-BPF_F_UPROBE_MULTI_RETURN = 1
-BPF_F_KPROBE_MULTI_RETURN = 1
 
 # expected_attach_type some program types insist on (enum bpf_attach_type values)
 _EXPECTED_ATTACH = {
@@ -151,7 +148,7 @@ def _prog_type_status(ptype: int) -> FeatureStatus:
     elif ptype == sc.BPF_PROG_TYPE_LSM:
         kw["attach_btf_id"] = _btf_id("bpf_lsm_file_open", "FUNC")
     elif ptype == sc.BPF_PROG_TYPE_SYSCALL:
-        kw["prog_flags"] = BPF_F_SLEEPABLE
+        kw["prog_flags"] = sc.BPF_F_SLEEPABLE
     fd, err, log = _try_load(ptype, expected_attach_type=kw.get("expected_attach_type", 0),
                              attach_btf_id=kw.get("attach_btf_id", 0), prog_flags=kw.get("prog_flags", 0))
     _close(fd)
@@ -398,7 +395,7 @@ def _kprobe_multi() -> tuple[bool, str, int]:
                                   sc.BPF_TRACE_KPROBE_MULTI)
     if err == 0:
         return True, "a kprobe_multi link on bpf_fentry_test1 was created", 0
-    if err in (_errno.EOPNOTSUPP, 524):
+    if err in (_errno.EOPNOTSUPP, ENOTSUPP):
         return False, "kprobe_multi links need CONFIG_FPROBE, which this kernel lacks", err
     return False, f"kprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 5.18+)", err
 
@@ -413,7 +410,7 @@ def _uprobe_multi() -> tuple[bool, str, int]:
     err, why = _link_create_errno(sc.BPF_TRACE_UPROBE_MULTI, words, sc.BPF_TRACE_UPROBE_MULTI)
     if err in (0, _errno.EBADF):
         return True, "the kernel accepts uprobe_multi links", 0
-    if err in (_errno.EOPNOTSUPP, 524):
+    if err in (_errno.EOPNOTSUPP, ENOTSUPP):
         return False, "uprobe_multi links need CONFIG_UPROBES, which this kernel lacks", err
     return False, f"uprobe_multi links are not supported (BPF_LINK_CREATE failed: {why}; needs Linux 6.6+)", err
 

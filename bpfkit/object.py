@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from . import syscall as sc
+from . import _sys as sc
 from .errors import AttachError, BpfError, BpfUsageError, ClosedError
 from .loader.load import Loaded, load as _load
 from .loader.spec import Namespace, ObjectSpec, ProgramSpec, open_spec

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import syscall as sc
+from . import _sys as sc
 from .errors import BpfUsageError, ClosedError
 from .probes.perf_event import EventSpec, PerfEvent, open_event, resolve_event
 

@@ -18,7 +18,7 @@ import pytest
 
 import bpfkit
 from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError
 
 from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)

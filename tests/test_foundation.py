@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.objects import find_object
 from bpfkit.testing import fixtures
 

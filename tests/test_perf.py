@@ -14,7 +14,7 @@ import pytest
 import bpfkit
 import bpfkit.perf
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.probes.perf_event import resolve_event
 from bpfkit.testing import fixtures
 

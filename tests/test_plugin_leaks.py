@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BP
 INNER_LEAKS = """
     import os
     import bpfkit
-    from bpfkit import syscall as sc
+    from bpfkit import _sys as sc
     from bpfkit.probes.tracepoint import attach_tracepoint
 
     KEEP = []

@@ -9,7 +9,7 @@ import pytest
 
 import bpfkit
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.probes.link import MultiLink
 from bpfkit.testing import fixtures
 

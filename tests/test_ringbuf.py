@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.maps.ringbuf import RingBuffer
 

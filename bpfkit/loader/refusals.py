@@ -15,10 +15,10 @@ import errno
 from typing import Optional
 
 from .. import features
-from ..errors import FeatureNotSupported
+from ..errors import ENOTSUPP, FeatureNotSupported
 
 TRAMPOLINE_KINDS = ("fentry", "fexit", "fmod_ret", "fentry.s", "fexit.s", "fmod_ret.s", "freplace")
-REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, 524)  # 524: the kernel's internal ENOTSUPP
+REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP)
 
 
 def feature_for_section(section: str) -> Optional[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Iterator, Optional, TypeVar, Uni
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..btf import Btf, Kind, default_dtype
 from ..errors import BpfError, BpfNotFoundError, MapError
 from .globals import GlobalVars

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import syscall as sc
+from .. import _sys as sc
 from .globals import GlobalVars
 from .map import Map
 

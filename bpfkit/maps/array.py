@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, MapError
 from .map import Map
 

@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .. import syscall as sc
-from ..btf import default_dtype
-from ..errors import BpfError, ClosedError, MapError, MapFullError, MapKeyError
+from .. import _sys as sc
+from ..btf import default_dtype, dtypes_from_kernel, load_dtypes
+from ..errors import ENOTSUPP, BpfError, ClosedError, MapError, MapFullError, MapKeyError
 from . import bulk as _batch
 
 log = logging.getLogger("bpfkit.maps")
@@ -156,8 +156,6 @@ class Map:
         btf_fd, kid, vid = 0, 0, 0
         want_btf = btf if btf is not None else (mtype in LOCAL_STORAGE_TYPES or None)
         if want_btf is not False and mtype not in NO_BTF_TYPES:
-            from .kbtf import load_dtypes
-
             try:
                 btf_fd, kid, vid = load_dtypes(kdt, vdt)
             except BpfError:
@@ -198,8 +196,6 @@ class Map:
             raise
         kdt, vdt = _dtype_arg(key_dtype), _dtype_arg(value_dtype)
         if (kdt is None or vdt is None) and info.btf_id:
-            from .kbtf import dtypes_from_kernel
-
             bk, bv = dtypes_from_kernel(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
             kdt = kdt if kdt is not None else _fit(bk, info.key_size)
             vdt = vdt if vdt is not None else _fit(bv, info.value_size)
@@ -514,7 +510,7 @@ class Map:
             try:
                 return sc.map_lookup_and_delete(self.fd, key, value, what=self._what())
             except BpfError as e:
-                if e.errno not in (_batch.ENOTSUPP, _errno.EOPNOTSUPP):
+                if e.errno not in (ENOTSUPP, _errno.EOPNOTSUPP):
                     raise
                 self._refused.add(sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM)  # e.g. arrays of maps, LPM tries
         found = sc.map_lookup(self.fd, key, value, what=self._what())

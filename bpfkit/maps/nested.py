@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import MapError, MapKeyError
 from .map import DTypeLike, Map, _dtype_arg
 

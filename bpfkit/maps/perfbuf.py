@@ -1,12 +1,12 @@
 """Perf buffer (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``) consumer: one mmap'd ring per CPU.
 
-For every online CPU we open a ``PERF_COUNT_SW_BPF_OUTPUT`` software event with
+For every online CPU we open a ``sc.PERF_COUNT_SW_BPF_OUTPUT`` software event with
 ``PERF_SAMPLE_RAW``, map 1 + 2^n pages (a header page with ``data_head``/``data_tail``, then the
 data ring) and store the event fd in the map at index ``cpu``, which is where
 ``bpf_perf_event_output(ctx, &map, BPF_F_CURRENT_CPU, ...)`` writes.
 
-Each ring holds ``perf_event_header``-framed records: ``PERF_RECORD_SAMPLE`` (u32 raw size, then
-the raw bytes padded so the record stays 8-byte aligned) and ``PERF_RECORD_LOST`` (how many
+Each ring holds ``perf_event_header``-framed records: ``sc.PERF_RECORD_SAMPLE`` (u32 raw size, then
+the raw bytes padded so the record stays 8-byte aligned) and ``sc.PERF_RECORD_LOST`` (how many
 samples did not fit). Unlike the BPF ring buffer the data area is mapped once, so records that
 straddle the end are reassembled: the unread span is copied out (two pieces when it wraps) and
 decoded with the same stride trick as the ring buffer. ``data_head`` is read before the records
@@ -34,16 +34,13 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError
 from .records import Batch, RawBatch, concat_records, gather_fixed, split, strided_words
 from .map import Map
 from .poller import EventSource, Held
 
 PAGE = mmap.PAGESIZE
-PERF_COUNT_SW_BPF_OUTPUT = 10
-PERF_RECORD_LOST = 2
-PERF_RECORD_SAMPLE = 9
 DATA_HEAD = 1024  # offsetof(struct perf_event_mmap_page, data_head)
 DATA_TAIL = 1032
 EVENT_HDR = 8     # struct perf_event_header {u32 type; u16 misc; u16 size;}
@@ -62,7 +59,7 @@ RETIRE_GRACE = 1.0
 
 
 def sample_size(payload: int) -> int:
-    """Size of the PERF_RECORD_SAMPLE carrying ``payload`` raw bytes (the kernel pads raw data so
+    """Size of the sc.PERF_RECORD_SAMPLE carrying ``payload`` raw bytes (the kernel pads raw data so
     that u32 size + data is a multiple of 8)."""
     return EVENT_HDR + ((payload + 4 + 7) & ~7)
 
@@ -125,7 +122,7 @@ class _CpuRing:
 class PerfBuffer(EventSource, Map):
     """Reader of a perf event array. ``dtype`` is the record dtype (from ``BPFKIT_PERFBUF`` /
     ``BPFKIT_RECORD_TYPE``); without one, :meth:`drain` returns a RawBatch. Counters:
-    ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (kernel PERF_RECORD_LOST),
+    ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (kernel sc.PERF_RECORD_LOST),
     ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``)."""
 
     def __init__(self, *args: Any, record_dtype: Optional[np.dtype] = None, pages: int = 64,
@@ -249,7 +246,7 @@ class PerfBuffer(EventSource, Map):
         self._wake = (1, 0)
 
     def _open_cpu(self, cpu: int, pages: int, wakeup: int, mark: int) -> _CpuRing:
-        attr = sc.PerfEventAttr(type=sc.PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_BPF_OUTPUT,
+        attr = sc.PerfEventAttr(type=sc.PERF_TYPE_SOFTWARE, config=sc.PERF_COUNT_SW_BPF_OUTPUT,
                                 sample_period=1, sample_type=sc.PERF_SAMPLE_RAW)
         if mark:
             attr.flags = sc.PERF_ATTR_WATERMARK
@@ -329,7 +326,7 @@ class PerfBuffer(EventSource, Map):
 
     @property
     def lost(self) -> int:
-        """Samples the kernel reported lost (PERF_RECORD_LOST), all CPUs. The kernel writes that
+        """Samples the kernel reported lost (sc.PERF_RECORD_LOST), all CPUs. The kernel writes that
         record only when space frees up again, so it can lag; :attr:`dropped` does not."""
         return int(self.lost_per_cpu.sum())
 
@@ -519,7 +516,7 @@ class PerfBuffer(EventSource, Map):
             count = max_records
         dmv = ring.dmv
         unpack = _HEADER.unpack_from
-        want = (PERF_RECORD_SAMPLE, stride)
+        want = (sc.PERF_RECORD_SAMPLE, stride)
         isz = dt.itemsize
         out = bytearray()
         for pos in range(off, off + count * stride, stride):
@@ -545,7 +542,7 @@ class PerfBuffer(EventSource, Map):
             if n:
                 # perf_event_header as one u64: type | misc << 32 | size << 48; misc is ignored
                 hdr = strided_words(buf, pos, n, stride)
-                ok = (hdr & np.uint64(0xFFFF0000FFFFFFFF)) == np.uint64(stride << 48 | PERF_RECORD_SAMPLE)
+                ok = (hdr & np.uint64(0xFFFF0000FFFFFFFF)) == np.uint64(stride << 48 | sc.PERF_RECORD_SAMPLE)
                 k = n if ok.all() else int(np.argmin(ok))
                 if k:
                     parts.append(gather_fixed(buf, pos, k, stride, SAMPLE_HDR, dt))  # never a view
@@ -556,7 +553,7 @@ class PerfBuffer(EventSource, Map):
             rtype, size = self._header(buf, pos)
             if pos + size > total:
                 break  # cut by the chunk limit: read with the next chunk
-            if rtype == PERF_RECORD_SAMPLE:
+            if rtype == sc.PERF_RECORD_SAMPLE:
                 raw = int(buf[pos + EVENT_HDR: pos + SAMPLE_HDR].view(np.uint32)[0])
                 if raw < isz:
                     if parts or self._held_records():
@@ -567,7 +564,7 @@ class PerfBuffer(EventSource, Map):
                 # bigger than the dtype (padding or a longer struct): decode its leading bytes
                 parts.append(buf[pos + SAMPLE_HDR: pos + SAMPLE_HDR + isz].copy().view(dt))
                 got += 1
-            elif rtype == PERF_RECORD_LOST:
+            elif rtype == sc.PERF_RECORD_LOST:
                 lost += self._lost(buf, pos)
             else:
                 other += 1
@@ -584,10 +581,10 @@ class PerfBuffer(EventSource, Map):
             rtype, size = self._header(buf, pos)
             if pos + size > total:
                 break
-            if rtype == PERF_RECORD_SAMPLE:
+            if rtype == sc.PERF_RECORD_SAMPLE:
                 (raw,) = struct.unpack_from("<I", mv, pos + EVENT_HDR)
                 chunks.append(bytes(mv[pos + SAMPLE_HDR: pos + SAMPLE_HDR + raw]))
-            elif rtype == PERF_RECORD_LOST:
+            elif rtype == sc.PERF_RECORD_LOST:
                 lost += self._lost(buf, pos)
             else:
                 other += 1

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, MapError, MapKeyError
 from .map import Map, _scalar, _as_array
 from .bulk import update_error

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from .map import Map
 
 

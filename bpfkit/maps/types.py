@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import syscall as sc
+from .. import _sys as sc
 from .array import ArrayMap
 from .lpm import LpmTrie
 from .map import Map

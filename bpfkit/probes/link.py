@@ -15,7 +15,7 @@ import errno
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, ClosedError
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 from .. import features
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError, FeatureNotSupported
 from .link import Link, attach_perf_event as _attach_fd, group_links, open_perf_event
 

@@ -7,7 +7,7 @@ Example::
 """
 from __future__ import annotations
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError
 from .link import Link, attach_perf_event
 from ..tracefs import tracepoint_id

@@ -24,7 +24,7 @@ from typing import Any, Optional, Protocol
 import numpy as np
 
 from .. import features
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfNotFoundError
 from .elf import resolve_library
 from .link import Link, group_links

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""A small pure-Python BTF reader, and BTF → numpy dtype conversion.
+"""BTF types: a small pure-Python reader, and BTF → numpy dtype conversion.
 
 BTF is how a BPF object describes its types; bpfkit uses it to give map keys,
 values, global variables and ring-buffer records real numpy dtypes.
@@ -14,12 +14,11 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Iterator, Optional
 
 import numpy as np
 
-from .errors import BpfError, ObjectFormatError
+from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 BTF_MAGIC = 0xEB9F
 
@@ -128,8 +127,6 @@ class Btf:
         for tid in self._by_name.get(name, ()):
             if kind is None or self.types[tid].kind == kind:
                 return self.types[tid]
-        from .errors import BpfNotFoundError
-
         raise BpfNotFoundError(f"no BTF type {name!r}" + (f" of kind {kind.name}" if kind else ""))
 
     def resolve(self, type_id: int) -> BtfType:
@@ -184,19 +181,6 @@ class Btf:
         end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
         return np.dtype({"names": names, "formats": formats, "offsets": offsets,
                          "itemsize": max(sec.size, end)})
-
-
-@lru_cache(maxsize=1)
-def vmlinux_btf() -> Btf:
-    """The running kernel's BTF, parsed once per process (~0.7 s) and shared by every caller
-    (feature probes, tracepoint argument listing, dtypes of kernel structs).
-
-    Example::
-
-        btf = vmlinux_btf()
-        btf.dtype(btf.find("task_struct", Kind.STRUCT).id)
-    """
-    return Btf.load_vmlinux()
 
 
 def default_dtype(size: int) -> np.dtype:
