@@ -38,9 +38,21 @@ __all__ = [
     "BPF_PROG_TYPE_CGROUP_SYSCTL", "BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE", "BPF_PROG_TYPE_CGROUP_SOCKOPT",
     "BPF_PROG_TYPE_TRACING", "BPF_PROG_TYPE_STRUCT_OPS", "BPF_PROG_TYPE_EXT", "BPF_PROG_TYPE_LSM",
     "BPF_PROG_TYPE_SK_LOOKUP", "BPF_PROG_TYPE_SYSCALL", "BPF_PROG_TYPE_NETFILTER", "PROG_TYPE_NAMES",
-    "BPF_CGROUP_INET_INGRESS", "BPF_TRACE_RAW_TP", "BPF_TRACE_FENTRY", "BPF_TRACE_FEXIT", "BPF_MODIFY_RETURN",
-    "BPF_LSM_MAC", "BPF_TRACE_ITER", "BPF_XDP", "BPF_PERF_EVENT", "BPF_TRACE_KPROBE_MULTI", "BPF_TCX_INGRESS",
-    "BPF_TCX_EGRESS", "BPF_TRACE_UPROBE_MULTI", "BPF_LINK_TYPE_NAMES", "BPF_F_NO_PREALLOC", "BPF_F_NO_COMMON_LRU",
+    "BPF_CGROUP_INET_INGRESS", "BPF_CGROUP_INET_EGRESS", "BPF_CGROUP_INET_SOCK_CREATE", "BPF_CGROUP_SOCK_OPS",
+    "BPF_SK_SKB_STREAM_PARSER", "BPF_SK_SKB_STREAM_VERDICT", "BPF_CGROUP_DEVICE", "BPF_SK_MSG_VERDICT",
+    "BPF_CGROUP_INET4_BIND", "BPF_CGROUP_INET6_BIND", "BPF_CGROUP_INET4_CONNECT", "BPF_CGROUP_INET6_CONNECT",
+    "BPF_CGROUP_INET4_POST_BIND", "BPF_CGROUP_INET6_POST_BIND", "BPF_CGROUP_UDP4_SENDMSG",
+    "BPF_CGROUP_UDP6_SENDMSG", "BPF_LIRC_MODE2", "BPF_FLOW_DISSECTOR", "BPF_CGROUP_SYSCTL",
+    "BPF_CGROUP_UDP4_RECVMSG", "BPF_CGROUP_UDP6_RECVMSG", "BPF_CGROUP_GETSOCKOPT", "BPF_CGROUP_SETSOCKOPT",
+    "BPF_TRACE_RAW_TP", "BPF_TRACE_FENTRY", "BPF_TRACE_FEXIT", "BPF_MODIFY_RETURN", "BPF_LSM_MAC", "BPF_TRACE_ITER",
+    "BPF_CGROUP_INET4_GETPEERNAME", "BPF_CGROUP_INET6_GETPEERNAME", "BPF_CGROUP_INET4_GETSOCKNAME",
+    "BPF_CGROUP_INET6_GETSOCKNAME", "BPF_XDP_DEVMAP", "BPF_CGROUP_INET_SOCK_RELEASE", "BPF_XDP_CPUMAP",
+    "BPF_SK_LOOKUP", "BPF_XDP", "BPF_SK_SKB_VERDICT", "BPF_SK_REUSEPORT_SELECT",
+    "BPF_SK_REUSEPORT_SELECT_OR_MIGRATE", "BPF_PERF_EVENT", "BPF_TRACE_KPROBE_MULTI", "BPF_LSM_CGROUP",
+    "BPF_STRUCT_OPS", "BPF_NETFILTER", "BPF_TCX_INGRESS", "BPF_TCX_EGRESS", "BPF_TRACE_UPROBE_MULTI",
+    "BPF_CGROUP_UNIX_CONNECT", "BPF_CGROUP_UNIX_SENDMSG", "BPF_CGROUP_UNIX_RECVMSG", "BPF_CGROUP_UNIX_GETPEERNAME",
+    "BPF_CGROUP_UNIX_GETSOCKNAME", "BPF_NETKIT_PRIMARY", "BPF_NETKIT_PEER", "BPF_TRACE_KPROBE_SESSION",
+    "BPF_TRACE_UPROBE_SESSION", "ATTACH_TYPE_NAMES", "BPF_LINK_TYPE_NAMES", "BPF_F_NO_PREALLOC", "BPF_F_NO_COMMON_LRU",
     "BPF_F_NUMA_NODE", "BPF_F_RDONLY", "BPF_F_WRONLY", "BPF_F_STACK_BUILD_ID", "BPF_F_ZERO_SEED",
     "BPF_F_RDONLY_PROG", "BPF_F_WRONLY_PROG", "BPF_F_CLONE", "BPF_F_MMAPABLE", "BPF_F_INNER_MAP",
     "BPF_F_STRICT_ALIGNMENT", "BPF_F_ANY_ALIGNMENT", "BPF_F_TEST_RND_HI32", "BPF_F_TEST_STATE_FREQ",
@@ -55,6 +67,7 @@ __all__ = [
     "PERF_EVENT_IOC_ENABLE", "PERF_EVENT_IOC_DISABLE", "PERF_EVENT_IOC_RESET", "PERF_EVENT_IOC_SET_BPF",
     "PERF_COUNT_SW_BPF_OUTPUT", "PERF_RECORD_LOST", "PERF_RECORD_SAMPLE", "ENOTSUPP",
 ]
+
 
 
 # enum bpf_cmd
@@ -173,20 +186,126 @@ BPF_PROG_TYPE_NETFILTER = 32
 PROG_TYPE_NAMES = {v: k[len("BPF_PROG_TYPE_"):].lower() for k, v in list(globals().items())
                    if k.startswith("BPF_PROG_TYPE_")}
 
-# enum bpf_attach_type (the ones bpfkit uses)
+# enum bpf_attach_type (Linux 6.18)
 BPF_CGROUP_INET_INGRESS = 0
+BPF_CGROUP_INET_EGRESS = 1
+BPF_CGROUP_INET_SOCK_CREATE = 2
+BPF_CGROUP_SOCK_OPS = 3
+BPF_SK_SKB_STREAM_PARSER = 4
+BPF_SK_SKB_STREAM_VERDICT = 5
+BPF_CGROUP_DEVICE = 6
+BPF_SK_MSG_VERDICT = 7
+BPF_CGROUP_INET4_BIND = 8
+BPF_CGROUP_INET6_BIND = 9
+BPF_CGROUP_INET4_CONNECT = 10
+BPF_CGROUP_INET6_CONNECT = 11
+BPF_CGROUP_INET4_POST_BIND = 12
+BPF_CGROUP_INET6_POST_BIND = 13
+BPF_CGROUP_UDP4_SENDMSG = 14
+BPF_CGROUP_UDP6_SENDMSG = 15
+BPF_LIRC_MODE2 = 16
+BPF_FLOW_DISSECTOR = 17
+BPF_CGROUP_SYSCTL = 18
+BPF_CGROUP_UDP4_RECVMSG = 19
+BPF_CGROUP_UDP6_RECVMSG = 20
+BPF_CGROUP_GETSOCKOPT = 21
+BPF_CGROUP_SETSOCKOPT = 22
 BPF_TRACE_RAW_TP = 23
 BPF_TRACE_FENTRY = 24
 BPF_TRACE_FEXIT = 25
 BPF_MODIFY_RETURN = 26
 BPF_LSM_MAC = 27
 BPF_TRACE_ITER = 28
+BPF_CGROUP_INET4_GETPEERNAME = 29
+BPF_CGROUP_INET6_GETPEERNAME = 30
+BPF_CGROUP_INET4_GETSOCKNAME = 31
+BPF_CGROUP_INET6_GETSOCKNAME = 32
+BPF_XDP_DEVMAP = 33
+BPF_CGROUP_INET_SOCK_RELEASE = 34
+BPF_XDP_CPUMAP = 35
+BPF_SK_LOOKUP = 36
 BPF_XDP = 37
+BPF_SK_SKB_VERDICT = 38
+BPF_SK_REUSEPORT_SELECT = 39
+BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
 BPF_PERF_EVENT = 41
 BPF_TRACE_KPROBE_MULTI = 42
+BPF_LSM_CGROUP = 43
+BPF_STRUCT_OPS = 44
+BPF_NETFILTER = 45
 BPF_TCX_INGRESS = 46
 BPF_TCX_EGRESS = 47
 BPF_TRACE_UPROBE_MULTI = 48
+BPF_CGROUP_UNIX_CONNECT = 49
+BPF_CGROUP_UNIX_SENDMSG = 50
+BPF_CGROUP_UNIX_RECVMSG = 51
+BPF_CGROUP_UNIX_GETPEERNAME = 52
+BPF_CGROUP_UNIX_GETSOCKNAME = 53
+BPF_NETKIT_PRIMARY = 54
+BPF_NETKIT_PEER = 55
+BPF_TRACE_KPROBE_SESSION = 56
+BPF_TRACE_UPROBE_SESSION = 57
+
+ATTACH_TYPE_NAMES = {
+    0: "cgroup_inet_ingress",
+    1: "cgroup_inet_egress",
+    2: "cgroup_inet_sock_create",
+    3: "cgroup_sock_ops",
+    4: "sk_skb_stream_parser",
+    5: "sk_skb_stream_verdict",
+    6: "cgroup_device",
+    7: "sk_msg_verdict",
+    8: "cgroup_inet4_bind",
+    9: "cgroup_inet6_bind",
+    10: "cgroup_inet4_connect",
+    11: "cgroup_inet6_connect",
+    12: "cgroup_inet4_post_bind",
+    13: "cgroup_inet6_post_bind",
+    14: "cgroup_udp4_sendmsg",
+    15: "cgroup_udp6_sendmsg",
+    16: "lirc_mode2",
+    17: "flow_dissector",
+    18: "cgroup_sysctl",
+    19: "cgroup_udp4_recvmsg",
+    20: "cgroup_udp6_recvmsg",
+    21: "cgroup_getsockopt",
+    22: "cgroup_setsockopt",
+    23: "trace_raw_tp",
+    24: "trace_fentry",
+    25: "trace_fexit",
+    26: "modify_return",
+    27: "lsm_mac",
+    28: "trace_iter",
+    29: "cgroup_inet4_getpeername",
+    30: "cgroup_inet6_getpeername",
+    31: "cgroup_inet4_getsockname",
+    32: "cgroup_inet6_getsockname",
+    33: "xdp_devmap",
+    34: "cgroup_inet_sock_release",
+    35: "xdp_cpumap",
+    36: "sk_lookup",
+    37: "xdp",
+    38: "sk_skb_verdict",
+    39: "sk_reuseport_select",
+    40: "sk_reuseport_select_or_migrate",
+    41: "perf_event",
+    42: "trace_kprobe_multi",
+    43: "lsm_cgroup",
+    44: "struct_ops",
+    45: "netfilter",
+    46: "tcx_ingress",
+    47: "tcx_egress",
+    48: "trace_uprobe_multi",
+    49: "cgroup_unix_connect",
+    50: "cgroup_unix_sendmsg",
+    51: "cgroup_unix_recvmsg",
+    52: "cgroup_unix_getpeername",
+    53: "cgroup_unix_getsockname",
+    54: "netkit_primary",
+    55: "netkit_peer",
+    56: "trace_kprobe_session",
+    57: "trace_uprobe_session",
+}
 
 # enum bpf_link_type
 BPF_LINK_TYPE_NAMES = {

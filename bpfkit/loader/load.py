@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
 from . import libbpf as lb
-from .refusals import load_failure
+from ..features import load_failure
 from .spec import ObjectSpec
 
 LOG_BUF_SIZE = 16 * 1024 * 1024

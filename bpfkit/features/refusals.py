@@ -2,7 +2,8 @@
 
 A kernel that cannot build BPF trampolines (or lacks tp_btf, LSM) refuses fentry/fexit/... loads
 with EPERM or ENOTSUPP; the loader and the attach code turn that into FeatureNotSupported with the
-reason :mod:`bpfkit.features` found, instead of a bare errno or a misleading verifier error.
+reason the feature probe found, instead of a bare errno or a misleading verifier error. Which
+feature a section needs comes from the section table.
 
 Example::
 
@@ -14,38 +15,37 @@ from __future__ import annotations
 import errno
 from typing import Optional
 
-from .. import features
 from ..errors import ENOTSUPP, FeatureNotSupported
+from ..sections import find
+from .status import check
 
-TRAMPOLINE_KINDS = ("fentry", "fexit", "fmod_ret", "fentry.s", "fexit.s", "fmod_ret.s", "freplace")
 REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP)
 
 
 def feature_for_section(section: str) -> Optional[str]:
-    """The :mod:`bpfkit.features` name a BTF-attached program of ``section`` depends on.
+    """The feature name a program of ``section`` needs in order to load (None: nothing special).
 
     Example::
 
         feature_for_section("fexit/do_unlinkat")   # 'fexit'
         feature_for_section("kprobe/x")           # None
     """
-    kind = section.partition("/")[0]
-    if kind in TRAMPOLINE_KINDS:
-        return "fexit" if kind.startswith("fexit") else "fentry"
-    if kind == "tp_btf":
-        return "tp_btf"
-    if kind.startswith("lsm"):
-        return "prog:lsm"
-    return None
+    m = find(section)
+    return (m.definition.load_feature or None) if m is not None else None
 
 
 def refusal(section: str, err: int, what: str) -> Optional[FeatureNotSupported]:
     """FeatureNotSupported for ``what`` when ``err`` is the kernel refusing the feature ``section``
-    needs (None when the feature is there, so the error is about the program itself)."""
+    needs (None when the feature is there, so the error is about the program itself).
+
+    Example::
+
+        refusal("fentry/vfs_read", errno.EPERM, "cannot attach fentry/vfs_read")
+    """
     feature = feature_for_section(section)
     if feature is None or err not in REFUSALS:
         return None
-    ok, reason = features.check(feature)
+    ok, reason = check(feature)
     if ok:
         return None
     return FeatureNotSupported(f"{what}: {reason}", err, feature=feature.split(":")[-1])
