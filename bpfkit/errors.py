@@ -100,7 +100,7 @@ class BpfUsageError(BpfError, ValueError):
 
     Example::
 
-        bpfkit.perf.count(["no-such-event"])   # BpfUsageError: unknown perf event ...
+        bpfkit.counters.count(["no-such-event"])   # BpfUsageError: unknown perf event ...
     """
 
 

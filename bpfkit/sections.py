@@ -41,6 +41,7 @@ class SectionDef:
     syntax: str = ""
     load_feature: str = ""
     sleepable: bool = False
+    example: str = ""  # a whole SEC() name of this kind, for messages
 
     @property
     def prog_flags(self) -> int:
@@ -75,27 +76,28 @@ def _uprobes(prefix: str, ret: bool, multi: bool = False, sleepable: bool = Fals
 
 
 def _trampoline(prefix: str, prog_type: int, attach_type: int, feature: str, sleepable: bool = False,
-                syntax: str = "FUNCTION") -> SectionDef:
+                syntax: str = "FUNCTION", example: str = "") -> SectionDef:
     # the target is resolved at load time (attach_btf_id): attaching needs nothing more
     return _d(prefix, prog_type, attach_type, args=True, attach="btf", method="attach_btf", load_feature=feature,
-              sleepable=sleepable, syntax=syntax)
+              sleepable=sleepable, syntax=syntax, example=example)
 
 
 SECTIONS: tuple[SectionDef, ...] = (
     # tracing
     _d("tracepoint", sc.BPF_PROG_TYPE_TRACEPOINT, args=True, attach="tracepoint", method="attach_tracepoint",
-       syntax="CATEGORY/NAME"),
+       syntax="CATEGORY/NAME", example="tracepoint/sched/sched_switch"),
     _d("tp", sc.BPF_PROG_TYPE_TRACEPOINT, args=True, attach="tracepoint", method="attach_tracepoint",
        syntax="CATEGORY/NAME"),
     _d("raw_tracepoint", sc.BPF_PROG_TYPE_RAW_TRACEPOINT, args=True, attach="raw_tp",
-       method="attach_raw_tracepoint", syntax="NAME"),
+       method="attach_raw_tracepoint", syntax="NAME", example="raw_tp/sys_enter"),
     _d("raw_tp", sc.BPF_PROG_TYPE_RAW_TRACEPOINT, args=True, attach="raw_tp", method="attach_raw_tracepoint",
        syntax="NAME"),
     _d("raw_tracepoint.w", sc.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE, args=True, attach="raw_tp",
        method="attach_raw_tracepoint", syntax="NAME"),
     _d("raw_tp.w", sc.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE, args=True, attach="raw_tp",
        method="attach_raw_tracepoint", syntax="NAME"),
-    _trampoline("tp_btf", sc.BPF_PROG_TYPE_TRACING, sc.BPF_TRACE_RAW_TP, "tp_btf", syntax="TRACEPOINT"),
+    _trampoline("tp_btf", sc.BPF_PROG_TYPE_TRACING, sc.BPF_TRACE_RAW_TP, "tp_btf", syntax="TRACEPOINT",
+                example="tp_btf/sched_switch"),
     _trampoline("fentry", sc.BPF_PROG_TYPE_TRACING, sc.BPF_TRACE_FENTRY, "fentry"),
     _trampoline("fexit", sc.BPF_PROG_TYPE_TRACING, sc.BPF_TRACE_FEXIT, "fexit"),
     _trampoline("fmod_ret", sc.BPF_PROG_TYPE_TRACING, sc.BPF_MODIFY_RETURN, "fentry"),
@@ -226,9 +228,9 @@ def example_for(method: str) -> str:
 
         example_for("attach_usdt")   # 'usdt'
     """
-    d = next(d for d in SECTIONS if d.method == method)
     # probes that take their target from the attach call are best shown bare (SEC("uprobe"))
-    return f"{d.prefix}/{d.syntax}" if d.syntax and d.attach in ("tracepoint", "raw_tp", "btf") else d.prefix
+    defs = [d for d in SECTIONS if d.method == method]
+    return next((d.example for d in defs if d.example), defs[0].prefix)
 
 
 def prog_types_for(method: str) -> tuple[int, ...]:

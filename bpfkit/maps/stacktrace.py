@@ -21,7 +21,7 @@ from ..errors import MapKeyError
 from .map import Map
 
 
-class StackTraceMap(Map):
+class StackTraceMap(Map, map_types=(sc.BPF_MAP_TYPE_STACK_TRACE,)):
     """Values are arrays of instruction pointers (``u64[depth]``), zero-padded."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

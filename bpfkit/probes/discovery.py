@@ -408,7 +408,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
                 seen.add(key)
                 out.append(ProbeInfo("usdt", path, f"{note.provider}:{note.name}", args=note.args if verbose else ""))
     else:
-        from .perf_event import HARDWARE_EVENTS, SOFTWARE_EVENTS
+        from .perf_events import HARDWARE_EVENTS, SOFTWARE_EVENTS
 
         table = SOFTWARE_EVENTS if kind == "software" else HARDWARE_EVENTS
         out = [ProbeInfo(kind, "", n) for n in table if fnmatch.fnmatchcase(n, rest or "*")]

@@ -33,7 +33,7 @@ from .. import _sys as sc
 from ..errors import BpfError
 
 if TYPE_CHECKING:
-    from ..object import Object
+    from ..loader import Object
 
 __all__ = ["BPFFS", "Leak", "LeakChecker", "bpf_fds", "pinned_paths"]
 

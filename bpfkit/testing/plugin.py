@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional, Sequence, 
 import pytest
 
 if TYPE_CHECKING:
-    from ..loader.spec import ObjectSpec
-    from ..object import Object
+    from ..loader import ObjectSpec
+    from ..loader import Object
     from .leaks import LeakChecker
     from .triggers import Trigger
 
@@ -163,7 +163,7 @@ class BpfLoader:
     def __call__(self, source: Union[str, "os.PathLike[str]", bytes, "ObjectSpec"], *,
                  cflags: Sequence[str] = (), name: Optional[str] = None, **globals_: Any) -> "Object":
         from ..errors import BpfUsageError
-        from ..loader.spec import ObjectSpec
+        from ..loader import ObjectSpec
 
         spec = source if isinstance(source, ObjectSpec) else self.open(source, cflags=cflags, name=name)
         for var, value in globals_.items():

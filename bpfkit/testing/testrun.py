@@ -32,7 +32,7 @@ from .. import _sys as sc
 from ..errors import ENOTSUPP, BpfError, BpfUsageError, FeatureNotSupported
 
 if TYPE_CHECKING:
-    from ..object import Program
+    from ..loader import Program
 
 __all__ = [
     "RunResult", "TC_ACTIONS", "XDP_ACTIONS", "flow_keys_dtype", "run", "run_flow_dissector",

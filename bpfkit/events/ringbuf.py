@@ -14,11 +14,11 @@ plain loads/stores give exactly those acquire/release semantics.
 
 Fixed-size records (a dtype is known) are cut out of the mapping with two numpy operations per
 chunk: a strided read of all headers and one strided copy of the payloads; no Python per record.
-Variable-size records come back as a :class:`~bpfkit.maps.batch.RawBatch`.
+Variable-size records come back as a :class:`~bpfkit.events.RawBatch`.
 
 Example::
 
-    rb = obj.maps.events                        # dtype from BPFKIT_RINGBUF's record type
+    rb = obj.reader("events")                   # dtype from BPFKIT_RINGBUF's record type
     for batch in rb.read(timeout=1.0):          # numpy structured arrays
         print(batch["pid"], rb.dropped)
 """
@@ -26,14 +26,20 @@ from __future__ import annotations
 
 import mmap
 import platform
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError
-from .records import Batch, RawBatch, gather_fixed
-from .map import Map
-from .poller import EventSource
+from .batch import Batch, RawBatch, gather_fixed
+from .ledger import Held
+from .reader import EventReader
+
+if TYPE_CHECKING:
+    from ..maps import Map
+
+__all__ = ["RingBuffer"]
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -51,15 +57,23 @@ if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no 
                   "record could be read before its contents are visible", RuntimeWarning, stacklevel=2)
 
 
-class RingBuffer(EventSource, Map):
-    """Consumer of a BPF ring buffer. ``dtype`` is the record dtype (None: variable-size records,
-    read as :class:`RawBatch`). Counters: ``received``, ``discarded`` and, with the
-    ``BPFKIT_RESERVE`` pattern of ``bpfkit.h``, ``dropped`` (failed reserves, read live)."""
+class RingBuffer(EventReader):
+    """Reader of a BPF ring buffer map. ``dtype`` is the record dtype (default: the map's, from
+    ``BPFKIT_RINGBUF``; None: variable-size records, read as :class:`RawBatch`). Counters:
+    ``received``, ``discarded`` and, with the ``BPFKIT_RESERVE`` pattern of ``bpfkit.h``,
+    ``dropped`` (failed reserves, read live).
 
-    def __init__(self, *args: Any, record_dtype: Optional[np.dtype] = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.dtype: Optional[np.dtype] = np.dtype(record_dtype) if record_dtype is not None else None
-        self.size = self.max_entries
+    Example::
+
+        rb = RingBuffer(obj.maps.events)      # or obj.reader("events"), which binds BTF and drops
+    """
+
+    def __init__(self, map: "Map", dtype: Any = None, *, btf: Any = None, drops: Optional[np.ndarray] = None) -> None:
+        if map.type != sc.BPF_MAP_TYPE_RINGBUF:
+            raise BpfUsageError(f"map {map.name!r} is a {map.type_name} map, not a ring buffer")
+        super().__init__(map, dtype, btf=btf, drops=drops)
+        self.size = map.max_entries
+        self.chunk_bytes = CHUNK_BYTES  # per commit; tunable per reader (tests make it small)
         self._mask = self.size - 1
         self._cons_mm: Optional[mmap.mmap] = None
         self._prod_mm: Optional[mmap.mmap] = None
@@ -67,7 +81,7 @@ class RingBuffer(EventSource, Map):
         self.received = 0
 
     # -- mapping --------------------------------------------------------------
-    def _map(self) -> None:
+    def _mmap(self) -> None:
         if self._cons_mm is not None:
             return
         fd = self.fd
@@ -87,8 +101,7 @@ class RingBuffer(EventSource, Map):
 
     def close(self) -> None:
         """Unmap and stop polling (the map fd itself is closed by its owner)."""
-        self._close_poller()
-        self._drops = None
+        super().close()
         for name in ("_cons", "_prod", "_data", "_words"):
             self.__dict__.pop(name, None)
         for mm in (self._cons_mm, self._prod_mm):
@@ -98,23 +111,22 @@ class RingBuffer(EventSource, Map):
                 except BufferError:  # a batch view still refers to it; unmapped when freed
                     pass
         self._cons_mm = self._prod_mm = None
-        super().close()
 
     # -- positions and counters ------------------------------------------------------
     @property
     def available(self) -> int:
         """Bytes written by the producer and not yet consumed (including busy/discarded records)."""
-        self._map()
+        self._mmap()
         return int(self._prod[0]) - int(self._cons[0])
 
     def pending(self) -> bool:
         """True if the producer is ahead of us, or records are held for the next drain (a
         syscall-free check)."""
-        return bool(self._held) or self.available > 0
+        return bool(self._ledger) or self.available > 0
 
     def poll_fds(self) -> list[int]:
         """The map fd: the kernel makes it readable when a record is submitted."""
-        self._map()
+        self._mmap()
         return [self.fd]
 
     def stats(self) -> dict[str, int]:
@@ -123,7 +135,7 @@ class RingBuffer(EventSource, Map):
 
     def committed(self) -> int:
         """The consumer position: bytes handed back to the producer since the buffer was created."""
-        self._map()
+        self._mmap()
         return int(self._cons[0])
 
     def _commit(self, pos: int) -> None:
@@ -134,7 +146,7 @@ class RingBuffer(EventSource, Map):
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch:
         """Everything available now, without waiting: an array of ``dtype`` records (default: the
         buffer's dtype; a C type name of the object's BTF works too, see
-        :meth:`~bpfkit.maps.poller.EventSource.resolve_dtype`), or a :class:`RawBatch` when no
+        :meth:`~bpfkit.events.EventReader.resolve_dtype`), or a :class:`RawBatch` when no
         dtype is known. Stops before a busy record (not yet submitted); skips discarded ones.
 
         A record whose size differs from the dtype stops the drain: the records before it are
@@ -148,20 +160,20 @@ class RingBuffer(EventSource, Map):
 
             batch = rb.drain()          # e.g. batch["pid"]
         """
-        self._map()
+        self._mmap()
         return self._drain(self.resolve_dtype(dtype), max_records)
 
     def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
         """Available records of any size as a :class:`RawBatch` (one copy; a Python step per
         record, since each header gives the next record's position)."""
-        self._map()
+        self._mmap()
         batch = self._drain(None, max_records)
         assert isinstance(batch, RawBatch)
         return batch
 
     def _drain(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
-        self._forget_uncommitted()
-        left = None if max_records is None else max_records - self._held_records()
+        self._ledger.forget_uncommitted()
+        left = None if max_records is None else max_records - self._ledger.records()
         if left is None or left > 0:
             if dt is None:
                 self._read_raw(left)
@@ -170,15 +182,15 @@ class RingBuffer(EventSource, Map):
         return self._hand_out(dt, max_records)
 
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
-        out, keep = self._split_held(max_records)
-        batch = self._join_held(out, dt)
+        out, keep = self._ledger.split(max_records)
+        batch = self._ledger.join(out, dt)
         n = sum(len(h) for h in out if not h.counted)  # given-back batches were counted already
         skipped = sum(h.skipped for h in out)
         # No calls or loops from here to the return: CPython raises KeyboardInterrupt only at
         # those, so the counters and the held list change together and the batch reaches the caller.
         self.received += n
         self.discarded += skipped
-        self._held = keep
+        self._ledger.entries = keep
         return batch
 
     def _read_fixed(self, dt: np.dtype, limit: Optional[int]) -> None:
@@ -186,7 +198,7 @@ class RingBuffer(EventSource, Map):
         isz = dt.itemsize
         stride = (isz + HDR + 7) & ~7
         wstride = stride >> 2
-        chunk = max(1, CHUNK_BYTES // stride)
+        chunk = max(1, self.chunk_bytes // stride)
         mask, data, words = self._mask, self._data, self._words
         got = 0
         cons = int(self._cons[0])
@@ -211,7 +223,7 @@ class RingBuffer(EventSource, Map):
                     if ndisc:
                         out = out[~disc]
                     cons += k * stride
-                    self._hold(out if out.size else None, self, cons, skipped=ndisc)
+                    self._ledger.hold(out if out.size else None, self, cons, skipped=ndisc)
                     self._commit(cons)
                     got += out.size
             if k == n and n:
@@ -223,9 +235,9 @@ class RingBuffer(EventSource, Map):
             length = hdr & LEN_MASK
             nxt = cons + ((length + HDR + 7) & ~7)
             if hdr & DISCARD:
-                self._hold(None, self, nxt, skipped=1)
+                self._ledger.hold(None, self, nxt, skipped=1)
             elif length != isz:
-                if self._held_records():
+                if self._ledger.records():
                     break  # hand over what we have; the next drain meets this record first
                 raise BpfUsageError(
                     f"ring buffer {self.name!r}: a record of {length} bytes does not match the {isz}-byte "
@@ -233,7 +245,7 @@ class RingBuffer(EventSource, Map):
                     f"variable-size record with drain_raw()), or drain with a dtype of {length} bytes")
             else:
                 o = (cons & mask) + HDR
-                self._hold(data[o: o + isz].copy().view(dt), self, nxt)
+                self._ledger.hold(data[o: o + isz].copy().view(dt), self, nxt)
                 got += 1
             cons = nxt
             self._commit(cons)
@@ -266,11 +278,13 @@ class RingBuffer(EventSource, Map):
             chunks.clear()
             view.release()
         if cons != start:
-            self._hold(batch if len(batch) else None, self, cons, skipped=skipped)
+            self._ledger.hold(batch if len(batch) else None, self, cons, skipped=skipped)
             self._commit(cons)
 
-    def __len__(self) -> int:
-        return 0
+    def give_back(self, batch: Batch) -> None:
+        """Take back a batch the last drain() handed out (a Poller could not deliver it): the next
+        drain hands it out first, without counting it again."""
+        self._ledger.give_back([Held(batch, self, 0, counted=True)])
 
     def __repr__(self) -> str:
         return f"<RingBuffer {self.name!r} size={self.size} dtype={self.dtype}>"

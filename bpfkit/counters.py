@@ -7,9 +7,9 @@ leaving it. Values come as a numpy structured array, one row per event: ``raw`` 
 
 Example::
 
-    import bpfkit.perf
+    import bpfkit.counters
 
-    with bpfkit.perf.count(["page-faults", "context-switches"], pid=1234) as c:
+    with bpfkit.counters.count(["page-faults", "context-switches"], pid=1234) as c:
         time.sleep(1)
     print(c["page-faults"], c.result)
 """
@@ -22,8 +22,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import _sys as sc
+from ._sys import Resource
 from .errors import BpfUsageError, ClosedError
-from .probes.perf_event import EventSpec, PerfEvent, open_event, resolve_event
+from .probes.perf_events import EventSpec, PerfEvent, open_event, resolve_event
 
 __all__ = ["COUNT_DTYPE", "Counter", "count"]
 
@@ -33,7 +34,7 @@ _READ_FORMAT = sc.PERF_FORMAT_TOTAL_TIME_ENABLED | sc.PERF_FORMAT_TOTAL_TIME_RUN
 _VALUE = struct.Struct("=QQQ")
 
 
-class Counter:
+class Counter(Resource):
     """Open counters for some events. Use :func:`count` to make one.
 
     ``read()`` gives the current values while counting; after the ``with`` block, ``result``
@@ -41,7 +42,7 @@ class Counter:
 
     Example::
 
-        with bpfkit.perf.count(["page-faults"]) as c:
+        with bpfkit.counters.count(["page-faults"]) as c:
             c.read()["value"]   # while counting
         c["page-faults"]        # final
     """
@@ -53,17 +54,19 @@ class Counter:
         if not events:
             raise BpfUsageError("count() needs at least one event, e.g. ['page-faults']")
         self.events: list[PerfEvent] = [resolve_event(e) for e in events]
+        if pid is not None and pid < 0:
+            raise BpfUsageError(f"pid={pid}: give a process id, or None for every process")
         self.pid = pid
         flags = sc.PERF_ATTR_DISABLED | sc.PERF_ATTR_EXCLUDE_HV
-        if inherit and (pid is None or pid >= 0):
+        if inherit and pid is not None:
             flags |= sc.PERF_ATTR_INHERIT  # count the threads and children it starts from now on
         if exclude_kernel:
             flags |= sc.PERF_ATTR_EXCLUDE_KERNEL
         if exclude_user:
             flags |= sc.PERF_ATTR_EXCLUDE_USER
-        # pid None: this process; pid >= 0: that process on any CPU; pid -1: every process, per CPU.
-        if pid is None or pid >= 0:
-            targets = [(0 if pid is None else pid, -1)]
+        # a pid: that process on any CPU; None: every process, one counter per CPU
+        if pid is not None:
+            targets = [(pid, -1)]
         else:
             targets = [(-1, c) for c in (cpus if cpus is not None else sc.online_cpus())]
         try:
@@ -144,9 +147,6 @@ class Counter:
         finally:
             self.close()
 
-    def __del__(self) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         if self.result is not None:
             return "<Counter " + ", ".join(f"{k}={v:.0f}" for k, v in self.as_dict().items()) + ">"
@@ -155,13 +155,13 @@ class Counter:
 
 def count(events: Sequence[EventSpec], pid: Optional[int] = None, *, cpus: Optional[Sequence[int]] = None,
           inherit: bool = True, exclude_kernel: bool = False, exclude_user: bool = False) -> Counter:
-    """Count ``events`` for process ``pid`` (None: the calling process; -1: the whole system, per
-    CPU in ``cpus``). Use as a context manager; hardware events raise FeatureNotSupported on
+    """Count ``events`` for process ``pid`` (with the threads and children it starts), or for every
+    process (``pid=None``: the whole system, per CPU in ``cpus``). Use as a context manager; hardware events raise FeatureNotSupported on
     machines without a PMU.
 
     Example::
 
-        with bpfkit.perf.count(["instructions", "cycles"], pid=pid) as c:
+        with bpfkit.counters.count(["instructions", "cycles"], pid=pid) as c:
             ...
         ipc = c["instructions"] / c["cycles"]
     """

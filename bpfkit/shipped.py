@@ -2,7 +2,7 @@
 
 Example::
 
-    path = bpfkit.objects.find_object("syscount")   # .../bpfkit/bpf/tools/syscount.bpf.o
+    path = bpfkit.shipped.find_object("syscount")   # .../bpfkit/bpf/tools/syscount.bpf.o
 """
 from __future__ import annotations
 

@@ -1,24 +1,20 @@
-"""Perf buffer (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``) consumer: one mmap'd ring per CPU.
+"""Perf buffer (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``) reader: one mmap'd ring per CPU.
 
 For every online CPU we open a ``sc.PERF_COUNT_SW_BPF_OUTPUT`` software event with
 ``PERF_SAMPLE_RAW``, map 1 + 2^n pages (a header page with ``data_head``/``data_tail``, then the
 data ring) and store the event fd in the map at index ``cpu``, which is where
 ``bpf_perf_event_output(ctx, &map, BPF_F_CURRENT_CPU, ...)`` writes.
 
-Each ring holds ``perf_event_header``-framed records: ``sc.PERF_RECORD_SAMPLE`` (u32 raw size, then
-the raw bytes padded so the record stays 8-byte aligned) and ``sc.PERF_RECORD_LOST`` (how many
-samples did not fit). Unlike the BPF ring buffer the data area is mapped once, so records that
-straddle the end are reassembled: the unread span is copied out (two pieces when it wraps) and
-decoded with the same stride trick as the ring buffer. ``data_head`` is read before the records
-(acquire) and ``data_tail`` written after copying them (release); on x86-64 plain loads and stores
-give that ordering.
+Each CPU's ring (:mod:`~bpfkit.events.perf_ring`) holds ``perf_event_header``-framed records,
+decoded by :mod:`~bpfkit.events.perf_decode`. This module opens the rings, reads them in order,
+counts what was received and lost per CPU, and hands batches out through the reader's ledger.
 
 Call :meth:`PerfBuffer.open` before the program runs: a CPU without a reader drops its events
 (counted by ``BPFKIT_PERF_OUTPUT`` in :attr:`PerfBuffer.dropped`).
 
 Example::
 
-    pb = obj.maps.pevents
+    pb = obj.reader("pevents")
     pb.open(pages=64)
     with obj.progs.handler.attach():
         for batch in pb.read(timeout=1.0):
@@ -28,27 +24,25 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 import time
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError
-from .records import Batch, RawBatch, concat_records, gather_fixed, split, strided_words
-from .map import Map
-from .poller import EventSource, Held
+from .batch import Batch, RawBatch, split
+from .ledger import Held
+from .perf_decode import decode_fixed, decode_raw, decode_small, sample_size
+from .perf_ring import HEAD_WORD, PAGE, TAIL_WORD, CpuRing
+from .reader import EventReader
 
-PAGE = mmap.PAGESIZE
-DATA_HEAD = 1024  # offsetof(struct perf_event_mmap_page, data_head)
-DATA_TAIL = 1032
-EVENT_HDR = 8     # struct perf_event_header {u32 type; u16 misc; u16 size;}
-SAMPLE_HDR = EVENT_HDR + 4  # + u32 raw size
-_HEADER = struct.Struct("<IHH")
+if TYPE_CHECKING:
+    from ..maps import Map
+
+__all__ = ["PerfBuffer"]
+
 CHUNK_BYTES = 1 << 20  # decoded per update of data_tail, so the producer gets space back early
-HEAD_WORD = DATA_HEAD // 8  # data_head/data_tail as indexes into the mapping viewed as u64 words
-TAIL_WORD = DATA_TAIL // 8
 # Up to this many samples are decoded with struct instead of numpy: with a wakeup per sample most
 # reads find one or two, and numpy's fixed cost per call (~1 us per structured-array operation)
 # dominates below this size; above it the vectorized decode wins.
@@ -58,86 +52,35 @@ SMALL_SAMPLES = 16
 RETIRE_GRACE = 1.0
 
 
-def sample_size(payload: int) -> int:
-    """Size of the sc.PERF_RECORD_SAMPLE carrying ``payload`` raw bytes (the kernel pads raw data so
-    that u32 size + data is a multiple of 8)."""
-    return EVENT_HDR + ((payload + 4 + 7) & ~7)
+class PerfBuffer(EventReader):
+    """Reader of a perf event array map. ``dtype`` is the record dtype (default: the map's, from
+    ``BPFKIT_PERFBUF`` / ``BPFKIT_RECORD_TYPE``); without one, :meth:`drain` returns a RawBatch.
+    Counters: ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (the kernel's
+    PERF_RECORD_LOST), ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``).
 
+    Example::
 
-class _CpuRing:
-    """One CPU's perf event fd and its mapping."""
+        pb = PerfBuffer(obj.maps.pevents).open(pages=64)   # or obj.reader("pevents").open(...)
+    """
 
-    def __init__(self, cpu: int, fd: int, mm: mmap.mmap, size: int, per_sample: bool) -> None:
-        self.cpu = cpu
-        self.fd = fd
-        self.mm = mm
-        self.size = size
-        self.mask = size - 1
-        self.per_sample = per_sample  # the kernel wakes the fd on every sample
-        # data_head/data_tail through a u64 memoryview: an item access is one aligned 8-byte load or
-        # store (what the ordering below relies on), 4x cheaper than a numpy scalar read
-        self.words = memoryview(mm).cast("Q")
-        self.dmv = memoryview(mm)[PAGE:]  # the data ring, for the small-batch decode
-        self.data = np.frombuffer(mm, dtype=np.uint8, offset=PAGE)
-        self.prev: Optional["_CpuRing"] = None  # the ring this one replaced; read first until empty
-        self.retired_at = 0.0
-        self._final_tail = 0
-
-    def committed(self) -> int:
-        """data_tail: bytes handed back to the kernel."""
-        return self.words[TAIL_WORD] if self.mm is not None else self._final_tail
-
-    def empty(self) -> bool:
-        words = self.words
-        return words[HEAD_WORD] == words[TAIL_WORD]
-
-    def unread(self, limit: int) -> tuple[int, np.ndarray]:
-        """(tail, up to ``limit`` bytes from tail towards head): a view, or a copy when the span
-        wraps. The last record may be cut by the limit."""
-        words = self.words
-        head = words[HEAD_WORD]  # acquire: the records before head are complete
-        tail = words[TAIL_WORD]
-        n = min(head - tail, limit)
-        off = tail & self.mask
-        if off + n <= self.size:
-            return tail, self.data[off: off + n]
-        first = self.size - off
-        return tail, np.concatenate((self.data[off:], self.data[: n - first]))
-
-    def release(self) -> None:
-        if self.mm is None:
-            return
-        self._final_tail = self.words[TAIL_WORD]
-        self.words.release()
-        self.dmv.release()
-        self.__dict__.pop("data", None)
-        try:
-            self.mm.close()
-        except BufferError:  # a batch still views the mapping; unmapped when it is freed
-            pass
-        self.mm = None  # type: ignore[assignment]
-        os.close(self.fd)
-
-
-class PerfBuffer(EventSource, Map):
-    """Reader of a perf event array. ``dtype`` is the record dtype (from ``BPFKIT_PERFBUF`` /
-    ``BPFKIT_RECORD_TYPE``); without one, :meth:`drain` returns a RawBatch. Counters:
-    ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (kernel sc.PERF_RECORD_LOST),
-    ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``)."""
-
-    def __init__(self, *args: Any, record_dtype: Optional[np.dtype] = None, pages: int = 64,
-                 wakeup_events: int = 0, watermark: Optional[int] = None, flush_interval: float = 0.05,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.dtype: Optional[np.dtype] = np.dtype(record_dtype) if record_dtype is not None else None
+    def __init__(self, map: "Map", dtype: Any = None, *, btf: Any = None, drops: Optional[np.ndarray] = None,
+                 pages: int = 64, wakeup_events: int = 0, watermark: Optional[int] = None,
+                 flush_interval: float = 0.05) -> None:
+        if map.type != sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            raise BpfUsageError(f"map {map.name!r} is a {map.type_name} map, not a perf event array")
+        super().__init__(map, dtype, btf=btf, drops=drops)
         self.pages = pages
         self.wakeup_events = wakeup_events
         self.watermark = watermark
         self.flush_interval = flush_interval
-        self._rings: list[_CpuRing] = []
+        # bytes decoded per update of data_tail, and how long a replaced ring is kept: tunable per
+        # reader (tests make them small to reach the edge cases)
+        self.chunk_bytes = CHUNK_BYTES
+        self.retire_grace = RETIRE_GRACE
+        self._rings: list[CpuRing] = []
         self._wake: tuple[int, int] = (0, 0)  # (wakeup_events, watermark bytes) the rings were opened with
-        # id of the batch the last drain() returned and its (ring, records) parts, for _unget
-        self._last_out: Optional[tuple[int, list[tuple[_CpuRing, int]]]] = None
+        # id of the batch the last drain() returned and its (ring, records) parts, for give_back
+        self._last_out: Optional[tuple[int, list[tuple[CpuRing, int]]]] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
         self.lost_per_cpu = np.zeros(ncpu, dtype=np.int64)
@@ -155,7 +98,7 @@ class PerfBuffer(EventSource, Map):
         (default: a quarter of the ring, at most 1 MiB) and the reader also looks every
         ``flush_interval`` seconds, which bounds the latency of a trickle of events.
         ``wakeup_events=1`` wakes on every sample instead (libbpf's and bcc's behaviour); it is
-        what a loop waiting on the fds (:meth:`~bpfkit.maps.poller.Poller.fileno`) needs.
+        what a loop waiting on the fds (:meth:`~bpfkit.events.Poller.fileno`) needs.
 
         The first of :meth:`poll_fds`, :meth:`pending`, :meth:`drain` (and adding the buffer to
         a Poller) opens the rings with the current settings (64 pages, batched wakeups, every
@@ -227,7 +170,7 @@ class PerfBuffer(EventSource, Map):
 
     def wake_per_record(self) -> None:
         """Switch to a wakeup per sample, as ``open(wakeup_events=1)`` would have done; used by
-        :meth:`~bpfkit.maps.poller.Poller.fileno`. If the rings are open, each CPU gets a new ring
+        :meth:`~bpfkit.events.Poller.fileno`. If the rings are open, each CPU gets a new ring
         that the program writes to from now on; the old ring is read first until empty and closed
         about a second after the switch (programs already writing to it finish well before). Only a
         sample written to an old ring at the instant of the switch can come after newer samples
@@ -245,7 +188,7 @@ class PerfBuffer(EventSource, Map):
         self.wakeup_events, self.watermark = 1, None
         self._wake = (1, 0)
 
-    def _open_cpu(self, cpu: int, pages: int, wakeup: int, mark: int) -> _CpuRing:
+    def _open_cpu(self, cpu: int, pages: int, wakeup: int, mark: int) -> CpuRing:
         attr = sc.PerfEventAttr(type=sc.PERF_TYPE_SOFTWARE, config=sc.PERF_COUNT_SW_BPF_OUTPUT,
                                 sample_period=1, sample_type=sc.PERF_SAMPLE_RAW)
         if mark:
@@ -261,7 +204,7 @@ class PerfBuffer(EventSource, Map):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {pages} perf pages for {self.name!r} on CPU "
                                       f"{cpu} (raise RLIMIT_MEMLOCK/perf_event_mlock_kb or use fewer "
                                       "pages)") from None
-        ring = _CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1)
+        ring = CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1)
         try:
             sc.map_update(self.fd, np.array([cpu], np.uint32), np.array([fd], np.uint32),
                           what=f"perf buffer {self.name!r}")
@@ -276,10 +219,11 @@ class PerfBuffer(EventSource, Map):
             self.open()
 
     def _close_rings(self) -> None:
+        map_fd = -1 if self._map.closed else self._map.fd
         for ring in self._rings:
-            if self._fd >= 0:
+            if map_fd >= 0:
                 try:  # detach from the map so the program stops writing to a dead ring
-                    sc.map_delete(self._fd, np.array([ring.cpu], np.uint32))
+                    sc.map_delete(map_fd, np.array([ring.cpu], np.uint32))
                 except BpfError:
                     pass
             if ring.prev is not None:
@@ -290,10 +234,8 @@ class PerfBuffer(EventSource, Map):
 
     def close(self) -> None:
         """Disable and unmap every CPU's ring (the map fd itself is closed by its owner)."""
-        self._close_poller()
-        self._close_rings()
-        self._drops = None
         super().close()
+        self._close_rings()
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -311,7 +253,7 @@ class PerfBuffer(EventSource, Map):
         the rings with the current settings if needed)."""
         if not self._rings:
             self.open()
-        if self._held:
+        if self._ledger:
             return True
         for r in self._rings:  # called on every wakeup: a plain loop over u64 words, no numpy
             words = r.words
@@ -363,8 +305,8 @@ class PerfBuffer(EventSource, Map):
 
     def _drain(self, dt: Optional[np.dtype], max_records: Optional[int],
                per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
-        self._forget_uncommitted()
-        left = None if max_records is None else max_records - self._held_records()
+        self._ledger.forget_uncommitted()
+        left = None if max_records is None else max_records - self._ledger.records()
         for ring in self._rings:
             if left is not None and left <= 0:
                 break
@@ -378,7 +320,7 @@ class PerfBuffer(EventSource, Map):
 
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int],
                   per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
-        out, keep = self._split_held(max_records)
+        out, keep = self._ledger.split(max_records)
         result: Union[Batch, dict[int, Batch]]
         if not per_cpu and len(out) == 1:
             h = out[0]
@@ -387,13 +329,13 @@ class PerfBuffer(EventSource, Map):
                 # the common case (a wakeup per sample): one read of one CPU, nothing to join or
                 # convert, no per-CPU arrays to build
                 cpu, n = h.ring.cpu, 0 if h.counted else len(b)
-                last: Optional[tuple[int, list[tuple[_CpuRing, int]]]] = (id(b), [(h.ring, len(b))])
+                last: Optional[tuple[int, list[tuple[CpuRing, int]]]] = (id(b), [(h.ring, len(b))])
                 # no calls or backward jumps until the return (see below); numpy's item access
                 # and += are C slots, not calls
                 self.received_per_cpu[cpu] += n
                 self.lost_per_cpu[cpu] += h.skipped
                 self.other_records += h.other
-                self._held = keep
+                self._ledger.entries = keep
                 self._last_out = last
                 return b
         # per-CPU increments, allocated only when there is something to count
@@ -410,13 +352,13 @@ class PerfBuffer(EventSource, Map):
                 lost[h.ring.cpu] += h.skipped  # type: ignore[index]
             other += h.other
         if per_cpu:
-            result = {r.cpu: self._join_held([h for h in out if h.ring.cpu == r.cpu], dt) for r in self._rings}
+            result = {r.cpu: self._ledger.join([h for h in out if h.ring.cpu == r.cpu], dt) for r in self._rings}
             last = None
         elif not out:
             result = RawBatch.empty() if dt is None else np.empty(0, dtype=dt)
             last = None
         else:
-            result = self._join_held(out, dt)
+            result = self._ledger.join(out, dt)
             last = (id(result), [(h.ring, len(h)) for h in out if len(h)])
         # No calls or backward jumps from here to the return: CPython 3.11 raises
         # KeyboardInterrupt only at those, so the counters and the held list change together and
@@ -425,11 +367,11 @@ class PerfBuffer(EventSource, Map):
             self.received_per_cpu += received
             self.lost_per_cpu += lost  # type: ignore[arg-type]
         self.other_records += other
-        self._held = keep
+        self._ledger.entries = keep
         self._last_out = last
         return result
 
-    def _unget(self, batch: Batch) -> None:
+    def give_back(self, batch: Batch) -> None:
         """Take back the batch the last drain() returned, split by CPU again so drain_per_cpu()
         stays exact; it comes first from the next drain, not counted again."""
         last = self._last_out
@@ -442,10 +384,10 @@ class PerfBuffer(EventSource, Map):
         for ring, n in parts:
             held.append(Held(split(split(batch, pos)[1], n)[0], ring, 0, counted=True))
             pos += n
-        self._held[:0] = held
+        self._ledger.give_back(held)
         self._last_out = None
 
-    def _drain_cpu(self, ring: _CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+    def _drain_cpu(self, ring: CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
         """Read one CPU into held batches: its previous ring first (after a switch of wakeup mode)."""
         got = 0
         prev = ring.prev
@@ -453,7 +395,7 @@ class PerfBuffer(EventSource, Map):
             got = self._drain_ring(prev, dt, limit)
             if not prev.empty():
                 return got  # limit reached: the newer ring waits, to keep the CPU's order
-            if time.monotonic() - prev.retired_at > RETIRE_GRACE:
+            if time.monotonic() - prev.retired_at > self.retire_grace:
                 prev.release()
                 ring.prev = None
             if limit is not None:
@@ -462,11 +404,11 @@ class PerfBuffer(EventSource, Map):
                     return got
         return got + self._drain_ring(ring, dt, limit)
 
-    def _drain_ring(self, ring: _CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+    def _drain_ring(self, ring: CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
         got = 0
         words = ring.words
         stride = 0 if dt is None else sample_size(dt.itemsize)
-        small = min(SMALL_SAMPLES * stride, CHUNK_BYTES)
+        small = min(SMALL_SAMPLES * stride, self.chunk_bytes)
         while limit is None or got < limit:
             left = None if limit is None else limit - got
             if small:
@@ -476,134 +418,32 @@ class PerfBuffer(EventSource, Map):
                 span = words[HEAD_WORD] - tail  # acquire: the records before head are complete
                 if not span:
                     break
-                if span <= small:
-                    fast = self._decode_small(ring, tail, span, stride, dt, left)  # type: ignore[arg-type]
+                off = tail & ring.mask
+                if span <= small and off + span <= ring.size:  # whole samples that do not wrap
+                    fast = decode_small(ring.dmv, off, span, stride, dt, left)  # type: ignore[arg-type]
                     if fast is not None:
-                        self._hold(fast, ring, tail + len(fast) * stride)
+                        self._ledger.hold(fast, ring, tail + len(fast) * stride)
                         self._commit(ring, tail + len(fast) * stride)
                         got += len(fast)
                         continue
             # a chunk at a time, handing space back to the producer after each
-            tail, buf = ring.unread(CHUNK_BYTES)
+            tail, buf = ring.unread(self.chunk_bytes)
             if not buf.size:
                 break
             b: Batch
             if dt is None:
-                b, used, lost, other = self._decode_raw(buf, left)
+                b, used, lost, other = decode_raw(buf, left, self.name)
             else:
-                b, used, lost, other = self._decode_fixed(buf, dt, left)
+                b, used, lost, other = decode_fixed(buf, dt, left, self.name, self._ledger.records() > 0)
             if not used:
                 break
-            self._hold(b if len(b) else None, ring, tail + used, skipped=lost, other=other)
+            self._ledger.hold(b if len(b) else None, ring, tail + used, skipped=lost, other=other)
             self._commit(ring, tail + used)
             got += len(b)
         return got
 
-    def _commit(self, ring: _CpuRing, pos: int) -> None:
+    def _commit(self, ring: CpuRing, pos: int) -> None:
         ring.words[TAIL_WORD] = pos  # release: the records were copied out before
-
-    @staticmethod
-    def _decode_small(ring: _CpuRing, tail: int, span: int, stride: int, dt: np.dtype,
-                      max_records: Optional[int]) -> Optional[np.ndarray]:
-        """The few samples in ``span`` bytes from ``tail`` decoded with struct, or None if the span
-        is not made only of whole samples of ``stride`` bytes that do not wrap (the caller then
-        takes the vectorized path, which handles every case)."""
-        off = tail & ring.mask
-        count, rest = divmod(span, stride)
-        if rest or off + span > ring.size:
-            return None
-        if max_records is not None and count > max_records:
-            count = max_records
-        dmv = ring.dmv
-        unpack = _HEADER.unpack_from
-        want = (sc.PERF_RECORD_SAMPLE, stride)
-        isz = dt.itemsize
-        out = bytearray()
-        for pos in range(off, off + count * stride, stride):
-            rtype, _misc, size = unpack(dmv, pos)
-            if (rtype, size) != want:
-                return None  # checked like the vectorized path: type and size, misc ignored
-            out += dmv[pos + SAMPLE_HDR: pos + SAMPLE_HDR + isz]
-        return np.frombuffer(out, dtype=dt)  # writable, owns its copy
-
-    def _decode_fixed(self, buf: np.ndarray, dt: np.dtype,
-                      max_records: Optional[int]) -> tuple[np.ndarray, int, int, int]:
-        """(samples, bytes used, samples reported lost, other records) from the start of ``buf``."""
-        isz = dt.itemsize
-        stride = sample_size(isz)
-        total = buf.size
-        parts: list[np.ndarray] = []
-        got = pos = lost = other = 0
-        while pos < total and (max_records is None or got < max_records):
-            n = (total - pos) // stride
-            if max_records is not None:
-                n = min(n, max_records - got)
-            k = 0
-            if n:
-                # perf_event_header as one u64: type | misc << 32 | size << 48; misc is ignored
-                hdr = strided_words(buf, pos, n, stride)
-                ok = (hdr & np.uint64(0xFFFF0000FFFFFFFF)) == np.uint64(stride << 48 | sc.PERF_RECORD_SAMPLE)
-                k = n if ok.all() else int(np.argmin(ok))
-                if k:
-                    parts.append(gather_fixed(buf, pos, k, stride, SAMPLE_HDR, dt))  # never a view
-                    got += k
-                    pos += k * stride
-            if k == n and n:
-                continue
-            rtype, size = self._header(buf, pos)
-            if pos + size > total:
-                break  # cut by the chunk limit: read with the next chunk
-            if rtype == sc.PERF_RECORD_SAMPLE:
-                raw = int(buf[pos + EVENT_HDR: pos + SAMPLE_HDR].view(np.uint32)[0])
-                if raw < isz:
-                    if parts or self._held_records():
-                        break  # hand over what we have; the next drain meets this sample first
-                    raise BpfUsageError(
-                        f"perf buffer {self.name!r}: a sample of {raw} bytes is smaller than the {isz}-byte "
-                        f"dtype {dt}; it stays in the ring: read it with drain_raw(), or pass the right dtype")
-                # bigger than the dtype (padding or a longer struct): decode its leading bytes
-                parts.append(buf[pos + SAMPLE_HDR: pos + SAMPLE_HDR + isz].copy().view(dt))
-                got += 1
-            elif rtype == sc.PERF_RECORD_LOST:
-                lost += self._lost(buf, pos)
-            else:
-                other += 1
-            pos += size
-        batch = np.empty(0, dtype=dt) if not parts else parts[0] if len(parts) == 1 else concat_records(parts)
-        return batch, pos, lost, other
-
-    def _decode_raw(self, buf: np.ndarray, max_records: Optional[int]) -> tuple[RawBatch, int, int, int]:
-        mv = buf.data
-        chunks: list[bytes] = []
-        pos, total = 0, buf.size
-        lost = other = 0
-        while pos < total and (max_records is None or len(chunks) < max_records):
-            rtype, size = self._header(buf, pos)
-            if pos + size > total:
-                break
-            if rtype == sc.PERF_RECORD_SAMPLE:
-                (raw,) = struct.unpack_from("<I", mv, pos + EVENT_HDR)
-                chunks.append(bytes(mv[pos + SAMPLE_HDR: pos + SAMPLE_HDR + raw]))
-            elif rtype == sc.PERF_RECORD_LOST:
-                lost += self._lost(buf, pos)
-            else:
-                other += 1
-            pos += size
-        return RawBatch.from_chunks(chunks), pos, lost, other
-
-    def _header(self, buf: np.ndarray, pos: int) -> tuple[int, int]:
-        rtype, _misc, size = struct.unpack_from("<IHH", buf.data, pos)
-        if size < EVENT_HDR:
-            raise BpfError(f"perf buffer {self.name!r}: corrupt record header at {pos} (size {size})")
-        return rtype, size
-
-    @staticmethod
-    def _lost(buf: np.ndarray, pos: int) -> int:
-        (lost,) = struct.unpack_from("<Q", buf.data, pos + EVENT_HDR + 8)  # after u64 id
-        return int(lost)
-
-    def __len__(self) -> int:
-        return len(self._rings)
 
     def __repr__(self) -> str:
         state = f"cpus={self.cpus} pages={self.pages}" if self._rings else "not open"

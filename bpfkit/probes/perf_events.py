@@ -1,4 +1,6 @@
-"""Perf events by name, and ``SEC("perf_event")`` programs sampling them.
+"""Perf events by name: the catalogue ``perf list`` shows, resolved to ``(type, config)``, and
+opened as fds. Sampling programs (:mod:`bpfkit.probes.sampling`) and counters
+(:mod:`bpfkit.counters`) both start here.
 
 Names follow ``perf list``: software events (``cpu-clock``, ``page-faults``, ``context-switches``...),
 hardware events (``cycles``, ``instructions``, ``cache-misses``, ``branch-misses``...), hardware
@@ -8,24 +10,22 @@ FeatureNotSupported where there is no PMU (most VMs).
 
 Example::
 
-    # sample at 99 Hz on every CPU (the basis of a profiler)
-    with prog.attach_perf_event("cpu-clock", frequency=99):
-        ...
-    # every 10th page fault of one process
-    with prog.attach_perf_event("page-faults", period=10, pid=1234):
-        ...
+    ev = resolve_event("L1-dcache-load-misses")   # PerfEvent(type=PERF_TYPE_HW_CACHE, ...)
+    fd = open_event(ev, pid=1234)
 """
 from __future__ import annotations
 
 import errno
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Union
 
 from .. import features
 from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError, FeatureNotSupported
-from .link import Link, attach_perf_event as _attach_fd, group_links, open_perf_event
+from .link import open_perf_event
+
+__all__ = ["EventSpec", "PerfEvent", "SOFTWARE_EVENTS", "HARDWARE_EVENTS", "resolve_event", "open_event"]
 
 SOFTWARE_EVENTS = {
     "cpu-clock": 0, "task-clock": 1, "page-faults": 2, "faults": 2, "context-switches": 3, "cs": 3,
@@ -118,41 +118,3 @@ def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 
             raise FeatureNotSupported(f"perf event {event.name!r}: " + (reason if not ok else str(e)), e.errno,
                                       feature="hw_pmu") from None
         raise
-
-
-def _enabled(link: Link) -> Link:
-    try:
-        sc.ioctl(link.perf_fd, sc.PERF_EVENT_IOC_ENABLE, 0, what=link.description)
-    except BaseException:
-        link.close()
-        raise
-    return link
-
-
-def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
-                      cpus: Optional[Sequence[int]] = None, cookie: int = 0) -> Link:
-    """Run a ``SEC("perf_event")`` program each time ``event`` overflows: every ``period``
-    events, or ``frequency`` times a second. With ``pid`` it follows that thread on any CPU;
-    without, one event per CPU in ``cpus`` (default: all online CPUs).
-
-    Example::
-
-        link = attach_perf_event(prog.fd, "cpu-clock", frequency=99)           # every CPU
-        link = attach_perf_event(prog.fd, "page-faults", period=10, pid=1234)
-    """
-    if bool(frequency) == bool(period):
-        raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
-    ev = resolve_event(event)
-    rate = f"{frequency} Hz" if frequency else f"every {period}"
-    # Opened disabled and enabled once the program is attached (as libbpf does): an event that
-    # counts before its program is there would overflow without a sample the program saw.
-    if pid >= 0:
-        fd = open_event(ev, pid=pid, cpu=-1, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
-        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} pid {pid}", cookie))
-    cpu_list = list(cpus) if cpus is not None else sc.online_cpus()
-
-    def one(cpu: int) -> Link:
-        fd = open_event(ev, pid=-1, cpu=cpu, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
-        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} cpu {cpu}", cookie))
-
-    return group_links(one, cpu_list, f"perf_event {ev.name} {rate} on {len(cpu_list)} CPUs")

@@ -1,101 +1,24 @@
-"""Histograms and stats read from maps, printed exactly like bpftrace.
-
-The BPF side (``c/include/bpfkit_hist.h``) records bpftrace's slots; this module reads
-those maps, sums per-CPU counters, groups keyed histograms by key and prints
-``hist()``/``lhist()``/``stats()`` output byte for byte as bpftrace does. In a notebook
-the same objects render as HTML tables (and ``.plot()`` draws them if matplotlib is
-installed).
+"""Histogram and stats values: :class:`Log2Hist`, :class:`LinearHist`, :class:`Stats`, and
+:class:`Keyed` groups of them; each prints as bpftrace does and renders in a notebook.
 
 Example::
 
-    from bpfkit import hist
-    h = hist.log2(obj.maps.lat)           # Log2Hist
-    print(h.format("@usecs"))
-    # @usecs:
-    # [4K, 8K)            1474 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
-    per_pid = hist.log2(obj.maps.lat_by_pid)   # Keyed: {pid: Log2Hist}
-    print(hist.stats(obj.maps.st))        # count 5, average 10, total 50
+    h = Log2Hist.from_values([1, 2, 3, 1000])
+    print(h.format("@x"))
 """
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
 from ..errors import MapError
-from .map import Map
+from .format import LOG2_SLOTS, bar, html_table, lin_label, lines, log2_label, nonzero_span
 
-LOG2_SLOTS = 66
-BAR_WIDTH = 52
-_SUFFIX = ["", "K", "M", "G", "T", "P", "E"]
+__all__ = ["Log2Hist", "LinearHist", "Stats", "Keyed"]
 
-
-# -- labels ---------------------------------------------------------------------
-
-def _pow2_label(power: int) -> str:
-    decade = power // 10
-    return f"{1 << (power - 10 * decade)}{_SUFFIX[decade]}"
-
-
-def log2_label(slot: int) -> str:
-    """bpftrace's label of log2 slot ``slot``: ``(..., 0)``, ``[0]``, ``[1]``, ``[2, 4)``, ``[4K, 8K)``.
-
-    Example::
-
-        hist.log2_label(3)   # '[2, 4)'
-    """
-    if slot == 0:
-        return "(..., 0)"
-    if slot <= 2:
-        return f"[{slot - 1}]"
-    return f"[{_pow2_label(slot - 2)}, {_pow2_label(slot - 1)})"
-
-
-def _lin_label(n: int, step: int) -> str:
-    if step % 1024:
-        return str(n)
-    if n == 0:
-        return "0"
-    if n % (1 << 20) == 0:
-        return f"{n >> 20}M"
-    if n % 1024 == 0:
-        return f"{n // 1024}K"
-    return str(n)
-
-
-def _bar(count: int, max_count: int, width: int = BAR_WIDTH) -> int:
-    # bpftrace computes this in single precision: count / (float)max * 52, truncated
-    if max_count == 0:
-        return 0
-    return int(np.float32(count) / np.float32(max_count) * np.float32(width))
-
-
-def _lines(labels: list[str], counts: list[int], max_count: int) -> str:
-    out = []
-    for label, c in zip(labels, counts):
-        out.append(f"{label:<16}{c:>8} |{'@' * _bar(c, max_count):<{BAR_WIDTH}}|\n")
-    return "".join(out)
-
-
-def _html_table(labels: list[str], counts: list[int], title: str = "") -> str:
-    mx = max(counts, default=0) or 1
-    rows = "".join(
-        f"<tr><td style='font-family:monospace;text-align:left'>{html.escape(lb)}</td>"
-        f"<td style='text-align:right'>{c}</td><td style='width:320px'><div style='background:#4c72b0;"
-        f"height:0.9em;width:{100.0 * c / mx:.1f}%'></div></td></tr>"
-        for lb, c in zip(labels, counts))
-    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
-    return f"<table>{cap}<tr><th>range</th><th>count</th><th></th></tr>{rows}</table>"
-
-
-def _nonzero_span(counts: np.ndarray) -> range:
-    nz = np.flatnonzero(counts)
-    return range(int(nz[0]), int(nz[-1]) + 1) if len(nz) else range(0)
-
-
-# -- histogram objects ------------------------------------------------------------
 
 class _Hist:
     counts: np.ndarray
@@ -115,7 +38,7 @@ class _Hist:
 
     def __str__(self) -> str:
         labels, counts = self.rows()
-        return _lines(labels, counts, int(self.counts.max(initial=0)))
+        return lines(labels, counts, int(self.counts.max(initial=0)))
 
     def format(self, name: str = "") -> str:
         """bpftrace's print of a map holding this histogram: ``@name:`` then the rows.
@@ -128,7 +51,7 @@ class _Hist:
 
     def _repr_html_(self) -> str:
         labels, counts = self.rows()
-        return _html_table(labels, counts)
+        return html_table(labels, counts)
 
     def plot(self, ax: Any = None, title: str = "") -> Any:
         """Bar chart with matplotlib (imported only here; raises ImportError if missing).
@@ -224,7 +147,7 @@ class Log2Hist(_Hist):
 
             hist.Log2Hist.from_values([2, 3]).rows()   # (['[2, 4)'], [2])
         """
-        span = _nonzero_span(self.counts)
+        span = nonzero_span(self.counts)
         return [log2_label(i) for i in span], [int(self.counts[i]) for i in span]
 
 
@@ -349,16 +272,16 @@ class LinearHist(_Hist):
 
             hist.LinearHist.from_values([5, 250], 0, 100, 10).rows()[0][-1]   # '[100, ...)'
         """
-        span = _nonzero_span(self.counts)
+        span = nonzero_span(self.counts)
         labels = []
         for i in span:
             if i == 0:
-                labels.append(f"(..., {_lin_label(self.lo, self.step)})")
+                labels.append(f"(..., {lin_label(self.lo, self.step)})")
             elif i == self.buckets + 1:
-                labels.append(f"[{_lin_label(self.hi, self.step)}, ...)")
+                labels.append(f"[{lin_label(self.hi, self.step)}, ...)")
             else:
                 a, b = (i - 1) * self.step + self.lo, i * self.step + self.lo
-                labels.append(f"[{_lin_label(a, self.step)}, {_lin_label(b, self.step)})")
+                labels.append(f"[{lin_label(a, self.step)}, {lin_label(b, self.step)})")
         return labels, [int(self.counts[i]) for i in span]
 
 
@@ -500,7 +423,7 @@ class Keyed:
                 out.append(f"<b>{html.escape(_key_str(k))}</b>: {html.escape(str(v))}<br>")
             else:
                 labels, counts = v.rows()
-                out.append(_html_table(labels, counts, _key_str(k)))
+                out.append(html_table(labels, counts, _key_str(k)))
         return "".join(out)
 
 
@@ -516,105 +439,3 @@ def _sort_key(k: Any) -> Any:
     return (0, k) if isinstance(k, (int, float)) else (1, str(k))
 
 
-# -- reading maps --------------------------------------------------------------------
-
-def _read(m: Map, clear: bool) -> tuple[np.ndarray, np.ndarray]:
-    keys, values = m.pop_all() if clear else m.to_numpy()
-    if m.percpu and values.dtype.names is None:
-        values = values.sum(axis=1, dtype=np.uint64)
-    return keys, values
-
-
-def _py(x: Any) -> Any:
-    if isinstance(x, np.void) and x.dtype.names:
-        return tuple(_py(x[n]) for n in x.dtype.names)
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def _grouped(m: Map, clear: bool, make: Callable[[np.ndarray], Any], nslots: int) -> Any:
-    keys, values = _read(m, clear)
-    kdt = keys.dtype
-    if kdt.names is None:  # slot-indexed (array, or hash keyed by slot)
-        counts = np.zeros(nslots, np.uint64)
-        ok = keys < nslots
-        np.add.at(counts, keys[ok].astype(np.int64), values[ok].astype(np.uint64))
-        return make(counts)
-    if "slot" not in kdt.names:
-        raise MapError(f"map {m.name!r}: keyed histogram keys need a 'slot' field (BPFKIT_KEYED_HIST), "
-                       f"got {kdt}")
-    rest = [n for n in kdt.names if n != "slot"]
-    out: dict[Any, np.ndarray] = {}
-    for k, v in zip(keys, values):
-        slot = int(k["slot"])
-        if slot >= nslots:
-            continue
-        group = _py(k[rest[0]]) if len(rest) == 1 else tuple(_py(k[n]) for n in rest)
-        if group not in out:
-            out[group] = np.zeros(nslots, np.uint64)
-        out[group][slot] += np.uint64(v)
-    return Keyed({g: make(c) for g, c in out.items()})
-
-
-def log2(m: Map, *, clear: bool = False) -> Any:
-    """The log2 histogram(s) in ``m``: a :class:`Log2Hist` for an array/slot-keyed map,
-    :class:`Keyed` for a ``BPFKIT_KEYED_LOG2_HIST``. ``clear=True`` reads with pop_all().
-
-    Example::
-
-        print(hist.log2(obj.maps.lat).format("@usecs"))   # BPFKIT_LOG2_HIST(lat) on the BPF side
-    """
-    return _grouped(m, clear, Log2Hist, LOG2_SLOTS)
-
-
-def linear(m: Map, lo: int, hi: int, step: int, *, clear: bool = False) -> Any:
-    """The linear histogram(s) in ``m`` recorded with the same ``lo, hi, step``.
-
-    Example::
-
-        h = hist.linear(obj.maps.ms, 0, 100, 10)   # BPFKIT_LINEAR_HIST(ms, 0, 100, 10)
-    """
-    return _grouped(m, clear, lambda c: LinearHist(c, lo, hi, step), (hi - lo) // step + 2)
-
-
-def stats(m: Map, *, clear: bool = False) -> Any:
-    """:class:`Stats` from a ``BPFKIT_STATS`` map, or :class:`Keyed` stats from ``BPFKIT_KEYED_STATS``.
-
-    Example::
-
-        print(hist.stats(obj.maps.st, clear=True))   # count 5, average 10, total 50; then reset
-    """
-    keys, values = m.pop_all() if clear else m.to_numpy()
-    names = values.dtype.names or ()
-    if not {"count", "total", "min", "max"} <= set(names):
-        raise MapError(f"map {m.name!r}: values need count/total/min/max fields (struct bpfkit_stats), "
-                       f"got {values.dtype}")
-
-    def reduce(v: np.ndarray) -> Stats:
-        v = np.atleast_1d(v)
-        live = v[v["count"] > 0]
-        if not len(live):
-            return Stats()
-        return Stats(int(live["count"].sum()), int(live["total"].astype(np.int64).sum()),
-                     int(live["min"].min()), int(live["max"].max()))
-
-    if m.type_name in ("array", "percpu_array"):
-        total = [reduce(values[i]) for i in range(len(values))]
-        merged = Stats()
-        for s in total:
-            merged = _merge(merged, s)
-        return merged
-    return Keyed({_py(k): reduce(values[i]) for i, k in enumerate(keys)})
-
-
-def _merge(a: Stats, b: Stats) -> Stats:
-    if not b.count:
-        return a
-    if not a.count:
-        return b
-    assert a.min is not None and a.max is not None and b.min is not None and b.max is not None
-    return Stats(a.count + b.count, a.total + b.total, min(a.min, b.min), max(a.max, b.max))
-
-
-__all__ = ["Log2Hist", "LinearHist", "Stats", "Keyed", "log2", "linear", "stats", "log2_label", "LOG2_SLOTS"]
