@@ -45,10 +45,10 @@ logging.getLogger("bpfkit").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
-    from . import (btf, compiler, counters, events, features, hist, loader, maps, probes, sections, shipped,
+    from . import (btf, compiler, counters, events, features, hist, loader, maps, probes, sections, shipped,  # noqa: F401
                    testing, tools, tracefs)
-    from .compiler import compile
-    from .loader import Object, ObjectSpec, Program, load, open
+    from .compiler import compile  # noqa: F401
+    from .loader import Object, ObjectSpec, Program, load, open  # noqa: F401
     from .maps import Map
 
 # name -> (module, attribute): loaded on first use, so that `import bpfkit` stays cheap (no libbpf,

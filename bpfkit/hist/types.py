@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 
 from ..errors import MapError
-from .format import LOG2_SLOTS, bar, html_table, lin_label, lines, log2_label, nonzero_span
+from .format import LOG2_SLOTS, html_table, lin_label, lines, log2_label, nonzero_span
 
 __all__ = ["Log2Hist", "LinearHist", "Stats", "Keyed"]
 

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-import functools
 import logging
 import os
 from typing import Any, Callable, Iterator, Optional, Union

@@ -213,7 +213,7 @@ def open_perf_event(attr: sc.PerfEventAttr, *, pid: int = -1, cpu: int = -1, gro
         return sc.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
     except BpfError as e:
         if e.errno == errno.ESRCH and pid > 0:
-            from .procfs import no_process
+            from ..binaries.procfs import no_process
 
             raise no_process(pid, what) from None
         raise

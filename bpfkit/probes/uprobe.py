@@ -1,7 +1,7 @@
 """uprobes and uretprobes through the uprobe PMU (perf_event_open + BPF link).
 
 The probe point is (file, file offset); the symbol → offset resolution lives in
-:mod:`bpfkit.probes.elf`.
+:mod:`bpfkit.binaries.elf`.
 
 Glob patterns attach every matching function: as one uprobe_multi link (Linux 6.6+) when the
 program was loaded for it (``SEC("uprobe.multi/...")``), else one uprobe per function.
@@ -26,7 +26,7 @@ from typing import Optional, Sequence, Union
 from .. import features
 from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
-from .elf import function_at, list_symbols, resolve_library, symbol_offset
+from ..binaries import function_at, list_symbols, resolve_library, symbol_offset
 from .kprobe import is_pattern
 from .link import Link, attach_perf_event, group_links, open_perf_event
 from ..tracefs import pmu_retprobe_bit, pmu_type

@@ -26,11 +26,10 @@ import numpy as np
 from .. import features
 from .. import _sys as sc
 from ..errors import AttachError, BpfNotFoundError
-from .elf import resolve_library
 from .link import Link, group_links
-from .procfs import load_address, mapped_files
 from .uprobe import attach_uprobe_offset
-from .usdt_spec import USDT_SPEC_SIZE, UsdtNote, encode_usdt_spec, read_usdt_notes
+from ..binaries import UsdtNote, load_address, mapped_files, read_usdt_notes, resolve_library
+from .usdt_spec import USDT_SPEC_SIZE, encode_usdt_spec
 
 SPECS_MAP = "__bpf_usdt_specs"
 IP_MAP = "__bpf_usdt_ip_to_spec_id"

@@ -6,7 +6,7 @@ everywhere (:func:`no_process`).
 
 Example::
 
-    from bpfkit.probes.procfs import mapped_files, load_address
+    from bpfkit.binaries import mapped_files, load_address
 
     mapped_files(1234)                          # ['/usr/bin/python3.11', '/usr/lib/.../libc.so.6', ...]
     load_address(1234, "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x28000)
