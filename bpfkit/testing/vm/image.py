@@ -6,8 +6,8 @@ Kept apart from ``vm.py`` so they can be tested and reused without qemu.
 Example::
 
     from pathlib import Path
-    from bpfkit.testing import _vmimage
-    _vmimage.extract_vmlinux(Path("vmlinuz-6.1.0-56-amd64"), Path("vmlinux"))
+    from bpfkit.testing.vm import image
+    image.extract_vmlinux(Path("vmlinuz-6.1.0-56-amd64"), Path("vmlinux"))
 """
 from __future__ import annotations
 
