@@ -15,6 +15,12 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+__all__ = [
+    "ENOTSUPP", "BpfError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "BpfUsageError",
+    "ObjectFormatError", "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError",
+    "MapFullError", "ClosedError",
+]
+
 
 # The kernel-internal ENOTSUPP (524) leaks out of bpf(2), e.g. for BPF_PROG_TEST_RUN on a type without it
 # or a batch command a map type lacks. Python's errno module does not know it; this is its one definition.

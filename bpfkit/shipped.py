@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+__all__ = ["BPF_DIR", "shipped_objects", "find_object"]
+
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar
 
+__all__ = ["Resource", "OwnedFd"]
+
 R = TypeVar("R", bound="Resource")
 
 

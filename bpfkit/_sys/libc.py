@@ -11,6 +11,8 @@ import ctypes.util
 import platform
 from ctypes import c_int, c_long
 
+__all__ = ["libc", "syscall", "ioctl"]
+
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 syscall = libc.syscall
 syscall.restype = c_long

@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import MapError
 from .types import BTF_MAGIC, INT_BOOL, INT_CHAR, INT_SIGNED, Kind
 
+__all__ = ["encode"]
+
 
 class _Encoder:
     """Accumulates BTF types and strings; type ids start at 1."""

@@ -17,6 +17,8 @@ from ..errors import BpfError
 from .encode import encode
 from .types import Btf
 
+__all__ = ["vmlinux_btf", "load_dtypes", "dtypes_from_kernel"]
+
 
 @lru_cache(maxsize=1)
 def vmlinux_btf() -> Btf:

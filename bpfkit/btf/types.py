@@ -20,6 +20,10 @@ import numpy as np
 
 from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
+__all__ = [
+    "BTF_MAGIC", "Kind", "INT_SIGNED", "INT_CHAR", "INT_BOOL", "Member", "BtfType", "Btf", "default_dtype",
+]
+
 BTF_MAGIC = 0xEB9F
 
 

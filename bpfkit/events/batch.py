@@ -19,6 +19,11 @@ import numpy as np
 
 from ..errors import BpfError, BpfUsageError
 
+__all__ = [
+    "RawBatch", "Batch", "split", "join", "concat_records", "convert", "gather_fixed", "strided_words",
+    "decode_strings", "to_dicts", "to_pandas",
+]
+
 
 class RawBatch(Sequence[bytes]):
     """Variable-size records copied out of a buffer: ``data`` holds the payloads back to back,

@@ -23,6 +23,8 @@ from .kernel import ALIASES, kernel_status
 from .probe import FeatureStatus, close_fd, kernel_enum, tracing_prog, try_load
 from .types import NEEDS_TARGET, prog_type_status
 
+__all__ = ["attach_type_status", "attach_status", "attach_type"]
+
 _ATTACH_GROUPS: dict[int, tuple[str, ...]] = {
     sc.BPF_PROG_TYPE_CGROUP_SKB: ("cgroup_inet_ingress", "cgroup_inet_egress"),
     sc.BPF_PROG_TYPE_CGROUP_SOCK: ("cgroup_inet_sock_create", "cgroup_inet4_post_bind", "cgroup_inet6_post_bind",

@@ -19,6 +19,8 @@ from ..tracefs import tracefs_root, tracepoint_id
 from .probe import FeatureStatus, tracing_prog, try_load
 from .types import helper_id, helper_status, map_type_status
 
+__all__ = ["Probe", "KERNEL_FEATURES", "ALIASES", "kernel_status"]
+
 def _pmu_exists(pmu: str) -> bool:
     return os.path.exists(f"/sys/bus/event_source/devices/{pmu}/type")
 

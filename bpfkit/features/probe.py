@@ -17,6 +17,11 @@ from .. import _sys as sc
 from ..btf import Kind, vmlinux_btf
 from ..errors import BpfError, BpfUsageError
 
+__all__ = [
+    "FeatureStatus", "insn", "RET0", "EXPECTED_ATTACH", "name_to_id", "btf_id", "try_load", "close_fd",
+    "kernel_enum", "tracing_prog",
+]
+
 @dataclass(frozen=True)
 class FeatureStatus:
     """Outcome of one probe: ``ok``, a human reason (why not, or how it was established) and,

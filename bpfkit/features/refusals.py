@@ -19,6 +19,8 @@ from ..errors import ENOTSUPP, FeatureNotSupported
 from ..sections import find
 from .status import check
 
+__all__ = ["REFUSALS", "feature_for_section", "refusal", "load_failure"]
+
 REFUSALS = (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP)
 
 

@@ -18,6 +18,8 @@ from .kernel import KERNEL_FEATURES, kernel_status
 from .probe import FeatureStatus, kernel_enum, name_to_id
 from .types import helper, helper_id, helper_status, map_type_status, prog_type_status
 
+__all__ = ["status", "check", "require", "probe_all"]
+
 def status(name: str) -> FeatureStatus:
     """Probe ``name`` (cached): a kernel feature (see :data:`KERNEL_FEATURES`), ``prog:TYPE``,
     ``map:TYPE``, ``attach:TYPE``, ``helper:NAME`` or ``helper:PROGTYPE:NAME``.

@@ -16,6 +16,11 @@ from ..errors import BpfError, BpfUsageError
 from .probe import (EXPECTED_ATTACH, RET0, FeatureStatus, btf_id, close_fd, insn, kernel_enum, name_to_id,
                     try_load)
 
+__all__ = [
+    "NEEDS_TARGET", "prog_type_status", "prog_type", "map_type_status", "map_type", "helper_id",
+    "helper_status", "helper",
+]
+
 
 # Program types that only load against a target (struct_ops: a kernel struct's member; ext: a
 # function of another loaded BPF program), which a standalone probe cannot name: answered from

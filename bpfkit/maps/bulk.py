@@ -23,6 +23,11 @@ import numpy as np
 from .. import _sys as sc
 from ..errors import ENOTSUPP, BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
 
+__all__ = [
+    "MIN_CHUNK", "BATCH_TYPES", "CMD_NAMES", "refused", "call", "lookup_batch", "update_batch", "update_error",
+    "delete_batch",
+]
+
 log = logging.getLogger("bpfkit.maps")
 
 MIN_CHUNK = 256

@@ -23,6 +23,8 @@ from ..errors import MapError
 from .codec import as_array
 from .map import Map
 
+__all__ = ["Address", "LpmTrie"]
+
 Address = Union[str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
                 ipaddress.IPv6Network]
 

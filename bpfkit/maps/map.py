@@ -1,5 +1,9 @@
 """A BPF map as a dict-like object with numpy keys and values, and bulk numpy operations.
 
+(About 580 lines, one class on purpose: every map type shares this dict and bulk numpy API, and
+the subclasses in this package change a few of its methods; the numpy conversions live in
+``codec`` and the map-type families in ``kinds``.)
+
 Keys and values are converted through numpy dtypes taken from the map's BTF
 (or given explicitly); scalars come back as Python ints, structs as numpy
 records, per-CPU values as an array with one row per possible CPU.

@@ -20,6 +20,8 @@ from ..errors import MapError, MapKeyError
 from .codec import DTypeLike, dtype_arg
 from .map import Map
 
+__all__ = ["MapOfMaps"]
+
 
 class MapOfMaps(Map, map_types=(sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS)):
     """``BPF_MAP_TYPE_ARRAY_OF_MAPS`` / ``HASH_OF_MAPS``. ``to_numpy()`` gives the inner maps' ids."""

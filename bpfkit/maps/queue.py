@@ -21,6 +21,8 @@ from .codec import as_array, scalar
 from .map import Map
 from .bulk import update_error
 
+__all__ = ["QueueMap", "StackMap", "BloomFilter"]
+
 _EMPTY = object()
 
 

@@ -20,6 +20,8 @@ from .. import _sys as sc
 from ..errors import MapKeyError
 from .map import Map
 
+__all__ = ["StackTraceMap", "KernelSymbols", "kernel_symbols"]
+
 
 class StackTraceMap(Map, map_types=(sc.BPF_MAP_TYPE_STACK_TRACE,)):
     """Values are arrays of instruction pointers (``u64[depth]``), zero-padded."""

@@ -22,6 +22,8 @@ import numpy as np
 from .. import _sys as sc
 from .map import Map
 
+__all__ = ["LocalStorage"]
+
 
 class LocalStorage(Map, map_types=(sc.BPF_MAP_TYPE_TASK_STORAGE, sc.BPF_MAP_TYPE_INODE_STORAGE,
                                    sc.BPF_MAP_TYPE_SK_STORAGE, sc.BPF_MAP_TYPE_CGRP_STORAGE)):

@@ -29,6 +29,8 @@ from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
 from .link import Link, attach_perf_event, group_links
 from ..tracefs import available_filter_functions, pmu_retprobe_bit, pmu_type
 
+__all__ = ["is_pattern", "kernel_functions", "syscall_function", "attach_kprobe", "attach_kprobe_multi"]
+
 _WILDCARD = re.compile(r"[*?\[]")
 
 # Prefix of the syscall entry points, as ``SEC("ksyscall/NAME")`` needs them.

@@ -19,6 +19,8 @@ from .. import _sys as sc
 from .._sys import Resource
 from ..errors import BpfError, ClosedError
 
+__all__ = ["Link", "LinkGroup", "MultiLink", "group_links", "open_perf_event", "attach_perf_event"]
+
 
 class Link(Resource):
     """An attachment. ``fd`` is the BPF link fd (or -1 for ioctl-attached perf events);

@@ -12,6 +12,8 @@ from ..errors import BpfNotFoundError
 from .link import Link, attach_perf_event
 from ..tracefs import tracepoint_id
 
+__all__ = ["attach_tracepoint", "attach_raw_tracepoint"]
+
 
 def attach_tracepoint(prog_fd: int, category: str, name: str, cookie: int = 0) -> Link:
     """Attach a BPF_PROG_TYPE_TRACEPOINT program to ``category:name`` on every CPU.

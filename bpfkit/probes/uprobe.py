@@ -31,6 +31,8 @@ from .kprobe import is_pattern
 from .link import Link, attach_perf_event, group_links, open_perf_event
 from ..tracefs import pmu_retprobe_bit, pmu_type
 
+__all__ = ["matching_functions", "attach_uprobe", "attach_uprobe_offset", "attach_uprobe_multi"]
+
 # ref_ctr_offset (USDT semaphores) goes in the upper half of config
 _REF_CTR_SHIFT = 32
 _PLUS = re.compile(r"\+(0[xX][0-9a-fA-F]+|\d+)$")

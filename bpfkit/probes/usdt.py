@@ -31,6 +31,8 @@ from .uprobe import attach_uprobe_offset
 from ..binaries import UsdtNote, load_address, mapped_files, read_usdt_notes, resolve_library
 from .usdt_spec import USDT_SPEC_SIZE, encode_usdt_spec
 
+__all__ = ["SPECS_MAP", "IP_MAP", "MapLike", "find_usdt", "attach_usdt"]
+
 SPECS_MAP = "__bpf_usdt_specs"
 IP_MAP = "__bpf_usdt_ip_to_spec_id"
 

@@ -36,6 +36,11 @@ from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional, Sequence, 
 
 import pytest
 
+__all__ = [
+    "pytest_configure", "pytest_runtest_setup", "pytest_runtest_makereport", "bpf_leak_check", "BpfLoader",
+    "bpf_load", "bpf_pin_dir", "Triggers", "bpf_trigger",
+]
+
 if TYPE_CHECKING:
     from ..loader import ObjectSpec
     from ..loader import Object

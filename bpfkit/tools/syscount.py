@@ -21,6 +21,8 @@ from ..errors import BpfError
 from ..hist import Log2Hist, log2
 from ..loader import open as open_object
 
+__all__ = ["SyscountResult", "run", "format_result", "main"]
+
 
 @dataclass
 class SyscountResult:
@@ -32,11 +34,12 @@ class SyscountResult:
     dropped: int
 
 
-def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
+def run(duration: float, pid: Optional[int] = None,
+        on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
     """Trace every process (or ``pid``) for ``duration`` seconds; Ctrl-C stops early.
     ``on_attached`` is called once tracing is on (e.g. to start the workload)."""
     spec = open_object("tools/syscount")
-    spec.rodata.target_pid = pid
+    spec.rodata.target_pid = 0 if pid is None else pid  # 0: the BPF side counts every process
     with spec.load() as obj, obj.attach():
         if on_attached is not None:
             on_attached()
@@ -74,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry: ``bpfkit syscount [--duration S] [--pid PID] [--top N]``."""
     ap = argparse.ArgumentParser(prog="bpfkit syscount", description=__doc__.split("\n\n")[0])
     ap.add_argument("-d", "--duration", type=float, default=3.0, help="seconds to trace (default 3)")
-    ap.add_argument("-p", "--pid", type=int, default=0, help="only this process")
+    ap.add_argument("-p", "--pid", type=int, default=None, help="only this process")
     ap.add_argument("-n", "--top", type=int, default=15, help="rows to show (default 15)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
