@@ -33,7 +33,7 @@ from bpfkit.errors import BpfError, BpfNotFoundError, BpfPermissionError, Object
 from ._elf import SHT_DYNSYM, SHT_SYMTAB, ElfReader, LoadSegment
 from .debuginfo import DEFAULT_DEBUG_DIRS, find_debug_file
 from .framepointers import has_frame_pointers
-from .table import SymbolTable, _Names
+from .table import SymbolTable, _Names, pick_aliases
 
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
@@ -141,23 +141,11 @@ def build_table(parts: Sequence[tuple[np.ndarray, bytes]], code: Sequence[tuple[
         return SymbolTable(np.zeros(0, np.uint64), np.zeros(0, np.uint64), _Names([], np.zeros(0, np.uint8),
                                                                                    np.zeros(0, np.uint32)))
     value, size, rank, src, noff = (np.concatenate([c[k] for c in cols]) for k in range(5))
-    order = np.lexsort((size == 0, rank, value))
+    rank = rank.astype(np.int64) * 2 + (size == 0)
+    order = np.lexsort((rank, value))
     value, size, rank, src, noff = value[order], size[order], rank[order], src[order], noff[order]
-    first = np.ones(len(value), bool)
-    first[1:] = value[1:] != value[:-1]
     names = _Names(strtabs, src, noff)
-    # Aliases at one address: choose the friendliest name (needs the names, so only for those groups).
-    group_starts = np.flatnonzero(first)
-    group_len = np.diff(np.append(group_starts, len(value)))
-    for g, n in zip(group_starts[group_len > 1].tolist(), group_len[group_len > 1].tolist()):
-        members = np.arange(g, g + n)
-        cand = [str(c) for c in names.take(members)]
-        best = min(range(n), key=lambda k: (rank[g + k], size[g + k] == 0,
-                                            len(cand[k]) - len(cand[k].lstrip("_")), len(cand[k]), cand[k]))
-        if best:
-            first[g] = False
-            first[g + best] = True
-    keep = np.flatnonzero(first)
+    keep = pick_aliases(value, rank, names)
     value, size, names = value[keep], size[keep], names.subset(keep)
     # Symbol sizes may be 0 (assembly, _init): extend to the next symbol, within its section.
     nxt = np.append(value[1:], np.uint64(np.iinfo(np.uint64).max))

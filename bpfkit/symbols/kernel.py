@@ -22,7 +22,7 @@ import numpy as np
 
 from bpfkit.errors import BpfNotFoundError, BpfPermissionError, ObjectFormatError
 
-from .table import Frames, SymbolTable, _Names
+from .table import Frames, SymbolTable, _Names, pick_aliases
 
 KALLSYMS = "/proc/kallsyms"
 # Kernel symbols carry no size; an address this far past the last symbol before it is not in it.
@@ -120,14 +120,14 @@ class KernelSymbols:
         brackets = nl[has_mod] - 1
         z[brackets[buf[brackets] == ord("]")]] = 0
         blob = z.tobytes()
-        order = np.lexsort((~is_global, addrs))
-        addrs, starts, has_mod, mod_off = addrs[order], starts[order], has_mod[order], mod_off[order]
-        first = np.ones(len(addrs), bool)
-        first[1:] = addrs[1:] != addrs[:-1]  # aliases: keep the global one (sorted first)
-        addrs, starts, has_mod, mod_off = addrs[first], starts[first], has_mod[first], mod_off[first]
+        rank = (~is_global).astype(np.int64)
+        order = np.lexsort((rank, addrs))
+        addrs, starts, has_mod, mod_off, rank = addrs[order], starts[order], has_mod[order], mod_off[order], rank[order]
+        names = _Names([blob], np.zeros(len(addrs), np.uint8), (starts + width + 3).astype(np.uint32))
+        keep = pick_aliases(addrs, rank, names)
+        addrs, has_mod, mod_off, names = addrs[keep], has_mod[keep], mod_off[keep], names.subset(keep)
         nxt = np.append(addrs[1:], np.uint64(np.iinfo(np.uint64).max))
         ends = np.minimum(nxt, addrs + np.uint64(_MAX_SYMBOL_SIZE))
-        names = _Names([blob], np.zeros(len(addrs), np.uint8), (starts + width + 3).astype(np.uint32))
         self.table = SymbolTable(addrs, ends, names)
         self._has_mod = has_mod
         self._mods = _Names([blob], np.zeros(len(addrs), np.uint8), mod_off.astype(np.uint32))
