@@ -22,7 +22,7 @@ import numpy as np
 
 from bpfkit.errors import BpfNotFoundError, BpfPermissionError, ObjectFormatError
 
-from .table import Frames, SymbolTable, _Names, pick_aliases
+from .table import Frames, SymbolTable, _Names, filled, pick_aliases
 
 KALLSYMS = "/proc/kallsyms"
 # Kernel symbols carry no size; an address this far past the last symbol before it is not in it.
@@ -147,7 +147,7 @@ class KernelSymbols:
         a = np.asarray(addrs, np.uint64)
         idx, off = self.table.lookup(a)
         names = self.table.names_of(idx)
-        mods = np.full(len(a), "", dtype=object)
+        mods = filled(len(a), "")
         hit = idx >= 0
         mods[hit] = "[kernel]"
         in_mod = np.zeros(len(a), bool)

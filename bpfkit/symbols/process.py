@@ -209,8 +209,12 @@ class ProcessSymbolizer:
         out = Frames.empty(a)
         if len(a) == 0:
             return out
-        order = np.argsort(mi, kind="stable")
-        uniq, first = np.unique(mi[order], return_index=True)
+        # Group addresses by mapping. Mapping indices are small: as uint16 numpy radix-sorts them.
+        key = (mi + 1).astype(np.uint16) if len(self.maps.mappings) < 0xFFFF else mi
+        order = np.argsort(key, kind="stable")
+        sk = mi[order]
+        first = np.concatenate(([0], np.flatnonzero(sk[1:] != sk[:-1]) + 1))
+        uniq = sk[first]
         bounds = np.append(first, len(a))
         for k, u in enumerate(uniq.tolist()):
             sel = order[bounds[k]:bounds[k + 1]]
