@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -432,3 +433,35 @@ def _is_child(pid: int) -> bool:
             return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
     except (OSError, ValueError, IndexError):
         return False
+
+
+# ----------------------------------------------------------------------------- source lines
+
+
+def _addr2line(path: Path, vaddrs: list[int]) -> list[str]:
+    out = subprocess.run(["addr2line", "-e", str(path), *[hex(v) for v in vaddrs]], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    return [re.sub(r" \(discriminator \d+\)$", "", ln) for ln in out]
+
+
+@pytest.mark.parametrize("where", ["in-binary", "debug-file"])
+def test_source_lines_match_addr2line(tmp_path: Path, sizes: dict[str, tuple[int, int]], where: str) -> None:
+    if shutil.which("addr2line") is None:
+        pytest.skip("addr2line (binutils) not installed")
+    full = fx.symbols_exe(pie=False)
+    nm = fx.nm_functions(full)
+    exe, debug_dirs = full, ()
+    if where == "debug-file":
+        exe, debug = fx.split_debug_exe(pie=False)
+        bid = fx.build_id(exe)
+        target = tmp_path / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+        target.parent.mkdir(parents=True)
+        shutil.copy(debug, target)
+        debug_dirs = (str(tmp_path),)
+    vaddrs = [nm[n][0] + k for n in OWN for k in (0, 4, nm[n][1] // 2)]
+    want = _addr2line(full, vaddrs)
+    assert all(":" in w and not w.startswith("??") for w in want), want
+    with fx.SymbolsProcess([str(exe)]) as p:
+        fr = Symbolizer(debug_dirs=debug_dirs, cache=ElfCache()).user(p.pid, vaddrs, lines=True)  # non-PIE
+    assert fr.sources is not None and fr.sources.tolist() == want
+    assert fr[0].source == want[0]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -32,6 +32,7 @@ from bpfkit.errors import BpfError, BpfNotFoundError, BpfPermissionError, Object
 
 from ._elf import SHT_DYNSYM, SHT_SYMTAB, ElfReader, LoadSegment
 from .debuginfo import DEFAULT_DEBUG_DIRS, find_debug_file
+from .dwarf import LineTable
 from .framepointers import has_frame_pointers
 from .table import SymbolTable, _Names, pick_aliases
 
@@ -68,6 +69,32 @@ class ElfSymbols:
     problems: tuple[str, ...] = ()
     frame_pointers: bool | None = None
     exact_offsets: bool = True  # False when the layout came from a debug file (its p_offset are not real)
+    dwarf_path: str | None = None  # the file holding .debug_line (this file or its debug file)
+    _lines: "LineTable | None | BpfError" = field(default=None, repr=False)
+    _lines_loaded: bool = field(default=False, repr=False)
+
+    def source_lines(self, vaddrs: np.ndarray) -> list[str]:
+        """``"file:line"`` per link-time address from DWARF (``""`` where unknown). The line table
+        is decoded on first use (slow for big files: pure Python) and kept.
+
+        Raises BpfError (ObjectFormatError, BpfNotFoundError) if the DWARF cannot be read; the
+        error is kept and raised again on later calls.
+
+        Example::
+
+            es.source_lines(np.array([0x1139], np.uint64))     # ['/src/prog.c:12']
+        """
+        if not self._lines_loaded:
+            try:
+                self._lines = LineTable.from_file(self.dwarf_path) if self.dwarf_path else None
+            except BpfError as e:
+                self._lines = e
+            self._lines_loaded = True
+        if isinstance(self._lines, BpfError):
+            raise self._lines
+        if self._lines is None:
+            return [""] * len(vaddrs)
+        return self._lines.lookup(vaddrs)
 
     def bias(self, map_start: int, map_pgoff: int, executable: bool = True) -> int | None:
         """``addr - bias`` is the link-time address of ``addr`` in a mapping of this file at
@@ -161,7 +188,7 @@ def build_table(parts: Sequence[tuple[np.ndarray, bytes]], code: Sequence[tuple[
     return SymbolTable(value, ends, names)
 
 
-def _load(elf: ElfReader, display: str, debug_dirs: Sequence[str], root: str) -> ElfSymbols:
+def _load(elf: ElfReader, display: str, debug_dirs: Sequence[str], root: str, opened: str | None) -> ElfSymbols:
     build_id = elf.build_id()
     problems: list[str] = []
     parts: list[tuple[np.ndarray, bytes]] = []
@@ -171,12 +198,23 @@ def _load(elf: ElfReader, display: str, debug_dirs: Sequence[str], root: str) ->
     # its p_vaddr are right but its p_offset are not the binary's.
     exact = not elf.loads or any(s.filesz > 0 for s in elf.loads if s.executable)
     layout = elf.loads
+    has_lines = _has_debug_line(elf)
+    search = None
+    if symtab is None or len(symtab[0]) <= 1 or not has_lines:
+        search = find_debug_file(display, build_id, elf.debuglink(), debug_dirs, root)
+    dwarf_path = opened if has_lines else None
+    if dwarf_path is None and search is not None and search.path is not None:
+        try:
+            with ElfReader.open(search.path) as dbg:
+                dwarf_path = search.path if _has_debug_line(dbg) else None
+        except BpfError:
+            pass
     if symtab is not None and len(symtab[0]) > 1:
         parts.append(symtab)
         sources.append(".symtab")
     else:
+        assert search is not None
         dyn = elf.symbols(SHT_DYNSYM)
-        search = find_debug_file(display, build_id, elf.debuglink(), debug_dirs, root)
         problems += search.rejected
         extra: tuple[np.ndarray, bytes] | None = None
         if search.path is not None:
@@ -205,7 +243,13 @@ def _load(elf: ElfReader, display: str, debug_dirs: Sequence[str], root: str) ->
             parts.append(extra)
     table = build_table(parts, code_ranges(elf))
     fp = has_frame_pointers(elf, table.starts, table.ends - table.starts) if elf.loads else None
-    return ElfSymbols(display, build_id, elf.e_type, layout, table, tuple(sources), tuple(problems), fp, exact)
+    return ElfSymbols(display, build_id, elf.e_type, layout, table, tuple(sources), tuple(problems), fp, exact,
+                      dwarf_path)
+
+
+def _has_debug_line(elf: ElfReader) -> bool:
+    sec = elf.section(".debug_line")
+    return sec is not None and sec.type != 8 and sec.size > 0  # 8: SHT_NOBITS
 
 
 class ElfCache:
@@ -289,7 +333,7 @@ class ElfCache:
                 if hit is not None:
                     self._remember(key, hit, path)
                     return hit
-            es = _load(elf, name, debug_dirs, root)
+            es = _load(elf, name, debug_dirs, root, path)
         self._remember(key, es, path)
         return es
 
@@ -300,7 +344,7 @@ class ElfCache:
         hit = self.get_build_id(bid) if bid else None
         if hit is not None:
             return hit
-        es = _load(elf, name, (), "")
+        es = _load(elf, name, (), "", None)
         if bid:
             with self._lock:
                 self._by_id[bid] = es

@@ -32,7 +32,7 @@ from .elfsyms import ElfCache, ElfSymbols, default_cache
 from .framepointers import no_frame_pointer_message
 from .perfmap import PerfMap
 from .procmaps import Mapping, ProcMaps, namespace_pid, read_maps, start_time
-from .table import UNKNOWN, Frames
+from .table import UNKNOWN, Frames, filled
 
 _FileKey = tuple[str, int, str]  # (dev, inode, path)
 
@@ -125,9 +125,12 @@ class ProcessSymbolizer:
         if key in self._elfs:
             return self._elfs[key]
         root = self.root
-        tries: list[tuple[str, int | None]] = [(f"/proc/{self.pid}/map_files/{m.map_files_name}", None)]
+        # map_files is the very inode mapped (deleted, replaced, other namespace), but it vanishes
+        # with the process: a file still at its path (same inode) is remembered by that path.
+        map_file: tuple[str, int | None] = (f"/proc/{self.pid}/map_files/{m.map_files_name}", None)
+        tries: list[tuple[str, int | None]] = [map_file]
         if not m.deleted:
-            tries += [(root + m.path, m.inode)] + ([(m.path, m.inode)] if root else [])
+            tries = [(root + m.path, m.inode), map_file] + ([(m.path, m.inode)] if root else [])
         es: ElfSymbols | None = None
         reasons = []
         for path, inode in tries:
@@ -188,11 +191,13 @@ class ProcessSymbolizer:
 
     # -- lookup -----------------------------------------------------------------------------
 
-    def symbolize(self, addrs: Iterable[int] | np.ndarray) -> Frames:
+    def symbolize(self, addrs: Iterable[int] | np.ndarray, lines: bool = False) -> Frames:
         """Symbolize user-space addresses of this process (any order, any number).
 
         Unknown names are ``"[unknown]"``; then ``offsets`` is the offset into the mapped file
         (or the address itself outside any mapping) and ``modules`` says where the address was.
+        ``lines=True`` also fills ``sources`` with ``"file:line"`` from DWARF where there is some
+        (slow the first time per file: see :mod:`.dwarf`).
 
         Example::
 
@@ -207,6 +212,8 @@ class ProcessSymbolizer:
         if ((mi < 0).any() or stale) and self.refresh():
             mi = self.maps.find(a)
         out = Frames.empty(a)
+        if lines:
+            out.sources = filled(len(a), "")
         if len(a) == 0:
             return out
         # Group addresses by mapping. Mapping indices are small: as uint16 numpy radix-sorts them.
@@ -229,10 +236,17 @@ class ProcessSymbolizer:
             if es is not None:
                 bias = es.bias(m.start, m.offset, m.executable)
                 if bias is not None:
-                    idx, off = es.table.lookup(a[sel] - np.uint64(bias % (1 << 64)))
+                    vaddrs = a[sel] - np.uint64(bias % (1 << 64))
+                    idx, off = es.table.lookup(vaddrs)
                     hit = idx >= 0
                     out.names[sel[hit]] = es.table.names_of(idx[hit])
                     out.offsets[sel[hit]] = off[hit]
+                    if lines and out.sources is not None and es.dwarf_path:
+                        try:
+                            out.sources[sel] = es.source_lines(vaddrs)
+                        except BpfError as e:
+                            if str(e) not in self.problems:
+                                self.problems.append(str(e))
             elif kind == "anon":
                 self._fill_jit(a, sel, out, m)
         return out

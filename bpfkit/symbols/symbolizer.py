@@ -120,8 +120,9 @@ class Symbolizer:
         with self._lock:
             self._procs.pop(pid, None)
 
-    def user(self, pid: int, addrs: Iterable[int] | np.ndarray) -> Frames:
-        """Symbolize user-space addresses of process ``pid``.
+    def user(self, pid: int, addrs: Iterable[int] | np.ndarray, lines: bool = False) -> Frames:
+        """Symbolize user-space addresses of process ``pid`` (``lines=True``: also DWARF
+        ``"file:line"`` in ``sources``).
 
         Raises BpfNotFoundError if the process exited and was not remembered.
 
@@ -129,7 +130,7 @@ class Symbolizer:
 
             sym.user(pid, stack).labels(offset=True)
         """
-        return self.process(pid).symbolize(addrs)
+        return self.process(pid).symbolize(addrs, lines=lines)
 
     def frame_pointer_warnings(self, pid: int, modules: Iterable[str] | None = None) -> list[str]:
         """Messages naming the executables and libraries of ``pid`` built without frame pointers
