@@ -206,7 +206,7 @@ def test_dataframe() -> None:
 def test_notebook_html() -> None:
     out = profile()._repr_html_()
     m = re.match(r'<iframe srcdoc="([^"]*)"', out)
-    assert m and 'sandbox="allow-scripts"' in out
+    assert m and 'sandbox="allow-scripts allow-modals"' in out
     doc = html.unescape(m.group(1))
     svg = doc[doc.index("<svg"):doc.index("</svg>") + 6]
     assert {f["name"] for f in svg_frames(svg)} == {"all", "main", "outer", "idle", "middle", "other", "inner"}
@@ -240,8 +240,27 @@ def test_from_addresses_user_and_kernel() -> None:
     assert frames[(7, "entry_SYSCALL_64")]["fill"] == frame_color("entry_SYSCALL_64", "kernel")
     with_offsets = StackProfile.from_addresses([1], kernel=[kernel], symbolizer=Symbolizer(), offsets=True)
     assert with_offsets.folded() == "entry_SYSCALL_64+0x1;do_syscall_64+0x3 1\n"
+    # gcc -O2 omits frame pointers unless told otherwise, and the profile says so
+    assert prof.warnings == [f"stacks through {exe} are likely truncated: no frame pointers"]
     with pytest.raises(BpfUsageError, match="pids"):
         StackProfile.from_addresses([1], user=[user])
+
+
+def test_from_addresses_warnings() -> None:
+    """Stacks through a binary without frame pointers, and stacks of a process that exited
+    unremembered, come with a warning naming the cause."""
+    exe = fx.symbols_exe(pie=True, frame_pointers=False)
+    sym = Symbolizer(cache=ElfCache())
+    with fx.SymbolsProcess([str(exe)]) as p:
+        addrs = np.array([p.addresses["bpfkit_sym_inner"] + 1, p.addresses["main"] + 1], np.uint64)
+        prof = StackProfile.from_addresses([3], user=[addrs], pids=[p.pid], symbolizer=sym)
+        gone = p.pid
+        p.finish()
+    assert prof.folded() == "main;bpfkit_sym_inner 3\n"
+    assert prof.warnings == [f"stacks through {exe} are likely truncated: no frame pointers"]
+    late = StackProfile.from_addresses([3], user=[addrs], pids=[gone], symbolizer=Symbolizer(cache=ElfCache()))
+    assert late.folded() == f"[unknown pid {gone}];[unknown pid {gone}] 3\n"
+    assert len(late.warnings) == 1 and f"pid {gone}" in late.warnings[0] and "remember" in late.warnings[0]
 
 
 # ----------------------------------------------------------------------------- in a browser

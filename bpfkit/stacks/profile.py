@@ -72,6 +72,8 @@ class StackProfile:
     ``kinds`` maps frame names to ``"user"``, ``"kernel"``, ``"jit"``, ``"unknown"``,
     ``"separator"`` or ``"process"``; the flame graph colours by it (names not in it are user
     frames). ``unit`` is ``"samples"`` or a unit of time/size (``"us"``, ``"ns"``, ``"bytes"``...).
+    ``warnings`` (from :meth:`from_addresses`) say why stacks may be poor: binaries without frame
+    pointers, processes that exited before their stacks were symbolized. Tools print them.
 
     Example::
 
@@ -84,6 +86,7 @@ class StackProfile:
     unit: str = "samples"
     title: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.counts = np.asarray(self.counts, np.float64)
@@ -175,7 +178,8 @@ class StackProfile:
         kinds: dict[str, str] = {separator: "separator", MISSED_USER: "unknown", MISSED_KERNEL: "unknown"}
         ulists = [_as_list(s) for s in user] if user is not None else None
         klists = [_as_list(s) for s in kernel] if kernel is not None else None
-        unames = _symbolize_user(sym, ulists, pids, offsets, kinds) if ulists is not None else None
+        warnings: list[str] = []
+        unames = _symbolize_user(sym, ulists, pids, offsets, kinds, warnings) if ulists is not None else None
         knames = _symbolize_kernel(sym, klists, offsets, kinds) if klists is not None else None
         stacks: list[list[str]] = []
         for i in range(n):
@@ -192,7 +196,9 @@ class StackProfile:
                     st.append(separator)
                 st += [MISSED_KERNEL] if kernel[i] is None else knames[i][::-1]
             stacks.append(st)
-        return cls.from_frames(stacks, counts, unit=unit, title=title, kinds=kinds)
+        prof = cls.from_frames(stacks, counts, unit=unit, title=title, kinds=kinds)
+        prof.warnings = warnings
+        return prof
 
     # -- properties and combination ---------------------------------------------------------
 
@@ -207,8 +213,10 @@ class StackProfile:
     def __add__(self, other: "StackProfile") -> "StackProfile":
         if other.unit != self.unit:
             raise BpfUsageError(f"cannot add a profile in {other.unit} to one in {self.unit}")
-        return StackProfile.from_frames(self.stacks + other.stacks, np.concatenate([self.counts, other.counts]),
-                                        unit=self.unit, title=self.title, kinds={**self.kinds, **other.kinds})
+        out = StackProfile.from_frames(self.stacks + other.stacks, np.concatenate([self.counts, other.counts]),
+                                       unit=self.unit, title=self.title, kinds={**self.kinds, **other.kinds})
+        out.warnings = self.warnings + [w for w in other.warnings if w not in self.warnings]
+        return out
 
     def functions(self) -> list[FunctionStat]:
         """Self and total weight per function, heaviest self first (a ``perf report`` view).
@@ -297,7 +305,7 @@ class StackProfile:
         doc = "<!DOCTYPE html><html><body style='margin:0'>" + self.svg() + "</body></html>"
         height = _svg_height(self)
         return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height + 20}px;'
-                f'border:0" sandbox="allow-scripts"></iframe>')
+                f'border:0" sandbox="allow-scripts allow-modals"></iframe>')  # modals: the search prompt
 
 
 def _svg_height(prof: StackProfile) -> int:
@@ -307,7 +315,7 @@ def _svg_height(prof: StackProfile) -> int:
 
 
 def _symbolize_user(sym: "Symbolizer", stacks: list[list[int]], pids: Sequence[int] | np.ndarray | None,
-                    offsets: bool, kinds: dict[str, str]) -> list[list[str]]:
+                    offsets: bool, kinds: dict[str, str], warnings: list[str]) -> list[list[str]]:
     assert pids is not None
     out: list[list[str]] = [[] for _ in stacks]
     by_pid: dict[int, list[int]] = defaultdict(list)
@@ -318,10 +326,14 @@ def _symbolize_user(sym: "Symbolizer", stacks: list[list[int]], pids: Sequence[i
         flat = np.fromiter((a for i in idx for a in stacks[i]), np.uint64)
         try:
             fr = sym.user(pid, flat)
-        except BpfError:  # the process is gone and was not remembered: keep its stacks, unnamed
+        except BpfError as e:  # the process is gone and was not remembered: keep its stacks, unnamed
             names = [f"[unknown pid {pid}]"] * len(flat)
             kinds[names[0]] = "unknown"
+            warnings.append(f"user stacks of pid {pid} are unnamed: {e}")
         else:
+            for w in sym.frame_pointer_warnings(pid, set(fr.modules.tolist())):
+                if w not in warnings:
+                    warnings.append(w)
             names = fr.labels(offset=offsets)
             for name, mod, known in zip(names, fr.modules.tolist(), fr.known.tolist()):
                 kinds.setdefault(_clean(name), "unknown" if not known else "jit" if mod.endswith(".map") else "user")

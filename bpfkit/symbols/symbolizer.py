@@ -134,8 +134,12 @@ class Symbolizer:
 
     def frame_pointer_warnings(self, pid: int, modules: Iterable[str] | None = None) -> list[str]:
         """Messages naming the executables and libraries of ``pid`` built without frame pointers
-        (see :meth:`ProcessSymbolizer.frame_pointer_warnings`)."""
-        return self.process(pid).frame_pointer_warnings(modules)
+        (see :meth:`ProcessSymbolizer.frame_pointer_warnings`); ``[]`` if the process is gone and
+        was not remembered."""
+        try:
+            return self.process(pid).frame_pointer_warnings(modules)
+        except BpfNotFoundError:
+            return []
 
     # -- build-id stacks ----------------------------------------------------------------------
 
