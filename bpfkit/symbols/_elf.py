@@ -42,7 +42,7 @@ NT_GNU_BUILD_ID = 3
 # No real binary has more; bounds keep a corrupted header from making us read gigabytes.
 _MAX_HEADERS = 1 << 16
 _MAX_SECTION = 1 << 30
-_MAX_DEBUGDATA = 512 << 20
+_MAX_DEBUGDATA = 64 << 20  # real MiniDebugInfo is a few MiB; more is a decompression bomb
 
 
 @dataclass(frozen=True)
