@@ -194,6 +194,17 @@ def test_libc_functions_of_this_process() -> None:
     assert all("libc.so" in m for m in fr.modules)
 
 
+def test_cpp_names_are_demangled() -> None:
+    if shutil.which("c++filt") is None or shutil.which("g++") is None:
+        pytest.skip("c++filt/g++ (binutils, g++) not installed")
+    exe = fx.symbols_cpp()
+    mangled = {n for n in fx.nm_functions(exe) if n.startswith("_Z")}
+    assert {"_ZN6bpfkit6Widget4spinEi", "_ZN6bpfkit5twiceIlEET_S1_"} <= mangled
+    with fx.SymbolsProcess([str(exe)]) as p:
+        fr = fresh().user(p.pid, [p.addresses["spin"] + 1, p.addresses["twice"]])
+    assert got(fr) == [("bpfkit::Widget::spin(int)", 1), ("long bpfkit::twice<long>(long)", 0)]
+
+
 # ----------------------------------------------------------------------------- file gone
 
 

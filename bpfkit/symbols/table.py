@@ -19,6 +19,8 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from .demangle import demangle
+
 UNKNOWN = "[unknown]"
 
 
@@ -55,12 +57,19 @@ class _Names:
         if len(idx) == 0:
             return np.empty(0, dtype=object)
         need = ~self._done[idx]
-        for i in np.unique(idx[need]).tolist() if need.any() else ():
-            tab = self._strtabs[int(self._src[i])]
-            start = int(self._off[i])
-            end = tab.find(b"\0", start)
-            self._cache[i] = tab[start:end if end >= 0 else None].decode("utf-8", "replace") or UNKNOWN
-            self._done[i] = True
+        if need.any():
+            new = np.unique(idx[need]).tolist()
+            decoded = []
+            for i in new:
+                tab = self._strtabs[int(self._src[i])]
+                start = int(self._off[i])
+                end = tab.find(b"\0", start)
+                decoded.append(tab[start:end if end >= 0 else None].decode("utf-8", "replace") or UNKNOWN)
+            if any(d.startswith("_Z") for d in decoded):
+                decoded = demangle(decoded)
+            for i, d in zip(new, decoded):
+                self._cache[i] = d
+                self._done[i] = True
         return self._cache[idx]
 
     def shape(self) -> tuple[np.ndarray, np.ndarray]:
