@@ -8,7 +8,7 @@ import os
 import pytest
 
 import bpfkit
-from bpfkit.objects import shipped_objects
+from bpfkit.shipped import shipped_objects
 
 pytestmark = [pytest.mark.guest,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")]

@@ -13,7 +13,7 @@ import pytest
 
 import bpfkit
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
 FENTRY = features.check("fentry")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfkit.objects import shipped_objects
+from bpfkit.shipped import shipped_objects
 from bpfkit.testing import vm
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 
 import bpfkit
 from bpfkit import hist
-from bpfkit.objects import find_object
+from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
 BAR = 52

@@ -12,7 +12,7 @@ import pytest
 
 import bpfkit
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.probes.kprobe import kernel_functions, syscall_function
 from bpfkit.probes.link import MultiLink
 from bpfkit.testing import fixtures

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import AttachError, BpfNotFoundError, BpfUsageError
 from bpfkit.probes.net import attach_tc, attach_xdp
 

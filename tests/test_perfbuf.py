@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.maps.perfbuf import PerfBuffer, sample_size
+from bpfkit.events import PerfBuffer
+from bpfkit.events.perf_decode import sample_size
 
 from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
                             obj_path, trigger)
@@ -49,7 +50,7 @@ def perf_fds() -> set[int]:
 def test_every_cpu_gets_its_events(obj_path: Any, trigger: Trigger) -> None:
     cpus = usable_cpus()
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents
+        pb = obj.reader("pevents")
         assert isinstance(pb, PerfBuffer) and pb.has_drop_counter
         pb.open(pages=16)
         assert set(cpus) <= set(pb.cpus)
@@ -75,7 +76,7 @@ def test_wraparound_reassembles_split_records(obj_path: Any, trigger: Trigger) -
     cpu = usable_cpus()[0]
     assert 4096 % sample_size(40) != 0
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=1)
+        pb = obj.reader("pevents").open(pages=1)
         got = []
         with obj.progs.perf_getpid.attach():
             for _ in range(500):
@@ -88,7 +89,7 @@ def test_wraparound_reassembles_split_records(obj_path: Any, trigger: Trigger) -
 def test_slow_consumer_losses_are_counted(obj_path: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=1)
+        pb = obj.reader("pevents").open(pages=1)
         with obj.progs.perf_getpid.attach():
             trigger.run(1000, cpu=cpu)  # nobody reads: (4096 - 1) // 56-byte samples = 73 fit
             first = pb.drain()
@@ -105,7 +106,7 @@ def test_slow_consumer_losses_are_counted(obj_path: Any, trigger: Trigger) -> No
 def test_raw_samples_without_dtype(obj_path: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[-1]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=4)
+        pb = obj.reader("pevents").open(pages=4)
         dt = pb.dtype
         with obj.progs.perf_getpid.attach():
             trigger.run(50, cpu=cpu)
@@ -117,7 +118,7 @@ def test_raw_samples_without_dtype(obj_path: Any, trigger: Trigger) -> None:
 
 def test_close_detaches_rings(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=1)
+        pb = obj.reader("pevents").open(pages=1)
         fds = pb.poll_fds()
         pb.close()
         for fd in fds:
@@ -130,7 +131,7 @@ def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -
     # read(timeout) early: the loop ends only once the producer has been quiet for `timeout`
     n = 40_000
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=64)
+        pb = obj.reader("pevents").open(pages=64)
         with obj.progs.perf_getpid.attach():
             trigger.start(n, cpu=usable_cpus()[-1])
             got = sum(len(b) for b in pb.read(timeout=0.3))
@@ -141,12 +142,10 @@ def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -
 
 def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
     # decoding in 100-byte chunks cuts samples in two; each must be read whole with the next chunk
-    from bpfkit.maps import perfbuf
-
-    monkeypatch.setattr(perfbuf, "CHUNK_BYTES", 100)
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=16)
+        pb = obj.reader("pevents").open(pages=16)
+        pb.chunk_bytes = 100
         with obj.progs.perf_getpid.attach():
             trigger.run(500, cpu=cpu)
             fixed = pb.drain()
@@ -158,7 +157,7 @@ def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: 
 
 def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=4)
+        pb = obj.reader("pevents").open(pages=4)
         assert pb.open() is pb and pb.open(pages=4, wakeup_events=0) is pb  # the same: nothing to do
         with pytest.raises(BpfUsageError, match=r"already open.*pages=1 \(open with 4\).*wakeup_events=1"):
             pb.open(pages=1, wakeup_events=1)
@@ -170,7 +169,7 @@ def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) 
         pb.open(flush_interval=0.01)  # a reader-side setting: may change any time
         assert pb.pages == 4 and pb.wakeup_events == 0 and pb.max_latency() == 0.01
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents
+        pb = obj.reader("pevents")
         assert not pb.pending()  # opens the rings with the defaults
         assert pb.pages == 64 and pb.cpus == sc.online_cpus()
         with pytest.raises(BpfUsageError, match="before poll_fds"):
@@ -179,7 +178,7 @@ def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) 
 
 def test_open_refuses_bad_pages_and_cpus(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents
+        pb = obj.reader("pevents")
         before = perf_fds()
         for pages in (0, -4, 3, 6, 100):
             with pytest.raises(BpfUsageError, match=f"pages={pages} must be a power of two"):
@@ -201,7 +200,7 @@ def test_mmap_failure_closes_what_was_opened(obj_path: Any, trigger: Trigger) ->
     pages = 4096
     ring = (pages + 1) * 4096
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents
+        pb = obj.reader("pevents")
         before = perf_fds()
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         vm = int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
@@ -223,7 +222,7 @@ def test_mmap_failure_closes_what_was_opened(obj_path: Any, trigger: Trigger) ->
 def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=4, wakeup_events=1)
+        pb = obj.reader("pevents").open(pages=4, wakeup_events=1)
         assert pb.max_latency() is None  # a Poller relies on wakeups alone
         fd = pb.poll_fds()[pb.cpus.index(cpu)]
         with obj.progs.perf_getpid.attach():
@@ -239,7 +238,7 @@ def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
         # the default, batched wakeups: one sample does not wake the fd (the watermark is a quarter
         # of the ring); wait() still sees it within flush_interval, by looking
-        pb = obj.maps.pevents.open(pages=4, flush_interval=0.02)
+        pb = obj.reader("pevents").open(pages=4, flush_interval=0.02)
         assert pb.max_latency() == 0.02
         with obj.progs.perf_getpid.attach():
             trigger.run(1, cpu=cpu)
@@ -249,12 +248,10 @@ def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
 
 def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigger,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from bpfkit.maps import perfbuf
-
-    monkeypatch.setattr(perfbuf, "CHUNK_BYTES", 56 * 100)  # 100 samples per update of data_tail
     cpus = usable_cpus()[:2]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=256)
+        pb = obj.reader("pevents").open(pages=256)
+        pb.chunk_bytes = 56 * 100  # 100 samples per update of data_tail
         with obj.progs.perf_getpid.attach():
             for cpu in cpus:
                 trigger.run(5000, cpu=cpu)
@@ -269,7 +266,7 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
 def test_sample_smaller_than_dtype_raises_and_stays(obj_path: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.pevents.open(pages=4)
+        pb = obj.reader("pevents").open(pages=4)
         with obj.progs.perf_getpid.attach():
             trigger.run(3, cpu=cpu)
         big = np.dtype([("x", "u1", 100)])

@@ -12,7 +12,7 @@ import pytest
 
 import bpfkit
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.objects import find_object
+from bpfkit.shipped import find_object
 from bpfkit.testing import testrun
 from bpfkit.testing.testrun import udp4_packet
 

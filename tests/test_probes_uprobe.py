@@ -9,7 +9,7 @@ import pytest
 
 import bpfkit
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.probes.link import MultiLink
 from bpfkit.testing import fixtures
 
@@ -70,7 +70,7 @@ def test_library_by_short_name_with_pid_filter() -> None:
 
 
 def test_symbol_plus_offset_and_raw_address_hit_the_same_function() -> None:
-    from bpfkit.probes.elf import find_symbol
+    from bpfkit.binaries import find_symbol
 
     exe = fixtures.uprobe_target(pie=False)
     addr = find_symbol(str(exe), "bpfkit_add").address
@@ -127,7 +127,7 @@ def test_a_directory_is_reported_as_a_directory() -> None:
 def test_uretprobe_off_the_function_entry_is_refused(how: str) -> None:
     # The kernel would take the word at *sp as the return address, which past the prologue it is
     # not: the traced process would "return" to garbage. Nothing may get attached.
-    from bpfkit.probes.elf import find_symbol
+    from bpfkit.binaries import find_symbol
 
     exe = str(fixtures.uprobe_target(pie=False))
     addr = find_symbol(exe, "main").address

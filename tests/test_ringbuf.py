@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.maps.ringbuf import RingBuffer
+from bpfkit.events import RingBuffer
 
 from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
                             obj_path, trigger)
@@ -36,7 +36,7 @@ def load(obj_path: Any, pid: int, ring_bytes: int = 0, **rodata: int) -> Any:
 def test_exact_events_and_fields(obj_path: Any, trigger: Trigger) -> None:
     cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[-1]
     with load(obj_path, trigger.pid) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         assert isinstance(rb, RingBuffer) and rb.has_drop_counter
         assert rb.dtype is not None and rb.dtype["comm"] == np.dtype("S16")
         with obj.progs.ring_getpid.attach():
@@ -56,7 +56,7 @@ def test_wraparound_many_times_the_buffer(obj_path: Any, trigger: Trigger) -> No
     # 8 KiB ring, 48-byte records: 170 per lap, and records straddle the physical end, which the
     # kernel's double mapping must hide. 60 000 events = ~350 laps, read in bursts of 150.
     with load(obj_path, trigger.pid, ring_bytes=8192) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         got = []
         with obj.progs.ring_getpid.attach():
             for _ in range(400):
@@ -69,7 +69,7 @@ def test_wraparound_many_times_the_buffer(obj_path: Any, trigger: Trigger) -> No
 
 def test_slow_consumer_counts_drops(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid, ring_bytes=4096) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(1000)  # nobody reads: 4096 // (40 + 8-byte header) = 85 records fit
             batch = rb.drain()
@@ -84,7 +84,7 @@ def test_slow_consumer_counts_drops(obj_path: Any, trigger: Trigger) -> None:
 
 def test_discarded_records_are_skipped(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid, discard_every=3) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(999)
             batch = rb.drain()
@@ -99,7 +99,7 @@ def test_discarded_records_are_skipped(obj_path: Any, trigger: Trigger) -> None:
 
 def test_variable_size_records(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        vb = obj.maps.varevents
+        vb = obj.reader("varevents")
         assert vb.dtype is None and vb.has_drop_counter
         with obj.progs.var_getpid.attach():
             trigger.run(400)
@@ -115,7 +115,7 @@ def test_variable_size_records(obj_path: Any, trigger: Trigger) -> None:
 
 def test_wrong_dtype_raises_and_loses_nothing(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(5)
         with pytest.raises(BpfError, match="drain_raw"):
@@ -125,7 +125,7 @@ def test_wrong_dtype_raises_and_loses_nothing(obj_path: Any, trigger: Trigger) -
 
 def test_max_records(obj_path: Any, trigger: Trigger) -> None:
     with load(obj_path, trigger.pid) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(100)
         parts = [rb.drain(max_records=30) for _ in range(4)]
@@ -136,7 +136,7 @@ def test_max_records(obj_path: Any, trigger: Trigger) -> None:
 def test_batches_are_copies_not_views_of_the_ring(obj_path: Any, trigger: Trigger) -> None:
     # a one-record batch must not alias the mapping: the producer reuses that space after commit
     with load(obj_path, trigger.pid, ring_bytes=4096) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         kept = []
         with obj.progs.ring_getpid.attach():
             for _ in range(300):  # ~3.5 laps of one-record batches
@@ -150,7 +150,7 @@ def test_reading_while_the_producer_writes(obj_path: Any, trigger: Trigger) -> N
     # whatever we did not get is counted as dropped.
     n = 300_000
     with load(obj_path, trigger.pid, ring_bytes=64 * 1024) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
         got = []
         with obj.progs.ring_getpid.attach():
             trigger.start(n)
@@ -167,11 +167,9 @@ def test_reading_while_the_producer_writes(obj_path: Any, trigger: Trigger) -> N
 
 
 def test_small_chunks(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bpfkit.maps import ringbuf
-
-    monkeypatch.setattr(ringbuf, "CHUNK_BYTES", 100)  # two records per commit
     with load(obj_path, trigger.pid, discard_every=5) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
+        rb.chunk_bytes = 100  # two records per commit
         with obj.progs.ring_getpid.attach():
             trigger.run(500)
         seq = np.arange(500)
@@ -182,12 +180,10 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # Ctrl-C under load lands in drain(): after a commit the producer owns that space again, so the
     # records copied out must survive the interrupt and come from the next drain, exactly once
-    from bpfkit.maps import ringbuf
-
-    monkeypatch.setattr(ringbuf, "CHUNK_BYTES", 48 * 100)  # 100 records per commit
     n = 10_000
     with load(obj_path, trigger.pid, ring_bytes=1 << 20, discard_every=7) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
+        rb.chunk_bytes = 48 * 100  # 100 records per commit
         with obj.progs.ring_getpid.attach():
             trigger.run(n)
         commits = ctrl_c_after_commits(monkeypatch, rb, at={1, 3, 4, 10, 40, 41, 80})
@@ -202,12 +198,10 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
 @pytest.mark.parametrize("how", ["iterate", "read", "run", "aiter", "poll"])
 def test_ctrl_c_during_a_drain_ends_the_loop_cleanly(obj_path: Any, trigger: Trigger,
                                                      monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    from bpfkit.maps import ringbuf
-
-    monkeypatch.setattr(ringbuf, "CHUNK_BYTES", 48 * 100)
     n = 5000
     with load(obj_path, trigger.pid, ring_bytes=1 << 20) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
+        rb.chunk_bytes = 48 * 100
         with obj.progs.ring_getpid.attach():
             trigger.run(n)
         ctrl_c_after_commits(monkeypatch, rb, at={5})  # 500 records copied, their space handed back
@@ -251,9 +245,6 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # 300 SIGINTs 0.5-3 ms apart while 100 000 records are read: wherever each lands (in a drain,
     # between batches, in this loop), every record is received exactly once
-    from bpfkit.maps import ringbuf
-
-    monkeypatch.setattr(ringbuf, "CHUNK_BYTES", 48 * 200)  # many commits: many places to land
     n = 100_000
     got: list[np.ndarray] = []
     ended_by_ctrl_c = 0
@@ -268,7 +259,8 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
                 pass
 
     with load(obj_path, trigger.pid, ring_bytes=8 << 20) as obj:
-        rb = obj.maps.events
+        rb = obj.reader("events")
+        rb.chunk_bytes = 48 * 200  # many commits: many places to land
         with obj.progs.ring_getpid.attach():
             trigger.run(n)
 
@@ -307,7 +299,7 @@ def test_record_size_changing_mid_drain(obj_path: Any, trigger: Trigger) -> None
     # drain hands over what precedes the first odd-sized record, the next one raises and the
     # record stays in the ring for a drain with the right size or drain_raw().
     with load(obj_path, trigger.pid) as obj:
-        vb = obj.maps.varevents
+        vb = obj.reader("varevents")
         with obj.progs.var_getpid.attach():
             trigger.run(8)
         u8 = np.dtype("<u8")
@@ -328,13 +320,13 @@ def test_plain_libbpf_ringbuf_dtype_by_c_name(obj_path: Any, trigger: Trigger) -
     # `plain` is declared without BPFKIT_RINGBUF: no record type, so records come raw unless the
     # reader names the C struct, resolved from the object's BTF
     with load(obj_path, trigger.pid) as obj:
-        pb = obj.maps.plain
+        pb = obj.reader("plain")
         assert pb.dtype is None
-        assert pb._btf is obj.spec.btf  # bound by the Object after load
+        assert pb._btf is obj.btf  # bound by obj.reader()
         with obj.progs.plain_getpid.attach():
             trigger.run(6)
         a = pb.drain(dtype="event", max_records=2)
-        assert a.dtype == obj.maps.events.dtype and a.dtype.names == ("pid", "cpu", "seq", "ts", "comm")
+        assert a.dtype == obj.reader("events").dtype and a.dtype.names == ("pid", "cpu", "seq", "ts", "comm")
         b = pb.poll(0.0, dtype="struct event")
         c = list(pb.read(timeout=0.0, dtype="event"))
         assert (c == []) and len(b) == 4
@@ -343,6 +335,5 @@ def test_plain_libbpf_ringbuf_dtype_by_c_name(obj_path: Any, trigger: Trigger) -
         with pytest.raises(BpfUsageError, match="no_such_struct.*neither a numpy dtype"):
             pb.drain(dtype="no_such_struct")
         assert pb.resolve_dtype("u8") == np.dtype("u8")  # numpy's name wins; "struct x" forces C
-        pb.bind_btf(None)
-        with pytest.raises(BpfUsageError, match="BTF"):
-            pb.drain(dtype="event")
+        with RingBuffer(obj.maps.plain) as bare, pytest.raises(BpfUsageError, match="BTF"):
+            bare.drain(dtype="event")  # a reader made without the object's BTF knows no C names

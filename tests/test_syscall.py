@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for bpf(2)")

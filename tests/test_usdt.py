@@ -205,7 +205,7 @@ def _read_semaphore(pid: int, lib: str, file_offset: int) -> int:
 def test_semaphore_guarded_probe_in_a_shared_library_is_on_only_while_attached(guarded_lib) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from bpfkit.probes.usdt_spec import read_usdt_notes
+    from bpfkit.binaries import read_usdt_notes
 
     n = 17
     exe, lib = guarded_lib

@@ -20,12 +20,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import syscall as sc
-from ..errors import BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
+from .. import _sys as sc
+from ..errors import ENOTSUPP, BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
 
 log = logging.getLogger("bpfkit.maps")
 
-ENOTSUPP = 524  # kernel-internal "no such op": what a map type without a batch op answers
 MIN_CHUNK = 256
 
 _HASHES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,

@@ -16,12 +16,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import MapKeyError
 from .map import Map
 
 
-class StackTraceMap(Map):
+class StackTraceMap(Map, map_types=(sc.BPF_MAP_TYPE_STACK_TRACE,)):
     """Values are arrays of instruction pointers (``u64[depth]``), zero-padded."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

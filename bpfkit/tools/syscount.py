@@ -17,9 +17,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-import bpfkit
-import bpfkit.hist
-from bpfkit.hist import Log2Hist
+from ..errors import BpfError
+from ..hist import Log2Hist, log2
+from ..loader import open as open_object
 
 
 @dataclass
@@ -35,7 +35,7 @@ class SyscountResult:
 def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
     """Trace every process (or ``pid``) for ``duration`` seconds; Ctrl-C stops early.
     ``on_attached`` is called once tracing is on (e.g. to start the workload)."""
-    spec = bpfkit.open("tools/syscount")
+    spec = open_object("tools/syscount")
     spec.rodata.target_pid = pid
     with spec.load() as obj, obj.attach():
         if on_attached is not None:
@@ -47,7 +47,7 @@ def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object
             pass
         seconds = time.monotonic() - start
         rows = [(k, v["comm"], int(v["calls"]), int(v["reads"])) for k, v in obj.maps.procs.items()]
-        hist = bpfkit.hist.log2(obj.maps.read_bytes)
+        hist = log2(obj.maps.read_bytes)
         dropped = obj.bss.dropped
     dt = np.dtype([("pid", "u4"), ("comm", "S16"), ("calls", "u8"), ("reads", "u8")])
     procs = np.array(rows, dtype=dt)
@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         res = run(args.duration, args.pid)
-    except bpfkit.BpfError as e:
+    except BpfError as e:
         print(f"syscount: {e}", file=sys.stderr)
         return 1
     print(format_result(res, args.top))
