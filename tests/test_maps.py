@@ -21,7 +21,7 @@ from bpfkit.maps import Map, bulk
 from bpfkit.maps.array import ArrayMap
 from bpfkit.maps.lpm import LpmTrie
 from bpfkit.maps.queue import BloomFilter, QueueMap, StackMap
-from bpfkit.maps.stacktrace import kernel_symbols
+from bpfkit.symbols import kernel_symbols
 from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
@@ -220,7 +220,7 @@ def test_kernel_writes_seen_through_mmap_view_with_no_syscall() -> None:
             sid = obj.data.last_stackid
             addrs = obj.maps.stacks.addresses(sid)
             assert len(addrs) > 1 and all(a >= 0xFFFF800000000000 for a in addrs.tolist())
-            assert "do_syscall_64" in kernel_symbols().names(addrs)
+            assert "do_syscall_64" in list(kernel_symbols().lookup(addrs).names)
             with pytest.raises(MapKeyError):
                 obj.maps.stacks.addresses(-14)
 
