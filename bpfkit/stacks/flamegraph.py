@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from ._flamegraph_js import SCRIPT
-
-if TYPE_CHECKING:
-    from .profile import StackProfile
+from .base import Folded
 
 FONT_WIDTH = 0.59  # average glyph width of Verdana as a fraction of the font size
 _XPAD = 10
@@ -41,7 +38,7 @@ class _Node:
         self.children: dict[str, _Node] = {}
 
 
-def _tree(prof: "StackProfile") -> tuple[_Node, int]:
+def _tree(prof: Folded) -> tuple[_Node, int]:
     root = _Node("all")
     depth = 0
     for st, c in zip(prof.stacks, prof.counts.tolist()):
@@ -93,14 +90,14 @@ def _fmt(v: float) -> str:
     return f"{int(v):,}" if float(v).is_integer() else f"{v:,.3f}"
 
 
-def svg_height(prof: "StackProfile", frame_height: int = 16, font_size: float = 12) -> int:
+def svg_height(prof: Folded, frame_height: int = 16, font_size: float = 12) -> int:
     """The pixel height :func:`render_svg` will use for ``prof``."""
     _root, depth = _tree(prof)
     return int((depth + 1) * frame_height + font_size * 4 + 30)
 
 
 def render_svg(
-    prof: "StackProfile",
+    prof: Folded,
     *,
     title: str = "Flame Graph",
     width: int = 1200,

@@ -25,18 +25,19 @@ from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from bpfkit.errors import BpfError, BpfUsageError
+from ..errors import BpfError, BpfUsageError
+from .base import UNITS
+from .flamegraph import render_svg, svg_height
+from .speedscope import to_speedscope
 
 if TYPE_CHECKING:
     import pandas
 
-    from bpfkit.symbols import Symbolizer
+    from ..symbols import Symbolizer
 
 SEPARATOR = "--"
 MISSED_USER = "[Missed User Stack]"
 MISSED_KERNEL = "[Missed Kernel Stack]"
-UNITS = {"samples": "none", "ns": "nanoseconds", "us": "microseconds", "ms": "milliseconds", "s": "seconds",
-         "bytes": "bytes", "none": "none"}
 
 
 def _clean(frame: str) -> str:
@@ -166,7 +167,7 @@ class StackProfile:
             prof = StackProfile.from_addresses(counts, user=ustacks, kernel=kstacks, pids=pids,
                                                comms=comms, symbolizer=Symbolizer())
         """
-        from bpfkit.symbols import Symbolizer  # symbols sit below stacks: import on use
+        from ..symbols import Symbolizer  # imported on use: most profiles come folded
 
         sym = symbolizer if symbolizer is not None else Symbolizer()
         n = len(counts)
@@ -256,8 +257,6 @@ class StackProfile:
     def svg(self, **options: Any) -> str:
         """The interactive SVG flame graph (see :func:`bpfkit.stacks.flamegraph.render_svg` for
         ``options``: title, width, frame_height, inverted, min_width...)."""
-        from .flamegraph import render_svg
-
         options.setdefault("title", self.title or "Flame Graph")
         return render_svg(self, **options)
 
@@ -268,8 +267,6 @@ class StackProfile:
 
     def speedscope(self, name: str = "") -> dict[str, Any]:
         """The profile in speedscope's file format (a ``sampled`` profile)."""
-        from .speedscope import to_speedscope
-
         return to_speedscope(self, name or self.title or "bpfkit profile")
 
     def write_speedscope(self, path: str | os.PathLike[str], name: str = "") -> None:
@@ -303,15 +300,9 @@ class StackProfile:
     def _repr_html_(self) -> str:
         # An iframe keeps the flame graph's script and ids apart from the notebook page's.
         doc = "<!DOCTYPE html><html><body style='margin:0'>" + self.svg() + "</body></html>"
-        height = _svg_height(self)
+        height = svg_height(self)
         return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height + 20}px;'
                 f'border:0" sandbox="allow-scripts allow-modals"></iframe>')  # modals: the search prompt
-
-
-def _svg_height(prof: StackProfile) -> int:
-    from .flamegraph import svg_height
-
-    return svg_height(prof)
 
 
 def _symbolize_user(sym: "Symbolizer", stacks: list[list[int]], pids: Sequence[int] | np.ndarray | None,

@@ -10,23 +10,20 @@ Example::
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .profile import StackProfile
+from .base import UNITS, Folded
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
 
-def to_speedscope(prof: "StackProfile", name: str) -> dict[str, Any]:
+def to_speedscope(prof: Folded, name: str) -> dict[str, Any]:
     """The speedscope document (a JSON-ready dict) for ``prof``.
 
     Example::
 
         doc = to_speedscope(prof, "cpu"); doc["profiles"][0]["weights"]
     """
-    from .profile import UNITS
-
     index: dict[str, int] = {}
     samples: list[list[int]] = []
     for st in prof.stacks:
