@@ -45,8 +45,8 @@ EVENT_ONLY_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint"
 
 
 def _pid(pid: Optional[int]) -> int:
-    """``pid=None`` (any process) as the -1 the kernel takes."""
-    return -1 if pid is None else pid
+    """``pid=None`` (any process) as the -1 the kernel takes; anything but a real pid is refused."""
+    return sc.check_pid(pid)
 
 
 class Program:
@@ -219,6 +219,12 @@ class Program:
         helpers per program type.
 
         Example: ``r = obj.progs.xdp_filter.test_run(packet); r.retval == 2  # XDP_PASS``"""
+        repeat = sc.check_u32("repeat", repeat, hint="0 or 1 runs the program once")
+        ctx_out_size = sc.check_u32("ctx_out_size", ctx_out_size)
+        flags = sc.check_u32("flags", flags)
+        cpu = sc.check_cpu(cpu)
+        if data_out_size is not None:
+            data_out_size = sc.check_u32("data_out_size", data_out_size)
         self.check_test_runnable()
         if data_out_size is None:
             # room for programs that grow the packet (bpf_xdp_adjust_head/tail, skb helpers)
