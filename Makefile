@@ -1,7 +1,7 @@
 # Developer and CI entry points. Every target that runs Python first runs `setup` (idempotent, fast when done).
 PY := .venv/bin/python
 
-.PHONY: setup bpf demo test test-kernels bench typecheck clean distclean
+.PHONY: setup bpf demo test test-kernels bench typecheck fuzz soak clean distclean
 
 setup:
 	./scripts/setup.sh
@@ -25,6 +25,19 @@ bench: setup
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; $(PY) "$$f"; \
 	done
+
+# Every parser of untrusted input (BTF, ELF, USDT, ld.so.cache, tracefs, /proc...) against
+# BPFKIT_FUZZ_EXAMPLES mutated inputs each (default 100,000; `make test` runs 150); the outcome
+# counts are printed and written to build/fuzz-report.json.
+fuzz: setup
+	@mkdir -p build
+	BPFKIT_FUZZ_EXAMPLES=$${BPFKIT_FUZZ_EXAMPLES:-100000} BPFKIT_FUZZ_REPORT=build/fuzz-report.json \
+		$(PY) -m pytest -s -q -p no:cacheprovider tests/test_fuzz.py
+
+# Every probe kind attached and detached BPFKIT_SOAK_CYCLES times (default 10,000) in one process:
+# fds and memory must stay flat. Not part of `make test` (it takes a while).
+soak: setup
+	BPFKIT_SOAK=1 $(PY) -m pytest -s -q -p no:cacheprovider tests/test_soak.py
 
 typecheck: setup
 	$(PY) -m mypy bpfkit

@@ -90,7 +90,8 @@ setup(
     extras_require={
         "net": ["pyroute2>=0.7"],
         # pandas and matplotlib so the optional to_dataframe()/plot() paths are tested, not skipped
-        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5"],
+        # hypothesis: the parsers' fuzz test (tests/test_fuzz.py, `make fuzz`)
+        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5", "hypothesis>=6.0"],
         "pandas": ["pandas>=1.5"],
         "plot": ["matplotlib>=3.5"],
     },

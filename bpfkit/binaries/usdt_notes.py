@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
-from ..errors import ObjectFormatError
-from .elf import Segment, elf_file_key, load_segments
+from ..errors import BpfError, ObjectFormatError
+from .elf import Segment, check_sections, elf_file_key, load_segments, section_data
 
 __all__ = ["PT_REGS_OFFSETS", "UsdtArg", "UsdtArgKind", "UsdtNote", "parse_usdt_args", "read_usdt_notes"]
 
@@ -127,16 +127,21 @@ def _read_notes(key: tuple[str, int, int, int, int]) -> tuple[UsdtNote, ...]:
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
+            check_sections(elf)
             notes_sec = elf.get_section_by_name(".note.stapsdt")
             if notes_sec is None:
                 return ()
-            data = notes_sec.data()
+            data = section_data(notes_sec, elf)
             base_sec = elf.get_section_by_name(".stapsdt.base")
             actual_base = base_sec["sh_addr"] if base_sec is not None else None
             endian = "<" if elf.little_endian else ">"
             addr_fmt = endian + ("QQQ" if elf.elfclass == 64 else "III")
     except ELFError as e:
         raise ObjectFormatError(f"{path} is not a valid ELF file ({e})") from e
+    except (BpfError, FileNotFoundError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pyelftools raises whatever a malformed file makes it hit
+        raise ObjectFormatError(f"{path}: malformed ELF file ({type(e).__name__}: {e})") from e
 
     addr_size = struct.calcsize(addr_fmt)
     notes: list[UsdtNote] = []

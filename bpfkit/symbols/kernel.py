@@ -82,7 +82,8 @@ class KernelSymbols:
         # "ADDR T NAME[\tMODULE]": the layout is fixed-width up to the name.
         ok = nl - starts > width + 3
         safe = np.where(ok, starts, 0)
-        ok &= (buf[safe + width] == 32) & (buf[safe + width + 2] == 32)
+        padded = np.concatenate((buf, np.zeros(width + 3, np.uint8)))  # line 0 may be shorter than `safe` reads
+        ok &= (padded[safe + width] == 32) & (padded[safe + width + 2] == 32)
         self._skip(int((~ok).sum()), "not 'ADDRESS TYPE NAME'")
         starts, nl = starts[ok], nl[ok]
         text = _TEXT_TYPES[buf[starts + width + 1]]
