@@ -41,8 +41,13 @@ def tracefs_root() -> str:
         os.path.join(tracefs_root(), "events", "sched")
     """
     for path in _CANDIDATES:
-        if os.path.isdir(os.path.join(path, "events")):
+        try:
+            os.stat(os.path.join(path, "events"))
             return path
+        except PermissionError:  # mounted, but not for this process: say that, not "not mounted"
+            raise permission_error(os.path.join(path, "events"), "tracefs") from None
+        except OSError:
+            continue
     if os.geteuid() == 0 and os.path.isdir(_CANDIDATES[0]):
         res = subprocess.run(["mount", "-t", "tracefs", "tracefs", _CANDIDATES[0]], capture_output=True)
         if res.returncode == 0 and os.path.isdir(os.path.join(_CANDIDATES[0], "events")):

@@ -14,9 +14,9 @@ import errno as _errno
 import re
 from typing import Any
 
-from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
+from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError, permission_hint
 from ..features import load_failure
-from . import libbpf as lb
+from . import failures, libbpf as lb
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
 from .verifier import summarize_verifier_log
@@ -39,7 +39,7 @@ def load(elf: bytes, name: str, programs: Namespace[ProgramSpec], maps: Namespac
         with lb.capture_messages() as lines:
             ret = lb.lib.bpf_object__load(obj)
         if ret:
-            raise _load_error(name, programs, -ret, lines, lb.ffi.string(log_buf).decode(errors="replace"))
+            raise _load_error(name, programs, maps, -ret, lines, lb.ffi.string(log_buf).decode(errors="replace"))
         prog_fds = {lb.string(lb.lib.bpf_program__name(p)): lb.lib.bpf_program__fd(p)
                     for p in lb.programs(obj)}
         map_fds = {}
@@ -93,8 +93,8 @@ def _check(ret: int, what: str) -> None:
         raise BpfError.from_errno(-ret, what)
 
 
-def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: list[tuple[int, str]],
-                log: str) -> BpfError:
+def _load_error(name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], err: int,
+                lines: list[tuple[int, str]], log: str) -> BpfError:
     text = "\n".join(t for _, t in lines)
     prog = ""
     m = _PROG_FAIL.search(text)
@@ -108,14 +108,19 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: li
         unsupported = load_failure(programs[prog].section, prog, err)
         if unsupported is not None:
             return unsupported
-    if prog and log:
-        return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
-                             f"({_errno_name(err)}):\n{summarize_verifier_log(log)}", err, log, prog)
     reasons = [t for lvl, t in lines if lvl == 0 and t.strip()]
     detail = "\n".join(reasons[-8:]) or "libbpf gave no details"
+    # what was not found, which map or program was refused and why (the same words for every backend)
+    explained = failures.from_libbpf_messages(name, programs, maps, err, [t for _, t in lines], log)
+    if prog and log:
+        head = f"{explained[0]}\n" if explained else ""
+        return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
+                             f"({_errno_name(err)}):\n{head}{summarize_verifier_log(log)}", err, log, prog)
+    if explained is not None:
+        return failures.load_error(name, explained[0], explained[1], detail, log)
     if err in (_errno.EPERM, _errno.EACCES) and not prog:
-        return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): run as root or "
-                                  f"with CAP_BPF+CAP_PERFMON.\n{detail}", err)
+        return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): {permission_hint()}."
+                                  f"\n{detail}", err)
     return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)
 
 

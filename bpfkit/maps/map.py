@@ -38,6 +38,7 @@ from ..errors import ENOTSUPP, BpfError, BpfUsageError, ClosedError, MapError, M
 from . import bulk as _batch
 from .codec import (DTypeLike, as_array, as_array_n, checked, columns, convert, dtype_arg, fit, reduce_cpus, scalar,
                     shape_of, slot_dtype)
+from .rules import MapShape, map_create_problem
 from .kinds import (ARRAY_TYPES, EVENT_TYPES, FD_ARRAY_TYPES, LOCAL_STORAGE_TYPES, NO_BTF_TYPES, PERCPU_TYPES,
                     READABLE_FD_ARRAYS, MapInfo, map_info, map_type_id)
 
@@ -168,6 +169,14 @@ class Map(Resource):
                                     inner_map_fd=inner_map.fd if inner_map is not None else 0,
                                     btf_fd=btf_file.fileno() if btf_file is not None else 0,
                                     btf_key_type_id=kid, btf_value_type_id=vid, map_extra=map_extra)
+        except BpfError as e:
+            if e.errno not in (_errno.EINVAL, _errno.E2BIG, ENOTSUPP):
+                raise
+            shape = MapShape(mtype, ksize, vsize, max_entries, flags, map_extra, has_btf=btf_file is not None)
+            why = map_create_problem(shape) or ("the kernel gave no more reason; check the key/value sizes, "
+                                                "max_entries and flags against the map type")
+            raise MapError(f"creating {sc.MAP_TYPE_NAMES.get(mtype, mtype)} map {name!r} was refused "
+                           f"({_errno.errorcode.get(e.errno, e.errno)}): {why}", e.errno) from None
         finally:
             if btf_file is not None:
                 btf_file.close()

@@ -312,7 +312,9 @@ class ElfCache:
         except FileNotFoundError:
             raise BpfNotFoundError(f"{name}: no such file (via {path})") from None
         except PermissionError:
-            raise BpfPermissionError(f"{name}: permission denied reading {path}; run as root") from None
+            raise BpfPermissionError(f"{name}: permission denied reading {path}; " +
+                                     ("run as root" if os.geteuid() else "refused even to root (a container without "
+                                      "CAP_DAC_OVERRIDE, or another mount namespace's file)")) from None
         except OSError as e:
             raise ObjectFormatError(f"{name}: cannot open {path} ({e.strerror})", e.errno or 0) from None
         with f:

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import os
 import threading
 
 import numpy as np
@@ -97,8 +98,9 @@ class KernelSymbols:
             addrs = (addrs << np.uint64(4)) | digits[:, k].astype(np.uint64)
         if len(addrs) and not addrs.any():
             raise BpfPermissionError(
-                f"{self.path} shows every address as 0: kernel addresses are hidden from this process; "
-                "run as root (and check sysctl kernel.kptr_restrict)", errno.EPERM)
+                f"{self.path} shows every address as 0: kernel addresses are hidden from this process; " +
+                ("sysctl kernel.kptr_restrict is 2 (hidden even from root): set it to 1" if os.geteuid() == 0
+                 else "run as root (and check sysctl kernel.kptr_restrict)"), errno.EPERM)
         types = buf[starts + width + 1]
         is_global = (types >= ord("A")) & (types <= ord("Z"))
         # Names end at a tab (then "[module]") or at the newline: make both NULs for the lazy decoder.
