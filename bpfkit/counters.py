@@ -55,6 +55,8 @@ class Counter(Resource):
         self.result: Optional[np.ndarray] = None
         if not events:
             raise BpfUsageError("count() needs at least one event, e.g. ['page-faults']")
+        if exclude_kernel and exclude_user:
+            raise BpfUsageError("exclude_kernel=True and exclude_user=True together count nothing: keep one side")
         self.events: list[PerfEvent] = [resolve_event(e) for e in events]
         if pid is not None:
             pid = sc.check_pid(pid)

@@ -12,11 +12,27 @@ Example::
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, TypeVar, Union
 
-__all__ = ["Resource", "OwnedFd"]
+__all__ = ["Resource", "OwnedFd", "fd_kind"]
 
 R = TypeVar("R", bound="Resource")
+
+
+def fd_kind(fd: int) -> str:
+    """What an fd is, as /proc names it: ``bpf-map``, ``bpf-prog``, ``bpf_link``, ``[perf_event]``, a
+    path for a file, or ``not an open fd``.
+
+    Example::
+
+        fd_kind(m.fd)   # 'bpf-map'
+    """
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "not an open fd"
+    return target.removeprefix("anon_inode:")
 
 
 class Resource:

@@ -23,8 +23,8 @@ from ..errors import ENOTSUPP, LoadError
 from ..maps.rules import MapShape, map_create_problem
 from .parts import MapSpec, Namespace, ProgramSpec
 
-__all__ = ["missing_attach_target", "missing_extern", "core_relocation", "map_refused", "unknown_section",
-           "from_libbpf_messages", "load_error"]
+__all__ = ["missing_attach_target", "missing_extern", "core_relocation", "map_refused", "program_refused",
+           "unknown_section", "from_libbpf_messages", "load_error"]
 
 # what an attach target is, by the section kind that names one (and where to list the candidates)
 _TARGETS = {
@@ -111,6 +111,21 @@ def map_refused(name: str, shape: MapShape, err: int) -> str:
             f"({errno.errorcode.get(err, err)}): {why or 'the kernel gave no more reason'}")
 
 
+def program_refused(program: str, section: str, prog_type: int, attach_type: int, flags: int, err: int) -> str:
+    """The explanation for a program the kernel refused before verifying it (no verifier log).
+
+    Example::
+
+        program_refused("on_x", "tracepoint/a/b", 999, 0, 0, errno.EINVAL)
+    """
+    kind = sc.PROG_TYPE_NAMES.get(prog_type, f"unknown type {prog_type}")
+    why = {errno.EINVAL: "its program type, expected attach type and flags do not fit each other or this kernel",
+           errno.E2BIG: "it is too big (more instructions than the kernel takes)",
+           ENOTSUPP: "this kernel does not support that program type"}.get(err, "")
+    return (f"program {program!r} (SEC({section!r}), {kind}, expected_attach_type {attach_type}, flags {flags:#x}) "
+            f"was refused before verification ({errno.errorcode.get(err, err)})" + (f": {why}" if why else ""))
+
+
 def unknown_section(program: str, section: str) -> str:
     """The explanation for a program in a section that names no program type.
 
@@ -127,6 +142,7 @@ _MSG_TARGET = re.compile(r"prog '(?P<prog>[^']+)': failed to find kernel BTF typ
 _MSG_EXTERN_NOT_FOUND = re.compile(r"extern \((?P<kind>[\w ]+)\) '(?P<name>[^']+)': not found")
 _MSG_EXTERN_UNRESOLVED = re.compile(r"extern '(?P<name>[^']+)' \(strong\): not resolved")
 _MSG_MAP = re.compile(r"map '(?P<map>[^']+)': failed to create: .*?\((?P<err>-?\d+)\)")
+_MSG_PROG_FAILED = re.compile(r"prog '(?P<prog>[^']+)': BPF program load failed: ")
 _MSG_SECTION = re.compile(r"prog '(?P<prog>[^']+)': missing BPF prog type, check ELF section name '(?P<sec>[^']+)'")
 
 
@@ -161,6 +177,9 @@ def from_libbpf_messages(obj: str, programs: Namespace[ProgramSpec], maps: Names
         shape = MapShape(ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                          has_btf=bool(ms.key_type_id or ms.value_type_id))
         return map_refused(ms.name, shape, merr), merr
+    if (m := _MSG_PROG_FAILED.search(text)) and not log and m.group("prog") in programs:
+        ps = programs[m.group("prog")]
+        return program_refused(ps.name, ps.section, ps.prog_type, ps.expected_attach_type, ps.flags, err), err
     if "failed to resolve CO-RE relocation" in log:
         line = next(ln for ln in log.splitlines() if "failed to resolve CO-RE relocation" in ln)
         prog = next((p for p in programs if f"prog '{p}'" in text), "?")

@@ -8,11 +8,12 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Optional, Union
 
 from .. import _sys as sc
-from ..errors import AttachError, BpfUsageError, ClosedError
+from ..errors import AttachError, BpfError, BpfUsageError, ClosedError
 from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
 from ..probes.fentry import attach_fentry
 from ..probes.kprobe import attach_kprobe, syscall_function
@@ -25,6 +26,7 @@ from ..probes.uprobe import attach_uprobe
 from ..probes.usdt import attach_usdt
 from ..sections import example_for, prog_types_for
 from .parts import ProgramSpec
+from .testrun_rules import TestRunRequest, test_run_problem
 
 __all__ = ["Program", "TestRunResult"]
 
@@ -229,8 +231,17 @@ class Program:
         if data_out_size is None:
             # room for programs that grow the packet (bpf_xdp_adjust_head/tail, skb helpers)
             data_out_size = len(data) + 4096 if data is not None else 0
-        r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
-                             ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
+        try:
+            r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
+                                 ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
+        except BpfError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            req = TestRunRequest(len(data) if data is not None else 0, len(ctx) if ctx is not None else 0,
+                                 repeat, flags, cpu)
+            why = test_run_problem(self.type, req) or "the kernel gave no more reason"
+            raise BpfUsageError(f"test_run of {self.type} program {self.name!r} was refused (EINVAL): {why}",
+                                e.errno) from None
         return TestRunResult(*r)
 
     def check_test_runnable(self) -> None:

@@ -206,6 +206,9 @@ class Map(Resource):
     def _from_file(cls, f: io.FileIO, *, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None,
                    name: Optional[str] = None) -> "Map":
         try:
+            kind = sc.fd_kind(f.fileno())
+            if kind != "bpf-map":  # the kernel would fill a MapInfo from a program's info: garbage
+                raise BpfUsageError(f"fd {f.fileno()} is {kind}, not a BPF map", _errno.EINVAL)
             info = map_info(f.fileno())
             kdt, vdt = dtype_arg(key_dtype), dtype_arg(value_dtype)
             if (kdt is None or vdt is None) and info.btf_id:
@@ -399,10 +402,10 @@ class Map(Resource):
         try:
             sc.map_update(self.fd, k, v, flags, what=self._what())
         except BpfError as e:
-            if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM) or \
+            if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM, _errno.EINVAL, _errno.EBADF) or \
                     (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
                 raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
-                                          indexed=self.type in ARRAY_TYPES) from None
+                                          indexed=self.type in ARRAY_TYPES, map_type=self.type) from None
             raise
 
     def __delitem__(self, key: Any) -> None:
@@ -547,7 +550,7 @@ class Map(Resource):
                 sc.map_update(self.fd, k[i:i + 1], v[i:i + 1], flags, what=self._what())
             except BpfError as e:
                 raise _batch.update_error(e.errno, self._what(), self.max_entries, i, len(k), k[i], flags,
-                                          indexed=self.type in ARRAY_TYPES) from None
+                                          indexed=self.type in ARRAY_TYPES, map_type=self.type) from None
         return len(k)
 
     def delete(self, keys: Any, *, missing_ok: bool = False) -> int:

@@ -185,7 +185,7 @@ def attach_kprobe(prog_fd: int, func: Union[str, int], *, offset: int = 0, retpr
                 raise _not_found(func, _traceable_functions()[1]) from None
             raise
 
-    link = perf_event_link(prog_fd, open_fd, what, cookie)
+    link = perf_event_link(prog_fd, open_fd, what, cookie, "attach_kprobe")
     del name_buf  # the kernel has copied the name
     return link
 

@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from .. import _sys as sc
 from .._sys import Resource
-from ..errors import BpfError, ClosedError
+from ..errors import AttachError, BpfError, ClosedError
+from ..sections import example_for, prog_types_for
 
 __all__ = ["Link", "LinkGroup", "MultiLink", "group_links", "new_link", "open_perf_event", "open_perf_event_owned",
-           "attach_perf_event", "perf_event_link"]
+           "attach_perf_event", "perf_event_link", "attach_refused"]
 
 FdLike = Union[int, io.FileIO, None]
 
@@ -216,6 +217,33 @@ def new_link(create: Callable[[], io.FileIO], description: str) -> Link:
     return Link(create(), description)
 
 
+def attach_refused(e: BpfError, prog_fd: int, description: str, method: str) -> BpfError:
+    """The error for an attach the kernel refused (its bare EINVAL/EBADF): ``prog_fd`` is no program,
+    or a program of a type ``Program.<method>()`` cannot attach; ``e`` itself when neither.
+
+    Example::
+
+        except BpfError as e:
+            raise attach_refused(e, prog_fd, "tracepoint sched:sched_switch", "attach_tracepoint") from None
+    """
+    if e.errno not in (errno.EINVAL, errno.EBADF, errno.EPROTO):
+        return e
+    kind = sc.fd_kind(prog_fd)
+    if kind != "bpf-prog":
+        what = "not an open fd" if kind == "not an open fd" else f"{kind}, not a loaded BPF program"
+        return AttachError(f"{description}: prog_fd {prog_fd} is {what}", e.errno)
+    try:
+        ptype = int(sc.prog_info(prog_fd).type)
+    except BpfError:
+        return e
+    wanted = prog_types_for(method)
+    if wanted and ptype not in wanted:
+        names = " or ".join(sc.PROG_TYPE_NAMES.get(t, str(t)) for t in wanted)
+        return AttachError(f"{description}: the program is a {sc.PROG_TYPE_NAMES.get(ptype, ptype)} program; "
+                           f"{method}() needs a {names} program, e.g. SEC(\"{example_for(method)}\")", e.errno)
+    return e
+
+
 def group_links(attach_one: Callable[[Any], Link], items: Iterable[Any], description: str,
                 on_close: Optional[Callable[[], None]] = None) -> MultiLink:
     """Attach ``attach_one(item)`` for each item into one MultiLink; on any failure the ones
@@ -273,7 +301,8 @@ def _no_process(e: BpfError, pid: int, what: str) -> BpfError:
     return e
 
 
-def attach_perf_event(prog_fd: int, perf_fd: FdLike, description: str, cookie: int = 0) -> Link:
+def attach_perf_event(prog_fd: int, perf_fd: FdLike, description: str, cookie: int = 0,
+                      method: str = "attach_perf_event") -> Link:
     """Attach a program to an open perf event fd; the returned Link owns ``perf_fd``.
 
     Prefers a BPF link (BPF_LINK_CREATE with BPF_PERF_EVENT, kernel 5.15+) so the link shows up in
@@ -296,12 +325,16 @@ def attach_perf_event(prog_fd: int, perf_fd: FdLike, description: str, cookie: i
         sc.ioctl(pfd, sc.PERF_EVENT_IOC_SET_BPF, prog_fd, what=description)
         sc.ioctl(pfd, sc.PERF_EVENT_IOC_ENABLE, 0, what=description)
         return link
+    except BpfError as e:
+        link.close()
+        raise attach_refused(e, prog_fd, description, method) from None
     except BaseException:
         link.close()
         raise
 
 
-def perf_event_link(prog_fd: int, open_fd: Callable[[], io.FileIO], description: str, cookie: int = 0) -> Link:
+def perf_event_link(prog_fd: int, open_fd: Callable[[], io.FileIO], description: str, cookie: int = 0,
+                    method: str = "attach_perf_event") -> Link:
     """Open a perf event (``open_fd()``, e.g. :func:`open_perf_event_owned`) and attach the program
     to it; the returned Link owns the perf fd, or the fd is closed.
 
@@ -309,4 +342,4 @@ def perf_event_link(prog_fd: int, open_fd: Callable[[], io.FileIO], description:
 
         link = perf_event_link(prog.fd, lambda: open_perf_event_owned(attr, cpu=0), "tracepoint sched:sched_switch")
     """
-    return attach_perf_event(prog_fd, open_fd(), description, cookie)
+    return attach_perf_event(prog_fd, open_fd(), description, cookie, method)

@@ -17,7 +17,7 @@ from ..errors import BpfUsageError
 from .link import Link, group_links, perf_event_link
 from .perf_events import EventSpec, open_event_owned, resolve_event
 
-__all__ = ["attach_perf_event"]
+__all__ = ["attach_perf_event", "max_sample_rate"]
 
 
 def _enabled(link: Link) -> Link:
@@ -27,6 +27,21 @@ def _enabled(link: Link) -> Link:
         link.close()
         raise
     return link
+
+
+def max_sample_rate() -> int:
+    """``kernel.perf_event_max_sample_rate`` (0 when unreadable): the highest frequency= it takes.
+
+    Example::
+
+        max_sample_rate()   # e.g. 100000
+    """
+    try:
+        with open("/proc/sys/kernel/perf_event_max_sample_rate") as f:
+            text = f.read().strip()
+        return int(text) if text.isdigit() and len(text) < 12 else 0
+    except OSError:
+        return 0
 
 
 def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
@@ -47,6 +62,10 @@ def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, per
     cookie = sc.check_u64("cookie", cookie)
     if bool(frequency) == bool(period):
         raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
+    limit = max_sample_rate()
+    if frequency and limit and frequency > limit:
+        raise BpfUsageError(f"frequency={frequency} Hz is over the kernel's limit, sysctl "
+                            f"kernel.perf_event_max_sample_rate = {limit}: sample less often, or raise the limit")
     if pid >= 0 and cpu_arg is not None:
         raise BpfUsageError("give pid= (that process on any CPU) or cpus= (every process on those CPUs), not both")
     ev = resolve_event(event)

@@ -158,7 +158,7 @@ def attach_uprobe_offset(prog_fd: int, path: str, file_offset: int, *, pid: int 
     attr = sc.PerfEventAttr(type=pmu_type("uprobe"), config=config, config1=ctypes.addressof(cpath),
                             config2=file_offset, sample_period=1, wakeup_events=1)
     return perf_event_link(prog_fd, lambda: open_perf_event_owned(attr, pid=pid, cpu=0 if pid < 0 else -1, what=what),
-                           what, cookie)
+                           what, cookie, "attach_uprobe")
 
 
 def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, retprobe: bool = False,
