@@ -98,19 +98,19 @@ CASES: dict[str, tuple[Callable[[World], Any], str]] = {
     "tracepoint given a map fd": (lambda w: attach_tracepoint(w.arr.fd, "syscalls", "sys_enter_getpid"),
                                   "is bpf-map, not a loaded BPF program"),
     "tracepoint given an xdp program": (
-        lambda w: attach_tracepoint(w.xdp.fd, "syscalls", "sys_enter_getpid"), "needs a tracepoint program"),
+        lambda w: attach_tracepoint(w.xdp.fd, "syscalls", "sys_enter_getpid"), "needs a TRACEPOINT program"),
     "raw tracepoint given a tracepoint program": (
-        lambda w: attach_raw_tracepoint(w.cnt.progs.on_getpid.fd, "sys_enter"), "needs a raw_tracepoint"),
+        lambda w: attach_raw_tracepoint(w.cnt.progs.on_getpid.fd, "sys_enter"), "needs a RAW_TRACEPOINT"),
     "raw tracepoint reading past its args": (
         lambda w: w.tr.progs.raw_args_probe.attach_raw_tracepoint("sys_enter"), "reads ctx->args[] past the 2"),
     "uprobe given a tracepoint program": (
-        lambda w: attach_uprobe(w.cnt.progs.on_getpid.fd, w.exe, "bpfkit_add"), "needs a kprobe program"),
+        lambda w: attach_uprobe(w.cnt.progs.on_getpid.fd, w.exe, "bpfkit_add"), "needs a KPROBE program"),
     "perf event given a tracepoint program": (
         lambda w: attach_perf_event(w.cnt.progs.on_getpid.fd, "cpu-clock", frequency=10),
-        "needs a perf_event program"),
+        "needs a PERF_EVENT program"),
     "xdp given a tracepoint program": (
-        lambda w: attach_xdp(w.cnt.progs.on_getpid.fd, "lo", mode="generic"), "needs a xdp program"),
-    "tc given an xdp program": (lambda w: attach_tc(w.xdp.fd, "lo"), "needs a sched_cls program"),
+        lambda w: attach_xdp(w.cnt.progs.on_getpid.fd, "lo", mode="generic"), "needs a XDP program"),
+    "tc given an xdp program": (lambda w: attach_tc(w.xdp.fd, "lo"), "needs a SCHED_CLS program"),
     "hash map of 0 entries": (lambda w: Map.create("hash", "u4", "u8", 0), "max_entries is 0"),
     "ring buffer of 12345 bytes": (lambda w: Map.create("ringbuf", None, None, 12345), "power of 2"),
     "array with an 8-byte key": (lambda w: Map.create("array", "u8", "u8", 4), "4-byte key"),

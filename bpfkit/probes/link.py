@@ -238,9 +238,10 @@ def attach_refused(e: BpfError, prog_fd: int, description: str, method: str) -> 
         return e
     wanted = prog_types_for(method)
     if wanted and ptype not in wanted:
-        names = " or ".join(sc.PROG_TYPE_NAMES.get(t, str(t)) for t in wanted)
-        return AttachError(f"{description}: the program is a {sc.PROG_TYPE_NAMES.get(ptype, ptype)} program; "
-                           f"{method}() needs a {names} program, e.g. SEC(\"{example_for(method)}\")", e.errno)
+        names = " or ".join(sc.PROG_TYPE_NAMES.get(t, str(t)).upper() for t in wanted)
+        return AttachError(f"{description}: the program is a {sc.PROG_TYPE_NAMES.get(ptype, str(ptype)).upper()} "
+                           f"program; {method}() needs a {names} program, e.g. SEC(\"{example_for(method)}\")",
+                           e.errno)
     return e
 
 
