@@ -66,6 +66,14 @@ def _prog_array_gets_map(w: World) -> None:
         pa[0] = w.arr.fd
 
 
+def _attach_twice(w: World) -> None:
+    first = w.cnt.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid")
+    try:
+        w.cnt.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid")
+    finally:
+        first.close()
+
+
 def _spec_bad_type(w: World) -> None:
     spec = bpfkit.open("tests/count")
     spec.programs.on_getpid.prog_type = 999
@@ -116,6 +124,7 @@ CASES: dict[str, tuple[Callable[[World], Any], str]] = {
     "array with an 8-byte key": (lambda w: Map.create("array", "u8", "u8", 4), "4-byte key"),
     "lpm trie with a 4-byte key": (lambda w: Map.create("lpm_trie", "u4", "u8", 4), "prefix length"),
     "program of an unknown type": (_spec_bad_type, "refused before verification"),
+    "the same program twice on a tracepoint": (_attach_twice, "attached there already"),
     "counting neither kernel nor user": (
         lambda w: counters.count(["cpu-clock"], exclude_kernel=True, exclude_user=True), "count nothing"),
 }

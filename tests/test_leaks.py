@@ -74,6 +74,8 @@ def test_interrupted_tracepoint_attach_leaks_no_fd() -> None:
             pass  # warm caches (tracefs id, features) so the loop times only the attach
 
         def attach_detach() -> None:
+            for lk in obj.links:  # one an earlier round attached and was cut off before closing
+                lk.close()        # (a program attaches to a tracepoint once: EEXIST otherwise)
             prog.attach_tracepoint("syscalls", "sys_enter_getpid").close()
 
         hit = _interrupt_at_random(attach_detach, 300, 400, seed=11)
@@ -92,6 +94,8 @@ def test_interrupted_uprobe_and_perf_event_attach_leak_no_fd() -> None:
         up.attach_uprobe(exe, "bpfkit_add").close()
 
         def both() -> None:
+            for lk in obj.links + pobj.links:
+                lk.close()
             up.attach_uprobe(exe, "bpfkit_add").close()
             sample.attach_perf_event("cpu-clock", frequency=10).close()
 

@@ -49,8 +49,11 @@ def parse_cpu_list(text: str) -> list[int]:
         if not part:
             continue
         lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):  # isdigit: no signs, spaces or "0x"
+        # ASCII digits only: no signs, spaces, "0x", or the other scripts' digits isdigit() takes
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
             raise ObjectFormatError(f"not a CPU list: {text[:80]!r} (part {part[:20]!r})")
+        if len(lo) > 6 or len(hi) > 6:
+            raise ObjectFormatError(f"not a CPU list: {text[:80]!r} (number {part[:20]!r})")
         first, last = int(lo), int(hi) if dash else int(lo)
         if last < first or last >= _MAX_CPUS or len(cpus) + last - first >= _MAX_CPUS:
             raise ObjectFormatError(f"not a CPU list: {text[:80]!r} (range {part[:20]!r})")

@@ -226,6 +226,9 @@ def attach_refused(e: BpfError, prog_fd: int, description: str, method: str) -> 
         except BpfError as e:
             raise attach_refused(e, prog_fd, "tracepoint sched:sched_switch", "attach_tracepoint") from None
     """
+    if e.errno == errno.EEXIST:
+        return AttachError(f"{description}: this program is attached there already (a program attaches to an "
+                           "event once); close the other link first", e.errno)
     if e.errno not in (errno.EINVAL, errno.EBADF, errno.EPROTO):
         return e
     kind = sc.fd_kind(prog_fd)

@@ -39,7 +39,7 @@ def max_sample_rate() -> int:
     try:
         with open("/proc/sys/kernel/perf_event_max_sample_rate") as f:
             text = f.read().strip()
-        return int(text) if text.isdigit() and len(text) < 12 else 0
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
     except OSError:
         return 0
 
