@@ -32,7 +32,7 @@ bench: setup
 fuzz: setup
 	@mkdir -p build
 	BPFKIT_FUZZ_EXAMPLES=$${BPFKIT_FUZZ_EXAMPLES:-100000} BPFKIT_FUZZ_REPORT=build/fuzz-report.json \
-		$(PY) -m pytest -s -q -p no:cacheprovider tests/test_fuzz.py
+		$(PY) -m pytest -s -q -p no:cacheprovider tests/test_fuzz.py $(FUZZ_ARGS)
 
 # Every probe kind attached and detached BPFKIT_SOAK_CYCLES times (default 10,000) in one process:
 # fds and memory must stay flat. Not part of `make test` (it takes a while).

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import struct
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -101,8 +102,17 @@ def _report() -> Iterator[None]:
     lines = [f"{name:18} {sum(c.values()):>8} cases  " + ", ".join(f"{k} {v}" for k, v in c.most_common())
              for name, c in _counts.items() if c]
     print("\nfuzz cases per parser (outcome counts; every one is a return or a BpfError):\n" + "\n".join(lines))
-    if REPORT:
-        Path(REPORT).write_text(json.dumps({k: dict(v) for k, v in _counts.items()}, indent=1))
+
+
+def _record(name: str, seconds: float) -> None:
+    """Add this parser's counts to the report file (each parser as it finishes, so a long run that is
+    stopped still tells what it did)."""
+    if not REPORT:
+        return
+    path = Path(REPORT)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = {"cases": sum(_counts[name].values()), "seconds": round(seconds), **dict(_counts[name])}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
@@ -118,7 +128,9 @@ def test_parser_gives_typed_errors_only(name: str) -> None:
         # anything but a return or a BpfError propagates and fails the test, shrunk by hypothesis
         _counts[name][_run_bounded(target, data)] += 1
 
+    started = time.monotonic()
     fuzz()
+    _record(name, time.monotonic() - started)
 
 
 def test_btf_const_pointing_at_itself_is_an_error_not_a_hang() -> None:
