@@ -107,7 +107,12 @@ def test_nul_bytes_are_refused() -> None:
     with bpfkit.load("tests/testrun_progs") as obj:
         with pytest.raises(BpfUsageError, match="NUL"):
             obj.progs.raw_args_probe.attach_raw_tracepoint("sys_enter\0junk")
+        with pytest.raises(BpfUsageError, match="at most 127"):
+            obj.progs.raw_args_probe.attach_raw_tracepoint("sys_enter" + "x" * 200)
         assert obj.links == []
+    with bpfkit.load("tests/probes_uprobe") as obj:
+        with pytest.raises(BpfUsageError, match="NUL"):
+            obj.progs.on_any.attach_uprobe("/usr/bin/true\0/../bash", "main")
     assert _map_count() == before
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 from .. import _sys as sc
-from ..errors import AttachError, BpfError, BpfNotFoundError
+from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
 from .link import Link, attach_refused, new_link, perf_event_link
 from ..tracefs import tracepoint_id
 
@@ -42,6 +42,9 @@ def attach_raw_tracepoint(prog_fd: int, name: str) -> Link:
         link = attach_raw_tracepoint(prog.fd, "sched_switch")
     """
     sc.check_cstr("raw tracepoint name", name)
+    if len(name.encode()) > 127:  # the kernel reads 127 bytes of it and looks up what it read
+        raise BpfUsageError(f"raw tracepoint name {name[:40]!r}... is {len(name.encode())} bytes; the kernel reads "
+                            "at most 127", errno.ENAMETOOLONG)
     try:
         return new_link(lambda: sc.raw_tracepoint_open_owned(prog_fd, name), f"raw_tracepoint {name}")
     except BpfNotFoundError:

@@ -72,6 +72,7 @@ def attach_uprobe(prog_fd: int, binary: str, symbol: Union[str, int], *, offset:
         link = attach_uprobe(prog.fd, "./app", "handle_*", cookie=7)    # one MultiLink
     """
     pid = sc.check_pid(pid)
+    sc.check_cstr("binary", os.fspath(binary))
     offset = sc.check_u64("offset", offset, hint="an offset from the symbol, in bytes")
     cookie = sc.check_u64("cookie", cookie)
     ref_ctr_offset = sc.check_u64("ref_ctr_offset", ref_ctr_offset)
