@@ -121,7 +121,7 @@ def test_long_map_name_warns_naming_the_limit() -> None:
         warnings.simplefilter("always")
         with Map.create("array", "u4", "u8", 1, name="a_rather_long_map_name") as m:
             assert m.info().name == "a_rather_long_m"
-    [w] = [w for w in caught if issubclass(w.category, sc.NameTruncatedWarning)]
+    [w] = [w for w in caught if issubclass(w.category, bpfkit.maps.NameTruncatedWarning)]
     assert "15" in str(w.message) and "a_rather_long_map_name" in str(w.message)
     assert w.filename == __file__  # points at the caller
 
