@@ -37,7 +37,8 @@ DELIMITER = "-"  # bcc's folded delimiter between user and kernel frames (-d/--d
 # Kernel frames of the tracing machinery itself, at the innermost end of a stack taken from a
 # tracepoint program: the BPF program, bpf_trace_run4, __traceiter_sched_switch... bcc's kprobes
 # do not see them; they say nothing about the traced code.
-_MACHINERY = re.compile(r"^(bpf_trace_run\d+|__bpf_trace_\w+|__traceiter_\w+|perf_trace_\w+|trace_call_bpf"
+_MACHINERY = re.compile(r"^(bpf_trace_run\d+|__bpf_trace_\w+|__traceiter_\w+|perf_trace_\w+|perf_syscall_(enter|exit)"
+                        r"|trace_call_bpf"
                         r"|perf_trace_run_bpf_submit|bpf_get_stack\w*|__bpf_get_stack\w*)$")
 _MACHINERY_DEPTH = 8  # only this close to the innermost frame
 
@@ -115,6 +116,7 @@ class Rows:
     user: np.ndarray
     kernel: np.ndarray
     counts: np.ndarray
+    keys: np.ndarray  # the count map's keys, in the same order
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -135,7 +137,7 @@ def read_rows(obj: Any, *, pid_field: str = "pid", tid_field: Optional[str] = No
     tids = keys[tid_field] if tid_field else keys[pid_field]
     return Rows(keys[pid_field].astype(np.int64), tids.astype(np.int64), comms,
                 keys["user_stack_id"].astype(np.int64), keys["kernel_stack_id"].astype(np.int64), user, kernel,
-                values.astype(np.float64))
+                values.astype(np.float64), keys)
 
 
 @dataclass
@@ -294,8 +296,9 @@ def write_outputs(prof: StackProfile, args: argparse.Namespace) -> None:
         prof.write_speedscope(args.speedscope)
 
 
-def print_warnings(prof: StackProfile, losses: StackLosses, missing: int, out: IO[str] = sys.stderr) -> None:
+def print_warnings(prof: StackProfile, losses: StackLosses, missing: int, out: Optional[IO[str]] = None) -> None:
     """Frame-pointer and exited-process warnings, lost stacks, and bcc's missing-stacks line."""
+    out = out if out is not None else sys.stderr
     for w in prof.warnings:
         print(f"WARNING: {w}", file=out)
     for m in losses.messages():

@@ -112,7 +112,8 @@ def offcputime(duration: Optional[float] = 10.0, *, pid: Optional[int] = None, t
     """Blocked time per stack (µs) over ``duration`` seconds (None: until Ctrl-C).
 
     ``min_block_us``/``max_block_us`` keep only blocks of that length; ``state`` only threads
-    leaving the CPU in that state (e.g. 2: TASK_UNINTERRUPTIBLE; 0 is preempted while runnable).
+    leaving the CPU in that state, a bitmask as in bcc (1: TASK_INTERRUPTIBLE, 2: TASK_UNINTERRUPTIBLE;
+    0: exactly runnable, i.e. preempted).
 
     Example::
 
@@ -165,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_default(report: _stacks.Report, delimited: bool, out: Any = sys.stdout) -> None:
+def print_default(report: _stacks.Report, delimited: bool, out: Any = None) -> None:
     """bcc's multi-line output: kernel frames, user frames (innermost first), ``-  comm (tid)``,
     then the total µs; least blocked first."""
+    out = out if out is not None else sys.stdout  # looked up now: tests and callers swap sys.stdout
     for e in report.entries:
         lines = []
         if report.want_kernel:

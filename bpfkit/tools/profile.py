@@ -157,9 +157,10 @@ def annotate(prof: StackProfile) -> StackProfile:
     return out
 
 
-def print_default(report: _stacks.Report, delimited: bool, annotations: bool, out: Any = sys.stdout) -> None:
+def print_default(report: _stacks.Report, delimited: bool, annotations: bool, out: Any = None) -> None:
     """bcc's multi-line output: kernel frames then user frames, innermost first, then
     ``-  comm (pid)`` and the count; lightest stack first."""
+    out = out if out is not None else sys.stdout  # looked up now: tests and callers swap sys.stdout
     k_suffix = "_[k]" if annotations else ""
     for e in report.entries:
         lines = []

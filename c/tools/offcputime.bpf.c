@@ -93,7 +93,9 @@ static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct
 		record = false;
 	if (record && kernel_threads_only && !(flags & PF_KTHREAD))
 		record = false;
-	if (record && filter_state && task_state(prev) != state)
+	/* bcc's --state: 0 means exactly runnable (preempted); other values are a bitmask, since
+	 * sleeps add flags (do_nanosleep: TASK_INTERRUPTIBLE | TASK_FREEZABLE) */
+	if (record && filter_state && (state ? !(task_state(prev) & state) : task_state(prev) != 0))
 		record = false;
 	if (record) {
 		struct start_t s = {};

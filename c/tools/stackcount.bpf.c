@@ -10,12 +10,17 @@
 const volatile bool user_stacks = true;
 const volatile bool kernel_stacks = true;
 const volatile __s32 target_cpu = -1;
+/* A uprobe on a function's first instruction: the frame-pointer walk starts from the caller's
+ * frame (the function has not pushed its own yet), so it skips the direct caller. Its return
+ * address is at the top of the user stack: record it, and the Python side puts it back. */
+const volatile bool entry_return = false;
 
 struct key_t {
 	__u32 tgid;
 	__s32 user_stack_id;
 	__s32 kernel_stack_id;
 	char comm[16];
+	__u64 entry_ret; /* with entry_return: the return address at *sp, 0 otherwise */
 };
 
 struct {
@@ -45,6 +50,8 @@ static __always_inline int count_stack(void *ctx)
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.user_stack_id = user_stacks ? BPFKIT_USER_STACKID(ctx, stacks) : -1;
 	key.kernel_stack_id = kernel_stacks ? BPFKIT_KERNEL_STACKID(ctx, stacks) : -1;
+	if (entry_return && user_stacks && key.user_stack_id >= 0)
+		bpf_probe_read_user(&key.entry_ret, sizeof(key.entry_ret), (void *)PT_REGS_SP((struct pt_regs *)ctx));
 	v = bpf_map_lookup_elem(&counts, &key);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
@@ -74,6 +81,12 @@ int on_raw_tracepoint(void *ctx)
 
 SEC("kprobe")
 int on_kprobe(struct pt_regs *ctx)
+{
+	return count_stack(ctx);
+}
+
+SEC("uprobe")
+int on_uprobe(struct pt_regs *ctx)
 {
 	return count_stack(ctx);
 }
