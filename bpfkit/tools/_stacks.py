@@ -24,6 +24,7 @@ from typing import IO, Any, Callable, Optional
 
 import numpy as np
 
+from ..errors import BpfError
 from ..stacks import MISSED_KERNEL, MISSED_USER, StackProfile, name_stacks
 from ..symbols import Symbolizer
 from .common import positive_int, print_json
@@ -280,10 +281,17 @@ class Rememberer:
 
     def __call__(self) -> None:
         keys, _ = self.obj.maps.counts.to_numpy()
-        for pid in np.unique(keys[self.pid_field]).tolist():
-            if pid and pid not in self.seen:
-                self.seen.add(pid)
-                self.sym.remember(int(pid))
+        new = [int(p) for p in np.unique(keys[self.pid_field]).tolist() if p and p not in self.seen]
+        self.seen.update(new)
+        # Snapshot every new process's mappings first (cheap), then load their symbol tables (slow
+        # for big binaries): a short-lived process must not wait behind the others' ELF parsing.
+        for pid in new:
+            try:
+                self.sym.process(pid)
+            except BpfError:
+                pass  # gone already
+        for pid in new:
+            self.sym.remember(pid)
 
 
 # -- output ---------------------------------------------------------------------------------------

@@ -190,7 +190,10 @@ def body(args: argparse.Namespace) -> int:
                     user=not args.kernel_stacks_only and not args.kernel_threads_only,
                     kernel=not args.user_stacks_only, min_block_us=args.min_block_time,
                     max_block_us=args.max_block_time, state=args.state, stack_storage_size=args.stack_storage_size)
-    if not (args.folded or args.json):
+
+    def header() -> None:  # once attached, as bcc prints it
+        if args.folded or args.json:
+            return
         who = (f"PID {args.pid}" if args.pid else f"TID {args.tid}" if args.tid else
                "user threads" if args.user_threads_only else "kernel threads" if args.kernel_threads_only
                else "all threads")
@@ -199,7 +202,7 @@ def body(args: argparse.Namespace) -> int:
         when = f" for {duration:g} secs." if duration else "... Hit Ctrl-C to end."
         print(f"Tracing off-CPU time (us) of {who} by {what} stack{when}", flush=True)
     with stop_signals():
-        run.run(duration)
+        run.run(duration, on_attached=header)
     if run.report is None:
         return 0
     prof = run.profile(delimited=args.delimited)

@@ -180,7 +180,10 @@ def body(args: argparse.Namespace) -> int:
     run = ProfileRun(pid=args.pid, tid=args.tid, frequency=0 if args.count else (args.frequency or 49),
                      period=args.count or 0, user=not args.kernel_stacks_only, kernel=not args.user_stacks_only,
                      include_idle=args.include_idle, cpu=args.cpu, stack_storage_size=args.stack_storage_size)
-    if not (args.folded or args.json):
+
+    def header() -> None:  # once attached, as bcc prints it
+        if args.folded or args.json:
+            return
         rate = f"{run.frequency} Hertz" if run.frequency else f"every {run.period} events"
         who = f"PID {args.pid}" if args.pid else f"TID {args.tid}" if args.tid else "all threads"
         what = "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
@@ -188,7 +191,7 @@ def body(args: argparse.Namespace) -> int:
         when = f" for {duration:g} secs." if duration else "... Hit Ctrl-C to end."
         print(f"Sampling at {rate} of {who} by {what} stack{where}{when}", flush=True)
     with stop_signals():
-        run.run(duration)
+        run.run(duration, on_attached=header)
     if run.report is None:  # stopped before sampling began
         return 0
     prof = run.profile(delimited=args.delimited)
