@@ -66,8 +66,9 @@ def build(out: Path) -> dict[str, Path]:
 class Tool:
     """A tool started on a pseudo-terminal; :meth:`wait_ready` returns once it printed its header."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], silent: bool = False) -> None:
         self.argv = list(argv)
+        self.silent = silent
         self.master, slave = pty.openpty()
         self.start = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
@@ -89,6 +90,11 @@ class Tool:
         return bool(data)
 
     def wait_ready(self, timeout: float = 120.0) -> float:
+        if self.silent:  # prints nothing until its summary (libbpf-tools' offcputime): give it time
+            time.sleep(3.0)
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{' '.join(self.argv)} did not start:\n{self.out.decode(errors='replace')}")
+            return time.monotonic() - self.start
         deadline = time.monotonic() + timeout
         while not HEADER.search(self.out):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -101,7 +107,7 @@ class Tool:
         if interrupt and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout
-        while True:
+        while self.proc.returncode is None:  # (poll() may have reaped it already: no rusage then)
             pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self.end = time.monotonic()
@@ -155,7 +161,8 @@ def bench_profile(paths: dict[str, Path], rounds: int) -> None:
         names = list(res)
         names = names[r % len(names):] + names[: r % len(names)]
         for name in names:
-            spin = subprocess.Popen([str(paths["stacks_target"]), "spin", "8"], stdin=subprocess.PIPE,
+            # spins longer than any tool takes to start (bcc compiles its C first); killed after
+            spin = subprocess.Popen([str(paths["stacks_target"]), "spin", "60"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE)
             assert spin.stdout is not None and spin.stdin is not None
             spin.stdout.readline()
@@ -192,15 +199,22 @@ def bench_slowdown(title: str, workload: list[str], tools: dict[str, Optional[li
     res: dict[str, list[float]] = {"no tool": []}
     res.update({k: [] for k, v in tools.items() if v})
     ready: dict[str, list[float]] = {k: [] for k in res}
+    failed: set[str] = set()
     for r in range(rounds):
-        names = list(res)
+        names = [n for n in res if n not in failed]
         names = names[r % len(names):] + names[: r % len(names)]
         for name in names:
             if name == "no tool":
                 res[name].append(run_workload(workload))
                 continue
-            t = Tool(tools[name])  # type: ignore[arg-type]
-            ready[name].append(t.wait_ready())
+            t = Tool(tools[name], silent=name == "libbpf-tools")  # type: ignore[arg-type]
+            try:
+                ready[name].append(t.wait_ready())
+            except SystemExit as e:
+                print(f"  {name}: {str(e).strip().splitlines()[-1]}")
+                t.finish()
+                failed.add(name)
+                continue
             res[name].append(run_workload(workload))
             t.finish()
             if t.proc.returncode not in (0, -2, 130):
@@ -208,13 +222,18 @@ def bench_slowdown(title: str, workload: list[str], tools: dict[str, Optional[li
     base = res["no tool"]
     print(f"{title}:")
     for name, v in res.items():
+        if name in failed:
+            print(f"  {name:<14} did not run here (above)")
+            continue
         extra = "" if name == "no tool" else f"  slowdown {ratio(v, base)}  ready after {fmt(ready[name], 1, ' s')}"
         print(f"  {name:<14} workload {fmt(v, 1, ' s')}{extra}")
-    if "bcc" in res:
-        over_b = statistics.median(res["bpfkit"]) - statistics.median(base)
-        over_c = statistics.median(res["bcc"]) - statistics.median(base)
-        if over_c > 0:
-            print(f"  bpfkit's added time / bcc's: {over_b / over_c:.2f}")
+    over_b = statistics.median(res["bpfkit"]) - statistics.median(base) if res.get("bpfkit") else None
+    for other in res:
+        if other in ("no tool", "bpfkit") or other in failed or over_b is None:
+            continue
+        over_o = statistics.median(res[other]) - statistics.median(base)
+        if over_o > 0:
+            print(f"  time bpfkit adds / time {other} adds: {over_b / over_o:.2f}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -269,8 +269,9 @@ def run_until(duration: Optional[float], tick: Optional[Callable[[], None]] = No
 
 
 class Rememberer:
-    """Remembers (``Symbolizer.remember``) every new process a count map names, so that its user
-    stacks still resolve after it exits. Call it now and then while tracing."""
+    """Remembers every new process a count map names, so that its user stacks still resolve
+    after it exits (its mappings; its symbol tables too when it maps deleted files). Call it now
+    and then while tracing."""
 
     def __init__(self, obj: Any, sym: Symbolizer, pid_field: str = "pid", pid: Optional[int] = None) -> None:
         self.obj, self.sym, self.pid_field = obj, sym, pid_field
@@ -283,14 +284,19 @@ class Rememberer:
         keys, _ = self.obj.maps.counts.to_numpy()
         new = [int(p) for p in np.unique(keys[self.pid_field]).tolist() if p and p not in self.seen]
         self.seen.update(new)
-        # Snapshot every new process's mappings first (cheap), then load their symbol tables (slow
-        # for big binaries): a short-lived process must not wait behind the others' ELF parsing.
+        # Snapshot each new process's mappings (cheap): its files are found again by path (same
+        # inode) after it exits. Only a process mapping a deleted file has its symbol tables
+        # loaded now, while /proc/PID/map_files still reaches the file -- loading every process's
+        # tables while tracing would take CPU from what is being traced.
+        late = []
         for pid in new:
             try:
-                self.sym.process(pid)
+                ps = self.sym.process(pid)
             except BpfError:
-                pass  # gone already
-        for pid in new:
+                continue  # gone already
+            if any(m.deleted for m in ps.maps.mappings):
+                late.append(pid)
+        for pid in late:
             self.sym.remember(pid)
 
 

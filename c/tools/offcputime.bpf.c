@@ -81,12 +81,12 @@ static __always_inline void add(struct key_t *key, __u64 delta)
 	}
 }
 
-static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct task_struct *next)
+/* The task fields are read by the caller: tp_btf gets typed pointers it may dereference directly
+ * (plain loads), raw_tp must go through bpf_probe_read_kernel (BPF_CORE_READ). */
+static __always_inline int on_switch(void *ctx, struct task_struct *prev, __u32 tid, __u32 tgid, __u32 flags,
+				     __u32 next_tid)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u32 tid = BPF_CORE_READ(prev, pid);
-	__u32 tgid = BPF_CORE_READ(prev, tgid);
-	__u32 flags = BPF_CORE_READ(prev, flags);
 	bool record = tid != 0 && bpfkit_filter_pass(); /* current is still prev here */
 
 	if (record && user_threads_only && (flags & PF_KTHREAD))
@@ -104,13 +104,13 @@ static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct
 		s.key.pid = tid;
 		s.key.tgid = tgid;
 		bpf_get_current_comm(s.key.comm, sizeof(s.key.comm));
-		s.key.user_stack_id = user_stacks ? BPFKIT_USER_STACKID(ctx, stacks) : -1;
+		/* a kernel thread has no user stack: do not ask (bcc stores -1 as "none" too) */
+		s.key.user_stack_id = user_stacks && !(flags & PF_KTHREAD) ? BPFKIT_USER_STACKID(ctx, stacks) : -14;
 		s.key.kernel_stack_id = kernel_stacks ? BPFKIT_KERNEL_STACKID(ctx, stacks) : -1;
 		if (bpf_map_update_elem(&start, &tid, &s, BPF_ANY))
 			__sync_fetch_and_add(&start_full, 1);
 	}
 
-	__u32 next_tid = BPF_CORE_READ(next, pid);
 	struct start_t *sp = bpf_map_lookup_elem(&start, &next_tid);
 
 	if (!sp)
@@ -128,13 +128,14 @@ static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(ctx, prev, next);
+	return on_switch(ctx, prev, prev->pid, prev->tgid, prev->flags, next->pid);
 }
 
 SEC("raw_tp/sched_switch")
 int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(ctx, prev, next);
+	return on_switch(ctx, prev, BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid), BPF_CORE_READ(prev, flags),
+			 BPF_CORE_READ(next, pid));
 }
 
 char LICENSE[] SEC("license") = "GPL";
