@@ -153,8 +153,14 @@ class StackCountRun:
         if self.user and len(rows) and np.any(rows.keys["entry_ret"]):
             _put_back_callers(rows)
         tracepoint = self.spec.program in ("tracepoint", "raw_tracepoint")
-        return _stacks.name_rows(rows, self.sym, user=self.user, kernel=self.kernel, offsets=self.offsets,
-                                 from_tracepoint=tracepoint)
+        report = _stacks.name_rows(rows, self.sym, user=self.user, kernel=self.kernel, offsets=self.offsets,
+                                   from_tracepoint=tracepoint)
+        if self.kernel and len(rows) and (rows.kernel_ids == -14).all():  # -EFAULT everywhere
+            # seen on 6.1: syscalls:* programs get the user-mode registers, nothing to walk in the kernel
+            hint = ("; this kernel hands syscalls:* tracepoint programs the user registers, while "
+                    "t:raw_syscalls:sys_enter has kernel stacks" if self.spec.target == "syscalls" else "")
+            report.warnings.append(f"the kernel gave no kernel stack at {self.spec.text}{hint}")
+        return report
 
     def losses(self) -> _stacks.StackLosses:
         """Stacks the BPF side could not record so far."""
