@@ -273,6 +273,9 @@ def _check_sum_map(spec: MetricSpec, objspec: Any, p: Plan, kdt: np.dtype) -> No
         raise spec.error(f"sum_map {spec.sum_map!r} must hold struct bpfkit_stats values (BPFKIT_STATS or "
                          f"BPFKIT_KEYED_STATS), got {sm.value_dtype}")
     if p.kind == "keyed":
+        if sm.type not in ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash"):
+            raise spec.error(f"sum_map {spec.sum_map!r} must be a BPFKIT_KEYED_STATS keyed like the histogram, "
+                             f"got a {sm.type} map")
         if sm.key_dtype != _field(kdt, "key"):
             raise spec.error(f"sum_map {spec.sum_map!r} is keyed by {sm.key_dtype}, the histogram by "
                              f"{_field(kdt, 'key')}: record both with the same key")

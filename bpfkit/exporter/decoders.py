@@ -140,7 +140,8 @@ class ErrnoDecoder(Decoder):
 class CgroupDecoder(Decoder):
     """cgroup v2 id (``bpf_get_current_cgroup_id()``) -> its path below the cgroup2 mount,
     ``/`` for the root. The id is the inode number of the cgroup's directory; the tree is
-    walked again when an id is not known yet. ``unknown`` for removed cgroups."""
+    walked again (once per scrape) when an id is not known yet. Ids are never reused, so a
+    removed cgroup keeps the path it had; ``unknown`` for ids never found in the tree."""
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None, root: Optional[str] = None) -> None:
         super().__init__(options)
