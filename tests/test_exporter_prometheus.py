@@ -6,16 +6,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from bpfkit.exporter import Exporter
-from bpfkit.exporter.decoders import cgroup2_mount
 from bpfkit.testing.triggers import syscall_number
 
+from _cgroup import cgroup, move  # noqa: F401 (cgroup is a fixture)
 from _prometheus import Prometheus
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
@@ -23,25 +22,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BP
 N_GETPID = 100_000
 POLLS = [(300, 3), (20, 5)]  # (timeout ms recorded in the histogram, calls): one child each
 N_DUP = 4  # dup(12345) fails with EBADF
-
-
-@pytest.fixture
-def cgroup() -> Iterator[Path]:
-    """A cgroup v2 directory of this test's own, removed afterwards."""
-    mount = cgroup2_mount()
-    if mount is None:
-        pytest.skip("no cgroup v2 hierarchy mounted: bpf_get_current_cgroup_id() needs one")
-    path = Path(mount) / f"bpfkit-exporter-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        for _ in range(50):  # the children are gone once reaped, but the kernel frees the cgroup lazily
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def _config(tmp_path: Path, cgroup_id: int) -> Path:
@@ -114,7 +94,7 @@ def test_prometheus_scrapes_exact_counts_and_buckets(tmp_path: Path, cgroup: Pat
     dup = bpf_trigger.syscalls("dup", N_DUP, args=(12345,))
     children = [getpid, *polls, dup]
     for t in children:
-        (cgroup / "cgroup.procs").write_text(str(t.pid))
+        move(cgroup, t.pid)
     rel_cgroup = "/" + cgroup.name
 
     with Exporter(_config(tmp_path, os.stat(cgroup).st_ino)) as ex:

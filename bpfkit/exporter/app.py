@@ -25,7 +25,6 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..errors import BpfError, BpfUsageError
 from . import collectors, config as _config
@@ -34,6 +33,10 @@ from .config import Config, Entry
 log = logging.getLogger("bpfkit.exporter")
 
 __all__ = ["Exporter"]
+
+# Metric and label names are checked to be classic ones, so generate_latest() writes the classic
+# text format, which every Prometheus reads (newer prometheus_client labels it version=1.0.0).
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
@@ -221,7 +224,7 @@ class Exporter:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     try:
-                        body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                        body, ctype, code = generate_latest(registry), TEXT_FORMAT, 200
                     except Exception as e:  # a scrape must answer, not kill the server thread
                         log.exception("scrape failed")
                         body, ctype, code = f"scrape failed: {e}\n".encode(), "text/plain", 500

@@ -64,7 +64,9 @@ TOOLS: dict[str, Tool] = {
                  "labels": _PID_COMM},
                 {"name": "bpfkit_process_reads_total", "type": "counter", "map": "procs", "value": "reads",
                  "help": "Successful read() calls per process", "labels": _PID_COMM},
+                # reads return at most 2 GiB: buckets up to le=2**32-1, the rest is only in +Inf
                 {"name": "bpfkit_read_bytes", "type": "histogram", "map": "read_bytes", "buckets": "log2",
+                 "max_le": 4294967295,
                  "help": "Bytes returned by successful read() calls (log2 buckets; no _sum: the BPF side "
                          "keeps none)"},
                 {"name": "bpfkit_syscount_untracked_total", "type": "counter", "global": "dropped",
