@@ -291,6 +291,11 @@ def _plan_err(metric: dict[str, Any], obj: str = "tests/exporter_test") -> str:
      "tools/syscount", "map 'read_bytes' is one histogram (its key is the slot): it has no key fields for labels"),
     ({"name": "h", "type": "histogram", "map": "arg_hist", "labels": [{"name": "x", "field": "key.pid"}]},
      "tests/exporter_test", "key has no field 'pid'; its fields: none (it is a uint32)"),
+    ({"name": "h", "type": "histogram", "map": "lin"}, "tests/maps_hist",
+     "map 'lin' has 12 slots, but log2 buckets have 66: is it BPFKIT_LOG2_HIST(name)? (BPFKIT_LINEAR_HIST needs "
+     "buckets = \"linear\" with its lo, hi, step)"),
+    ({"name": "h", "type": "histogram", "map": "lin", "buckets": "linear", "lo": 0, "hi": 100, "step": 5},
+     "tests/maps_hist", "map 'lin' has 12 slots, but linear buckets lo=0, hi=100, step=5 have 22"),
     ({"name": "h", "type": "histogram", "map": "arg_hist", "sum_map": "calls"}, "tests/exporter_test",
      "sum_map 'calls' must hold struct bpfkit_stats values (BPFKIT_STATS or BPFKIT_KEYED_STATS)"),
     ({"name": "h", "type": "histogram", "map": "klat", "sum_map": "st"}, "tests/maps_hist",

@@ -24,19 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator, Mapping, Optional, Union
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from ..errors import BpfError, BpfUsageError
 from . import collectors, config as _config
 from .config import Config, Entry
+from .exposition import TEXT_FORMAT, Family, render, to_metric
 
 log = logging.getLogger("bpfkit.exporter")
 
 __all__ = ["Exporter"]
-
-# Metric and label names are checked to be classic ones, so generate_latest() writes the classic
-# text format, which every Prometheus reads (newer prometheus_client labels it version=1.0.0).
-TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
@@ -134,37 +131,22 @@ def _load(entry: Entry) -> _Unit:
 
 
 class _Collector:
-    """The one collector the exporter registers: every unit's metrics, read under a lock (decoder
-    caches are not thread-safe, and close() must not race a scrape)."""
+    """What the exporter registers in a prometheus_client registry: its families converted to
+    prometheus_client's form (its own /metrics writes them directly, see Exporter._families)."""
 
     def __init__(self, exporter: "Exporter") -> None:
         self.exporter = exporter
 
     def describe(self) -> list[Metric]:
-        out: list[Metric] = [self.exporter._errors_family()]
+        out = [self.exporter._errors_family()]
         for unit in self.exporter._units:
             out += [r.describe() for r in unit.readers]
             if unit.collector is not None:
                 out += unit.collector.describe()
-        return out
+        return [to_metric(f) for f in out]
 
     def collect(self) -> Iterator[Metric]:
-        with self.exporter._lock:
-            families: list[Metric] = []
-            for unit in self.exporter._units:
-                cache = collectors.MapCache()
-                for r in unit.readers:
-                    try:
-                        families.append(r.collect(cache))
-                    except BpfError as e:  # one bad map must not take the other metrics down
-                        self.exporter._count_error(unit.entry.name, r.spec.name, e)
-                if unit.collector is not None:
-                    try:
-                        families += list(unit.collector.collect())
-                    except BpfError as e:
-                        self.exporter._count_error(unit.entry.name, unit.entry.target, e)
-            families.append(self.exporter._errors_family())
-        return iter(families)
+        return iter([to_metric(f) for f in self.exporter._families()])
 
 
 class Exporter:
@@ -189,6 +171,7 @@ class Exporter:
             self.config = _config.load(config)
         self.listen = listen or self.config.listen
         _config.parse_listen(self.listen)
+        self._own_registry = registry is None
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._units: list[_Unit] = []
         self._lock = threading.Lock()
@@ -215,16 +198,43 @@ class Exporter:
             raise
         return self
 
+    def _families(self) -> list[Family]:
+        """Every unit's families, read now under the lock (decoder caches are not thread-safe, and
+        close() must not race a scrape)."""
+        with self._lock:
+            families: list[Family] = []
+            for unit in self._units:
+                cache = collectors.MapCache()
+                for r in unit.readers:
+                    try:
+                        families.append(r.collect(cache))
+                    except BpfError as e:  # one bad map must not take the other metrics down
+                        self._count_error(unit.entry.name, r.spec.name, e)
+                if unit.collector is not None:
+                    try:
+                        families += unit.collector.collect()
+                    except BpfError as e:
+                        self._count_error(unit.entry.name, unit.entry.target, e)
+            families.append(self._errors_family())
+        return families
+
+    def scrape(self) -> bytes:
+        """One scrape in Prometheus's text format: written directly from the maps when the
+        exporter has its own registry, else the whole registry through prometheus_client."""
+        if self._own_registry:
+            return render(self._families())
+        return generate_latest(self.registry)
+
     def _serve(self) -> None:
         host, port = _config.parse_listen(self.listen)
-        registry = self.registry
+        scrape = self.scrape
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     try:
-                        body, ctype, code = generate_latest(registry), TEXT_FORMAT, 200
+                        body, ctype, code = scrape(), TEXT_FORMAT, 200
                     except Exception as e:  # a scrape must answer, not kill the server thread
                         log.exception("scrape failed")
                         body, ctype, code = f"scrape failed: {e}\n".encode(), "text/plain", 500
@@ -260,6 +270,12 @@ class Exporter:
         self._thread.start()
 
     @property
+    def objects(self) -> dict[str, Any]:
+        """The loaded :class:`bpfkit.Object` of each started entry, by entry name (tools that read no
+        object, like ``bpf_stats``, have none): e.g. to read or fill a map yourself."""
+        return {u.entry.name: u.obj for u in self._units if u.obj is not None}
+
+    @property
     def address(self) -> tuple[str, int]:
         """(host, port) actually listened on (the real port when the config asked for port 0)."""
         if self._server is None:
@@ -275,7 +291,7 @@ class Exporter:
 
     def metrics_text(self) -> str:
         """One scrape of every metric, in Prometheus's text format."""
-        return generate_latest(self.registry).decode()
+        return self.scrape().decode()
 
     def close(self) -> None:
         """Stop serving, unregister, detach and close everything. Idempotent."""
@@ -318,12 +334,9 @@ class Exporter:
             log.warning("exporter: reading %s of %s failed: %s", metric, entry, e)
         self._errors[key] = self._errors.get(key, 0) + 1
 
-    def _errors_family(self) -> CounterMetricFamily:
-        fam = CounterMetricFamily("bpfkit_exporter_read_errors", "Scrapes in which reading a metric failed "
-                                  "(the error is logged once)", labels=["entry", "metric"])
-        for (entry, metric), n in sorted(self._errors.items()):
-            fam.add_metric([entry, metric], n)
-        return fam
+    def _errors_family(self) -> Family:
+        return Family("bpfkit_exporter_read_errors", "counter", "Scrapes in which reading a metric failed (the "
+                      "error is logged once)", ("entry", "metric"), dict(sorted(self._errors.items())))
 
     def __repr__(self) -> str:
         state = f"serving {self.url}" if self._server is not None else (

@@ -28,10 +28,9 @@ from decimal import Decimal
 from typing import Any, Iterable, Optional
 
 import numpy as np
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from .config import LabelSpec, MetricSpec
 from .decoders import Decoder, DECODERS, default_for, make
+from .exposition import Family, HistSeries
 
 __all__ = ["plan", "Plan", "Reader", "MapCache", "go_float", "log2_bounds", "linear_bounds", "LOG2_SLOTS"]
 
@@ -156,7 +155,6 @@ class Plan:
     value_path: tuple[str, ...] = ()
     key_path: tuple[str, ...] = ()  # keyed histograms: where the histogram key is ("key",)
     bounds: list[Optional[int]] = field(default_factory=list)
-    sum_path: tuple[str, ...] = ()  # keyed sums: the stats map's key is the histogram key itself
 
     def bind(self, obj: Any) -> "Reader":
         """Make the reader for the loaded object ``obj`` (a :class:`bpfkit.Object`)."""
@@ -249,6 +247,12 @@ def _plan_hist(spec: MetricSpec, objspec: Any, ms: Any) -> Plan:
         if spec.labels:
             raise spec.error(f"map {spec.map!r} is one histogram (its key is the slot): it has no key fields for "
                              f"labels; record per-key histograms with {layout}")
+        if ms.type in ("array", "percpu_array") and ms.max_entries != len(bounds):
+            # the one mismatch the types cannot show: a linear map read as log2 or with other lo/hi/step
+            raise spec.error(f"map {spec.map!r} has {ms.max_entries} slots, but {spec.buckets} buckets "
+                             f"{'' if spec.buckets == 'log2' else f'lo={spec.lo}, hi={spec.hi}, step={spec.step} '}"
+                             f"have {len(bounds)}: is it {layout.split(' or ')[0]}? (BPFKIT_LINEAR_HIST needs "
+                             "buckets = \"linear\" with its lo, hi, step)")
         p = Plan(spec, "hist", bounds=bounds)
     else:
         if set(kdt.names) != {"key", "slot"}:
@@ -306,19 +310,15 @@ class Reader:
         self.decoders: list[Decoder] = [make(lp.decoder_name, lp.spec.options) for lp in p.labels]
         self.label_names = [lp.spec.name for lp in p.labels]
 
-    def describe(self) -> Metric:
+    def describe(self) -> Family:
         """The family with no samples (for registries that check names up front)."""
         return self._family()
 
-    def _family(self) -> Any:  # CounterMetricFamily, GaugeMetricFamily or a bare histogram Metric
+    def _family(self) -> Family:
         s = self.spec
-        if s.type == "counter":
-            return CounterMetricFamily(s.family, s.help, labels=self.label_names)
-        if s.type == "gauge":
-            return GaugeMetricFamily(s.name, s.help, labels=self.label_names)
-        return Metric(s.name, s.help, "histogram")
+        return Family(s.family, s.type, s.help, tuple(self.label_names))
 
-    def collect(self, cache: MapCache) -> Metric:
+    def collect(self, cache: MapCache) -> Family:
         """Read the map(s) and return the family with its samples."""
         try:
             if self.plan.kind == "global":
@@ -343,14 +343,13 @@ class Reader:
             cols.append(_take(src, lp.path))
         return cols
 
-    def _global(self) -> Metric:
+    def _global(self) -> Family:
         sec, var = self.plan.value_path
-        value = _scaled(getattr(self.obj.sections[sec], var), self.spec.scale)
         fam = self._family()
-        fam.add_metric([], value)
+        fam.values[()] = _scaled(getattr(self.obj.sections[sec], var), self.spec.scale)
         return fam
 
-    def _rows(self, cache: MapCache) -> Metric:
+    def _rows(self, cache: MapCache) -> Family:
         keys, values = cache.read(self.map)
         vals = _cpu_sum(_take(values, self.plan.value_path))
         if self.spec.skip_zero:
@@ -361,17 +360,18 @@ class Reader:
         scale = self.spec.scale
         if not self.plan.labels:
             if len(vals) or not self.spec.skip_zero:
-                fam.add_metric([], _scaled(int(vals.sum()) if vals.dtype.kind in "iu" else float(vals.sum()),
-                                           scale))
+                total = int(vals.sum()) if vals.dtype.kind in "iu" else float(vals.sum())
+                fam.values[()] = _scaled(total, scale)
             return fam
-        totals: dict[tuple[str, ...], Any] = {}
+        totals = fam.values
         for lab, v in zip(self._labels(self._columns(keys, values)), vals.tolist()):
             totals[lab] = totals.get(lab, 0) + v
-        for lab, v in totals.items():
-            fam.add_metric(list(lab), _scaled(v, scale))
+        if scale != 1.0:
+            for lab in totals:
+                totals[lab] *= scale
         return fam
 
-    def _hist(self, cache: MapCache) -> Metric:
+    def _hist(self, cache: MapCache) -> Family:
         keys, values = cache.read(self.map)
         counts = _cpu_sum(values).astype(np.uint64)
         nslots = len(self.plan.bounds)
@@ -389,23 +389,20 @@ class Reader:
         matrix = np.zeros((len(groups), nslots), np.uint64)
         np.add.at(matrix, (group[ok], slots[ok]), counts[ok])
         cum = np.cumsum(matrix, axis=1, dtype=np.uint64)
-        sums = self._sums(cache, groups) if self.sum_map is not None else None
+        sums = self._sums(cache) if self.sum_map is not None else None
         s = self.spec
-        emit = [(i, b * s.scale) for i, b in enumerate(self.plan.bounds)
+        emit = [(i, go_float(b * s.scale)) for i, b in enumerate(self.plan.bounds)
                 if b is not None and s.min_le <= b * s.scale <= s.max_le]
         fam = self._family()
         for g, lab in enumerate(groups):
-            base = dict(zip(self.label_names, lab))
-            for i, le in emit:
-                fam.add_sample(s.name + "_bucket", {**base, "le": go_float(le)}, float(cum[g, i]))
-            total = float(cum[g, -1])
-            fam.add_sample(s.name + "_bucket", {**base, "le": "+Inf"}, total)
-            fam.add_sample(s.name + "_count", base, total)
-            if sums is not None:
-                fam.add_sample(s.name + "_sum", base, _scaled(sums.get(lab, 0), s.scale))
+            row = cum[g].tolist()
+            buckets: list[tuple[str, int | float]] = [(le, row[i]) for i, le in emit]
+            buckets.append(("+Inf", row[-1]))
+            total = None if sums is None else _scaled(sums.get(lab, 0), s.scale)
+            fam.hists.append(HistSeries(lab, buckets, total))
         return fam
 
-    def _sums(self, cache: MapCache, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+    def _sums(self, cache: MapCache) -> dict[tuple[str, ...], int]:
         keys, values = cache.read(self.sum_map)
         live = values["count"] > 0  # bpfkit_stats: slots never written hold garbage-free zeros
         totals = np.where(live, values["total"].astype(np.int64), 0)

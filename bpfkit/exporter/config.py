@@ -310,8 +310,8 @@ def _entry(raw: Any, where: str, base: Path) -> Entry:
         tool = lookup(target, where)
         if tool.collector:
             if rodata or attach is not None or metrics_raw:
-                raise t.error(f"tool {target!r} reads the kernel's BPF statistics, not a BPF object: it takes no "
-                              "rodata, attach or metrics")
+                raise t.error(f"tool {target!r} ({tool.help}) is not a BPF object: it takes no rodata, attach "
+                              "or metrics")
             collector = tool.collector
         else:
             assert tool.fragment is not None

@@ -10,21 +10,20 @@ Example::
 
     with ProgStatsCollector() as c:
         for fam in c.collect():
-            print(fam.name, len(fam.samples))
+            print(fam.name, len(fam.values))
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
-
-from prometheus_client.core import CounterMetricFamily, Metric
+from typing import Any, Optional
 
 from .. import syscall as sc
 from ..errors import BpfNotFoundError
+from .exposition import Family
 
 __all__ = ["ProgStatsCollector"]
 
-LABELS = ["id", "name", "type", "tag"]
+LABELS = ("id", "name", "type", "tag")
 
 
 class ProgStatsCollector:
@@ -32,23 +31,23 @@ class ProgStatsCollector:
     and ``bpfkit_prog_recursion_misses_total``, labelled by program id, name, type and tag."""
 
     def __init__(self) -> None:
-        self._stats: Any = sc.enable_stats()
+        self._stats: Optional[sc.OwnedFd] = sc.enable_stats()
 
-    def _families(self) -> list[CounterMetricFamily]:
+    def _families(self) -> list[Family]:
         return [
-            CounterMetricFamily("bpfkit_prog_run_time_seconds", "Time spent running each BPF program while "
-                                "BPF statistics were enabled", labels=LABELS),
-            CounterMetricFamily("bpfkit_prog_runs", "Runs of each BPF program while BPF statistics were enabled",
-                                labels=LABELS),
-            CounterMetricFamily("bpfkit_prog_recursion_misses", "Runs of each BPF program skipped because it "
-                                "was already running on that CPU", labels=LABELS),
+            Family("bpfkit_prog_run_time_seconds", "counter", "Time spent running each BPF program while BPF "
+                   "statistics were enabled", LABELS),
+            Family("bpfkit_prog_runs", "counter", "Runs of each BPF program while BPF statistics were enabled",
+                   LABELS),
+            Family("bpfkit_prog_recursion_misses", "counter", "Runs of each BPF program skipped because it was "
+                   "already running on that CPU", LABELS),
         ]
 
-    def describe(self) -> list[Metric]:
+    def describe(self) -> list[Family]:
         """The families without samples."""
-        return list(self._families())
+        return self._families()
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> list[Family]:
         """One sample per program per family, read now."""
         run_time, runs, misses = fams = self._families()
         for prog_id in sc.prog_ids():
@@ -60,12 +59,12 @@ class ProgStatsCollector:
                 info = sc.prog_info(fd)
             finally:
                 os.close(fd)
-            labels = [str(prog_id), info.name.decode(errors="replace"),
-                      sc.PROG_TYPE_NAMES.get(info.type, str(info.type)), bytes(info.tag).hex()]
-            run_time.add_metric(labels, info.run_time_ns / 1e9)
-            runs.add_metric(labels, info.run_cnt)
-            misses.add_metric(labels, info.recursion_misses)
-        yield from fams
+            labels = (str(prog_id), info.name.decode(errors="replace"),
+                      sc.PROG_TYPE_NAMES.get(info.type, str(info.type)), bytes(info.tag).hex())
+            run_time.values[labels] = info.run_time_ns / 1e9
+            runs.values[labels] = int(info.run_cnt)
+            misses.values[labels] = int(info.recursion_misses)
+        return fams
 
     def close(self) -> None:
         """Release the statistics fd (accounting stops once no one else holds one). Idempotent."""
