@@ -83,7 +83,8 @@ setup(
     packages=find_packages(include=["bpfkit", "bpfkit.*"]),
     package_data={
         "bpfkit": ["py.typed", "bpf/**/*.bpf.o", "include/**/*.h"],
-        "bpfkit.testing": ["*.sh", "fixtures/*.c", "fixtures/*.h"],
+        "bpfkit.testing.vm": ["*.sh"],
+        "bpfkit.testing.fixtures": ["*.c", "*.h"],
     },
     install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
     extras_require={

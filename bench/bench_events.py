@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import bpfkit  # noqa: E402
 from bpfkit.compiler import cache_root  # noqa: E402
-from bpfkit.events import EventSource, PerfBuffer, RingBuffer  # noqa: E402
+from bpfkit.events import EventReader, PerfBuffer, RingBuffer  # noqa: E402
 
 RING_BYTES = 16 << 20
 PERF_PAGES = RING_BYTES // 4096  # 16 MiB per CPU, like the ring buffer
@@ -122,11 +122,11 @@ def run_bpfkit(paths: dict[str, Path], mode: str, n: int, wakeup_events: int = 0
     spec.rodata.target_pid = child.pid
     spec.programs["perf_getpid" if mode == "ring" else "ring_getpid"].autoload = False
     with spec.load() as obj:
-        buf: EventSource
+        buf: EventReader
         if mode == "ring":
-            buf = cast(RingBuffer, obj.maps.events)
+            buf = cast(RingBuffer, obj.reader("events"))
         else:
-            buf = cast(PerfBuffer, obj.maps.pevents).open(pages=PERF_PAGES, wakeup_events=wakeup_events,
+            buf = cast(PerfBuffer, obj.reader("pevents")).open(pages=PERF_PAGES, wakeup_events=wakeup_events,
                                                           flush_interval=FLUSH_INTERVAL)
         prog = obj.progs.ring_getpid if mode == "ring" else obj.progs.perf_getpid
         with prog.attach():

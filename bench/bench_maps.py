@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bpfkit import syscall as sc  # noqa: E402
+from bpfkit import _sys as sc  # noqa: E402
 from bpfkit.maps import Map  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -40,7 +40,7 @@ def measure(argv: list[str], runs: int) -> tuple[float, float]:
 
 
 def build_skeleton(workdir: Path) -> Path:
-    from bpfkit.objects import find_object
+    from bpfkit.shipped import find_object
 
     obj = find_object("tests/count")
     if obj is None:

@@ -9,18 +9,24 @@ Example::
         with obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid"):
             ...
         print(obj.maps.counts[1234])
+
+The packages, from the bottom up: ``errors``; ``btf`` (the kernel's type format); ``features``,
+``tracefs``, ``sections`` (what the kernel has, and the one table of ``SEC()`` names); ``maps``,
+``events`` (ring/perf buffer readers), ``hist``, ``probes`` (attaching), ``counters`` (like
+``perf stat``); ``loader`` (spec → kernel → live object); ``compiler``, ``tools``, ``testing``.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AttachError,
     BpfError,
-    BpfUsageError,
     BpfNotFoundError,
     BpfPermissionError,
+    BpfUsageError,
     ClosedError,
     CompileError,
     FeatureNotSupported,
@@ -39,39 +45,39 @@ logging.getLogger("bpfkit").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
-    from . import btf, events, features, hist, maps, objects, perf, probes, syscall, testing, tracefs
-    from .compiler import compile
-    from .loader.spec import ObjectSpec
-    from .object import Object, Program, load, open
+    from . import (btf, compiler, counters, events, features, hist, loader, maps, probes, sections, shipped,  # noqa: F401
+                   testing, tools, tracefs)
+    from .compiler import compile  # noqa: F401
+    from .loader import Object, ObjectSpec, Program, load, open  # noqa: F401
+    from .maps import Map
 
-
-_SUBMODULES = ("features", "perf", "probes", "hist", "maps", "events", "syscall", "btf", "objects", "testing",
-               "tracefs")
+# name -> (module, attribute): loaded on first use, so that `import bpfkit` stays cheap (no libbpf,
+# no numpy) until something is used
+_LAZY = {
+    "open": ("loader", "open"), "load": ("loader", "load"), "Object": ("loader", "Object"),
+    "ObjectSpec": ("loader", "ObjectSpec"), "Program": ("loader", "Program"), "Map": ("maps", "Map"),
+    "compile": ("compiler", "compile"),
+}
+_SUBPACKAGES = ("btf", "compiler", "counters", "events", "features", "hist", "loader", "maps", "probes", "sections",
+                "shipped", "testing", "tools", "tracefs")
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that `import bpfkit` stays cheap (no libbpf dlopen, no numpy) until something is used.
-    if name in ("open", "load", "Object", "Program"):
-        from . import object as _object
-
-        return getattr(_object, name)
-    if name == "ObjectSpec":
-        from .loader.spec import ObjectSpec
-
-        return ObjectSpec
-    if name == "compile":
-        from .compiler import compile
-
-        return compile
-    if name in _SUBMODULES:
-        import importlib
-
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'bpfkit' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+# `from bpfkit import *` leaves out open and compile, which would shadow the builtins of those names
 __all__ = [
-    "open", "load", "compile", "Object", "ObjectSpec", "Program",
+    "load", "Object", "ObjectSpec", "Program", "Map",
     "BpfError", "BpfUsageError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
     "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError", "MapFullError",
     "ClosedError",

@@ -26,6 +26,13 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
+__all__ = [
+    "VMLINUX_BTF", "CLANG_ENV_VARS", "CLANG_NAMES", "LIBBPF_INCLUDE_CANDIDATES", "SBIN_DIRS", "BuildError",
+    "find_clang", "clang_version", "find_bpftool", "missing_btf_error", "btf_hash", "atomic_write",
+    "generate_vmlinux_h", "find_libbpf_include", "target_arch", "bpf_cflags", "compile_file", "parse_depfile",
+    "BuildResult", "build_all", "main",
+]
+
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 CLANG_ENV_VARS = ("BPFKIT_CLANG", "CLANG")
 # Newest first: a newer clang knows more BPF features and BTF kinds.

@@ -12,6 +12,8 @@ import importlib
 import sys
 from typing import Callable, Optional, Sequence
 
+__all__ = ["COMMANDS", "main"]
+
 # subcommand -> (module, function taking argv without the subcommand, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),

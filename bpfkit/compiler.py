@@ -21,7 +21,6 @@ import argparse
 import errno
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence

@@ -15,9 +15,16 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+__all__ = [
+    "ENOTSUPP", "BpfError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "BpfUsageError",
+    "ObjectFormatError", "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError",
+    "MapFullError", "ClosedError",
+]
 
-# the kernel-internal ENOTSUPP (524) leaks out of bpf(2), e.g. for BPF_PROG_TEST_RUN on a type without it
-_ENOTSUPP_KERNEL = 524
+
+# The kernel-internal ENOTSUPP (524) leaks out of bpf(2), e.g. for BPF_PROG_TEST_RUN on a type without it
+# or a batch command a map type lacks. Python's errno module does not know it; this is its one definition.
+ENOTSUPP = 524
 
 
 class BpfError(Exception):
@@ -44,7 +51,7 @@ class BpfError(Exception):
 
             BpfError.from_errno(errno.ENOENT, "map 'counts'")   # BpfNotFoundError("map 'counts': No such file ...")
         """
-        reason = "operation not supported (ENOTSUPP)" if err == _ENOTSUPP_KERNEL else os.strerror(err)
+        reason = "operation not supported (ENOTSUPP)" if err == ENOTSUPP else os.strerror(err)
         text = f"{what}: {reason} (errno {err})" if err else what
         if err in (_errno.EPERM, _errno.EACCES):
             return BpfPermissionError(
@@ -52,7 +59,7 @@ class BpfError(Exception):
             )
         if err == _errno.ENOENT:
             return BpfNotFoundError(text, err)
-        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS, _ENOTSUPP_KERNEL):
+        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS, ENOTSUPP):
             return FeatureNotSupported(text, err)
         if err == _errno.E2BIG and cls is BpfError:
             return MapFullError(text, err)
@@ -99,7 +106,7 @@ class BpfUsageError(BpfError, ValueError):
 
     Example::
 
-        bpfkit.perf.count(["no-such-event"])   # BpfUsageError: unknown perf event ...
+        bpfkit.counters.count(["no-such-event"])   # BpfUsageError: unknown perf event ...
     """
 
 

@@ -18,7 +18,7 @@ from bpfkit.testing import fixtures
 from bpfkit.tools.list import main as list_main
 from bpfkit.tracefs import available_filter_functions, tracefs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read tracefs")
+pytestmark = pytest.mark.root
 KPROBES = features.check("kprobes")
 FENTRY = features.check("fentry")
 
@@ -176,10 +176,7 @@ def test_cli_lists_with_fields_and_fails_on_bad_patterns(capsys) -> None:  # typ
     assert list_main(["tracepoint:nosuchcat:*"]) == 1
 
 
-def test_bpfkit_list_subcommand_and_the_old_tracefs_import_path(capsys) -> None:  # type: ignore[no-untyped-def]
-    import bpfkit.probes.tracefs
-
+def test_bpfkit_list_subcommand(capsys) -> None:  # type: ignore[no-untyped-def]
     assert cli_main(["list", "tracepoint:sched:sched_switch"]) == 0
     assert capsys.readouterr().out.splitlines() == ["tracepoint:sched:sched_switch"]
     assert cli_main(["list", "bogus:thing"]) == 1
-    assert bpfkit.probes.tracefs.tracefs_root is tracefs_root  # kept as an alias of bpfkit.tracefs

@@ -1,4 +1,4 @@
-"""ELF symbol resolution (bpfkit.probes.elf), cross-checked against binutils."""
+"""ELF symbol resolution (bpfkit.binaries.elf), cross-checked against binutils."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from bpfkit.errors import BpfNotFoundError, ObjectFormatError
-from bpfkit.probes import elf
+from bpfkit.binaries import elf, libraries
 from bpfkit.testing import fixtures
 
 needs_binutils = pytest.mark.skipif(
@@ -47,7 +47,7 @@ def _readelf_funcs(path: Path | str, table: str) -> list[tuple[str, int, str, st
 
 @pytest.fixture(scope="module")
 def libc() -> str:
-    return elf.resolve_library("c")
+    return libraries.resolve_library("c")
 
 
 @pytest.fixture(scope="module", params=["pie", "nopie"])
@@ -240,50 +240,50 @@ def _mapped_libc() -> str:
 
 @pytest.mark.parametrize("name", ["c", "libc", "libc.so.6"])
 def test_resolve_libc_is_the_libc_we_run_on(name: str) -> None:
-    assert elf.resolve_library(name) == _mapped_libc()
+    assert libraries.resolve_library(name) == _mapped_libc()
 
 
 def test_resolve_executable_on_path() -> None:
     bash = shutil.which("bash")
     assert bash is not None
-    assert elf.resolve_library("bash") == os.path.realpath(bash)
+    assert libraries.resolve_library("bash") == os.path.realpath(bash)
 
 
 def test_resolve_paths_pass_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     exe = tmp_path / "prog"
     shutil.copy(fixtures.uprobe_target(), exe)
     monkeypatch.chdir(tmp_path)
-    assert elf.resolve_library("./prog") == str(exe.resolve())
-    assert elf.resolve_library(str(exe)) == str(exe.resolve())
+    assert libraries.resolve_library("./prog") == str(exe.resolve())
+    assert libraries.resolve_library(str(exe)) == str(exe.resolve())
     # A bare name is a library/command name, like in a shell, not a cwd file.
     with pytest.raises(BpfNotFoundError):
-        elf.resolve_library("prog")
+        libraries.resolve_library("prog")
     with pytest.raises(BpfNotFoundError, match="no such file"):
-        elf.resolve_library("./missing")
+        libraries.resolve_library("./missing")
 
 
 def test_resolve_missing_names_what_was_searched() -> None:
     with pytest.raises(BpfNotFoundError, match=r"\$PATH.*ld\.so\.cache.*libbpfkit_nope\.so"):
-        elf.resolve_library("bpfkit_nope")
+        libraries.resolve_library("bpfkit_nope")
     with pytest.raises(BpfNotFoundError, match="ld.so.cache"):
-        elf.resolve_library("libbpfkit_nope.so.1")
+        libraries.resolve_library("libbpfkit_nope.so.1")
 
 
 def test_symbol_offset_accepts_library_names(libc: str) -> None:
     assert elf.symbol_offset("c", "malloc") == elf.symbol_offset(libc, "malloc")
 
 
-@pytest.mark.skipif(not os.path.exists(elf.LD_SO_CACHE), reason="no /etc/ld.so.cache")
+@pytest.mark.skipif(not os.path.exists(libraries.LD_SO_CACHE), reason="no /etc/ld.so.cache")
 def test_ld_cache_parser_agrees_with_ldconfig() -> None:
     ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
     if not os.path.exists(ldconfig):
         pytest.skip("ldconfig not installed")
-    with open(elf.LD_SO_CACHE, "rb") as f:
+    with open(libraries.LD_SO_CACHE, "rb") as f:
         data = f.read()
     if not data.startswith(b"glibc-ld.so.cache1.1") and not data.startswith(b"ld.so-1.7.0"):
         pytest.skip("unknown ld.so.cache format")
-    mine = set(elf._parse_ld_cache(data, platform.machine()))
-    theirs = set(elf._parse_ldconfig_p(_run(ldconfig, "-p"), platform.machine()))
+    mine = set(libraries.parse_ld_cache(data, platform.machine()))
+    theirs = set(libraries.parse_ldconfig_p(_run(ldconfig, "-p"), platform.machine()))
     assert mine == theirs
     assert len(mine) > 10
     # Only this machine's ABI: no /lib32 or /libx32 copies.

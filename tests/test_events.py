@@ -11,33 +11,30 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 import bpfkit
 from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
-                            obj_path, trigger)
+from _event_trigger import Trigger, comm_of, ctrl_c_after_commits
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def obj(obj_path: Any, trigger: Trigger) -> Iterator[Any]:
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as o:
-        o.maps.pevents.open(pages=64)
-        yield o
+def obj(events_obj: Any, trigger: Trigger) -> Any:
+    o = events_obj(trigger.pid)
+    o.reader("pevents").open(pages=64)
+    return o
 
 
 def test_one_poller_over_ring_and_perf(obj: Any, trigger: Trigger) -> None:
-    rb, pb = obj.maps.events, obj.maps.pevents
+    rb, pb = obj.reader("events"), obj.reader("pevents")
     with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
         trigger.run(500)
         with Poller(rb, pb) as p:
@@ -50,7 +47,7 @@ def test_one_poller_over_ring_and_perf(obj: Any, trigger: Trigger) -> None:
 
 
 def test_iterator_api_on_the_buffer(obj: Any, trigger: Trigger) -> None:
-    rb = obj.maps.events
+    rb = obj.reader("events")
     with obj.progs.ring_getpid.attach():
         trigger.start(2000)
         total = 0
@@ -63,7 +60,7 @@ def test_iterator_api_on_the_buffer(obj: Any, trigger: Trigger) -> None:
 
 
 def test_callback_api(obj: Any, trigger: Trigger) -> None:
-    rb, pb = obj.maps.events, obj.maps.pevents
+    rb, pb = obj.reader("events"), obj.reader("pevents")
     seqs: list[int] = []
     pseqs: list[int] = []
     with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
@@ -82,7 +79,7 @@ def test_callback_api(obj: Any, trigger: Trigger) -> None:
 
 
 def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
-    rb, pb = obj.maps.events, obj.maps.pevents
+    rb, pb = obj.reader("events"), obj.reader("pevents")
 
     async def consume() -> tuple[int, int]:
         got = 0
@@ -105,19 +102,19 @@ def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
         assert asyncio.run(main()) == (1000, 1000)
 
 
-def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> None:
+def test_ctrl_c_while_waiting_exits_cleanly(events_src: Any, tmp_path: Path) -> None:
     script = tmp_path / "consumer.py"
     script.write_text(textwrap.dedent(f"""
         import sys, bpfkit
-        spec = bpfkit.open({str(obj_path)!r})
+        spec = bpfkit.open({str(events_src)!r})
         spec.rodata.target_pid = 1  # nothing will arrive
         with spec.load() as obj:
-            rb = obj.maps.events
+            rb = obj.reader("events")
             print("waiting", flush=True)
             n = sum(len(b) for b in rb)
             print("stopped", n, rb._poller.interrupted, flush=True)
-            obj.maps.pevents.open(pages=1)
-            n = obj.maps.pevents.run(lambda b: None)
+            obj.reader("pevents").open(pages=1)
+            n = obj.reader("pevents").run(lambda b: None)
             print("run returned", n, flush=True)
         print("closed", flush=True)
     """))
@@ -140,7 +137,7 @@ def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> No
 
 
 def test_batch_helpers(obj: Any, trigger: Trigger) -> None:
-    rb = obj.maps.events
+    rb = obj.reader("events")
     with obj.progs.ring_getpid.attach():
         trigger.run(3)
     batch = rb.drain()
@@ -177,19 +174,14 @@ def test_nested_records_to_dicts() -> None:
                              {"x": 2, "in": {"a": 0, "b": "yo"}, "arr": [7, 8, 9]}]
 
 
-def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(obj_path: Any, trigger: Trigger,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(events_obj: Any, trigger: Trigger) -> None:
     # a perf buffer with the default batched wakeups would never make fileno() readable for a
     # trickle of events; asking for fileno() switches it to a wakeup per sample, keeping what the
     # old rings hold
-    from bpfkit.maps import perfbuf
-
-    monkeypatch.setattr(perfbuf, "RETIRE_GRACE", 0.0)
     cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[0]
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as obj:
-        rb, pb = obj.maps.events, obj.maps.pevents.open(pages=16)
+    with events_obj(trigger.pid) as obj:
+        rb, pb = obj.reader("events"), obj.reader("pevents").open(pages=16)
+        pb.retire_grace = 0.0
         assert pb.max_latency() is not None
         with obj.progs.perf_getpid.attach(), obj.progs.ring_getpid.attach():
             trigger.run(5, cpu=cpu)  # waits in the batched rings, no wakeup
@@ -215,7 +207,7 @@ def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(obj_path: Any, tri
 
 def test_poller_gives_back_what_it_could_not_deliver(obj: Any, trigger: Trigger,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    rb, pb = obj.maps.events, obj.maps.pevents
+    rb, pb = obj.reader("events"), obj.reader("pevents")
     with obj.progs.ring_getpid.attach(), obj.progs.perf_getpid.attach():
         trigger.run(300)
     p = Poller(rb, pb)

@@ -8,10 +8,11 @@ import time
 import pytest
 
 import bpfkit
+from bpfkit.features.probe import RET0, kernel_enum
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to probe BPF features")
+pytestmark = pytest.mark.root
 
 
 def test_every_kernel_feature_answers_with_a_reason() -> None:
@@ -82,9 +83,9 @@ def test_probe_all_summarises_like_bpftool() -> None:
 
 def test_attach_types_are_probed_by_loading_with_that_expected_attach_type() -> None:
     # the same program the probe loads, by hand: an xdp program declaring BPF_XDP
-    enum = features._kernel_enum("bpf_attach_type")
+    enum = kernel_enum("bpf_attach_type")
     try:
-        fd, _ = sc.prog_load(sc.BPF_PROG_TYPE_XDP, features._RET0, expected_attach_type=enum["BPF_XDP"])
+        fd, _ = sc.prog_load(sc.BPF_PROG_TYPE_XDP, RET0, expected_attach_type=enum["BPF_XDP"])
         os.close(fd)
         loads = True
     except bpfkit.BpfError:

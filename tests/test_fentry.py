@@ -6,16 +6,15 @@ real attachment in guest kernels (``python -m bpfkit.testing.vm``).
 """
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
 
 import bpfkit
 from bpfkit import features
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 FENTRY = features.check("fentry")
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
-from bpfkit.objects import find_object
+from bpfkit import _sys as sc
+from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def count_obj() -> str:
@@ -103,7 +103,7 @@ def test_ring_buffer_delivers_exactly_n_events() -> None:
         with spec.load() as obj:
             with obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid"):
                 proc.finish()
-            batches = list(obj.maps.events.read(timeout=0.2))
+            batches = list(obj.reader("events").read(timeout=0.2))
     events = np.concatenate(batches)
     assert events.dtype.names == ("pid", "seq", "ts", "comm")
     assert len(events) == n
@@ -269,15 +269,14 @@ def _bpf_fds() -> int:
 
 
 def test_failure_while_building_the_object_closes_what_was_loaded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import bpfkit.object as object_module
-
     spec = bpfkit.open(count_obj())
     before = _bpf_fds()
 
     def broken(map_type: int):  # type: ignore[no-untyped-def]
         raise bpfkit.MapError("simulated failure after the kernel created the maps")
 
-    monkeypatch.setattr(object_module, "map_class", broken)
+    # the public hook that picks each map's class runs after the kernel made every map and program
+    monkeypatch.setattr(bpfkit.maps.Map, "class_for", broken)
     with pytest.raises(bpfkit.MapError, match="simulated"):
         spec.load()
     assert _bpf_fds() == before

@@ -8,23 +8,23 @@ import logging
 import os
 import socket
 import tempfile
-from typing import Iterator
 
 import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit.events import PerfBuffer
+from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
 from bpfkit.maps import Map, bulk
 from bpfkit.maps.array import ArrayMap
 from bpfkit.maps.lpm import LpmTrie
 from bpfkit.maps.queue import BloomFilter, QueueMap, StackMap
-from bpfkit.maps.stacktrace import kernel_symbols
-from bpfkit.objects import find_object
+from bpfkit.symbols import kernel_symbols
+from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for bpf(2)")
+pytestmark = pytest.mark.root
 
 
 def obj_path(name: str) -> str:
@@ -219,7 +219,7 @@ def test_kernel_writes_seen_through_mmap_view_with_no_syscall() -> None:
             sid = obj.data.last_stackid
             addrs = obj.maps.stacks.addresses(sid)
             assert len(addrs) > 1 and all(a >= 0xFFFF800000000000 for a in addrs.tolist())
-            assert "do_syscall_64" in kernel_symbols().names(addrs)
+            assert "do_syscall_64" in list(kernel_symbols().lookup(addrs).names)
             with pytest.raises(MapKeyError):
                 obj.maps.stacks.addresses(-14)
 
@@ -374,8 +374,8 @@ def test_fd_arrays_clear_by_emptying_slots_and_count_occupied_ones() -> None:
         pa.clear()
         assert len(pa) == 0 and pa.to_numpy()[0].tolist() == []
     ncpus = sc.possible_cpus()
-    with Map.create("perf_event_array", "u4", "u4", ncpus) as pe:
-        pe.open()  # one BPF_OUTPUT perf event per online CPU in its slot
+    with Map.create("perf_event_array", "u4", "u4", ncpus) as pe, PerfBuffer(pe) as pb:
+        pb.open()  # one BPF_OUTPUT perf event per online CPU in its slot
         pe.clear()
         assert pe.delete(np.arange(ncpus), missing_ok=True) == 0  # every slot was already empty
 

@@ -19,13 +19,13 @@ from typing import Any, Iterator
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.errors import AttachError, BpfNotFoundError, BpfUsageError
 from bpfkit.probes.net import attach_tc, attach_xdp
 
 pyroute2 = pytest.importorskip("pyroute2")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for BPF and network namespaces")
+pytestmark = pytest.mark.root
 
 N = 25
 NUD_PERMANENT = 0x80

@@ -2,16 +2,15 @@
 libbpf would, so they load and attach as written."""
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 SRC = textwrap.dedent("""
     #include "vmlinux.h"

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 import bpfkit
-import bpfkit.perf
+import bpfkit.counters
 from bpfkit import features
-from bpfkit import syscall as sc
-from bpfkit.probes.perf_event import resolve_event
+from bpfkit import _sys as sc
+from bpfkit.probes.perf_events import resolve_event
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for perf events and BPF")
+pytestmark = pytest.mark.root
 HW = features.check("hw_pmu")
 PAGE = mmap.PAGESIZE
 
@@ -82,11 +82,11 @@ def test_cpu_clock_sampling_on_every_cpu() -> None:
 
 def test_count_page_faults_of_this_process() -> None:
     n = 300
-    with bpfkit.perf.count(["page-faults", "context-switches", "task-clock"]) as c:
+    with bpfkit.counters.count(["page-faults", "context-switches", "task-clock"], pid=os.getpid()) as c:
         pages = touch_pages(n)
     del pages
     res = c.result
-    assert res is not None and res.dtype == bpfkit.perf.COUNT_DTYPE
+    assert res is not None and res.dtype == bpfkit.counters.COUNT_DTYPE
     assert list(res["event"]) == ["page-faults", "context-switches", "task-clock"]
     assert n <= c["page-faults"] < n + 50
     assert c["task-clock"] > 0
@@ -99,7 +99,7 @@ def test_count_page_faults_of_this_process() -> None:
 def test_count_another_process_by_pid() -> None:
     n = 2000
     with fixtures.spawn(fixtures.syscall_target(), "read", str(n), "4096") as proc:
-        with bpfkit.perf.count(["task-clock", "page-faults"], pid=proc.pid) as c:
+        with bpfkit.counters.count(["task-clock", "page-faults"], pid=proc.pid) as c:
             proc.finish()
         before = c.read()  # after the block: the final values
     assert c["task-clock"] > 0
@@ -120,15 +120,15 @@ def test_event_names_resolve_like_perf_list() -> None:
     with pytest.raises(bpfkit.BpfUsageError, match="unknown perf event 'cyclez'"):
         resolve_event("cyclez")
     with pytest.raises(bpfkit.BpfUsageError, match="unknown perf event 'cyclez'"):
-        bpfkit.perf.count(["cyclez"])
+        bpfkit.counters.count(["cyclez"])
     with pytest.raises(bpfkit.BpfUsageError, match="at least one event"):
-        bpfkit.perf.count([])
+        bpfkit.counters.count([])
 
 
 @pytest.mark.skipif(HW[0], reason="this machine has a hardware PMU")
 def test_hardware_events_without_a_pmu_raise_feature_not_supported() -> None:
     with pytest.raises(bpfkit.FeatureNotSupported, match="no hardware PMU") as exc:
-        bpfkit.perf.count(["instructions", "cycles"])
+        bpfkit.counters.count(["instructions", "cycles"])
     assert exc.value.feature == "hw_pmu"
     with bpfkit.load("tests/probes_perf") as obj:
         with pytest.raises(bpfkit.FeatureNotSupported):
@@ -139,7 +139,7 @@ def test_hardware_events_without_a_pmu_raise_feature_not_supported() -> None:
 @pytest.mark.guest
 @pytest.mark.skipif(not HW[0], reason=HW[1])
 def test_hardware_counters_count_a_busy_loop() -> None:
-    with bpfkit.perf.count(["instructions", "cycles"]) as c:
+    with bpfkit.counters.count(["instructions", "cycles"], pid=os.getpid()) as c:
         x = 0
         for i in range(200_000):
             x += i

@@ -12,12 +12,12 @@ import bpfkit
 from bpfkit.testing.leaks import LeakChecker, bpf_fds
 
 pytest_plugins = ["pytester"]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 INNER_LEAKS = """
     import os
     import bpfkit
-    from bpfkit import syscall as sc
+    from bpfkit import _sys as sc
     from bpfkit.probes.tracepoint import attach_tracepoint
 
     KEEP = []
@@ -197,7 +197,7 @@ def test_requires_marker_skips_with_the_feature_and_reason(pytester: pytest.Pyte
 def test_checker_alone_sees_only_new_fds() -> None:
     """Direct use of LeakChecker: fds opened before start() are not this test's leaks."""
     import bpfkit
-    from bpfkit.objects import find_object
+    from bpfkit.shipped import find_object
 
     path = str(find_object("tests/count"))
     with bpfkit.load(path) as before:

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pytest
 
 import bpfkit
-from bpfkit import syscall as sc
+from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def test_value_dtype_from_btf_nested_structs_arrays_unions() -> None:

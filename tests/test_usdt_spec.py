@@ -1,4 +1,4 @@
-"""USDT note parsing and libbpf usdt.bpf.h spec encoding (bpfkit.probes.usdt_spec)."""
+"""USDT note parsing and libbpf usdt.bpf.h spec encoding (bpfkit.binaries.usdt_notes, bpfkit.probes.usdt_spec)."""
 from __future__ import annotations
 
 import os
@@ -13,14 +13,12 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from bpfkit.errors import ObjectFormatError
-from bpfkit.probes import elf
-from bpfkit.probes.usdt_spec import (
+from bpfkit.binaries import elf
+from bpfkit.probes.usdt_spec import USDT_MAX_ARGS, USDT_SPEC_SIZE, encode_usdt_spec
+from bpfkit.binaries.usdt_notes import (
     PT_REGS_OFFSETS,
-    USDT_MAX_ARGS,
-    USDT_SPEC_SIZE,
     UsdtArg,
     UsdtArgKind,
-    encode_usdt_spec,
     parse_usdt_args,
     read_usdt_notes,
 )

@@ -144,9 +144,10 @@ def test_newest_package_is_picked_numerically() -> None:
     names = ["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-56-amd64", "linux-image-6.1.0-56-amd64-dbg",
              "linux-image-6.1.0-56-cloud-amd64", "linux-image-6.12.9+deb12-amd64",
              "linux-image-6.12.117+deb12-amd64", "linux-image-6.12.115+deb12-amd64-unsigned"]
-    assert vm._pick(vm.KERNELS["6.1"], names) == "linux-image-6.1.0-56-amd64"
+    apt = FixedApt(names)
+    assert vm.resolve_package("6.1", apt) == "linux-image-6.1.0-56-amd64"
     # The unsigned 6.12 build is preferred; Debian publishes it alongside each signed one.
-    assert vm._pick(vm.KERNELS["6.12"], names) == "linux-image-6.12.115+deb12-amd64-unsigned"
+    assert vm.resolve_package("6.12", apt) == "linux-image-6.12.115+deb12-amd64-unsigned"
 
 
 def test_ok_needs_a_test_that_passed() -> None:
@@ -157,27 +158,41 @@ def test_ok_needs_a_test_that_passed() -> None:
     assert not vm.PytestResult(1, "", 1.0, 2.0, passed=1, failed=1).ok
 
 
-def test_failed_download_falls_back_to_the_newest_cached_kernel(
-        kernel: vm.GuestKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+class FixedApt(vm.Apt):
+    """An archive that names the packages it is given (and counts its list refreshes): the real
+    apt-get download still runs, and fails for a package no mirror has."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+        self.updates = 0
+
+    def candidates(self, spec: vm.KernelSpec) -> list[str]:
+        return list(self.names)
+
+    def update(self) -> bool:
+        self.updates += 1
+        return False
+
+
+def test_failed_download_falls_back_to_the_newest_cached_kernel(kernel: vm.GuestKernel) -> None:
     gone = "linux-image-6.1.0-999-amd64"  # newer than anything cached, and not on any mirror
-    monkeypatch.setattr(vm, "_apt_candidates", lambda spec: [gone, kernel.package])
-    assert vm.resolve_package("6.1") == gone
-    assert vm.prepare_kernel("6.1") == kernel  # the real `apt-get download` failed
+    apt = FixedApt([gone, kernel.package])
+    assert vm.resolve_package("6.1", apt) == gone
+    assert vm.prepare_kernel("6.1", apt) == kernel  # the real `apt-get download` failed
     assert not (vm.cache_dir() / gone).exists()
 
 
 def test_empty_kernel_cache_refreshes_apt_lists_first(kernel: vm.GuestKernel, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    updates: list[int] = []
-    monkeypatch.setattr(vm, "_apt_update", lambda: updates.append(1) or False)
-    assert vm._cached(vm.KERNELS["6.1"])  # the module's kernel is cached: no update
-    vm._candidates("6.1")
-    assert updates == []
+    apt = FixedApt([kernel.package])
+    assert vm.resolve_package("6.1", apt) == kernel.package  # the module's kernel is cached: no update
+    assert apt.updates == 0
     monkeypatch.setenv("BPFKIT_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setattr(vm, "_apt_candidates", lambda spec: [])
+    apt.names = []
     with pytest.raises(vm.GuestUnavailable, match="none is cached"):
-        vm._candidates("6.1")
-    assert updates == [1]
+        vm.resolve_package("6.1", apt)
+    assert apt.updates == 1
 
 
 def test_bad_arguments_are_usage_errors(kernel: vm.GuestKernel) -> None:

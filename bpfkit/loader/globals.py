@@ -19,6 +19,8 @@ import numpy as np
 
 from ..errors import BpfError, ClosedError, MapError
 
+__all__ = ["GlobalVars"]
+
 
 class GlobalVars:
     """Attribute view of one global-data section; ``.array`` is the whole section as a

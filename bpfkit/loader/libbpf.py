@@ -17,6 +17,11 @@ import cffi
 
 from ..errors import FeatureNotSupported
 
+__all__ = [
+    "capture_messages", "string", "prog_type_name", "attach_type_name", "open_object", "programs", "maps",
+    "object_btf", "initial_value", "ffi", "lib",
+]
+
 CDEF = """
 struct bpf_object;
 struct bpf_program;

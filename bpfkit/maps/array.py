@@ -13,12 +13,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, MapError
 from .map import Map
 
+__all__ = ["ArrayMap"]
 
-class ArrayMap(Map):
+
+class ArrayMap(Map, map_types=(sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY)):
     """``BPF_MAP_TYPE_ARRAY`` / ``PERCPU_ARRAY``: keys 0..max_entries-1 always exist."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

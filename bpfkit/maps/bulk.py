@@ -20,12 +20,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import syscall as sc
-from ..errors import BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
+from .. import _sys as sc
+from ..errors import ENOTSUPP, BpfError, BpfPermissionError, MapError, MapFullError, MapKeyError
+
+__all__ = [
+    "MIN_CHUNK", "BATCH_TYPES", "CMD_NAMES", "refused", "call", "lookup_batch", "update_batch", "update_error",
+    "delete_batch",
+]
 
 log = logging.getLogger("bpfkit.maps")
 
-ENOTSUPP = 524  # kernel-internal "no such op": what a map type without a batch op answers
 MIN_CHUNK = 256
 
 _HASHES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,

@@ -18,14 +18,18 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .. import _sys as sc
 from ..errors import MapError
-from .map import Map, _as_array
+from .codec import as_array
+from .map import Map
+
+__all__ = ["Address", "LpmTrie"]
 
 Address = Union[str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
                 ipaddress.IPv6Network]
 
 
-class LpmTrie(Map):
+class LpmTrie(Map, map_types=(sc.BPF_MAP_TYPE_LPM_TRIE,)):
     """``BPF_MAP_TYPE_LPM_TRIE``. The key dtype has a ``prefixlen`` (u4) and a ``data`` field."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -47,7 +51,7 @@ class LpmTrie(Map):
         """A key record from an address/network/bytes and an optional prefix length."""
         assert self.key_dtype is not None
         if isinstance(prefix, np.ndarray) or isinstance(prefix, np.void) or isinstance(prefix, dict):
-            return _as_array(prefix, self.key_dtype, f"{self._what()} key")
+            return as_array(prefix, self.key_dtype, f"{self._what()} key")
         if isinstance(prefix, tuple) and len(prefix) == 2 and prefixlen is None:
             prefix, prefixlen = prefix
         data: bytes

@@ -1,5 +1,9 @@
 """A BPF map as a dict-like object with numpy keys and values, and bulk numpy operations.
 
+(About 580 lines, one class on purpose: every map type shares this dict and bulk numpy API, and
+the subclasses in this package change a few of its methods; the numpy conversions live in
+``codec`` and the map-type families in ``kinds``.)
+
 Keys and values are converted through numpy dtypes taken from the map's BTF
 (or given explicitly); scalars come back as Python ints, structs as numpy
 records, per-CPU values as an array with one row per possible CPU.
@@ -20,84 +24,62 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-import functools
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .. import syscall as sc
-from ..btf import default_dtype
-from ..errors import BpfError, ClosedError, MapError, MapFullError, MapKeyError
+from .. import _sys as sc
+from .._sys import Resource
+from ..btf import dtypes_from_kernel, load_dtypes
+from ..errors import ENOTSUPP, BpfError, BpfNotFoundError, ClosedError, MapError, MapKeyError
 from . import bulk as _batch
+from .codec import (DTypeLike, as_array, as_array_n, checked, columns, convert, dtype_arg, fit, reduce_cpus, scalar,
+                    shape_of, slot_dtype)
+from .kinds import (ARRAY_TYPES, EVENT_TYPES, FD_ARRAY_TYPES, LOCAL_STORAGE_TYPES, NO_BTF_TYPES, PERCPU_TYPES,
+                    READABLE_FD_ARRAYS, MapInfo, map_info, map_type_id)
+
+__all__ = ["Map"]
 
 log = logging.getLogger("bpfkit.maps")
 
-PERCPU_TYPES = {sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_PERCPU_ARRAY,
-                sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
-ARRAY_TYPES = {sc.BPF_MAP_TYPE_ARRAY, sc.BPF_MAP_TYPE_PERCPU_ARRAY, sc.BPF_MAP_TYPE_PROG_ARRAY,
-               sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
-               sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
-# arrays whose slots hold fds (programs, perf events, cgroups, maps): a slot is empty or set,
-# never zero, so they are emptied by deleting and counted by their occupied slots
-FD_ARRAY_TYPES = {sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
-                  sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
-# fd arrays user space can read back (as ids); perf event / cgroup arrays refuse lookups
-READABLE_FD_ARRAYS = {sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_ARRAY_OF_MAPS}
-HASH_TYPES = {sc.BPF_MAP_TYPE_HASH, sc.BPF_MAP_TYPE_PERCPU_HASH, sc.BPF_MAP_TYPE_LRU_HASH,
-              sc.BPF_MAP_TYPE_LRU_PERCPU_HASH, sc.BPF_MAP_TYPE_HASH_OF_MAPS}
 
-DTypeLike = Union[np.dtype, str, type, list, tuple, None]
-
-
-def map_type_id(map_type: Union[int, str]) -> int:
-    """``"percpu_hash"`` / ``"BPF_MAP_TYPE_PERCPU_HASH"`` / 5 → 5."""
-    if isinstance(map_type, int):
-        return map_type
-    name = map_type.lower().removeprefix("bpf_map_type_")
-    for k, v in sc.MAP_TYPE_NAMES.items():
-        if v == name:
-            return k
-    raise MapError(f"unknown map type {map_type!r}; known: {', '.join(sorted(sc.MAP_TYPE_NAMES.values()))}")
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """The kernel's description of a map (BPF_OBJ_GET_INFO_BY_FD)."""
-
-    id: int
-    type: int
-    type_name: str
-    name: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int
-    btf_id: int
-    btf_key_type_id: int
-    btf_value_type_id: int
-    map_extra: int
-
-
-def map_info(fd: int) -> MapInfo:
-    """:class:`MapInfo` of a map fd."""
-    i = sc.map_info(fd)
-    return MapInfo(id=int(i.id), type=int(i.type), type_name=sc.MAP_TYPE_NAMES.get(i.type, str(i.type)),
-                   name=i.name.decode(errors="replace"), key_size=int(i.key_size),
-                   value_size=int(i.value_size), max_entries=int(i.max_entries), flags=int(i.map_flags),
-                   btf_id=int(i.btf_id), btf_key_type_id=int(i.btf_key_type_id),
-                   btf_value_type_id=int(i.btf_value_type_id), map_extra=int(i.map_extra))
-
-
-class Map:
+class Map(Resource):
     """A live BPF map. Owned by an :class:`~bpfkit.Object` (which closes it), or standalone
-    (:meth:`create`, :meth:`from_pinned`, :meth:`from_id`: close it, or use ``with``)."""
+    (:meth:`create`, :meth:`from_pinned`, :meth:`from_id`: close it, or use ``with``).
+
+    Map types with behaviour of their own subclass it and name their types:
+    ``class ArrayMap(Map, map_types=(BPF_MAP_TYPE_ARRAY, ...))``; :meth:`class_for` finds them.
+
+    Example::
+
+        m = Map.create("hash", "u4", "u8", 1024)
+        m[1] = 2
+    """
+
+    _by_type: dict[int, type["Map"]] = {}
+
+    def __init_subclass__(cls, map_types: tuple[int, ...] = (), **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for t in map_types:
+            Map._by_type.setdefault(t, cls)
+
+    @staticmethod
+    def class_for(map_type: int) -> type["Map"]:
+        """The class that serves maps of ``map_type`` (``Map`` when none is special).
+
+        Example::
+
+            Map.class_for(sc.BPF_MAP_TYPE_LPM_TRIE)   # LpmTrie
+        """
+        return Map._by_type.get(map_type, Map)
 
     # set when BTF described the key/value in a way numpy cannot (bitfields): reads and writes
     # refuse with this message until retype() gives explicit dtypes
     dtype_error: str = ""
+    # ring/perf buffers: the record type (BPFKIT_RINGBUF / BPFKIT_PERFBUF), for their readers
+    record_dtype: Optional[np.dtype] = None
 
     def __init__(self, fd: int, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, key_dtype: Optional[np.dtype] = None,
@@ -110,8 +92,8 @@ class Map:
         self.max_entries = max_entries
         self.flags = flags
         self._owns_fd = owns_fd
-        self.key_dtype = _checked(key_dtype, key_size, "key", name) if key_size else None
-        self.value_dtype = _checked(value_dtype, value_size, "value", name) if value_size else None
+        self.key_dtype = checked(key_dtype, key_size, "key", name) if key_size else None
+        self.value_dtype = checked(value_dtype, value_size, "value", name) if value_size else None
         self.percpu = map_type in PERCPU_TYPES
         self.ncpus = sc.possible_cpus() if self.percpu else 1
         # per-CPU values are laid out with each CPU's slot rounded up to 8 bytes
@@ -136,8 +118,8 @@ class Map:
             m = Map.create("hash", "u8", np.dtype([("n", "u8"), ("comm", "S16")]), 4096, name="by_pid")
         """
         mtype = map_type_id(map_type)
-        kdt = _dtype_arg(key)
-        vdt = _dtype_arg(value)
+        kdt = dtype_arg(key)
+        vdt = dtype_arg(value)
         if mtype in (sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS):
             if inner_map is None:
                 raise MapError("array/hash of maps need inner_map= (a Map with the inner maps' shape)")
@@ -156,8 +138,6 @@ class Map:
         btf_fd, kid, vid = 0, 0, 0
         want_btf = btf if btf is not None else (mtype in LOCAL_STORAGE_TYPES or None)
         if want_btf is not False and mtype not in NO_BTF_TYPES:
-            from .kbtf import load_dtypes
-
             try:
                 btf_fd, kid, vid = load_dtypes(kdt, vdt)
             except BpfError:
@@ -176,9 +156,7 @@ class Map:
     @classmethod
     def _wrap(cls, fd: int, mtype: int, name: str, ksize: int, vsize: int, max_entries: int, flags: int,
               kdt: Optional[np.dtype], vdt: Optional[np.dtype]) -> "Map":
-        from . import map_class
-
-        klass: Callable[..., Map] = cls if cls is not Map else map_class(mtype)
+        klass: Callable[..., Map] = cls if cls is not Map else Map.class_for(mtype)
         try:
             m = klass(fd, name, mtype, ksize, vsize, max_entries, flags, kdt, vdt)
         except BaseException:
@@ -196,13 +174,11 @@ class Map:
         except BaseException:
             os.close(fd)
             raise
-        kdt, vdt = _dtype_arg(key_dtype), _dtype_arg(value_dtype)
+        kdt, vdt = dtype_arg(key_dtype), dtype_arg(value_dtype)
         if (kdt is None or vdt is None) and info.btf_id:
-            from .kbtf import dtypes_from_kernel
-
             bk, bv = dtypes_from_kernel(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
-            kdt = kdt if kdt is not None else _fit(bk, info.key_size)
-            vdt = vdt if vdt is not None else _fit(bv, info.value_size)
+            kdt = kdt if kdt is not None else fit(bk, info.key_size)
+            vdt = vdt if vdt is not None else fit(bv, info.value_size)
         return cls._wrap(fd, info.type, name or info.name, info.key_size, info.value_size, info.max_entries,
                          info.flags, kdt, vdt)
 
@@ -223,6 +199,11 @@ class Map:
         if self._fd < 0:
             raise ClosedError(f"map {self.name!r} is closed")
         return self._fd
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the owning Object closed)."""
+        return self._fd < 0
 
     @property
     def type_name(self) -> str:
@@ -248,8 +229,6 @@ class Map:
         try:
             os.unlink(path)
         except FileNotFoundError:
-            from ..errors import BpfNotFoundError
-
             raise BpfNotFoundError(f"nothing pinned at {os.fspath(path)!r}") from None
 
     def freeze(self) -> None:
@@ -260,9 +239,9 @@ class Map:
         """Override the key/value dtypes (same sizes); returns self.
         Example: ``m.retype(value_dtype=[("pid", "u4"), ("tid", "u4")])``."""
         if key_dtype is not None:
-            self.key_dtype = _checked(np.dtype(key_dtype), self.key_size, "key", self.name)
+            self.key_dtype = checked(np.dtype(key_dtype), self.key_size, "key", self.name)
         if value_dtype is not None:
-            self.value_dtype = _checked(np.dtype(value_dtype), self.value_size, "value", self.name)
+            self.value_dtype = checked(np.dtype(value_dtype), self.value_size, "value", self.name)
         self.dtype_error = ""
         return self
 
@@ -284,19 +263,6 @@ class Map:
             os.close(self._fd)
         self._fd = -1
 
-    def __enter__(self) -> "Map":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            if self._owns_fd and self._fd >= 0:
-                self.close()
-        except Exception:
-            pass
-
     def _missing(self, key: Any) -> MapKeyError:
         """The error for an absent key (errno ENOENT, as the kernel said)."""
         if self.type in ARRAY_TYPES and isinstance(key, (int, np.integer)) and \
@@ -305,6 +271,8 @@ class Map:
         return MapKeyError(f"key {key!r} not in {self._what()}", _errno.ENOENT)
 
     def _unsupported(self, op: str, hint: str = "") -> MapError:
+        if self.type in EVENT_TYPES and not hint:
+            hint = f"its records are read through a reader: obj.reader({self.name!r}) or bpfkit.events"
         return MapError(f"{self._what()}: {op} is not supported for {self.type_name} maps" +
                         (f"; {hint}" if hint else ""), _errno.EOPNOTSUPP)
 
@@ -312,43 +280,43 @@ class Map:
     def key_bytes(self, key: Any) -> np.ndarray:
         """``key`` as a 1-element array of the key dtype (its buffer is what the kernel reads)."""
         if self.key_dtype is None:
-            raise MapError(f"{self._what()} ({self.type_name}) has no keys")
-        return _as_array(key, self.key_dtype, f"{self._what()} key")
+            raise self._unsupported("keyed access")
+        return as_array(key, self.key_dtype, f"{self._what()} key")
 
     def value_buffer(self) -> np.ndarray:
         """A zeroed buffer for one value (all CPUs for per-CPU maps)."""
         self._check_dtypes()
         if self.percpu:
-            return np.zeros(self.ncpus, dtype=_slot_dtype(self.value_dtype, self._slot))
+            return np.zeros(self.ncpus, dtype=slot_dtype(self.value_dtype, self._slot))
         return np.zeros(1, dtype=self.value_dtype)
 
     def _decode_value(self, buf: np.ndarray) -> Any:
         if self.percpu:
             return buf["v"].copy() if buf.dtype.names == ("v",) else buf.copy()
-        return _scalar(buf[0])
+        return scalar(buf[0])
 
     def _encode_value(self, value: Any) -> np.ndarray:
         if self.percpu:
             assert self.value_dtype is not None
             buf = self.value_buffer()
-            conv = _convert(value, self.value_dtype, f"{self._what()} value")
-            if _shape_of(conv, self.value_dtype) not in ((), (1,), (self.ncpus,)):
+            conv = convert(value, self.value_dtype, f"{self._what()} value")
+            if shape_of(conv, self.value_dtype) not in ((), (1,), (self.ncpus,)):
                 raise MapError(f"{self._what()} value: give one {self.value_dtype} (copied to every CPU) or "
                                f"{self.ncpus} of them (one per possible CPU), not shape {conv.shape}")
             buf["v"] = conv
             return buf
-        return _as_array(value, self.value_dtype, f"{self._what()} value")
+        return as_array(value, self.value_dtype, f"{self._what()} value")
 
     def _keys_array(self, keys: Any) -> np.ndarray:
         assert self.key_dtype is not None
-        return _as_array_n(keys, self.key_dtype, f"{self._what()} keys")
+        return as_array_n(keys, self.key_dtype, f"{self._what()} keys")
 
     def _values_array(self, values: Any, n: int) -> np.ndarray:
         assert self.value_dtype is not None
         if self.percpu:
-            buf = np.zeros((n, self.ncpus), dtype=_slot_dtype(self.value_dtype, self._slot))
-            conv = _convert(values, self.value_dtype, f"{self._what()} values")
-            lead = _shape_of(conv, self.value_dtype)
+            buf = np.zeros((n, self.ncpus), dtype=slot_dtype(self.value_dtype, self._slot))
+            conv = convert(values, self.value_dtype, f"{self._what()} values")
+            lead = shape_of(conv, self.value_dtype)
             if lead in ((), (1,)):
                 buf["v"] = conv  # one value for every key and CPU
             elif lead == (n,):
@@ -359,7 +327,7 @@ class Map:
                 raise MapError(f"{self._what()} values: need shape ({n},) or ({n}, {self.ncpus}) of "
                                f"{self.value_dtype}, got {lead}")
             return buf
-        vals = _as_array_n(values, self.value_dtype, f"{self._what()} values")
+        vals = as_array_n(values, self.value_dtype, f"{self._what()} values")
         if len(vals) == 1 and n != 1:
             vals = np.repeat(vals, n, axis=0)
         if len(vals) != n:
@@ -419,7 +387,7 @@ class Map:
         if not sc.map_get_next_key(self.fd, None, nxt, what=self._what()):
             return
         while True:
-            yield _scalar(nxt[0].copy())
+            yield scalar(nxt[0].copy())
             cur[:] = nxt
             if not sc.map_get_next_key(self.fd, cur, nxt, what=self._what()):
                 return
@@ -430,7 +398,7 @@ class Map:
         """Iterate (key, value) pairs of a snapshot taken with one batch read."""
         keys, values = self.to_numpy()
         for i in range(len(keys)):
-            yield _scalar(keys[i]), (values[i].copy() if self.percpu else _scalar(values[i]))
+            yield scalar(keys[i]), (values[i].copy() if self.percpu else scalar(values[i]))
 
     def values(self) -> Iterator[Any]:
         """Iterate values (snapshot)."""
@@ -451,7 +419,7 @@ class Map:
     def _value_layout(self) -> tuple[np.dtype, tuple[int, ...]]:
         assert self.value_dtype is not None
         if self.percpu:
-            return _slot_dtype(self.value_dtype, self._slot), (self.ncpus,)
+            return slot_dtype(self.value_dtype, self._slot), (self.ncpus,)
         return self.value_dtype, ()
 
     def _unslot(self, values: np.ndarray) -> np.ndarray:
@@ -514,7 +482,7 @@ class Map:
             try:
                 return sc.map_lookup_and_delete(self.fd, key, value, what=self._what())
             except BpfError as e:
-                if e.errno not in (_batch.ENOTSUPP, _errno.EOPNOTSUPP):
+                if e.errno not in (ENOTSUPP, _errno.EOPNOTSUPP):
                     raise
                 self._refused.add(sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM)  # e.g. arrays of maps, LPM tries
         found = sc.map_lookup(self.fd, key, value, what=self._what())
@@ -562,7 +530,7 @@ class Map:
             if sc.map_delete(self.fd, k[i:i + 1], what=self._what()):
                 n += 1
             elif not missing_ok:
-                raise MapKeyError(f"key {_scalar(k[i])!r} not in {self._what()} ({n} keys before it were deleted)",
+                raise MapKeyError(f"key {scalar(k[i])!r} not in {self._what()} ({n} keys before it were deleted)",
                                   _errno.ENOENT)
         return n
 
@@ -588,7 +556,7 @@ class Map:
         keys, values = self.to_numpy()
         if not self.percpu:
             return keys, values
-        return keys, _reduce_cpus(values, fn)
+        return keys, reduce_cpus(values, fn)
 
     def sum(self) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, values summed over CPUs)``; struct values are reduced field by field."""
@@ -612,246 +580,8 @@ class Map:
         keys, values = self.to_numpy()
         if self.percpu and percpu != "cpus":
             reducers: dict[str, Callable[..., Any]] = {"sum": np.sum, "min": np.min, "max": np.max}
-            values = _reduce_cpus(values, reducers[percpu])
+            values = reduce_cpus(values, reducers[percpu])
         cols: dict[str, Any] = {}
-        _columns(keys, "key", cols)
-        _columns(values, "value", cols)
+        columns(keys, "key", cols)
+        columns(values, "value", cols)
         return pd.DataFrame(cols)
-
-
-LOCAL_STORAGE_TYPES = {sc.BPF_MAP_TYPE_TASK_STORAGE, sc.BPF_MAP_TYPE_INODE_STORAGE,
-                       sc.BPF_MAP_TYPE_SK_STORAGE, sc.BPF_MAP_TYPE_CGRP_STORAGE}
-# types whose kernel implementation rejects key/value BTF (map_check_btf)
-NO_BTF_TYPES = {sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, sc.BPF_MAP_TYPE_PROG_ARRAY, sc.BPF_MAP_TYPE_CGROUP_ARRAY,
-                sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS, sc.BPF_MAP_TYPE_RINGBUF,
-                sc.BPF_MAP_TYPE_STACK_TRACE, sc.BPF_MAP_TYPE_QUEUE, sc.BPF_MAP_TYPE_STACK,
-                sc.BPF_MAP_TYPE_BLOOM_FILTER, sc.BPF_MAP_TYPE_USER_RINGBUF, sc.BPF_MAP_TYPE_DEVMAP,
-                sc.BPF_MAP_TYPE_SOCKMAP, sc.BPF_MAP_TYPE_SOCKHASH, sc.BPF_MAP_TYPE_CPUMAP, sc.BPF_MAP_TYPE_XSKMAP}
-
-
-def _reduce_cpus(values: np.ndarray, fn: Callable[..., Any]) -> np.ndarray:
-    if values.dtype.names is None:
-        return np.asarray(fn(values, axis=1))
-    out = np.zeros(values.shape[0], dtype=values.dtype)
-    for f in values.dtype.names:
-        out[f] = fn(values[f], axis=1)
-    return out
-
-
-def _columns(arr: np.ndarray, prefix: str, cols: dict[str, Any]) -> None:
-    if arr.dtype.names is not None:
-        for f in arr.dtype.names:
-            sub = arr[f]
-            if sub.dtype.kind == "S":
-                cols[f] = [b.decode(errors="replace") for b in sub]
-            elif sub.ndim > 1:
-                cols[f] = list(sub)
-            else:
-                cols[f] = sub
-    elif arr.ndim > 1:
-        for c in range(arr.shape[1]):
-            cols[f"{prefix}_{c}"] = arr[:, c]
-    else:
-        cols[prefix] = arr
-
-
-def _dtype_arg(dt: DTypeLike) -> Optional[np.dtype]:
-    if dt is None:
-        return None
-    if isinstance(dt, int) and not isinstance(dt, bool):
-        return default_dtype(dt) if dt else None
-    try:
-        return np.dtype(dt)
-    except TypeError as exc:
-        raise MapError(f"not a dtype: {dt!r} ({exc})") from None
-
-
-def _fit(dt: Optional[np.dtype], size: int) -> Optional[np.dtype]:
-    return dt if dt is not None and dt.itemsize == size else None
-
-
-_MISSING = object()
-
-
-def _slot_dtype(value_dtype: Optional[np.dtype], slot: int) -> np.dtype:
-    assert value_dtype is not None
-    return np.dtype({"names": ["v"], "formats": [value_dtype], "offsets": [0], "itemsize": slot})
-
-
-def _checked(dt: Optional[np.dtype], size: int, what: str, name: str) -> np.dtype:
-    if dt is None:
-        return default_dtype(size)
-    dt = np.dtype(dt)
-    if dt.itemsize != size:
-        raise MapError(f"map {name!r}: {what} dtype {dt} is {dt.itemsize} bytes but the map's {what} "
-                       f"size is {size}")
-    return dt
-
-
-def _as_array(obj: Any, dt: Optional[np.dtype], what: str) -> np.ndarray:
-    """One key/value as a 1-element array of ``dt`` (raw ``bytes`` of the right size pass as is)."""
-    assert dt is not None
-    if isinstance(obj, np.ndarray) and obj.dtype == dt and obj.size == 1:
-        return np.ascontiguousarray(obj.reshape(1))
-    if isinstance(obj, (int, np.integer)) and dt.kind in "iu" and not dt.shape:
-        # the common m[pid] case, kept cheap (the general path costs ~10x): a range check only
-        lo, hi = _int_bounds(dt)
-        if lo <= obj <= hi:
-            return np.array([obj], dt)
-    if isinstance(obj, (bytes, bytearray)) and dt.kind not in "S":
-        if len(obj) != dt.itemsize:
-            raise MapError(f"{what}: {len(obj)} bytes given, {dt.itemsize} expected")
-        return np.frombuffer(bytes(obj), dtype=dt).copy()
-    arr = _convert(obj, dt, what)
-    if arr.size != int(np.prod(dt.shape, dtype=np.int64)):
-        raise MapError(f"{what}: one {_dname(dt)} expected, got shape {_shape_of(arr, dt)}")
-    return np.ascontiguousarray(arr.reshape((1,) + dt.shape))
-
-
-def _scalar(x: Any) -> Any:
-    """Plain ints/floats for scalar dtypes; records and bytes stay numpy."""
-    if isinstance(x, np.generic) and x.dtype.names is None and x.dtype.kind in "iufb":
-        return x.item()
-    return x
-
-
-def _as_array_n(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
-    """Many keys/values as a contiguous 1-D array of ``dt`` (rows of a subarray dtype stay 2-D)."""
-    if isinstance(obj, np.ndarray) and obj.dtype == dt:
-        return np.ascontiguousarray(obj.reshape(-1))
-    arr = _convert(obj, dt, what)
-    return np.ascontiguousarray(arr.reshape((-1,) + dt.shape))
-
-
-@functools.lru_cache(maxsize=None)
-def _int_bounds(dt: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dt)
-    return int(info.min), int(info.max)
-
-
-def _dname(dt: np.dtype) -> str:
-    """A short name for error messages (a struct's full dtype repr is unreadable)."""
-    return f"struct({', '.join(dt.names)})" if dt.names else str(dt)
-
-
-def _shape_of(arr: np.ndarray, dt: np.dtype) -> tuple[int, ...]:
-    """The element shape of ``arr`` (its shape minus the trailing subarray dims of ``dt``)."""
-    return arr.shape[:arr.ndim - len(dt.shape)]
-
-
-# what a single struct element may be given as
-_RECORD = (tuple, dict, np.void)
-
-
-def _convert(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
-    """``obj`` (one element or many) as an array of ``dt``; a subarray dtype gives its base dtype
-    with the subarray dims last. Refuses what numpy would silently change: floats into
-    integers, integers out of range (negatives into unsigned), strings parsed as numbers, one
-    plain value spread over every field of a struct. Element shape is kept (``()`` for one)."""
-    if isinstance(obj, np.ndarray) and obj.dtype == dt:
-        return obj
-    if dt.names is not None:
-        return _convert_struct(obj, dt, what)
-    if dt.base.names is not None:  # a subarray of structs: convert field by field
-        return _convert_struct(obj, dt.base, what)
-    try:
-        src = obj if isinstance(obj, np.ndarray) else np.asarray(obj)
-    except (ValueError, TypeError) as exc:
-        raise MapError(f"{what}: cannot convert {obj!r} to {dt}: {exc}") from None
-    if dt.shape and src.shape[src.ndim - len(dt.shape):] != dt.shape:
-        raise MapError(f"{what}: shape {src.shape} does not end in {dt.shape} as {dt} needs")
-    if src.dtype.names is not None:
-        raise MapError(f"{what}: a {_dname(src.dtype)} given for the plain dtype {dt}; "
-                       "pass the field you mean, e.g. arr['count']")
-    _refuse_lossy(src, dt, what)
-    try:
-        return np.asarray(src, dtype=dt.base)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise MapError(f"{what}: cannot convert to {dt}: {exc}") from None
-
-
-def _refuse_lossy(src: np.ndarray, dt: np.dtype, what: str) -> None:
-    base, kind = dt.base, src.dtype.kind
-    if base.kind in "iufb" and kind in "SU":
-        raise MapError(f"{what}: strings given but the dtype is {dt}; pass numbers")
-    if base.kind in "iu" and kind in "fc":
-        raise MapError(f"{what}: {src.reshape(-1)[0].item()!r} is a float but the dtype is {dt}; round explicitly "
-                       f"first (e.g. np.rint(x).astype('{base.str}'))")
-    if base.kind in "iu" and kind in "iu" and src.size:
-        info = np.iinfo(base)
-        lo, hi = int(src.min()), int(src.max())
-        if lo < info.min:
-            raise MapError(f"{what}: {lo} does not fit {dt}" +
-                           (" (a negative number into an unsigned type)" if lo < 0 else ""))
-        if hi > info.max:
-            raise MapError(f"{what}: {hi} does not fit {dt} (max {info.max})")
-    if kind == "V" and src.dtype.itemsize != dt.itemsize:
-        raise MapError(f"{what}: {src.dtype.itemsize}-byte items given, {dt.itemsize} expected")
-
-
-def _convert_struct(obj: Any, dt: np.dtype, what: str) -> np.ndarray:
-    names = dt.names
-    assert names is not None
-    if isinstance(obj, np.ndarray) and obj.dtype.names is not None:
-        try:
-            if obj.dtype.itemsize == dt.itemsize and set(obj.dtype.names) != set(names):
-                return obj.view(dt)  # same bytes, other field names: reinterpret
-            return obj.astype(dt)
-        except (ValueError, TypeError) as exc:
-            raise MapError(f"{what}: cannot convert {_dname(obj.dtype)} to {_dname(dt)}: {exc}") from None
-    if isinstance(obj, _RECORD):
-        return _records([obj], dt, what).reshape(())
-    rows = list(obj) if isinstance(obj, (list, np.ndarray)) else None
-    if rows is not None and (not rows or all(isinstance(r, _RECORD) for r in rows)):
-        return _records(rows, dt, what)
-    # plain values: they fill a struct only when it has one field, anything else is ambiguous
-    if len(names) != 1:
-        raise MapError(f"{what}: a plain value cannot fill the {len(names)} fields of {_dname(dt)}; give one "
-                       f"tuple (or dict) per element, e.g. {tuple(range(len(names)))}, or a structured array")
-    fdt = dt[names[0]]
-    conv = _convert(obj, fdt, f"{what} field {names[0]!r}")
-    out = np.zeros(_shape_of(conv, fdt), dt)
-    out[names[0]] = conv
-    return out
-
-
-def _records(rows: list, dt: np.dtype, what: str) -> np.ndarray:
-    """Tuples / dicts / numpy records as an array of the struct dtype ``dt``, field by field so each
-    field gets the same checks as a plain value."""
-    names = dt.names
-    assert names is not None
-    if all(isinstance(r, np.void) and r.dtype == dt for r in rows):
-        return np.array(rows, dtype=dt)
-    cols: dict[str, list[Any]] = {n: [] for n in names}
-    for r in rows:
-        if isinstance(r, np.void):
-            if r.dtype.names is None:
-                raise MapError(f"{what}: raw {r.dtype} given for {_dname(dt)}; pass bytes or a record")
-            r = r.item()
-        if isinstance(r, dict):
-            unknown = set(r) - set(names)
-            if unknown:
-                raise MapError(f"{what}: {_dname(dt)} has no field {', '.join(map(repr, sorted(unknown)))}")
-            for n in names:
-                cols[n].append(r.get(n, _MISSING))
-        else:
-            if len(r) != len(names):
-                raise MapError(f"{what}: {len(r)} values given for the {len(names)} fields of {_dname(dt)}")
-            for n, v in zip(names, r):
-                cols[n].append(v)
-    out = np.zeros(len(rows), dt)
-    for n in names:
-        fdt = dt[n]
-        idx = [i for i, v in enumerate(cols[n]) if v is not _MISSING]
-        if not idx:
-            continue
-        conv = _convert([cols[n][i] for i in idx], fdt, f"{what} field {n!r}")
-        try:
-            if len(idx) == len(rows):
-                out[n] = conv
-            else:
-                out[n][idx] = conv  # dict rows that left this field out stay zero
-        except ValueError as exc:
-            raise MapError(f"{what} field {n!r}: shape {conv.shape} does not fit {fdt}: {exc}") from None
-    return out
-

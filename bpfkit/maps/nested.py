@@ -15,12 +15,15 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import MapError, MapKeyError
-from .map import DTypeLike, Map, _dtype_arg
+from .codec import DTypeLike, dtype_arg
+from .map import Map
+
+__all__ = ["MapOfMaps"]
 
 
-class MapOfMaps(Map):
+class MapOfMaps(Map, map_types=(sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS)):
     """``BPF_MAP_TYPE_ARRAY_OF_MAPS`` / ``HASH_OF_MAPS``. ``to_numpy()`` gives the inner maps' ids."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -31,8 +34,8 @@ class MapOfMaps(Map):
 
     def set_inner_dtypes(self, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None) -> "MapOfMaps":
         """dtypes for the inner maps returned by ``[key]`` (default: their own BTF, else plain ints)."""
-        self.inner_key_dtype = _dtype_arg(key_dtype)
-        self.inner_value_dtype = _dtype_arg(value_dtype)
+        self.inner_key_dtype = dtype_arg(key_dtype)
+        self.inner_value_dtype = dtype_arg(value_dtype)
         return self
 
     def _encode_value(self, value: Any) -> np.ndarray:

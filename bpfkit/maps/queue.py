@@ -15,10 +15,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError, MapError, MapKeyError
-from .map import Map, _scalar, _as_array
+from .codec import as_array, scalar
+from .map import Map
 from .bulk import update_error
+
+__all__ = ["QueueMap", "StackMap", "BloomFilter"]
 
 _EMPTY = object()
 
@@ -58,7 +61,7 @@ class _ValueOnly(Map):
 
     def push(self, value: Any, flags: int = sc.BPF_ANY) -> None:
         """Add a value. On a full queue/stack, ``flags=BPF_EXIST`` drops the oldest instead of failing."""
-        v = _as_array(value, self.value_dtype, f"{self._what()} value")
+        v = as_array(value, self.value_dtype, f"{self._what()} value")
         try:
             sc.map_update(self.fd, None, v, flags, what=self._what())
         except BpfError as e:
@@ -67,14 +70,14 @@ class _ValueOnly(Map):
             raise
 
 
-class QueueMap(_ValueOnly):
+class QueueMap(_ValueOnly, map_types=(sc.BPF_MAP_TYPE_QUEUE,)):
     """``BPF_MAP_TYPE_QUEUE`` (FIFO); :class:`StackMap` is the LIFO twin."""
 
     def pop(self, default: Any = _EMPTY) -> Any:
         """Remove and return the next value; MapKeyError (or ``default``) when empty."""
         v = np.zeros(1, self.value_dtype)
         if sc.map_lookup_and_delete(self.fd, None, v, what=self._what()):
-            return _scalar(v[0])
+            return scalar(v[0])
         if default is _EMPTY:
             raise MapKeyError(f"{self._what()} is empty", _errno.ENOENT)
         return default
@@ -83,7 +86,7 @@ class QueueMap(_ValueOnly):
         """The next value without removing it."""
         v = np.zeros(1, self.value_dtype)
         if sc.map_lookup(self.fd, None, v, what=self._what()):
-            return _scalar(v[0])
+            return scalar(v[0])
         if default is _EMPTY:
             raise MapKeyError(f"{self._what()} is empty", _errno.ENOENT)
         return default
@@ -101,16 +104,16 @@ class QueueMap(_ValueOnly):
         self.pop_all()
 
 
-class StackMap(QueueMap):
+class StackMap(QueueMap, map_types=(sc.BPF_MAP_TYPE_STACK,)):
     """``BPF_MAP_TYPE_STACK`` (LIFO)."""
 
 
-class BloomFilter(_ValueOnly):
+class BloomFilter(_ValueOnly, map_types=(sc.BPF_MAP_TYPE_BLOOM_FILTER,)):
     """``BPF_MAP_TYPE_BLOOM_FILTER``: ``push(v)`` adds, ``v in bf`` may give false positives,
     never false negatives. Create with ``map_extra=`` the number of hash functions (1-15, default 5)."""
 
     def __contains__(self, value: Any) -> bool:
-        v = _as_array(value, self.value_dtype, f"{self._what()} value")
+        v = as_array(value, self.value_dtype, f"{self._what()} value")
         return sc.map_lookup(self.fd, None, v, what=self._what())
 
     def pop_all(self) -> tuple[np.ndarray, np.ndarray]:

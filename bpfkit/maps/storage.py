@@ -19,11 +19,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import syscall as sc
+from .. import _sys as sc
 from .map import Map
 
+__all__ = ["LocalStorage"]
 
-class LocalStorage(Map):
+
+class LocalStorage(Map, map_types=(sc.BPF_MAP_TYPE_TASK_STORAGE, sc.BPF_MAP_TYPE_INODE_STORAGE,
+                                   sc.BPF_MAP_TYPE_SK_STORAGE, sc.BPF_MAP_TYPE_CGRP_STORAGE)):
     """``TASK_STORAGE`` / ``INODE_STORAGE`` / ``SK_STORAGE`` / ``CGRP_STORAGE``."""
 
     @contextmanager

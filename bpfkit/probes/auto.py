@@ -1,135 +1,142 @@
 """Attach a program by its SEC() name, as libbpf's skeletons do.
 
-Supported: ``tracepoint/CAT/NAME`` (``tp/``), ``raw_tracepoint/NAME`` (``raw_tp/``),
-``tp_btf/NAME``, ``fentry/``, ``fexit/``, ``fmod_ret/``, ``lsm/``, ``kprobe/FUNC[+OFF]``,
-``kretprobe/FUNC``, ``ksyscall/NAME``, ``kretsyscall/NAME``, ``kprobe.multi/PATTERN``,
-``kretprobe.multi/PATTERN``, ``uprobe/BINARY:SYMBOL[+OFF]``, ``uretprobe/...``,
-``uprobe.multi/BINARY:PATTERN``, ``uretprobe.multi/...``, ``usdt/BINARY:PROVIDER:NAME``.
+Which attach path a section takes, and the syntax of its target, come from the section table
+(:mod:`bpfkit.sections`): ``tracepoint/CAT/NAME``, ``raw_tp/NAME``, ``tp_btf/``, ``fentry/``,
+``fexit/``, ``fmod_ret/``, ``lsm/``, ``kprobe/FUNC[+OFF]``, ``kretprobe/FUNC``, ``ksyscall/NAME``,
+``kprobe.multi/PATTERN``, ``uprobe/BINARY:SYMBOL[+OFF]``, ``uprobe.multi/BINARY:PATTERN``,
+``usdt/BINARY:PROVIDER:NAME`` and their ``ret``/``.s`` forms.
+
+Example::
+
+    link = attach_by_section(prog.fd, "tracepoint/syscalls/sys_enter_openat")
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from ..errors import AttachError
+from ..sections import Match, find
 from .fentry import attach_fentry
 from .kprobe import attach_kprobe, syscall_function
 from .link import Link
 from .tracepoint import attach_raw_tracepoint, attach_tracepoint
 from .uprobe import attach_uprobe
+from .usdt import MapLike, attach_usdt
 
-# (prog fd, rest of the section after the first '/', whole section) -> Link
-Handler = Callable[[int, str, str], Link]
-# Handlers that need the Program (its object's maps), e.g. USDT: (program, rest, section) -> Link
-ProgramHandler = Callable[[Any, str, str], Link]
+__all__ = ["UsdtMaps", "attach_by_section", "needs_explicit_attach"]
 
 
-def _tracepoint(fd: int, rest: str, sec: str) -> Link:
-    cat, sep, name = rest.partition("/")
+@dataclass(frozen=True)
+class UsdtMaps:
+    """The USDT maps of a program's object (``usdt.bpf.h``), which a ``usdt/`` section needs."""
+
+    specs: Optional[MapLike]
+    ip_to_spec: Optional[MapLike]
+
+
+Handler = Callable[[int, Match, UsdtMaps], Link]
+
+
+def _tracepoint(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    cat, sep, name = m.target.partition("/")
     if not sep or not name:
-        raise AttachError(f"SEC({sec!r}): expected tracepoint/CATEGORY/NAME")
+        raise AttachError(f"SEC({m.section!r}): expected {m.definition.prefix}/CATEGORY/NAME")
     return attach_tracepoint(fd, cat, name)
 
 
-def _raw_tp(fd: int, rest: str, sec: str) -> Link:
-    if not rest:
-        raise AttachError(f"SEC({sec!r}): expected raw_tp/NAME")
-    return attach_raw_tracepoint(fd, rest)
+def _raw_tp(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    return attach_raw_tracepoint(fd, m.target)
 
 
-def _btf(fd: int, rest: str, sec: str) -> Link:
-    return attach_fentry(fd, sec)
+def _btf(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    return attach_fentry(fd, m.section)
 
 
-def _uprobe(retprobe: bool, multi: bool = False) -> Handler:
-    def handler(fd: int, rest: str, sec: str) -> Link:
-        binary, sep, func = rest.rpartition(":")
+def _offset(text: str) -> tuple[str, int]:
+    name, plus, off = text.partition("+")
+    return name, int(off, 0) if plus else 0
+
+
+def _uprobe(retprobe: bool, multi: bool) -> Handler:
+    def handler(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+        binary, sep, func = m.target.rpartition(":")
         if not sep or not binary or not func:
-            kind = sec.partition("/")[0]
-            raise AttachError(f"SEC({sec!r}): expected {kind}/BINARY:FUNCTION "
-                              "(a bare SEC needs attach_uprobe() with explicit arguments)")
-        sym, plus, off = func.partition("+")
-        return attach_uprobe(fd, binary, sym, offset=int(off, 0) if plus else 0, retprobe=retprobe, multi=multi)
+            raise AttachError(f"SEC({m.section!r}): expected {m.definition.prefix}/{m.definition.syntax}")
+        sym, off = _offset(func)
+        return attach_uprobe(fd, binary, sym, offset=off, retprobe=retprobe, multi=multi)
     return handler
 
 
-def _kprobe(retprobe: bool, multi: bool = False) -> Handler:
-    def handler(fd: int, rest: str, sec: str) -> Link:
-        func, plus, off = rest.partition("+")
-        return attach_kprobe(fd, func, offset=int(off, 0) if plus else 0, retprobe=retprobe, multi=multi)
+def _kprobe(retprobe: bool, multi: bool) -> Handler:
+    def handler(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+        func, off = _offset(m.target)
+        return attach_kprobe(fd, func, offset=off, retprobe=retprobe, multi=multi)
     return handler
 
 
 def _ksyscall(retprobe: bool) -> Handler:
-    def handler(fd: int, rest: str, sec: str) -> Link:
-        return attach_kprobe(fd, syscall_function(rest), retprobe=retprobe)
+    def handler(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+        return attach_kprobe(fd, syscall_function(m.target), retprobe=retprobe)
     return handler
 
 
-def _usdt(program: Any, rest: str, sec: str) -> Link:
-    parts = rest.rsplit(":", 2)
+def _usdt(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    parts = m.target.rsplit(":", 2)
     if len(parts) != 3 or not all(parts):
-        raise AttachError(f"SEC({sec!r}): expected usdt/BINARY:PROVIDER:NAME (a bare SEC(\"usdt\") needs "
-                          "attach_usdt() with explicit arguments)")
-    return program.attach_usdt(parts[0], parts[1], parts[2])
+        raise AttachError(f"SEC({m.section!r}): expected usdt/BINARY:PROVIDER:NAME")
+    return attach_usdt(fd, usdt.specs, usdt.ip_to_spec, parts[0], parts[1], parts[2])
 
 
+# the section table's `attach` values -> how to attach
 HANDLERS: dict[str, Handler] = {
     "tracepoint": _tracepoint,
-    "tp": _tracepoint,
-    "raw_tracepoint": _raw_tp,
     "raw_tp": _raw_tp,
-    "raw_tracepoint.w": _raw_tp,
-    "raw_tp.w": _raw_tp,
-    "tp_btf": _btf,
-    "fentry": _btf,
-    "fexit": _btf,
-    "fmod_ret": _btf,
-    "fentry.s": _btf,
-    "fexit.s": _btf,
-    "fmod_ret.s": _btf,
-    "lsm": _btf,
-    "lsm.s": _btf,
-    "kprobe": _kprobe(False),
-    "kretprobe": _kprobe(True),
-    "kprobe.multi": _kprobe(False, multi=True),
-    "kretprobe.multi": _kprobe(True, multi=True),
+    "btf": _btf,
+    "kprobe": _kprobe(False, multi=False),
+    "kretprobe": _kprobe(True, multi=False),
+    "kprobe_multi": _kprobe(False, multi=True),
+    "kretprobe_multi": _kprobe(True, multi=True),
     "ksyscall": _ksyscall(False),
     "kretsyscall": _ksyscall(True),
-    "uprobe": _uprobe(False),
-    "uretprobe": _uprobe(True),
-    "uprobe.s": _uprobe(False),
-    "uretprobe.s": _uprobe(True),
-    "uprobe.multi": _uprobe(False, multi=True),
-    "uretprobe.multi": _uprobe(True, multi=True),
-    "uprobe.multi.s": _uprobe(False, multi=True),
-    "uretprobe.multi.s": _uprobe(True, multi=True),
-}
-PROGRAM_HANDLERS: dict[str, ProgramHandler] = {
+    "uprobe": _uprobe(False, multi=False),
+    "uretprobe": _uprobe(True, multi=False),
+    "uprobe_multi": _uprobe(False, multi=True),
+    "uretprobe_multi": _uprobe(True, multi=True),
     "usdt": _usdt,
-    "usdt.s": _usdt,
 }
-# SEC() names whose target is fixed at load time, so attaching needs nothing after the kind
-_NO_TARGET_NEEDED = ("tp_btf", "fentry", "fexit", "fmod_ret", "fentry.s", "fexit.s", "fmod_ret.s", "lsm", "lsm.s")
 
 
-def attach_by_section(prog_fd: int, section: str, program: Optional[Any] = None) -> Optional[Link]:
+def needs_explicit_attach(section: str) -> Optional[str]:
+    """Why ``section`` cannot be attached from its name alone (None when it can): a bare
+    ``SEC("uprobe")``, ``SEC("xdp")``, ``SEC("perf_event")``... names no target.
+
+    Example::
+
+        needs_explicit_attach("uprobe")   # 'SEC("uprobe") names no target: call attach_uprobe(...)'
+    """
+    m = find(section)
+    if m is None:
+        return f"SEC({section!r}) is not a section name bpfkit knows"
+    d = m.definition
+    if d.attach in HANDLERS and (m.target or d.attach == "btf"):
+        return None
+    call = f"{d.method}(...)" if d.method else "an explicit attach call"
+    return f"SEC({section!r}) names no target: call {call}"
+
+
+def attach_by_section(prog_fd: int, section: str, usdt: UsdtMaps = UsdtMaps(None, None)) -> Optional[Link]:
     """Attach according to ``section``; None when the section carries no target (e.g. bare
     ``SEC("uprobe")``, ``SEC("usdt")``, ``SEC("xdp")``, ``SEC("perf_event")``), which needs an
-    explicit attach call. ``program`` (the :class:`~bpfkit.Program`) is needed for USDT.
+    explicit attach call. ``usdt`` gives the object's USDT maps, for ``usdt/`` sections.
 
     Example::
 
         link = attach_by_section(prog.fd, "tracepoint/syscalls/sys_enter_openat")
         attach_by_section(prog.fd, "uprobe")     # None: bare SEC, attach explicitly
     """
-    kind, _, rest = section.partition("/")
-    if kind in PROGRAM_HANDLERS:
-        if not rest:
-            return None
-        if program is None:
-            raise AttachError(f"SEC({section!r}) needs the Program (its object's USDT maps) to attach")
-        return PROGRAM_HANDLERS[kind](program, rest, section)
-    handler = HANDLERS.get(kind)
-    if handler is None or (not rest and kind not in _NO_TARGET_NEEDED):
+    if needs_explicit_attach(section) is not None:
         return None
-    return handler(prog_fd, rest, section)
+    m = find(section)
+    assert m is not None
+    return HANDLERS[m.definition.attach](prog_fd, m, usdt)

@@ -315,8 +315,8 @@ def _split(rest: str, n: int) -> list[str]:
 
 
 def _binary_targets(pattern: str, pid: Optional[int]) -> list[str]:
-    from .elf import resolve_library
-    from .procfs import mapped_files
+    from ..binaries import resolve_library
+    from ..binaries import mapped_files
 
     if pid is not None:
         files = mapped_files(pid)
@@ -330,7 +330,7 @@ def _binary_targets(pattern: str, pid: Optional[int]) -> list[str]:
 
 
 def _try_resolve(name: str) -> str:
-    from .elf import resolve_library
+    from ..binaries import resolve_library
 
     try:
         return resolve_library(name)
@@ -381,7 +381,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
         if not _unavailable("fentry", "fentry"):
             out = [ProbeInfo("fentry", "", f) for f in _btf_functions(rest or "*")]
     elif kind == "uprobe":
-        from .elf import list_symbols
+        from ..binaries import list_symbols
 
         binary, func = _split(rest, 2)
         for path in _binary_targets(binary, pid):
@@ -392,7 +392,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
             names = list(dict.fromkeys(s.name for s in syms))
             out.extend(ProbeInfo("uprobe", path, n) for n in names)
     elif kind == "usdt":
-        from .usdt_spec import read_usdt_notes
+        from ..binaries import read_usdt_notes
 
         binary, prov, name = _split(rest, 3)
         for path in _binary_targets(binary, pid):
@@ -408,7 +408,7 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
                 seen.add(key)
                 out.append(ProbeInfo("usdt", path, f"{note.provider}:{note.name}", args=note.args if verbose else ""))
     else:
-        from .perf_event import HARDWARE_EVENTS, SOFTWARE_EVENTS
+        from .perf_events import HARDWARE_EVENTS, SOFTWARE_EVENTS
 
         table = SOFTWARE_EVENTS if kind == "software" else HARDWARE_EVENTS
         out = [ProbeInfo(kind, "", n) for n in table if fnmatch.fnmatchcase(n, rest or "*")]

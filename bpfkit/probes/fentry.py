@@ -13,9 +13,9 @@ Example::
 """
 from __future__ import annotations
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError
-from ..loader.refusals import feature_for_section, load_failure, refusal
+from ..features import feature_for_section, load_failure, refusal
 from .link import Link
 
 __all__ = ["attach_fentry", "feature_for_section", "load_failure"]

@@ -24,12 +24,13 @@ from functools import lru_cache
 from typing import Optional, Sequence, Union
 
 from .. import features
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
 from .link import Link, attach_perf_event, group_links
 from ..tracefs import available_filter_functions, pmu_retprobe_bit, pmu_type
 
-BPF_F_KPROBE_MULTI_RETURN = 1
+__all__ = ["is_pattern", "kernel_functions", "syscall_function", "attach_kprobe", "attach_kprobe_multi"]
+
 _WILDCARD = re.compile(r"[*?\[]")
 
 # Prefix of the syscall entry points, as ``SEC("ksyscall/NAME")`` needs them.
@@ -204,7 +205,7 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
     cks = (ctypes.c_uint64 * len(names))(*(cookies or ())) if cookies else None
     if cookies and len(cookies) != len(names):
         raise AttachError(f"{what}: {len(cookies)} cookies for {len(names)} functions")
-    flags = BPF_F_KPROBE_MULTI_RETURN if retprobe else 0
+    flags = sc.BPF_F_KPROBE_MULTI_RETURN if retprobe else 0
     # kprobe_multi: {u32 flags; u32 cnt; u64 syms; u64 addrs; u64 cookies}
     words = (flags | (len(names) << 32), ctypes.addressof(syms), 0, ctypes.addressof(cks) if cks else 0)
     try:

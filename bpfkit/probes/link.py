@@ -15,11 +15,14 @@ import errno
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .. import syscall as sc
+from .. import _sys as sc
+from .._sys import Resource
 from ..errors import BpfError, ClosedError
 
+__all__ = ["Link", "LinkGroup", "MultiLink", "group_links", "open_perf_event", "attach_perf_event"]
 
-class Link:
+
+class Link(Resource):
     """An attachment. ``fd`` is the BPF link fd (or -1 for ioctl-attached perf events);
     ``perf_fd`` the perf event fd behind it, if any.
 
@@ -71,15 +74,6 @@ class Link:
 
     detach = close
 
-    def __enter__(self) -> "Link":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
         return f"<Link {self.description} {state}>"
@@ -98,6 +92,10 @@ class LinkGroup:
         self.links: list[Link] = list(links or [])
 
     def add(self, link: Link) -> Link:
+        """Own ``link`` from now on (links closed meanwhile are let go, so a process that attaches
+        and detaches in a loop does not keep every link it ever made)."""
+        if any(lk.closed for lk in self.links):
+            self.links = [lk for lk in self.links if not lk.closed]
         self.links.append(link)
         return link
 
@@ -112,6 +110,8 @@ class LinkGroup:
     def __iter__(self) -> Any:
         return iter(self.links)
 
+    # A context manager, but not closed when collected (not a Resource): ``obj.attach()`` without
+    # keeping the group leaves the links attached, owned by their object.
     def __enter__(self) -> "LinkGroup":
         return self
 
@@ -215,7 +215,7 @@ def open_perf_event(attr: sc.PerfEventAttr, *, pid: int = -1, cpu: int = -1, gro
         return sc.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
     except BpfError as e:
         if e.errno == errno.ESRCH and pid > 0:
-            from .procfs import no_process
+            from ..binaries.procfs import no_process
 
             raise no_process(pid, what) from None
         raise

@@ -18,7 +18,7 @@ import os
 import socket
 from typing import Optional, Union
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError, FeatureNotSupported
 from .link import Link
 

@@ -7,10 +7,12 @@ Example::
 """
 from __future__ import annotations
 
-from .. import syscall as sc
-from ..errors import AttachError, BpfError, BpfNotFoundError
+from .. import _sys as sc
+from ..errors import BpfNotFoundError
 from .link import Link, attach_perf_event
 from ..tracefs import tracepoint_id
+
+__all__ = ["attach_tracepoint", "attach_raw_tracepoint"]
 
 
 def attach_tracepoint(prog_fd: int, category: str, name: str, cookie: int = 0) -> Link:
@@ -41,19 +43,3 @@ def attach_raw_tracepoint(prog_fd: int, name: str) -> Link:
     except BpfNotFoundError:
         raise BpfNotFoundError(f"raw tracepoint {name!r} not found (names are the tracepoint names "
                                "without category, e.g. 'sys_enter', 'sched_switch')") from None
-
-
-def attach_btf_traced(prog_fd: int, description: str) -> Link:
-    """Attach a program whose target was fixed at load time through BTF (tp_btf, fentry,
-    fexit, fmod_ret, lsm).
-
-    Example::
-
-        link = attach_btf_traced(prog.fd, "tp_btf/sched_switch")
-    """
-    try:
-        return Link(sc.raw_tracepoint_open(prog_fd, None, what=description), description)
-    except BpfError as e:
-        if isinstance(e, BpfNotFoundError):
-            raise
-        raise AttachError(f"cannot attach {description}: {e}", e.errno) from None

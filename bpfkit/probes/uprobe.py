@@ -1,7 +1,7 @@
 """uprobes and uretprobes through the uprobe PMU (perf_event_open + BPF link).
 
 The probe point is (file, file offset); the symbol → offset resolution lives in
-:mod:`bpfkit.probes.elf`.
+:mod:`bpfkit.binaries.elf`.
 
 Glob patterns attach every matching function: as one uprobe_multi link (Linux 6.6+) when the
 program was loaded for it (``SEC("uprobe.multi/...")``), else one uprobe per function.
@@ -24,16 +24,17 @@ import re
 from typing import Optional, Sequence, Union
 
 from .. import features
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
-from .elf import function_at, list_symbols, resolve_library, symbol_offset
+from ..binaries import function_at, list_symbols, resolve_library, symbol_offset
 from .kprobe import is_pattern
 from .link import Link, attach_perf_event, group_links, open_perf_event
 from ..tracefs import pmu_retprobe_bit, pmu_type
 
+__all__ = ["matching_functions", "attach_uprobe", "attach_uprobe_offset", "attach_uprobe_multi"]
+
 # ref_ctr_offset (USDT semaphores) goes in the upper half of config
 _REF_CTR_SHIFT = 32
-BPF_F_UPROBE_MULTI_RETURN = 1
 _PLUS = re.compile(r"\+(0[xX][0-9a-fA-F]+|\d+)$")
 
 
@@ -160,7 +161,7 @@ def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, re
     offs = (ctypes.c_uint64 * n)(*offsets)
     refs = (ctypes.c_uint64 * n)(*ref_ctr_offsets) if ref_ctr_offsets else None
     cks = (ctypes.c_uint64 * n)(*cookies) if cookies else None
-    flags = BPF_F_UPROBE_MULTI_RETURN if retprobe else 0
+    flags = sc.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0
     # uprobe_multi: {u64 path; u64 offsets; u64 ref_ctr_offsets; u64 cookies; u32 cnt; u32 flags; u32 pid}
     words = (ctypes.addressof(cpath), ctypes.addressof(offs), ctypes.addressof(refs) if refs else 0,
              ctypes.addressof(cks) if cks else 0, n | (flags << 32), max(pid, 0))

@@ -24,19 +24,22 @@ from typing import Any, Optional, Protocol
 import numpy as np
 
 from .. import features
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import AttachError, BpfNotFoundError
-from .elf import resolve_library
 from .link import Link, group_links
-from .procfs import load_address, mapped_files
 from .uprobe import attach_uprobe_offset
-from .usdt_spec import USDT_SPEC_SIZE, UsdtNote, encode_usdt_spec, read_usdt_notes
+from ..binaries import UsdtNote, load_address, mapped_files, read_usdt_notes, resolve_library
+from .usdt_spec import USDT_SPEC_SIZE, encode_usdt_spec
+
+__all__ = ["SPECS_MAP", "IP_MAP", "MapLike", "find_usdt", "attach_usdt"]
 
 SPECS_MAP = "__bpf_usdt_specs"
 IP_MAP = "__bpf_usdt_ip_to_spec_id"
 
 
-class _MapLike(Protocol):
+class MapLike(Protocol):
+    """What attaching needs of a map: its fd and size (a :class:`bpfkit.maps.Map` fits)."""
+
     @property
     def fd(self) -> int: ...
 
@@ -54,7 +57,7 @@ _allocators: "weakref.WeakKeyDictionary[Any, _SpecIds]" = weakref.WeakKeyDiction
 _alloc_lock = threading.Lock()
 
 
-def _allocator(specs: _MapLike) -> _SpecIds:
+def _allocator(specs: MapLike) -> _SpecIds:
     with _alloc_lock:
         alloc = _allocators.get(specs)
         if alloc is None:
@@ -85,7 +88,7 @@ def find_usdt(binary: Optional[str], provider: str, name: str, pid: int = -1) ->
     return notes
 
 
-def attach_usdt(prog_fd: int, specs_map: Optional[_MapLike], ip_map: Optional[_MapLike],
+def attach_usdt(prog_fd: int, specs_map: Optional[MapLike], ip_map: Optional[MapLike],
                 binary: Optional[str], provider: str, name: str, *, pid: int = -1, cookie: int = 0) -> Link:
     """Attach a ``SEC("usdt")`` program to every site of ``provider:name``; returns one link.
 

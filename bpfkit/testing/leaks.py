@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfError
 
 if TYPE_CHECKING:
-    from ..object import Object
+    from ..loader import Object
 
 __all__ = ["BPFFS", "Leak", "LeakChecker", "bpf_fds", "pinned_paths"]
 

@@ -36,9 +36,14 @@ from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional, Sequence, 
 
 import pytest
 
+__all__ = [
+    "pytest_configure", "pytest_runtest_setup", "pytest_runtest_makereport", "bpf_leak_check", "BpfLoader",
+    "bpf_load", "bpf_pin_dir", "Triggers", "bpf_trigger",
+]
+
 if TYPE_CHECKING:
-    from ..loader.spec import ObjectSpec
-    from ..object import Object
+    from ..loader import ObjectSpec
+    from ..loader import Object
     from .leaks import LeakChecker
     from .triggers import Trigger
 
@@ -126,7 +131,7 @@ class BpfLoader:
 
     ``source`` is a ``.bpf.c`` path or C source text (compiled with :func:`bpfkit.compile`,
     ``cflags`` passed on), a ``.bpf.o`` path, a shipped object name (``"tests/count"``), object
-    bytes, or an :class:`~bpfkit.loader.spec.ObjectSpec` (edit it first with :meth:`open`).
+    bytes, or an :class:`~bpfkit.loader.ObjectSpec` (edit it first with :meth:`open`).
     Relative paths are also looked up next to the test file. Keyword arguments set global
     variables before load: each name is looked up in .rodata, .data and .bss (an unknown name
     raises :class:`~bpfkit.errors.BpfUsageError` listing the globals).
@@ -150,20 +155,21 @@ class BpfLoader:
     def open(self, source: Union[str, "os.PathLike[str]", bytes], *, cflags: Sequence[str] = (),
              name: Optional[str] = None) -> "ObjectSpec":
         """Compile if needed and parse ``source`` into an editable ObjectSpec (nothing loaded yet)."""
-        import bpfkit
+        from ..compiler import compile as compile_c
+        from ..loader import open as open_object
 
         if isinstance(source, bytes):
-            return bpfkit.open(source, name)
+            return open_object(source, name)
         src = self._path(source)
         text = isinstance(src, str) and ("\n" in src or "{" in src)
         if text or os.fspath(src).endswith(".c"):
-            src = bpfkit.compile(src, cflags=cflags)
-        return bpfkit.open(src, name)
+            src = compile_c(src, cflags=cflags)
+        return open_object(src, name)
 
     def __call__(self, source: Union[str, "os.PathLike[str]", bytes, "ObjectSpec"], *,
                  cflags: Sequence[str] = (), name: Optional[str] = None, **globals_: Any) -> "Object":
         from ..errors import BpfUsageError
-        from ..loader.spec import ObjectSpec
+        from ..loader import ObjectSpec
 
         spec = source if isinstance(source, ObjectSpec) else self.open(source, cflags=cflags, name=name)
         for var, value in globals_.items():

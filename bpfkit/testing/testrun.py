@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
-from .. import syscall as sc
-from ..errors import BpfError, BpfUsageError, FeatureNotSupported
+from .. import _sys as sc
+from ..errors import ENOTSUPP, BpfError, BpfUsageError, FeatureNotSupported
 
 if TYPE_CHECKING:
-    from ..object import Program
+    from ..loader import Program
 
 __all__ = [
     "RunResult", "TC_ACTIONS", "XDP_ACTIONS", "flow_keys_dtype", "run", "run_flow_dissector",
@@ -49,7 +49,6 @@ _SKB_TYPES = ("sched_cls", "sched_act", "socket_filter", "cgroup_skb", "lwt_in",
               "lwt_xmit", "lwt_seg6local")
 _ETH_HLEN = 14
 BPF_F_TEST_RUN_ON_CPU = 1 << 0
-_ENOTSUPP = 524  # the kernel-internal "not supported" that BPF_PROG_TEST_RUN returns for some types
 # Types whose kernel bpf_prog_ops have no test_run at all: they only run when their event fires.
 # XDP programs may grow the packet into the tailroom; the kernel fails with ENOSPC rather than
 # truncate, so leave room for any growth that fits in a page.
@@ -134,8 +133,8 @@ def _check_type(prog: "Program", allowed: tuple[str, ...], helper: str) -> None:
 
 def _explain(prog: "Program", e: BpfError, hint: str) -> BpfError:
     err = e.errno or 0
-    if err == _ENOTSUPP or err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
-        name = "ENOTSUPP" if err == _ENOTSUPP else _errno.errorcode.get(err, str(err))
+    if err == ENOTSUPP or err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
+        name = "ENOTSUPP" if err == ENOTSUPP else _errno.errorcode.get(err, str(err))
         return FeatureNotSupported(f"this kernel has no BPF_PROG_TEST_RUN for {prog.type} programs "
                                    f"({prog.name!r}, {name} {err}); newer kernels may have it",
                                    err, f"test_run:{prog.type}")

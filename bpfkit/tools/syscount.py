@@ -17,9 +17,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-import bpfkit
-import bpfkit.hist
-from bpfkit.hist import Log2Hist
+from ..errors import BpfError
+from ..hist import Log2Hist, log2
+from ..loader import open as open_object
+
+__all__ = ["SyscountResult", "run", "format_result", "main"]
 
 
 @dataclass
@@ -32,11 +34,12 @@ class SyscountResult:
     dropped: int
 
 
-def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
+def run(duration: float, pid: Optional[int] = None,
+        on_attached: Optional[Callable[[], object]] = None) -> SyscountResult:
     """Trace every process (or ``pid``) for ``duration`` seconds; Ctrl-C stops early.
     ``on_attached`` is called once tracing is on (e.g. to start the workload)."""
-    spec = bpfkit.open("tools/syscount")
-    spec.rodata.target_pid = pid
+    spec = open_object("tools/syscount")
+    spec.rodata.target_pid = 0 if pid is None else pid  # 0: the BPF side counts every process
     with spec.load() as obj, obj.attach():
         if on_attached is not None:
             on_attached()
@@ -47,7 +50,7 @@ def run(duration: float, pid: int = 0, on_attached: Optional[Callable[[], object
             pass
         seconds = time.monotonic() - start
         rows = [(k, v["comm"], int(v["calls"]), int(v["reads"])) for k, v in obj.maps.procs.items()]
-        hist = bpfkit.hist.log2(obj.maps.read_bytes)
+        hist = log2(obj.maps.read_bytes)
         dropped = obj.bss.dropped
     dt = np.dtype([("pid", "u4"), ("comm", "S16"), ("calls", "u8"), ("reads", "u8")])
     procs = np.array(rows, dtype=dt)
@@ -74,13 +77,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry: ``bpfkit syscount [--duration S] [--pid PID] [--top N]``."""
     ap = argparse.ArgumentParser(prog="bpfkit syscount", description=__doc__.split("\n\n")[0])
     ap.add_argument("-d", "--duration", type=float, default=3.0, help="seconds to trace (default 3)")
-    ap.add_argument("-p", "--pid", type=int, default=0, help="only this process")
+    ap.add_argument("-p", "--pid", type=int, default=None, help="only this process")
     ap.add_argument("-n", "--top", type=int, default=15, help="rows to show (default 15)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         res = run(args.duration, args.pid)
-    except bpfkit.BpfError as e:
+    except BpfError as e:
         print(f"syscount: {e}", file=sys.stderr)
         return 1
     print(format_result(res, args.top))

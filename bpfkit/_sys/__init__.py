@@ -1,0 +1,16 @@
+"""Private: the bottom layer, ``bpf(2)`` and ``perf_event_open(2)`` through ctypes (like cilium/ebpf's
+``internal/sys``). Not public API: the layers above wrap it.
+
+``consts`` holds every number, ``attrs`` the ctypes structs; the syscall wrappers are ``bpf`` (the
+call itself, objects and ids), ``maps``, ``progs`` (programs, links, stats, BTF) and ``perf``;
+``cpus`` lists CPUs and ``fd`` has the base class of every handle owner. This face re-exports them,
+so code above writes ``from bpfkit import _sys as sc; sc.map_lookup(...)``.
+"""
+from .attrs import *  # noqa: F401,F403
+from .bpf import *  # noqa: F401,F403
+from .consts import *  # noqa: F401,F403
+from .cpus import *  # noqa: F401,F403
+from .fd import OwnedFd, Resource  # noqa: F401
+from .maps import *  # noqa: F401,F403
+from .perf import *  # noqa: F401,F403
+from .progs import *  # noqa: F401,F403

@@ -1,0 +1,338 @@
+"""BTF types: a small pure-Python reader, and BTF → numpy dtype conversion.
+
+BTF is how a BPF object describes its types; bpfkit uses it to give map keys,
+values, global variables and ring-buffer records real numpy dtypes.
+
+Example::
+
+    btf = Btf.parse(raw_bytes)
+    t = btf.find("event", kind=Kind.STRUCT)
+    dt = btf.dtype(t.id)        # dtype([('pid', '<u4'), ('comm', 'S16')])
+"""
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
+
+__all__ = [
+    "BTF_MAGIC", "Kind", "INT_SIGNED", "INT_CHAR", "INT_BOOL", "Member", "BtfType", "Btf", "default_dtype",
+]
+
+BTF_MAGIC = 0xEB9F
+
+
+class Kind(enum.IntEnum):
+    """BTF_KIND_* values."""
+
+    VOID = 0
+    INT = 1
+    PTR = 2
+    ARRAY = 3
+    STRUCT = 4
+    UNION = 5
+    ENUM = 6
+    FWD = 7
+    TYPEDEF = 8
+    VOLATILE = 9
+    CONST = 10
+    RESTRICT = 11
+    FUNC = 12
+    FUNC_PROTO = 13
+    VAR = 14
+    DATASEC = 15
+    FLOAT = 16
+    DECL_TAG = 17
+    TYPE_TAG = 18
+    ENUM64 = 19
+
+
+_MODIFIERS = (Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)
+
+INT_SIGNED = 1 << 0
+INT_CHAR = 1 << 1
+INT_BOOL = 1 << 2
+
+
+@dataclass
+class Member:
+    """A struct/union member; ``bit_offset`` from the start, ``bitfield_size`` 0 for plain members."""
+
+    name: str
+    type_id: int
+    bit_offset: int
+    bitfield_size: int = 0
+
+
+@dataclass
+class BtfType:
+    """One BTF type. Which fields are used depends on ``kind``."""
+
+    id: int
+    kind: Kind
+    name: str
+    size: int = 0  # INT/STRUCT/UNION/ENUM/DATASEC/FLOAT
+    type_id: int = 0  # PTR/TYPEDEF/modifiers/FUNC/VAR/ARRAY element
+    members: list[Member] = field(default_factory=list)  # STRUCT/UNION
+    nelems: int = 0  # ARRAY
+    int_encoding: int = 0
+    int_bits: int = 0
+    int_offset: int = 0
+    enum_values: dict[str, int] = field(default_factory=dict)
+    signed: bool = False  # ENUM/ENUM64 kind_flag
+    vars: list[tuple[int, int, int]] = field(default_factory=list)  # DATASEC: (var type id, offset, size)
+    params: list[tuple[str, int]] = field(default_factory=list)  # FUNC_PROTO
+    linkage: int = 0  # VAR/FUNC
+
+
+class Btf:
+    """Parsed BTF: ``types[i]`` is type id ``i`` (0 is void)."""
+
+    def __init__(self, types: list[BtfType], raw: bytes = b"") -> None:
+        self.types = types
+        self.raw = raw
+        self._by_name: Optional[dict[str, list[int]]] = None
+
+    @classmethod
+    def parse(cls, raw: bytes, base: Optional["Btf"] = None) -> "Btf":
+        """Parse a raw BTF blob (a ``.BTF`` ELF section or ``/sys/kernel/btf/*``)."""
+        try:
+            return cls(_parse(raw, base), raw)
+        except struct.error as exc:
+            raise ObjectFormatError(f"truncated BTF data: {exc}") from None
+
+    @classmethod
+    def load_vmlinux(cls, path: str = "/sys/kernel/btf/vmlinux") -> "Btf":
+        """Parse the running kernel's BTF."""
+        try:
+            with open(path, "rb") as f:
+                return cls.parse(f.read())
+        except FileNotFoundError:
+            raise BpfError(f"{path} not found: the kernel needs CONFIG_DEBUG_INFO_BTF=y") from None
+
+    def __getitem__(self, type_id: int) -> BtfType:
+        return self.types[type_id]
+
+    def __iter__(self) -> Iterator[BtfType]:
+        return iter(self.types[1:])
+
+    def find(self, name: str, kind: Optional[Kind] = None) -> BtfType:
+        """The type called ``name`` (of ``kind``); raises BpfNotFoundError if absent."""
+        if self._by_name is None:
+            self._by_name = {}
+            for t in self.types[1:]:
+                if t.name:
+                    self._by_name.setdefault(t.name, []).append(t.id)
+        for tid in self._by_name.get(name, ()):
+            if kind is None or self.types[tid].kind == kind:
+                return self.types[tid]
+        raise BpfNotFoundError(f"no BTF type {name!r}" + (f" of kind {kind.name}" if kind else ""))
+
+    def resolve(self, type_id: int) -> BtfType:
+        """Skip typedefs and const/volatile/restrict/type tags."""
+        t = self.types[type_id]
+        while t.kind in _MODIFIERS:
+            t = self.types[t.type_id]
+        return t
+
+    def size_of(self, type_id: int) -> int:
+        """Size in bytes of a type."""
+        t = self.resolve(type_id)
+        if t.kind == Kind.ARRAY:
+            return t.nelems * self.size_of(t.type_id)
+        if t.kind == Kind.PTR:
+            return 8
+        if t.kind == Kind.VAR:
+            return self.size_of(t.type_id)
+        return t.size
+
+    def type_name(self, type_id: int) -> str:
+        """A C-like spelling of a type, for messages."""
+        t = self.types[type_id]
+        if t.kind == Kind.VOID:
+            return "void"
+        if t.kind == Kind.PTR:
+            return self.type_name(t.type_id) + " *"
+        if t.kind == Kind.ARRAY:
+            return f"{self.type_name(t.type_id)}[{t.nelems}]"
+        if t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT):
+            return f"{t.kind.name.lower()} {self.type_name(t.type_id)}"
+        prefix = {Kind.STRUCT: "struct ", Kind.UNION: "union ", Kind.ENUM: "enum ", Kind.ENUM64: "enum "}
+        return prefix.get(t.kind, "") + (t.name or "<anon>")
+
+    def dtype(self, type_id: int) -> np.dtype:
+        """numpy dtype for a BTF type. Structs become structured dtypes (nested structs and arrays
+        included), ``char[N]`` becomes ``S{N}``, enums their integer type, pointers ``u8``."""
+        return _dtype(self, type_id, ())
+
+    def datasec_dtype(self, name: str) -> np.dtype:
+        """Structured dtype of a global-data section (``.bss``, ``.data``, ``.rodata``...):
+        one field per variable, at its offset."""
+        sec = self.find(name, Kind.DATASEC)
+        names, formats, offsets = [], [], []
+        for var_id, off, _size in sec.vars:
+            var = self.types[var_id]
+            if var.kind != Kind.VAR:
+                continue
+            names.append(var.name)
+            formats.append(self.dtype(var.type_id))
+            offsets.append(off)
+        end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                         "itemsize": max(sec.size, end)})
+
+
+def default_dtype(size: int) -> np.dtype:
+    """dtype for a key/value without BTF: a native unsigned int when the size fits, else raw bytes."""
+    if size in (1, 2, 4, 8):
+        return np.dtype(f"u{size}")
+    return np.dtype(f"V{size}")
+
+
+def _dtype(btf: Btf, type_id: int, path: tuple[str, ...]) -> np.dtype:
+    t = btf.resolve(type_id)
+    where = ".".join(path) or btf.type_name(type_id)
+    if t.kind == Kind.INT:
+        if t.int_encoding & INT_BOOL:
+            return np.dtype("?") if t.size == 1 else np.dtype(f"u{t.size}")
+        if t.size == 16:
+            return np.dtype("V16")
+        return np.dtype(("i" if t.int_encoding & INT_SIGNED else "u") + str(t.size))
+    if t.kind in (Kind.ENUM, Kind.ENUM64):
+        return np.dtype(("i" if t.signed else "u") + str(t.size))
+    if t.kind == Kind.PTR:
+        return np.dtype("u8")
+    if t.kind == Kind.FLOAT:
+        return np.dtype(f"f{t.size}")
+    if t.kind == Kind.ARRAY:
+        elem = btf.resolve(t.type_id)
+        # only plain `char` arrays are strings; `signed char`/`unsigned char` (__s8/__u8) are numbers
+        if elem.kind == Kind.INT and elem.size == 1 and elem.name == "char":
+            return np.dtype(f"S{t.nelems}") if t.nelems else np.dtype("V0")
+        sub = _dtype(btf, t.type_id, path)
+        if t.nelems == 0:  # flexible array member: no storage in the fixed part
+            return np.dtype((sub, (0,)))
+        return np.dtype((sub, (t.nelems,)))
+    if t.kind in (Kind.STRUCT, Kind.UNION):
+        names: list[str] = []
+        formats: list[np.dtype] = []
+        offsets: list[int] = []
+        _flatten_members(btf, t, 0, path, names, formats, offsets)
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size})
+    if t.kind == Kind.VOID:
+        raise BpfError(f"{where}: void has no dtype")
+    if t.kind == Kind.FWD:
+        raise BpfError(f"{where}: forward-declared type {t.name!r} has no layout in this BTF")
+    raise BpfError(f"{where}: BTF kind {t.kind.name} has no numpy dtype")
+
+
+def _flatten_members(btf: Btf, t: BtfType, base: int, path: tuple[str, ...], names: list[str],
+                     formats: list[np.dtype], offsets: list[int]) -> None:
+    for i, m in enumerate(t.members):
+        if m.bitfield_size or m.bit_offset % 8:
+            raise BpfError(
+                f"{'.'.join(path + (m.name or f'<member {i}>',))}: bitfields have no numpy dtype; "
+                "use plain integer members in structs read from Python, or pass dtype= explicitly")
+        off = base + m.bit_offset // 8
+        mt = btf.resolve(m.type_id)
+        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
+            # anonymous struct/union: its members belong to the parent, as in C
+            _flatten_members(btf, mt, off, path, names, formats, offsets)
+            continue
+        name = m.name or f"_anon{i}"
+        names.append(name)
+        formats.append(_dtype(btf, m.type_id, path + (name,)))
+        offsets.append(off)
+
+
+def _parse(raw: bytes, base: Optional[Btf]) -> list[BtfType]:
+    if len(raw) < 24:
+        raise ObjectFormatError("BTF blob too short")
+    magic, version, flags, hdr_len = struct.unpack_from("<HBBI", raw, 0)
+    if magic != BTF_MAGIC:
+        raise ObjectFormatError(f"bad BTF magic {magic:#x} (big-endian BTF is not supported)")
+    type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", raw, 8)
+    types_start = hdr_len + type_off
+    strs_start = hdr_len + str_off
+    strings = raw[strs_start: strs_start + str_len]
+    base_types = base.types if base else [BtfType(0, Kind.VOID, "")]
+    base_str_len = len(base.raw) if base else 0  # split BTF: string offsets continue past the base's
+    base_strings = b""
+    if base:
+        b_hdr = struct.unpack_from("<HBBIIIII", base.raw, 0)
+        base_strings = base.raw[b_hdr[3] + b_hdr[6]: b_hdr[3] + b_hdr[6] + b_hdr[7]]
+        base_str_len = len(base_strings)
+
+    def name_at(off: int) -> str:
+        if base and off < base_str_len:
+            end = base_strings.index(b"\0", off)
+            return base_strings[off:end].decode()
+        off -= base_str_len
+        end = strings.index(b"\0", off)
+        return strings[off:end].decode()
+
+    types = list(base_types)
+    pos = types_start
+    end_pos = types_start + type_len
+    unpack3 = struct.Struct("<III").unpack_from
+    while pos < end_pos:
+        name_off, info, size_or_type = unpack3(raw, pos)
+        pos += 12
+        vlen = info & 0xFFFF
+        kind = Kind((info >> 24) & 0x1F)
+        kflag = bool(info >> 31)
+        t = BtfType(len(types), kind, name_at(name_off))
+        if kind in (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT):
+            t.size = size_or_type
+        else:
+            t.type_id = size_or_type
+        if kind == Kind.INT:
+            (v,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+            t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF
+        elif kind == Kind.ARRAY:
+            t.type_id, _index_type, t.nelems = unpack3(raw, pos)
+            pos += 12
+        elif kind in (Kind.STRUCT, Kind.UNION):
+            for _ in range(vlen):
+                m_name, m_type, m_off = unpack3(raw, pos)
+                pos += 12
+                if kflag:
+                    t.members.append(Member(name_at(m_name), m_type, m_off & 0xFFFFFF, m_off >> 24))
+                else:
+                    t.members.append(Member(name_at(m_name), m_type, m_off))
+        elif kind == Kind.ENUM:
+            t.signed = kflag
+            for _ in range(vlen):
+                e_name, e_val = struct.unpack_from("<Ii", raw, pos)
+                pos += 8
+                t.enum_values[name_at(e_name)] = e_val
+        elif kind == Kind.ENUM64:
+            t.signed = kflag
+            for _ in range(vlen):
+                e_name, lo, hi = unpack3(raw, pos)
+                pos += 12
+                t.enum_values[name_at(e_name)] = (hi << 32) | lo
+        elif kind == Kind.FUNC_PROTO:
+            for _ in range(vlen):
+                p_name, p_type = struct.unpack_from("<II", raw, pos)
+                pos += 8
+                t.params.append((name_at(p_name), p_type))
+        elif kind == Kind.VAR:
+            (t.linkage,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+        elif kind == Kind.FUNC:
+            t.linkage = vlen
+        elif kind == Kind.DATASEC:
+            for _ in range(vlen):
+                t.vars.append(unpack3(raw, pos))
+                pos += 12
+        elif kind == Kind.DECL_TAG:
+            pos += 4
+        types.append(t)
+    return types

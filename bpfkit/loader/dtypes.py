@@ -1,0 +1,64 @@
+"""numpy dtypes for an object's maps from its BTF: keys and values, ring/perf buffer record types
+(declared by ``bpfkit.h``'s ``BPFKIT_RINGBUF``), and global-data sections.
+
+Example::
+
+    dt, err = btf_dtype(btf, map_value_type_id, 8)   # (dtype('uint64'), '')
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..btf import Btf, Kind, default_dtype
+from ..errors import BpfError, BpfNotFoundError
+
+__all__ = ["RECORD_MARKER", "DROPS_PREFIX", "btf_dtype", "record_types", "datasec_dtype"]
+
+RECORD_MARKER = "__bpfkit_record__"   # bpfkit.h: a pointer to a map's record type, by map name
+DROPS_PREFIX = "__bpfkit_drops__"     # bpfkit.h: a map's count of failed submissions
+
+
+def datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:
+    try:
+        dt = btf.datasec_dtype(section)
+    except BpfNotFoundError:
+        return np.dtype({"names": [], "formats": [], "itemsize": size})
+    if dt.itemsize < size and dt.fields is not None:
+        names = list(dt.names or ())
+        layout: dict[str, Any] = {"names": names, "formats": [dt.fields[n][0] for n in names],
+                                  "offsets": [dt.fields[n][1] for n in names], "itemsize": size}
+        dt = np.dtype(layout)  # type: ignore[call-overload]
+    return dt
+
+
+def btf_dtype(btf: Optional[Btf], type_id: int, size: int) -> tuple[Optional[np.dtype], str]:
+    """The dtype for a key/value and, when BTF cannot give one (bitfields...), the reason."""
+    if not size:
+        return None, ""
+    if btf is None or not type_id:
+        return default_dtype(size), ""
+    try:
+        dt = btf.dtype(type_id)
+    except BpfError as e:
+        return np.dtype(f"V{size}"), str(e)  # raw bytes; reads refuse until the user gives a dtype
+    if dt.itemsize != size:
+        return np.dtype(f"V{size}"), f"BTF type is {dt.itemsize} bytes but the map's size is {size}"
+    return dt, ""
+
+
+def record_types(btf: Optional[Btf]) -> dict[str, np.dtype]:
+    """Ring/perf buffer record types declared with BPFKIT_RECORD_TYPE / BPFKIT_RINGBUF."""
+    out: dict[str, np.dtype] = {}
+    if btf is None:
+        return out
+    for t in btf:
+        if t.kind == Kind.VAR and t.name.startswith(RECORD_MARKER):
+            ptr = btf.resolve(t.type_id)
+            if ptr.kind == Kind.PTR:
+                try:
+                    out[t.name[len(RECORD_MARKER):]] = btf.dtype(ptr.type_id)
+                except BpfError:
+                    pass
+    return out

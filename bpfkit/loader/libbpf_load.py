@@ -1,0 +1,123 @@
+"""Loading an object into the kernel through libbpf.
+
+The result is a :class:`~bpfkit.loader.parts.Loaded`: plain fds for every program and map, owned
+by the libbpf object until closed. The live API (``bpfkit.Object``) is built on top of it, so
+another backend only has to produce the same fds.
+
+Example::
+
+    loaded = load(spec.elf, spec.name, spec.programs, spec.maps, spec.sections)
+"""
+from __future__ import annotations
+
+import errno as _errno
+import re
+from typing import Any
+
+from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
+from ..features import load_failure
+from . import libbpf as lb
+from .globals import GlobalVars
+from .parts import Loaded, MapSpec, Namespace, ProgramSpec
+from .verifier import summarize_verifier_log
+
+__all__ = ["load"]
+
+LOG_BUF_SIZE = 16 * 1024 * 1024
+_PROG_FAIL = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
+_LOG = re.compile(r"-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --", re.S)
+
+
+def load(elf: bytes, name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec],
+         sections: dict[str, GlobalVars]) -> Loaded:
+    """Open the ELF afresh, apply the spec's edits, load it; raises VerifierError/LoadError."""
+    log_buf = lb.ffi.new("char[]", LOG_BUF_SIZE)
+    obj, keep = lb.open_object(elf, name, log_buf)
+    keep.append(log_buf)
+    try:
+        _apply(programs, maps, sections, obj, keep)
+        with lb.capture_messages() as lines:
+            ret = lb.lib.bpf_object__load(obj)
+        if ret:
+            raise _load_error(name, programs, -ret, lines, lb.ffi.string(log_buf).decode(errors="replace"))
+        prog_fds = {lb.string(lb.lib.bpf_program__name(p)): lb.lib.bpf_program__fd(p)
+                    for p in lb.programs(obj)}
+        map_fds = {}
+        by_libbpf = {m.libbpf_name: m.name for m in maps.values()}
+        for m in lb.maps(obj):
+            n = lb.string(lb.lib.bpf_map__name(m))
+            map_fds[by_libbpf.get(n, n)] = lb.lib.bpf_map__fd(m)
+        def release() -> None:
+            lb.lib.bpf_object__close(obj)
+            keep.clear()
+
+        return Loaded(prog_fds, map_fds, release)
+    except BaseException:
+        lb.lib.bpf_object__close(obj)
+        raise
+
+
+def _apply(programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], sections: dict[str, GlobalVars],
+           obj: Any, keep: list[Any]) -> None:
+    progs = {p.name: p for p in programs.values()}
+    for p in lb.programs(obj):
+        ps = progs.get(lb.string(lb.lib.bpf_program__name(p)))
+        if ps is not None:
+            lb.lib.bpf_program__set_autoload(p, ps.autoload)
+            # e.g. uprobe_multi/kprobe_multi, which SEC() names of this libbpf version cannot express
+            if ps.prog_type != lb.lib.bpf_program__type(p):
+                _check(lb.lib.bpf_program__set_type(p, ps.prog_type), f"program {ps.name!r}: type")
+            if ps.expected_attach_type != lb.lib.bpf_program__expected_attach_type(p):
+                _check(lb.lib.bpf_program__set_expected_attach_type(p, ps.expected_attach_type),
+                       f"program {ps.name!r}: expected_attach_type")
+            if ps.flags != lb.lib.bpf_program__flags(p):
+                _check(lb.lib.bpf_program__set_flags(p, ps.flags), f"program {ps.name!r}: flags")
+    by_libbpf = {m.libbpf_name: m for m in maps.values()}
+    for m in lb.maps(obj):
+        ms = by_libbpf.get(lb.string(lb.lib.bpf_map__name(m)))
+        if ms is None:
+            continue
+        if ms.max_entries != lb.lib.bpf_map__max_entries(m):
+            _check(lb.lib.bpf_map__set_max_entries(m, ms.max_entries), f"map {ms.name!r}: max_entries")
+        if ms.flags != lb.lib.bpf_map__map_flags(m):
+            _check(lb.lib.bpf_map__set_map_flags(m, ms.flags), f"map {ms.name!r}: flags")
+        if ms.internal and ms.section in sections:
+            data = bytes(sections[ms.section].array.tobytes())
+            cdata = lb.ffi.from_buffer(data)
+            keep.append((data, cdata))
+            _check(lb.lib.bpf_map__set_initial_value(m, cdata, len(data)), f"{ms.section} initial value")
+
+
+def _check(ret: int, what: str) -> None:
+    if ret:
+        raise BpfError.from_errno(-ret, what)
+
+
+def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: list[tuple[int, str]],
+                log: str) -> BpfError:
+    text = "\n".join(t for _, t in lines)
+    prog = ""
+    m = _PROG_FAIL.search(text)
+    if m:
+        prog = m.group(1)
+    if not log:
+        logs = _LOG.findall(text)
+        log = logs[-1] if logs else ""
+    if prog and prog in programs:
+        # fentry/fexit/lsm the kernel cannot do: say which feature is missing, not a bare EPERM
+        unsupported = load_failure(programs[prog].section, prog, err)
+        if unsupported is not None:
+            return unsupported
+    if prog and log:
+        return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
+                             f"({_errno_name(err)}):\n{summarize_verifier_log(log)}", err, log, prog)
+    reasons = [t for lvl, t in lines if lvl == 0 and t.strip()]
+    detail = "\n".join(reasons[-8:]) or "libbpf gave no details"
+    if err in (_errno.EPERM, _errno.EACCES) and not prog:
+        return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): run as root or "
+                                  f"with CAP_BPF+CAP_PERFMON.\n{detail}", err)
+    return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)
+
+
+def _errno_name(err: int) -> str:
+    return f"{_errno.errorcode.get(err, 'errno')} {err}"

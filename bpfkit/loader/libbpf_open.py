@@ -1,0 +1,111 @@
+"""Opening an object with libbpf: its programs, maps and global data as spec parts.
+
+libbpf parses the ELF (``bpf_object__open_mem``); what it reports becomes :class:`ProgramSpec` /
+:class:`MapSpec` entries with numpy dtypes from the object's BTF. Sections this libbpf version
+does not know get their program type from bpfkit's section table, as a newer libbpf would.
+
+Example::
+
+    parts = parse(elf_bytes, "count")
+    parts.programs["on_getpid"].section     # 'tracepoint/syscalls/sys_enter_getpid'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .. import _sys as sc
+from ..btf import Btf, Kind
+from ..sections import find
+from . import libbpf as lb
+from .dtypes import btf_dtype, datasec_dtype, record_types
+from .globals import GlobalVars
+from .parts import MapSpec, ProgramSpec
+
+__all__ = ["Parsed", "parse"]
+
+
+@dataclass
+class Parsed:
+    """An object's parts as a backend read them."""
+
+    programs: dict[str, ProgramSpec]
+    maps: dict[str, MapSpec]
+    sections: dict[str, GlobalVars]
+    btf: Optional[Btf]
+
+
+def parse(data: bytes, name: str) -> Parsed:
+    """Read ``data`` (a ``.bpf.o``) with libbpf into spec parts; ObjectFormatError if libbpf refuses it."""
+    obj, keep = lb.open_object(data, name)
+    try:
+        raw_btf = lb.object_btf(obj)
+        btf = Btf.parse(raw_btf) if raw_btf else None
+        programs: dict[str, ProgramSpec] = {}
+        for p in lb.programs(obj):
+            t = lb.lib.bpf_program__type(p)
+            pname = lb.string(lb.lib.bpf_program__name(p))
+            programs[pname] = ProgramSpec(
+                name=pname, section=lb.string(lb.lib.bpf_program__section_name(p)),
+                type=lb.prog_type_name(t), prog_type=t,
+                expected_attach_type=lb.lib.bpf_program__expected_attach_type(p),
+                insn_count=int(lb.lib.bpf_program__insn_cnt(p)), autoload=bool(lb.lib.bpf_program__autoload(p)),
+                flags=int(lb.lib.bpf_program__flags(p)))
+            _fill_from_table(programs[pname])
+        maps: dict[str, MapSpec] = {}
+        sections: dict[str, GlobalVars] = {}
+        records = record_types(btf)
+        for m in lb.maps(obj):
+            mname = lb.string(lb.lib.bpf_map__name(m))
+            internal = bool(lb.lib.bpf_map__is_internal(m))
+            spec = MapSpec(
+                name=mname, map_type=lb.lib.bpf_map__type(m), key_size=lb.lib.bpf_map__key_size(m),
+                value_size=lb.lib.bpf_map__value_size(m), max_entries=lb.lib.bpf_map__max_entries(m),
+                flags=lb.lib.bpf_map__map_flags(m), key_type_id=lb.lib.bpf_map__btf_key_type_id(m),
+                value_type_id=lb.lib.bpf_map__btf_value_type_id(m), internal=internal, libbpf_name=mname)
+            if internal:
+                spec.section = _section_of(mname, btf)
+                spec.name = spec.section
+                if spec.section != ".kconfig" and btf is not None and spec.value_size:
+                    dt = datasec_dtype(btf, spec.section, spec.value_size)
+                    buf = bytearray(spec.value_size)
+                    init = lb.initial_value(m)
+                    buf[: len(init)] = init
+                    spec.value_dtype = dt
+                    sections[spec.section] = GlobalVars(buf, dt, spec.section, owner=buf)
+            else:
+                spec.key_dtype, kerr = btf_dtype(btf, spec.key_type_id, spec.key_size)
+                spec.value_dtype, verr = btf_dtype(btf, spec.value_type_id, spec.value_size)
+                errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
+                if errs:
+                    spec.dtype_error = f"map {mname!r}: " + "; ".join(errs)
+                spec.record_dtype = records.get(mname)
+            maps[spec.name] = spec
+    finally:
+        lb.lib.bpf_object__close(obj)
+        del keep
+    return Parsed(programs, maps, sections, btf)
+
+
+def _fill_from_table(ps: ProgramSpec) -> None:
+    """Programs in sections this libbpf does not know (it reports BPF_PROG_TYPE_UNSPEC: e.g.
+    ``uprobe.multi``, ``tcx/ingress`` on libbpf 1.1) get the type, attach type and flags the
+    section table gives, as a newer libbpf would."""
+    m = find(ps.section)
+    if m is None or ps.prog_type != sc.BPF_PROG_TYPE_UNSPEC:
+        return
+    d = m.definition
+    ps.prog_type, ps.expected_attach_type = d.prog_type, d.attach_type
+    ps.flags |= d.prog_flags
+    ps.type = sc.PROG_TYPE_NAMES[ps.prog_type]
+
+
+def _section_of(map_name: str, btf: Optional[Btf]) -> str:
+    """libbpf names internal maps '<obj prefix>.<section>'; recover the section."""
+    if btf is not None:
+        secs = sorted((t.name for t in btf if t.kind == Kind.DATASEC), key=len, reverse=True)
+        for sec in secs:
+            if map_name.endswith(sec) or map_name.endswith(sec[: len(map_name)]):
+                return sec
+    dot = map_name.find(".")
+    return map_name[dot:] if dot >= 0 else map_name

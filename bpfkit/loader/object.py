@@ -1,0 +1,209 @@
+"""Live objects: a loaded BPF object with its programs, maps, global variables and event readers.
+
+An :class:`Object` is built from the spec's parts and the fds a loader backend handed back; it owns
+all of them, and the links and readers made through it, until :meth:`Object.close`.
+
+Example::
+
+    with bpfkit.load("count.bpf.o") as obj:
+        with obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid"):
+            ...
+        print(obj.maps.counts[1234], obj.bss.total)
+        for batch in obj.reader("events").read(timeout=0.5): ...
+"""
+from __future__ import annotations
+
+import mmap
+from typing import Optional
+
+import numpy as np
+
+from .. import _sys as sc
+from .._sys import Resource
+from ..btf import Btf
+from ..errors import BpfError, BpfUsageError, ClosedError
+from ..events import EventReader, PerfBuffer, RingBuffer
+from ..maps import Map
+from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
+from ..probes.link import Link, LinkGroup
+from ..probes.usdt import IP_MAP, SPECS_MAP
+from .dtypes import DROPS_PREFIX
+from .globals import GlobalVars
+from .parts import Loaded, MapSpec, Namespace, ProgramSpec
+from .program import Program
+
+__all__ = ["Object"]
+
+_READERS: dict[int, type[EventReader]] = {sc.BPF_MAP_TYPE_RINGBUF: RingBuffer,
+                                          sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY: PerfBuffer}
+
+
+class Object(Resource):
+    """A loaded BPF object: ``progs``, ``maps``, ``bss``/``data``/``rodata`` globals, and
+    :meth:`reader` for its ring and perf buffers. Closing it (or leaving its ``with`` block)
+    detaches its links, closes its readers and closes every fd.
+
+    Example::
+
+        with spec.load() as obj:
+            print(obj.progs, obj.maps, obj.bss.total)
+    """
+
+    def __init__(self, name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec],
+                 btf: Optional[Btf], loaded: Loaded) -> None:
+        self.name = name
+        self.btf = btf
+        self._loaded: Optional[Loaded] = loaded
+        self._links = LinkGroup()
+        self._mmaps: list[mmap.mmap] = []
+        self._readers: dict[str, EventReader] = {}
+        self.sections: dict[str, GlobalVars] = {}
+        self.progs: Namespace[Program] = Namespace({}, "program")
+        self.maps: Namespace[Map] = Namespace({}, "map")
+        try:
+            self._build(programs, maps, loaded)
+        except BaseException:
+            self.close()  # the kernel objects exist already: never leave them behind
+            raise
+
+    def _build(self, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], loaded: Loaded) -> None:
+        live: dict[str, Map] = {}
+        self.maps = Namespace(live, "map")  # filled below; close() sees what was made so far
+        for name, ms in maps.items():
+            fd = loaded.map_fds.get(name, -1)
+            if fd < 0:
+                continue
+            if ms.internal and ms.value_dtype is not None and ms.section != ".kconfig":
+                self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, ms.value_dtype)
+            m = Map.class_for(ms.map_type)(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries,
+                                           ms.flags, ms.key_dtype, ms.value_dtype)
+            m.dtype_error = ms.dtype_error
+            m.record_dtype = ms.record_dtype
+            live[name] = m
+        usdt = UsdtMaps(live.get(SPECS_MAP), live.get(IP_MAP))
+        self.progs = Namespace({n: Program(ps, loaded.prog_fds[n], self._links, usdt) for n, ps in programs.items()
+                                if loaded.prog_fds.get(n, -1) >= 0}, "program")
+
+    def _map_globals(self, fd: int, section: str, size: int, dtype: np.dtype) -> GlobalVars:
+        length = (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1)
+        readonly = section.startswith(".rodata")
+        prot = mmap.PROT_READ if readonly else mmap.PROT_READ | mmap.PROT_WRITE
+        try:
+            mm = mmap.mmap(fd, length, mmap.MAP_SHARED, prot)
+        except OSError as e:
+            raise BpfError.from_errno(e.errno or 0, f"mmap of {section} (needs kernel 5.5+ for mmapable "
+                                      "global data)") from None
+        self._mmaps.append(mm)
+        reason = "rodata is frozen at load; set it on the spec before load()" if readonly else ""
+        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=reason, owner=mm)
+
+    def _section(self, name: str) -> GlobalVars:
+        if self._loaded is None:
+            raise ClosedError(f"object {self.name!r} is closed")
+        if name not in self.sections:
+            raise AttributeError(f"object {self.name!r} has no {name} section")
+        return self.sections[name]
+
+    @property
+    def bss(self) -> GlobalVars:
+        """Live zero-initialised globals (mmap of the .bss map)."""
+        return self._section(".bss")
+
+    @property
+    def data(self) -> GlobalVars:
+        """Live initialised globals (mmap of the .data map)."""
+        return self._section(".data")
+
+    @property
+    def rodata(self) -> GlobalVars:
+        """The frozen ``const volatile`` globals (read-only)."""
+        return self._section(".rodata")
+
+    # -- event buffers --------------------------------------------------------------
+    def reader(self, name: str) -> EventReader:
+        """The reader of ring buffer or perf buffer map ``name`` (made on first use, then the same
+        one; closed with the object), with the object's BTF (C type names as dtypes) and the map's
+        ``bpfkit.h`` drop counter bound.
+
+        Example::
+
+            for batch in obj.reader("events").read(timeout=1.0):
+                print(batch["pid"])
+            obj.reader("pevents").open(pages=256)    # a perf buffer: open before the program runs
+        """
+        if self._loaded is None:
+            raise ClosedError(f"object {self.name!r} is closed")
+        r = self._readers.get(name)
+        if r is not None:
+            return r
+        m = self.maps[name]
+        kind = _READERS.get(m.type)
+        if kind is None:
+            buffers = [n for n, mm in self.maps.items() if mm.type in _READERS]
+            raise BpfUsageError(f"map {name!r} is a {m.type_name} map, not a ring or perf buffer; this object's "
+                                f"event buffers: {', '.join(buffers) or 'none'}")
+        r = self._readers[name] = kind(m, btf=self.btf, drops=self._drop_counter(name))
+        return r
+
+    def _drop_counter(self, name: str) -> Optional[np.ndarray]:
+        """The 1-element view of ``__bpfkit_drops__<name>`` (bpfkit.h) in .bss/.data, if declared."""
+        var = DROPS_PREFIX + name
+        for sec in (".bss", ".data"):
+            gv = self.sections.get(sec)
+            if gv is not None and gv.dtype.names and var in gv.dtype.names:
+                return gv.array[var]
+        return None
+
+    # -- attaching ------------------------------------------------------------------
+    def attach(self) -> LinkGroup:
+        """Attach every program whose SEC() names its target; returns a LinkGroup (context manager).
+        Programs with bare sections (``SEC("uprobe")``, ``SEC("xdp")``...) are left for explicit calls.
+
+        Example: ``with obj.attach(): ...``"""
+        group = LinkGroup()
+        try:
+            for prog in self.progs.values():
+                if needs_explicit_attach(prog.section) is not None:
+                    continue
+                link = attach_by_section(prog.fd, prog.section, prog._usdt)
+                if link is not None:
+                    group.add(self._links.add(link))
+        except BaseException:
+            group.close()
+            raise
+        return group
+
+    @property
+    def links(self) -> list[Link]:
+        """Links made through this object that are still attached."""
+        return [lk for lk in self._links if not lk.closed]
+
+    def close(self) -> None:
+        """Detach all links, close the readers, unmap globals, close every fd. Idempotent."""
+        loaded = getattr(self, "_loaded", None)
+        if loaded is None:
+            return
+        self._links.close()
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+        for m in self.maps.values():
+            m.close()
+        for prog in self.progs.values():
+            prog._fd = -1
+        for gv in self.sections.values():
+            gv.close()
+        self.sections.clear()
+        for mm in self._mmaps:
+            try:
+                mm.close()
+            except BufferError:  # the user still holds a numpy view: unmapped when it is freed
+                pass
+        self._mmaps.clear()
+        loaded.close()
+        self._loaded = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._loaded is None else f"progs={list(self.progs)} maps={list(self.maps)}"
+        return f"<Object {self.name} {state}>"
+

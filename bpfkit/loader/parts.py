@@ -1,0 +1,151 @@
+"""The parts of a BPF object's spec, editable before anything touches the kernel: programs
+(:class:`ProgramSpec`), maps (:class:`MapSpec`), the name-or-attribute :class:`Namespace` both are
+listed in, and :class:`Loaded`, what a loader backend hands back.
+
+Example::
+
+    spec.maps.counts.max_entries = 65536        # a MapSpec edit, checked here
+    spec.programs.on_exec.autoload = False
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
+
+import numpy as np
+
+from .. import _sys as sc
+from ..errors import BpfNotFoundError, MapError
+
+__all__ = ["Namespace", "ProgramSpec", "MapSpec", "Loaded"]
+
+T = TypeVar("T")
+
+
+class Namespace(Generic[T]):
+    """A read-only mapping whose entries are also attributes: ``ns.counts`` == ``ns["counts"]``."""
+
+    _items: dict[str, T]
+    _kind: str
+
+    def __init__(self, items: dict[str, T], kind: str) -> None:
+        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_kind", kind)
+
+    def __getattr__(self, name: str) -> T:
+        items = object.__getattribute__(self, "_items")
+        if name in items:
+            return items[name]
+        raise AttributeError(f"no {self._kind} {name!r}; there are: {', '.join(items) or 'none'}")
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise BpfNotFoundError(f"no {self._kind} {name!r}; there are: "
+                                   f"{', '.join(self._items) or 'none'}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def values(self) -> Any:
+        return self._items.values()
+
+    def items(self) -> Any:
+        return self._items.items()
+
+    def __dir__(self) -> list[str]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in self._items.items()) + "}"
+
+
+@dataclass
+class ProgramSpec:
+    """A program in the object: ``section`` is its SEC() name, ``type`` libbpf's type name."""
+
+    name: str
+    section: str
+    type: str
+    prog_type: int
+    expected_attach_type: int
+    insn_count: int
+    autoload: bool = True
+    flags: int = 0  # BPF_F_SLEEPABLE etc., for sections this libbpf does not know
+
+    def __repr__(self) -> str:
+        return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
+
+
+@dataclass
+class MapSpec:
+    """A map in the object. ``max_entries``, ``flags`` and the dtypes may be changed before load."""
+
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    key_type_id: int = 0
+    value_type_id: int = 0
+    key_dtype: Optional[np.dtype] = None
+    value_dtype: Optional[np.dtype] = None
+    record_dtype: Optional[np.dtype] = None  # ring/perf buffers: the record type from BTF
+    dtype_error: str = ""  # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
+    internal: bool = False
+    section: str = ""
+    libbpf_name: str = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # edits are checked here, before anything reaches libbpf or the kernel
+        if name in ("max_entries", "flags") and "name" in self.__dict__:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 32:
+                raise MapError(f"map {self.name!r}: {name} must be an integer in 0..2**32-1, not {value!r}")
+            value = int(value)
+        elif name in ("key_dtype", "value_dtype") and value is not None and "name" in self.__dict__:
+            size = self.key_size if name == "key_dtype" else self.value_size
+            try:
+                value = np.dtype(value)
+            except TypeError as exc:
+                raise MapError(f"map {self.name!r}: {name}: {exc}") from None
+            if value.itemsize != size:
+                raise MapError(f"map {self.name!r}: {name} {value} is {value.itemsize} bytes, the map's "
+                               f"{name[:-6]} is {size} bytes")
+            self.__dict__["dtype_error"] = ""  # an explicit dtype replaces what BTF could not give
+        super().__setattr__(name, value)
+
+    @property
+    def type(self) -> str:
+        """Map type name, e.g. 'hash'."""
+        return sc.MAP_TYPE_NAMES.get(self.map_type, str(self.map_type))
+
+    def __repr__(self) -> str:
+        return (f"<MapSpec {self.name} {self.type} key={self.key_size}B value={self.value_size}B "
+                f"max_entries={self.max_entries}>")
+
+
+@dataclass
+class Loaded:
+    """What a loader backend hands back: an fd per program and per map (internal maps under their
+    section name), owned by the backend until :meth:`close` (``release`` closes them its way)."""
+
+    prog_fds: dict[str, int]
+    map_fds: dict[str, int]
+    release: Callable[[], None]
+
+    def close(self) -> None:
+        """Close every fd. Idempotent."""
+        release, self.release = self.release, _nothing
+        release()
+
+
+def _nothing() -> None:
+    pass

@@ -1,0 +1,6 @@
+"""``python -m bpfkit.testing.vm``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
