@@ -13,6 +13,7 @@ import pytest
 import bpfkit
 from bpfkit import BpfUsageError
 from bpfkit.exporter import collectors, config, tools
+from bpfkit.shipped import find_object
 
 
 def _write(tmp_path: Path, text: str, name: str = "exporter.toml") -> Path:
@@ -208,7 +209,7 @@ def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
 
 
 def test_relative_paths_are_taken_from_the_config_dir(tmp_path: Path) -> None:
-    src = Path(bpfkit.objects.find_object("tests/exporter_test") or "")
+    src = Path(find_object("tests/exporter_test") or "")
     (tmp_path / "objs").mkdir()
     (tmp_path / "objs" / "mine.bpf.o").write_bytes(src.read_bytes())
     (tmp_path / "prog.bpf.c").write_text("// not compiled by parse()\n")

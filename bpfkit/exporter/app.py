@@ -54,11 +54,12 @@ class _Unit:
 
 
 def _open_spec(entry: Entry) -> Any:
-    import bpfkit
+    from ..compiler import compile as compile_c
+    from ..loader import open as open_object
 
     if entry.kind in ("source", "code"):
-        return bpfkit.open(bpfkit.compile(entry.target), entry.name)
-    return bpfkit.open(entry.object_name or entry.target)
+        return open_object(compile_c(entry.target), entry.name)
+    return open_object(entry.object_name or entry.target)
 
 
 def _set_rodata(entry: Entry, spec: Any) -> None:

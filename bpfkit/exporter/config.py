@@ -342,7 +342,7 @@ def _entry(raw: Any, where: str, base: Path) -> Entry:
 
 
 def _object_path(target: str, base: Path, t: _Table) -> str:
-    from ..objects import find_object, shipped_objects
+    from ..shipped import find_object, shipped_objects
 
     candidate = Path(target) if os.path.isabs(target) else base / target
     if candidate.is_file():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from .. import syscall as sc
+from .. import _sys as sc
 from ..errors import BpfNotFoundError
 from .exposition import Family
 
