@@ -2,6 +2,8 @@
 anything is loaded. Every error is a :class:`~bpfkit.BpfUsageError` naming the file, the
 entry and what was expected.
 
+One module of ~520 lines on purpose: each key's check sits next to its error message.
+
 The format is TOML (``tomllib``, or ``tomli`` before Python 3.11); JSON with the same
 structure is accepted too (``.json``), and so is a dict. See ``docs/exporter.md``.
 
