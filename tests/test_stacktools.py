@@ -429,3 +429,18 @@ def test_stackcount_kprobe_kernel_stack(exe: Path) -> None:
     kernel = report.entries[0].kernel
     assert kernel is not None and kernel[0] == "hrtimer_nanosleep"
     assert {"__x64_sys_nanosleep", "do_syscall_64"} <= set(kernel), kernel
+
+
+def test_stackcount_interval_output_clears_each_time(capsys: pytest.CaptureFixture[str]) -> None:
+    """-i 0.5 -D 2: several summaries, each counting only its own interval, so across them the
+    getpid stacks add up to exactly the 25 calls."""
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", "25") as p:
+        threading.Timer(0.8, p.release).start()
+        rc = stackcount_tool.main(["-p", str(p.pid), "-K", "-f", "-i", "0.5", "-D", "2.5",
+                                   "t:syscalls:sys_enter_getpid"])
+        p.finish()
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    counts = [int(line.rpartition(" ")[2]) for line in lines if line]
+    assert sum(counts) == 25, lines
+    assert all(line.startswith("syscall_target;") and "do_syscall_64" in line for line in lines if line)

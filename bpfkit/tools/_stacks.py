@@ -42,6 +42,7 @@ _MACHINERY = re.compile(r"^(bpf_trace_run\d+|__bpf_trace_\w+|__traceiter_\w+|per
                         r"|trace_call_bpf"
                         r"|perf_trace_run_bpf_submit|bpf_get_stack\w*|__bpf_get_stack\w*)$")
 _MACHINERY_DEPTH = 8  # only this close to the innermost frame
+_UNNAMED = re.compile(r"^user stacks of pid (\d+) are unnamed")  # stacks.profile's warning for an exited pid
 
 
 def strip_machinery(names: list[str]) -> int:
@@ -313,10 +314,21 @@ def write_outputs(prof: StackProfile, args: argparse.Namespace) -> None:
 def print_warnings(prof: StackProfile, losses: StackLosses, missing: int, out: Optional[IO[str]] = None) -> None:
     """Frame-pointer and exited-process warnings, lost stacks, and bcc's missing-stacks line."""
     out = out if out is not None else sys.stderr
+    gone = []
     for w in prof.warnings:
+        m = _UNNAMED.match(w)
+        if m:  # one line for all of them: a busy system has many short-lived processes
+            gone.append(m.group(1))
+            continue
         print(f"WARNING: {w}", file=out)
-    for m in losses.messages():
-        print(f"WARNING: {m}", file=out)
+    if len(gone) == 1:
+        print(f"WARNING: {next(w for w in prof.warnings if _UNNAMED.match(w))}", file=out)
+    elif gone:
+        shown = ", ".join(gone[:10]) + (", ..." if len(gone) > 10 else "")
+        print(f"WARNING: user stacks of {len(gone)} processes are unnamed: they exited before bpfkit could read "
+              f"their mappings (pids {shown})", file=out)
+    for line in losses.messages():
+        print(f"WARNING: {line}", file=out)
     if missing:
         hint = " Consider increasing --stack-storage-size." if losses.collision or losses.nomem else ""
         print(f"WARNING: {missing} stack traces could not be displayed.{hint}", file=out)
