@@ -179,17 +179,14 @@ class Report:
             st += [MISSED_KERNEL] if e.kernel is None else e.kernel[::-1]
         return st
 
-    def profile(self, *, unit: str = "samples", delimited: bool = False, per_process: bool = False,
-                title: str = "", scale: float = 1.0) -> StackProfile:
-        """The stacks folded by name, each rooted at its command (``comm (pid)`` with
-        ``per_process``), weights divided by ``scale`` (e.g. ns → µs)."""
+    def profile(self, *, unit: str = "samples", delimited: bool = False, title: str = "") -> StackProfile:
+        """The stacks folded by name, each rooted at its command, as bcc folds them."""
         stacks, counts = [], []
         kinds = dict(self.kinds)
         for e in self.entries:
-            root = f"{e.comm} ({e.pid})" if per_process else e.comm
-            kinds.setdefault(root, "process")
-            stacks.append(self.frames(e, delimited, root))
-            counts.append(e.count / scale)
+            kinds.setdefault(e.comm, "process")
+            stacks.append(self.frames(e, delimited, e.comm))
+            counts.append(e.count)
         kinds.setdefault(DELIMITER, "separator")
         prof = StackProfile.from_frames(stacks, counts, unit=unit, title=title, kinds=kinds)
         prof.warnings = list(self.warnings)

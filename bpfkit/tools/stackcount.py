@@ -201,7 +201,7 @@ def _put_back_callers(rows: _stacks.Rows) -> None:
 
 def _profile(report: _stacks.Report, per_pid: bool, delimited: bool, title: str) -> StackProfile:
     if per_pid:
-        return report.profile(unit="samples", delimited=delimited, per_process=False, title=title)
+        return report.profile(unit="samples", delimited=delimited, title=title)
     # bcc without -P: stacks of every process together, no process frame
     stacks, counts = [], []
     for e in report.entries:
