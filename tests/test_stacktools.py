@@ -444,3 +444,61 @@ def test_stackcount_interval_output_clears_each_time(capsys: pytest.CaptureFixtu
     counts = [int(line.rpartition(" ")[2]) for line in lines if line]
     assert sum(counts) == 25, lines
     assert all(line.startswith("syscall_target;") and "do_syscall_64" in line for line in lines if line)
+
+
+def test_stackcount_raw_tracepoint_and_perf_event_programs(exe: Path) -> None:
+    """The raw-tracepoint and perf-event programs of stackcount: rawtracepoint:sys_enter sees the
+    9 getpid calls (and the few other syscalls) with kernel stacks below the machinery; a
+    software event (page-faults, every one) counts the fixture's faults with user stacks."""
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", "9") as p:
+        with stackcount_tool.StackCountRun("rawtracepoint:sys_enter", pid=p.pid, user=False) as run:
+            p.finish()
+            report = run.read()
+            hits = run.hits
+    assert hits >= 9 and sum(e.count for e in report.entries) == hits
+    assert all(e.kernel and "do_syscall_64" in e.kernel and not e.kernel[0].startswith("bpf_")
+               for e in report.entries), [e.kernel for e in report.entries]
+    with fixtures.spawn(exe, "spin", "0.3", timeout=30) as p:
+        with stackcount_tool.StackCountRun("software:page-faults:1", pid=p.pid, kernel=False) as run:
+            p.finish()
+            report = run.read()
+            hits = run.hits
+    assert hits > 0 and sum(e.count for e in report.entries) == hits
+    assert any(e.user for e in report.entries)
+
+
+def test_symbolizer_says_a_zombie_exited(exe: Path) -> None:
+    """An exited process that is not reaped yet keeps its pid but no mappings: asking for its
+    names says it exited (instead of naming every address [unknown])."""
+    proc = subprocess.Popen([str(exe), "calls", "1", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        deadline = threading.Event()
+        for _ in range(200):
+            stat = Path(f"/proc/{proc.pid}/stat").read_text()
+            if stat[stat.rindex(")") + 2] == "Z":
+                break
+            deadline.wait(0.05)
+        else:
+            pytest.fail("the fixture did not exit")
+        with pytest.raises(BpfNotFoundError, match="exited"):
+            Symbolizer(cache=ElfCache()).user(proc.pid, np.array([0x401000], np.uint64))
+    finally:
+        proc.wait()
+
+
+def test_profile_kernel_only_and_annotations(exe: Path) -> None:
+    """-K: kernel stacks only, no user frame; -a marks kernel frames _[k] in the folded output."""
+    with fixtures.spawn(fixtures.syscall_target(), "getpid", "3000000", timeout=60) as p:
+        run = ProfileRun(pid=p.pid, frequency=99, user=False)
+        run.run(1.0, on_attached=p.release)
+        p.finish()
+    prof = run.profile()
+    assert prof.total > 0
+    for st in prof.stacks:
+        assert st[0] == "syscall_target"
+        assert all(prof.kinds.get(f) in ("kernel", "unknown") for f in st[1:]), st
+    annotated = profile_tool.annotate(prof)
+    kframes = [f for st in annotated.stacks for f in st[1:]]
+    assert kframes and all(f.endswith("_[k]") or f == "[unknown]" for f in kframes), kframes
+    assert "do_syscall_64_[k]" in kframes
+    assert annotated.total == prof.total
