@@ -12,7 +12,8 @@
  *        key.kernel_stack_id = BPFKIT_KERNEL_STACKID(ctx, stacks);
  *
  *    Python: ``obj.maps.stacks.read(ids)`` gives every id's frames as one numpy array;
- *    ``bpfkit.tools.stacktools.stack_losses(obj, "stacks")`` reads the failure counters.
+ *    ``obj.bss.__bpfkit_stack_lost__stacks["collision"]`` (and "nomem", "empty", "other") the
+ *    failure counters.
  *
  * 2. Straight into a record (bpf_get_stack), e.g. a ring-buffer event, so that a stack and the
  *    event it belongs to arrive together and nothing is kept in the kernel:
