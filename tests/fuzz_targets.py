@@ -25,7 +25,7 @@ from bpfkit.binaries import procfs
 from bpfkit.btf import Btf, Kind, encode
 from bpfkit.errors import BpfError
 from bpfkit.probes import discovery
-from bpfkit.symbols import _elf as symelf
+from bpfkit.binaries import elfreader as symelf
 from bpfkit.symbols import kernel as ksyms
 from bpfkit.symbols import perfmap, procmaps
 from bpfkit.symbols.elfsyms import ElfCache
