@@ -210,6 +210,12 @@ def _perf_map(data: bytes) -> None:
     table.lookup(np.array([0, 0x7F0000001000, 0x7F0000001040], np.uint64))
 
 
+def _probe_spec(data: bytes) -> None:
+    from bpfkit.probes.spec import parse_probe
+
+    parse_probe(_text(data))
+
+
 def _cpu_list(data: bytes) -> None:
     sc.parse_cpu_list(_text(data))
 
@@ -230,4 +236,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("kallsyms", _kallsyms, lambda: [_KALLSYMS]),
     Target("perf_map", _perf_map, lambda: [b"7f0000001000 40 py::f:/x.py\n7f0000001040 10 [jit] g\n"]),
     Target("cpu_list", _cpu_list, lambda: [b"0-3,8,10-11\n", b"0\n"]),
+    Target("probe_spec", _probe_spec, lambda: [b"u:c:malloc", b"t:sched:sched_*", b"kr:vfs_read", b"r:c:free",
+                                               b"usdt:/usr/bin/python3:python:function__entry",
+                                               b"software:cpu-clock:1000", b"hardware:cycles"]),
 ]}

@@ -1,6 +1,6 @@
 """Property-based fuzzing of every parser of untrusted input (issue 11): BTF, ELF symbols (both
 readers), USDT notes and arguments, ld.so.cache and ``ldconfig -p``, tracepoint formats and tracefs
-numbers, /proc maps, kallsyms, perf maps, CPU lists.
+numbers, /proc maps, kallsyms, perf maps, CPU lists, probe specs as typed on a command line.
 
 Each input is a valid one mutated (bits flipped, words set to edge values, cut, spliced) or random
 bytes; the parser must return or raise a :class:`bpfkit.BpfError`: any other exception, a hang
