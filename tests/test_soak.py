@@ -4,7 +4,7 @@ Not part of `make test` (it takes a while): `make soak`, or BPFKIT_SOAK=1 pytest
 
 kprobes, kretprobes and fentry cannot run on a host without them: those cases skip naming the
 feature there and run inside a guest kernel (`python -m bpfkit.testing.vm --run -- env BPFKIT_SOAK=1
-python -m pytest tests/test_soak.py -k 'kprobe or fentry'`).
+python -m pytest tests/test_soak.py -k 'kprobe or kretprobe or fentry or fexit'`).
 
 Each case prints one line (cycles, seconds, fds and RSS before/after, heap growth); with
 BPFKIT_SOAK_REPORT=path the lines are also appended there as JSON.
@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import bpfkit
+from bpfkit import _sys as sc
 from bpfkit import features
 from bpfkit.testing import fixtures
 
@@ -96,6 +97,14 @@ def _kinds() -> dict[str, Callable[[contextlib.ExitStack], Callable[[], Any]]]:
         p = obj(s, "tests/probes_uprobe").progs.on_multi_ret
         return lambda: p.attach_uretprobe(exe, "bpfkit_add")
 
+    def uprobe_multi(s: contextlib.ExitStack) -> Callable[[], Any]:
+        _need("uprobe_multi")
+        exe = str(fixtures.uprobe_target())
+        spec = bpfkit.open("tests/probes_uprobe")
+        spec.programs.on_multi.expected_attach_type = sc.BPF_TRACE_UPROBE_MULTI
+        p = s.enter_context(spec.load()).progs.on_multi
+        return lambda: p.attach_uprobe(exe, "bpfkit_*")
+
     def usdt(s: contextlib.ExitStack) -> Callable[[], Any]:
         exe = str(fixtures.usdt_target())
         p = obj(s, "tests/probes_usdt").progs.on_tick
@@ -126,13 +135,23 @@ def _kinds() -> dict[str, Callable[[contextlib.ExitStack], Callable[[], Any]]]:
         p = obj(s, "tests/probes_kprobe").progs.on_kprobe
         return lambda: p.attach_kretprobe("vfs_read")
 
+    def kprobe_multi(s: contextlib.ExitStack) -> Callable[[], Any]:
+        _need("kprobe_multi")
+        p = obj(s, "tests/probes_kprobe").progs.on_multi
+        return lambda: p.attach_kprobe("vfs_read*")
+
     def fentry(s: contextlib.ExitStack) -> Callable[[], Any]:
         _need("fentry")
         p = obj(s, "tests/probes_fentry").progs.on_entry
         return p.attach_btf
 
-    return {f.__name__: f for f in (tracepoint, raw_tp, tp_btf, uprobe, uretprobe, usdt, perf_event, xdp, tcx,
-                                    kprobe, kretprobe, fentry)}
+    def fexit(s: contextlib.ExitStack) -> Callable[[], Any]:
+        _need("fexit")
+        p = obj(s, "tests/probes_fentry").progs.on_exit
+        return p.attach_btf
+
+    return {f.__name__: f for f in (tracepoint, raw_tp, tp_btf, uprobe, uretprobe, uprobe_multi, usdt, perf_event,
+                                    xdp, tcx, kprobe, kretprobe, kprobe_multi, fentry, fexit)}
 
 
 KINDS = _kinds()
