@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import random
+import struct
 import tempfile
 from dataclasses import dataclass
 from typing import Callable
@@ -31,6 +33,49 @@ from bpfkit.symbols import perfmap, procmaps
 from bpfkit.symbols.elfsyms import ElfCache
 from bpfkit import _sys as sc
 from bpfkit import tracefs
+
+
+EDGE_WORDS = [0, 1, 2, 3, 4, 8, 12, 16, 24, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
+              0xFFFFFFFE, 0xFFFFFFFF]
+EDGE_BYTES = [0, 1, 0x20, 0x2D, 0x30, 0x3A, 0x7F, 0x80, 0xC2, 0xFF]
+
+
+def mutate(rng: random.Random, seed: bytes) -> bytes:
+    """``seed`` with 1-8 random mutations: a bit flipped, a byte or an aligned word set to an edge
+    value, a cut, bytes inserted, a range deleted, a chunk copied elsewhere or repeated (the same
+    operations test_fuzz.py's hypothesis strategy draws).
+
+    Example::
+
+        mutate(random.Random(1), b"0-3,8\n")
+    """
+    data = bytearray(seed)
+    for _ in range(rng.randint(1, 8)):
+        n = len(data)
+        op = rng.randint(0, 7)
+        if op == 0 and n:
+            data[rng.randrange(n)] ^= 1 << rng.randrange(8)
+        elif op == 1 and n:
+            data[rng.randrange(n)] = rng.choice(EDGE_BYTES)
+        elif op == 2 and n >= 4:
+            i = rng.randrange(n // 4) * 4
+            word = rng.choice(EDGE_WORDS + [n, n - i, n + 1, rng.randrange(1 << 32)])
+            struct.pack_into("<I", data, i, word & 0xFFFFFFFF)
+        elif op == 3:
+            data = data[: rng.randint(0, n)]
+        elif op == 4:
+            i = rng.randint(0, n)
+            data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+        elif op == 5 and n:
+            i = rng.randrange(n)
+            del data[i: i + rng.randint(1, 64)]
+        elif op == 6 and n:
+            i, j = rng.randrange(n), rng.randrange(n)
+            data[j: j + rng.randint(1, 256)] = data[i: i + rng.randint(1, 256)]
+        elif op == 7 and n:
+            i = rng.randrange(n)
+            data[i:i] = data[i: i + rng.randint(1, 80)] * rng.randint(2, 200)
+    return bytes(data)
 
 
 @dataclass(frozen=True)
