@@ -86,21 +86,43 @@ def test_wraparound_reassembles_split_records(obj_path: Any, trigger: Trigger) -
         assert pb.lost == 0 and pb.dropped == 0
 
 
-def test_slow_consumer_losses_are_counted(obj_path: Any, trigger: Trigger) -> None:
+def test_slow_consumer_losses_are_counted_once(obj_path: Any, trigger: Trigger) -> None:
+    # A full ring: the kernel counts the loss (lost); bpf_perf_event_output also fails with
+    # -ENOSPC, which BPFKIT_PERF_OUTPUT must not count again as dropped. Every event is counted
+    # exactly once: received + lost + dropped == produced, at any moment, without waiting for the
+    # kernel's PERF_RECORD_LOST (written only when a later sample fits).
     cpu = usable_cpus()[0]
     with load(obj_path, trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=1)
         with obj.progs.perf_getpid.attach():
             trigger.run(1000, cpu=cpu)  # nobody reads: (4096 - 1) // 56-byte samples = 73 fit
             first = pb.drain()
-            assert len(first) == 73 and pb.dropped == 1000 - 73
+            assert len(first) == 73
             np.testing.assert_array_equal(first["seq"], np.arange(len(first)))
-            # the kernel reports the loss with the next sample that fits
+            assert (pb.received, pb.lost, pb.dropped) == (73, 1000 - 73, 0)
+            # the kernel's PERF_RECORD_LOST comes with the next sample that fits: not counted again
             trigger.run(1, cpu=cpu)
             nxt = pb.drain()
         assert list(nxt["seq"]) == [1000]
-        assert pb.lost == pb.dropped == 1000 - len(first)
+        assert pb.stats() == {"received": 74, "lost": 1000 - 73, "dropped": 0}
         assert pb.lost_per_cpu[cpu] == pb.lost
+        lost = pb.lost
+    assert pb.lost == lost  # still readable after close
+
+
+def test_output_without_a_reader_is_dropped_not_lost(obj_path: Any, trigger: Trigger) -> None:
+    # a CPU with no ring in the map slot: bpf_perf_event_output fails with -ENOENT; the kernel
+    # counts nothing, BPFKIT_PERF_OUTPUT counts it as dropped
+    cpus = usable_cpus()
+    if len(cpus) < 2:
+        pytest.skip("needs two usable CPUs (one with a reader, one without)")
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.reader("pevents").open(pages=4, cpus=[cpus[0]])
+        with obj.progs.perf_getpid.attach():
+            trigger.run(7, cpu=cpus[1])
+            trigger.run(3, cpu=cpus[0])
+        assert list(pb.drain()["seq"]) == [7, 8, 9]
+        assert pb.stats() == {"received": 3, "lost": 0, "dropped": 7}
 
 
 def test_raw_samples_without_dtype(obj_path: Any, trigger: Trigger) -> None:
@@ -136,7 +158,7 @@ def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -
             trigger.start(n, cpu=usable_cpus()[-1])
             got = sum(len(b) for b in pb.read(timeout=0.3))
             trigger.done()
-        assert got + pb.dropped == n and got == pb.received
+        assert got + pb.lost + pb.dropped == n and got == pb.received
         assert not pb.pending()
 
 

@@ -22,6 +22,7 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import time
@@ -55,8 +56,9 @@ RETIRE_GRACE = 1.0
 class PerfBuffer(EventReader):
     """Reader of a perf event array map. ``dtype`` is the record dtype (default: the map's, from
     ``BPFKIT_PERFBUF`` / ``BPFKIT_RECORD_TYPE``); without one, :meth:`drain` returns a RawBatch.
-    Counters: ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (the kernel's
-    PERF_RECORD_LOST), ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``).
+    Counters, each lost sample counted once: ``received``/``received_per_cpu``,
+    ``lost``/``lost_per_cpu`` (samples the kernel could not write because a ring was full),
+    ``dropped`` (other failed outputs, e.g. no reader on a CPU, counted by ``BPFKIT_PERF_OUTPUT``).
 
     Example::
 
@@ -83,7 +85,12 @@ class PerfBuffer(EventReader):
         self._last_out: Optional[tuple[int, list[tuple[CpuRing, int]]]] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
-        self.lost_per_cpu = np.zeros(ncpu, dtype=np.int64)
+        # Full-ring losses come from one source: the kernel's live per-event count
+        # (PERF_FORMAT_LOST, 6.0+; _lost_gone keeps what closed rings had counted) or, on older
+        # kernels, the PERF_RECORD_LOST records read from the rings (_lost_records)
+        self._live_lost: Optional[bool] = None  # None: not probed yet
+        self._lost_records = np.zeros(ncpu, dtype=np.int64)
+        self._lost_gone = np.zeros(ncpu, dtype=np.int64)
         self.other_records = 0
 
     # -- setup ------------------------------------------------------------------
@@ -196,7 +203,19 @@ class PerfBuffer(EventReader):
             attr.wakeup_events = mark  # the union's wakeup_watermark
         else:
             attr.wakeup_events = max(1, wakeup)
-        fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=f"(bpf output for {self.name!r} on CPU {cpu})")
+        what = f"(bpf output for {self.name!r} on CPU {cpu})"
+        if self._live_lost is not False:
+            attr.read_format = sc.PERF_FORMAT_LOST
+            try:
+                fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=what)
+                self._live_lost = True
+            except BpfError as e:
+                if e.errno != errno.EINVAL or self._live_lost:
+                    raise
+                self._live_lost = False  # before 6.0: count the PERF_RECORD_LOST records instead
+        if not self._live_lost:
+            attr.read_format = 0
+            fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=what)
         try:
             mm = mmap.mmap(fd, PAGE * (1 + pages), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as e:
@@ -204,7 +223,8 @@ class PerfBuffer(EventReader):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {pages} perf pages for {self.name!r} on CPU "
                                       f"{cpu} (raise RLIMIT_MEMLOCK/perf_event_mlock_kb or use fewer "
                                       "pages)") from None
-        ring = CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1)
+        ring = CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1,
+                       live_lost=bool(self._live_lost))
         try:
             sc.map_update(self.fd, np.array([cpu], np.uint32), np.array([fd], np.uint32),
                           what=f"perf buffer {self.name!r}")
@@ -227,10 +247,15 @@ class PerfBuffer(EventReader):
                 except BpfError:
                     pass
             if ring.prev is not None:
-                ring.prev.release()
-            ring.release()
+                self._release(ring.prev)
+            self._release(ring)
         self._rings = []
         self.fd_generation += 1
+
+    def _release(self, ring: CpuRing) -> None:
+        """Close one ring, keeping the losses it counted."""
+        self._lost_gone[ring.cpu] += ring.lost()
+        ring.release()
 
     def close(self) -> None:
         """Disable and unmap every CPU's ring (the map fd itself is closed by its owner)."""
@@ -267,13 +292,29 @@ class PerfBuffer(EventReader):
         return int(self.received_per_cpu.sum())
 
     @property
+    def lost_per_cpu(self) -> np.ndarray:
+        """Per CPU, samples the kernel could not write because that CPU's ring was full. Read live
+        from each perf event (PERF_FORMAT_LOST, kernel 6.0+: one read() per CPU); on older
+        kernels the sum of the PERF_RECORD_LOST records read so far, which the kernel writes only
+        when a later sample fits, so it can lag."""
+        if not self._live_lost:
+            return self._lost_records.copy()
+        out = self._lost_gone.copy()
+        for r in self._rings:
+            out[r.cpu] += r.lost()
+            if r.prev is not None:
+                out[r.cpu] += r.prev.lost()
+        return out
+
+    @property
     def lost(self) -> int:
-        """Samples the kernel reported lost (sc.PERF_RECORD_LOST), all CPUs. The kernel writes that
-        record only when space frees up again, so it can lag; :attr:`dropped` does not."""
+        """Samples lost to a full ring, all CPUs (see :attr:`lost_per_cpu`). Outputs that failed
+        for other reasons are :attr:`dropped`; no sample is in both."""
         return int(self.lost_per_cpu.sum())
 
     def stats(self) -> dict[str, int]:
-        """``received``, ``lost`` (kernel-reported) and ``dropped`` (BPF-side failed outputs)."""
+        """``received``, ``lost`` (full rings, counted by the kernel) and ``dropped`` (other failed
+        outputs, counted by ``BPFKIT_PERF_OUTPUT``): together, every sample the program sent."""
         return {"received": self.received, "lost": self.lost, "dropped": self.dropped}
 
     # -- consuming --------------------------------------------------------------------
@@ -333,7 +374,7 @@ class PerfBuffer(EventReader):
                 # no calls or backward jumps until the return (see below); numpy's item access
                 # and += are C slots, not calls
                 self.received_per_cpu[cpu] += n
-                self.lost_per_cpu[cpu] += h.skipped
+                self._lost_records[cpu] += h.skipped
                 self.other_records += h.other
                 self._ledger.entries = keep
                 self._last_out = last
@@ -347,7 +388,7 @@ class PerfBuffer(EventReader):
             if n or h.skipped:
                 if received is None:
                     received = np.zeros(len(self.received_per_cpu), np.int64)
-                    lost = np.zeros(len(self.lost_per_cpu), np.int64)
+                    lost = np.zeros(len(self._lost_records), np.int64)
                 received[h.ring.cpu] += n
                 lost[h.ring.cpu] += h.skipped  # type: ignore[index]
             other += h.other
@@ -365,7 +406,7 @@ class PerfBuffer(EventReader):
         # the batch reaches the caller.
         if received is not None:
             self.received_per_cpu += received
-            self.lost_per_cpu += lost  # type: ignore[arg-type]
+            self._lost_records += lost  # type: ignore[arg-type]
         self.other_records += other
         self._ledger.entries = keep
         self._last_out = last
@@ -396,7 +437,7 @@ class PerfBuffer(EventReader):
             if not prev.empty():
                 return got  # limit reached: the newer ring waits, to keep the CPU's order
             if time.monotonic() - prev.retired_at > self.retire_grace:
-                prev.release()
+                self._release(prev)
                 ring.prev = None
             if limit is not None:
                 limit -= got

@@ -23,12 +23,19 @@
  * reader: name the struct instead, ``obj.maps.rb.drain(dtype="event")`` (it must be in the
  * object's BTF, i.e. used by the program), and it has no drop counter.
  *
- * Perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY) count their losses in the kernel (PERF_RECORD_LOST,
- * surfaced per CPU by the reader); BPFKIT_PERF_OUTPUT additionally counts failed outputs (e.g. no
- * reader on that CPU yet):
+ * Perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY):
  *
  *     BPFKIT_PERFBUF(pevents, struct event);
  *     ...  BPFKIT_PERF_OUTPUT(ctx, pevents, &e);
+ *
+ * Where each lost event is counted -- exactly once, in exactly one place:
+ *   ring buffer  full buffer (reserve/output failed)      -> `dropped` (this header's counter)
+ *   perf buffer  full buffer (-ENOSPC)                     -> `lost` (the kernel's own count:
+ *                                                             PERF_FORMAT_LOST, or PERF_RECORD_LOST
+ *                                                             before 6.0); NOT counted here
+ *                any other failure (no reader on that CPU, -> `dropped` (this header's counter)
+ *                a CPU slot out of range, ...)
+ * so received + lost + dropped is what the program tried to send.
  */
 #ifndef __BPFKIT_H
 #define __BPFKIT_H
@@ -98,13 +105,18 @@ static __always_inline void *__bpfkit_reserve(void *map, __u64 size, __u64 *drop
 		__r;                                                              \
 	})
 
-/* bpf_perf_event_output on the current CPU; a failure increments the map's drop counter (the
- * kernel's own PERF_RECORD_LOST covers a full buffer; this covers e.g. a CPU without a reader). */
+/* -ENOSPC from bpf_perf_event_output: the CPU's ring is full, and the kernel has counted the loss
+ * itself (vmlinux.h has no errno macros). */
+#define __BPFKIT_ENOSPC 28
+
+/* bpf_perf_event_output on the current CPU; evaluates to its result. A full ring is the kernel's
+ * to count (`lost`); any other failure (e.g. a CPU without a reader) increments the map's drop
+ * counter (`dropped`), so no event is counted twice. */
 #define BPFKIT_PERF_OUTPUT(ctx, name, ptr)                                                 \
 	({                                                                                 \
 		long __r = bpf_perf_event_output(ctx, &name, BPF_F_CURRENT_CPU, ptr,       \
 						 sizeof(*(ptr)));                          \
-		if (__r)                                                                   \
+		if (__r && __r != -__BPFKIT_ENOSPC)                                        \
 			__sync_fetch_and_add(&__bpfkit_drops__##name, 1);                  \
 		__r;                                                                       \
 	})
