@@ -15,7 +15,7 @@ import pytest
 import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.events import RingBuffer
+from bpfkit.events import RawBatch, RingBuffer
 
 from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
                             obj_path, trigger)
@@ -337,3 +337,91 @@ def test_plain_libbpf_ringbuf_dtype_by_c_name(obj_path: Any, trigger: Trigger) -
         assert pb.resolve_dtype("u8") == np.dtype("u8")  # numpy's name wins; "struct x" forces C
         with RingBuffer(obj.maps.plain) as bare, pytest.raises(BpfUsageError, match="BTF"):
             bare.drain(dtype="event")  # a reader made without the object's BTF knows no C names
+
+
+def test_plain_ringbuf_without_dtype_gets_the_type_named_in_btf(obj_path: Any, trigger: Trigger) -> None:
+    # `plain` (no BPFKIT_RINGBUF) holds 40-byte struct event records; the program names struct
+    # event elsewhere, so read() with no dtype hands out arrays of it, found by the records' size
+    with load(obj_path, trigger.pid) as obj:
+        pb = obj.reader("plain")
+        assert pb.dtype is None and pb.record_type is None
+        with obj.progs.plain_getpid.attach():
+            trigger.run(1000)
+            batches = list(pb.read(timeout=0.0))
+            trigger.run(5)
+            more = pb.drain()
+        assert pb.record_type == "struct event" and pb.dtype == obj.reader("events").dtype
+        assert all(isinstance(b, np.ndarray) and b.dtype == pb.dtype for b in batches + [more])
+        seqs = np.concatenate([b["seq"] for b in batches + [more]])
+        np.testing.assert_array_equal(seqs, np.arange(1005))
+        assert (more["comm"] == comm_of(trigger.pid)).all() and pb.received == 1005
+
+
+def test_fixed_size_records_of_unknown_type_come_as_one_raw_block(obj_path: Any, trigger: Trigger) -> None:
+    # `plain24`: 24-byte records whose type is not in the BTF: a RawBatch, every record the same
+    # size, cut out as one block (size set, view() a reshape); 2000 of 32 bytes with headers fit 64 KiB
+    with load(obj_path, trigger.pid) as obj:
+        rb = obj.reader("plain24")
+        with obj.progs.plain24_getpid.attach():
+            trigger.run(2000)
+            batch = rb.drain()
+        assert rb.dtype is None and rb.record_type is None
+        assert isinstance(batch, RawBatch) and len(batch) == 2000 and batch.size == 24
+        v = batch.view(np.dtype([("seq", "<u8"), ("pid", "<u8"), ("inv", "<u8")]))
+        np.testing.assert_array_equal(v["seq"], np.arange(2000))
+        assert (v["pid"] == trigger.pid).all() and (v["inv"] == ~v["seq"]).all()
+        assert batch[1999] == np.array([1999, trigger.pid, ~np.uint64(1999)], "<u8").tobytes()
+        assert list(batch)[:2] == [batch[0], batch[1]] and set(batch.lengths.tolist()) == {24}
+        np.testing.assert_array_equal(batch.offsets[:3], [0, 24, 48])
+        assert rb.received == 2000
+
+
+def test_raw_reader_switches_between_walking_and_blocks(obj_path: Any, trigger: Trigger) -> None:
+    # 10 records of 8/16/24/32 bytes, 1000 of 8 bytes, 10 more of varying sizes: every record
+    # exactly once, in order, with its own length, whichever way each stretch was read
+    with load(obj_path, trigger.pid) as obj:
+        vb = obj.reader("varevents")
+        with obj.progs.var_getpid.attach():
+            trigger.run(10)
+            obj.data.var_cycle = 1
+            trigger.run(1000)
+            obj.data.var_cycle = 4
+            trigger.run(10)
+        batch = vb.drain()
+        assert isinstance(batch, RawBatch) and len(batch) == 1020 and vb.received == 1020
+        seq = np.arange(1020)
+        expect = np.where((seq >= 10) & (seq < 1010), 8, 8 * (1 + seq % 4))
+        np.testing.assert_array_equal(batch.lengths, expect)
+        np.testing.assert_array_equal(batch.view(np.dtype("<u8")), seq)
+        for s in (0, 3, 9, 10, 500, 1009, 1010, 1019):
+            assert batch[s] == np.full(expect[s] // 8, s, "<u8").tobytes()
+
+
+def test_a_type_taken_from_btf_that_stops_fitting_is_dropped(obj_path: Any, trigger: Trigger) -> None:
+    # varevents' first record is 8 bytes and the BTF names an 8-byte struct (var_head): with only
+    # that record there, the reader takes it; the next records are bigger: it warns once and goes
+    # on with RawBatch, losing nothing
+    with load(obj_path, trigger.pid) as obj:
+        vb = obj.reader("varevents")
+        with obj.progs.var_getpid.attach():
+            trigger.run(1)
+            first = vb.drain()
+            assert vb.record_type == "struct var_head" and first["seq"].tolist() == [0]
+            trigger.run(7)
+            with pytest.warns(RuntimeWarning, match="record of 16 bytes does not fit struct var_head"):
+                rest = vb.drain()
+        assert vb.dtype is None and vb.record_type is None
+        assert isinstance(rest, RawBatch) and rest.lengths.tolist() == [16, 24, 32, 8, 16, 24, 32]
+        assert [r[:8] for r in rest] == [np.uint64(s).tobytes() for s in range(1, 8)]
+        assert vb.received == 8
+
+
+def test_several_record_sizes_at_the_first_drain_mean_no_type_is_taken(obj_path: Any, trigger: Trigger) -> None:
+    with load(obj_path, trigger.pid) as obj:
+        vb = obj.reader("varevents")
+        with obj.progs.var_getpid.attach():
+            trigger.run(8)
+            obj.data.var_cycle = 1
+            trigger.run(8)
+        a = vb.drain()
+        assert isinstance(a, RawBatch) and len(a) == 16 and vb.record_type is None

@@ -23,12 +23,28 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } plain SEC(".maps");
 
+/* Declared the plain libbpf way, records of 24 bytes whose type the BTF does not have (a u64[3]
+ * local): read without a dtype they come as a RawBatch of fixed-size records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} plain24 SEC(".maps");
+
+/* Names an 8-byte struct in the BTF the way libbpf-bootstrap programs do, so that a reader of
+ * varevents given no dtype may take it for the record type if the first records are all 8 bytes. */
+struct var_head {
+	__u64 seq;
+};
+const struct var_head *unused_var_head __attribute__((unused));
+
 const volatile __u32 target_pid = 0;
 const volatile __u32 discard_every = 0;	/* discard records whose seq % discard_every == 0 */
 __u64 seq = 0;
 __u64 pseq = 0;
 __u64 vseq = 0;
 __u64 plainseq = 0;
+__u64 plain24seq = 0;
+__u32 var_cycle = 4;	/* varevents record sizes cycle through 8, 16, ... var_cycle * 8 bytes */
 
 static __always_inline int mine(void)
 {
@@ -79,7 +95,8 @@ int var_getpid(void *ctx)
 	if (!mine())
 		return 0;
 	__u64 s = __sync_fetch_and_add(&vseq, 1);
-	__u32 n = s % 4;
+	__u32 cycle = var_cycle;
+	__u32 n = cycle > 1 ? s % cycle : 0;
 	__u64 *p;
 	switch (n) {
 	case 0: p = BPFKIT_RESERVE_BYTES(varevents, 8); break;
@@ -105,6 +122,19 @@ int plain_getpid(void *ctx)
 	struct event e = {};
 	fill(&e, __sync_fetch_and_add(&plainseq, 1));
 	bpf_ringbuf_output(&plain, &e, sizeof(e), 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int plain24_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	__u64 v[3];
+	v[0] = __sync_fetch_and_add(&plain24seq, 1);
+	v[1] = bpf_get_current_pid_tgid() >> 32;
+	v[2] = ~v[0];
+	bpf_ringbuf_output(&plain24, v, sizeof(v), 0);
 	return 0;
 }
 
