@@ -210,15 +210,18 @@ def child_bpfkit(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
             child.stdin.write(b"g")
             child.stdin.close()
             # read() ends after `flush` without records: after one last look, which takes records
-            # that came without a wake-up; then go on reading until everything is accounted for
-            while received + lost() < n and time.monotonic() - max(last, t_go) < 2.0:
+            # that came without a wake-up; then go on reading until everything is accounted for.
+            # Losses are looked at when idle, as the C consumer does.
+            seen_lost = 0
+            while received + seen_lost < n and time.monotonic() - max(last, t_go) < 2.0:
                 for batch in buf.read(timeout=flush):
                     arr = batch.view(EVENT) if isinstance(batch, RawBatch) else batch
                     received += len(arr)
                     counter_sum += int(arr["counter"].sum())
                     last = time.monotonic()
-                    if received + lost() >= n:
+                    if received + seen_lost >= n:
                         break
+                seen_lost = lost()
             cpu = cpu_seconds() - cpu0
             kind = type(batch).__name__
         producer_s = finish_child(child)

@@ -37,13 +37,21 @@ Callback = Callable[[Batch], Any]
 
 
 class Source(Protocol):
-    """What a Poller needs of a buffer (every :class:`~bpfkit.events.EventReader` is one)."""
+    """What a Poller needs of a buffer (every :class:`~bpfkit.events.EventReader` is one).
+
+    ``settle()`` says when to read: 0 now, None nothing there, ``x`` seconds: a few records are
+    there, read them after ``x`` unless a kernel wakeup of the source comes first. A source whose
+    wakeups mean "more records" rather than "records are there" (``edge_triggered``) is watched
+    edge-triggered, so that a poller can sleep until the next wakeup while records wait."""
+
+    edge_triggered: bool
 
     name: str
     fd_generation: int
 
     def poll_fds(self) -> list[int]: ...
     def pending(self) -> bool: ...
+    def settle(self) -> Optional[float]: ...
     def max_latency(self) -> Optional[float]: ...
     def wake_per_record(self) -> None: ...
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch: ...
@@ -129,7 +137,9 @@ class Poller(Resource):
 
     def _sync(self, source: Source) -> None:
         """Register the source's current fds: a perf buffer replaces its rings when it switches to
-        per-record wakeups (``fd_generation`` tells; a closed fd number may have been reused)."""
+        per-record wakeups (``fd_generation`` tells; a closed fd number may have been reused).
+        Edge-triggered for sources that want it, except once fileno() was asked for: an outside
+        loop needs the epoll fd readable for as long as records are there."""
         ep = self._epoll()
         key = id(source)
         gen = source.fd_generation
@@ -141,11 +151,14 @@ class Poller(Resource):
             except (OSError, ValueError):
                 pass  # closed fds have left the epoll by themselves
         fds = source.poll_fds()
+        flags = select.EPOLLIN
+        if getattr(source, "edge_triggered", False) and not self._external:
+            flags |= select.EPOLLET
         for fd in fds:
             try:
-                ep.register(fd, select.EPOLLIN)
+                ep.register(fd, flags)
             except FileExistsError:
-                pass  # registered by a _sync that Ctrl-C cut short
+                ep.modify(fd, flags)  # registered by a _sync that Ctrl-C cut short
         self._fds[key] = list(fds)
         self._gens[key] = source.fd_generation
 
@@ -184,6 +197,7 @@ class Poller(Resource):
         self._epoll()
         if not self._external:
             self._external = True
+            self._gens.clear()  # register every fd again, level-triggered
             for s in self._sources:
                 s.wake_per_record()
                 self._sync(s)
@@ -202,25 +216,40 @@ class Poller(Resource):
                 return True
         return False
 
+    def settle(self) -> Optional[float]:
+        """When to read, over every buffer: 0 now, None nothing is there, ``x``: a few records are
+        there and may wait up to ``x`` seconds for more (see :class:`Source`)."""
+        out: Optional[float] = None
+        for s in self._sources:
+            d = s.settle()
+            if d is not None and (out is None or d < out):
+                out = d
+        return out
+
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until a buffer has data or ``timeout`` seconds pass; True if data is there."""
+        """Block until a buffer has data to read now or ``timeout`` seconds pass; True if data
+        is there. A buffer with only a few records (a ring buffer read while its producer writes)
+        lets them gather until its next kernel wakeup, or at most its ``coalesce`` time."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ep = self._epoll()
         for s in self._sources:
             self._sync(s)
         cap = self._latency_cap()
+        woken = False
         while True:
             # the buffers are the truth: a wakeup can be stale (its records were already drained),
             # so returning on any epoll event would look like an idle timeout to callers
-            if self.pending():
+            due = self.settle()
+            if due is not None and (due <= 0 or woken):
                 return True
-            if deadline is None:
-                ep.poll(-1 if cap is None else cap, self._max_events)
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ep.poll(left if cap is None else min(left, cap), self._max_events)
+            t = cap if due is None else due if cap is None else min(cap, due)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return due is not None
+                t = left if t is None else min(t, left)
+            if ep.poll(-1 if t is None else t, self._max_events):
+                woken = True
 
     def _latency_cap(self) -> Optional[float]:
         cap = None
@@ -259,14 +288,15 @@ class Poller(Resource):
         after an idle timeout), or None on Ctrl-C, which may land in the wait or in a drain."""
         try:
             while True:
+                due = self.settle()  # a look without a syscall spares the empty drain before a wait
+                if (due is None or due > 0) and not self.wait(timeout):
+                    # one last look: wakeups may be batched (watermark), data can sit without one
+                    return self.drain(dtype)
                 got = self.drain(dtype)
                 if got:
                     return got
-                # wait() saw data, but a drain can still come back empty (only loss notices,
-                # records an interrupted drain had not committed): wait again
-                if not self.wait(timeout):
-                    # one last look: wakeups may be batched (watermark), data can sit without one
-                    return self.drain(dtype)
+                # a drain can come back empty (only loss notices, busy records, records an
+                # interrupted drain had not committed): wait again
         except KeyboardInterrupt:
             self.interrupted = True
             return None
@@ -338,35 +368,52 @@ class Poller(Resource):
         fd = self._epoll().fileno()  # not fileno(): this loop looks every max_latency() itself
         idle_since = time.monotonic()
         out = _HandOut()
+        woken = False
         try:
             while True:
-                got = self.drain()
-                if got:
-                    out.refill(got)
-                    while out:
-                        yield out.take()
-                    idle_since = time.monotonic()
-                    continue
+                due = self.settle()
+                if due is not None and (due <= 0 or woken):
+                    woken = False
+                    got = self.drain()
+                    if got:
+                        out.refill(got)
+                        while out:
+                            yield out.take()
+                        idle_since = time.monotonic()
+                        continue
+                    if due <= 0:  # e.g. a record still being written: look again, as wait() does
+                        await asyncio.sleep(0)
+                        continue
                 wait_for = None
                 if timeout is not None:
                     wait_for = timeout - (time.monotonic() - idle_since)
                     if wait_for <= 0:
+                        if due is not None:  # a last look, as read() does
+                            got = self.drain()
+                            out.refill(got)
+                            while out:
+                                yield out.take()
                         return
                 cap = self._latency_cap()
                 if cap is not None:
                     wait_for = cap if wait_for is None else min(wait_for, cap)
+                if due is not None and due > 0:
+                    wait_for = due if wait_for is None else min(wait_for, due)
                 for s in self._sources:
                     self._sync(s)
                 ready = asyncio.Event()
                 loop.add_reader(fd, ready.set)
                 try:
-                    if not self.pending():
-                        try:
-                            await asyncio.wait_for(ready.wait(), wait_for)
-                        except asyncio.TimeoutError:
-                            pass
+                    try:
+                        await asyncio.wait_for(ready.wait(), wait_for)
+                    except asyncio.TimeoutError:
+                        pass
                 finally:
                     loop.remove_reader(fd)
+                if ready.is_set():
+                    # take the wakeups (edge-triggered ones stay in the epoll's ready list, and
+                    # would keep its fd readable, until an epoll_wait takes them)
+                    woken = bool(self._epoll().poll(0, self._max_events))
         except KeyboardInterrupt:
             self.interrupted = True
         finally:

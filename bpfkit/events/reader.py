@@ -42,6 +42,7 @@ class EventReader(Resource):
     """
 
     fd_generation = 0  # bumped when poll_fds() changes, so pollers re-register
+    edge_triggered = False  # watched edge-triggered by pollers (see Poller's Source)
 
     def __init__(self, map: "Map", dtype: Any = None, *, btf: Optional[Btf] = None,
                  drops: Optional[np.ndarray] = None) -> None:
@@ -131,6 +132,11 @@ class EventReader(Resource):
     def pending(self) -> bool:
         """True if records (or loss notices) are waiting, without a syscall."""
         raise NotImplementedError
+
+    def settle(self) -> Optional[float]:
+        """When a poller should read: 0 now, None nothing is there, ``x`` seconds: a few records
+        are there and may wait that long for more (or for the next kernel wakeup)."""
+        return 0.0 if self.pending() else None
 
     def max_latency(self) -> Optional[float]:
         """Longest a poller may sleep without checking this buffer (None: wakeups suffice).

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import mmap
 import platform
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -64,6 +65,10 @@ CHUNK_BYTES = 1 << 20
 SMALL_RECORDS = 512
 # Same-size records in a row that make the raw reader cut them out vectorised instead of walking.
 RUN = 8
+# How long a few records may wait for more before a poller reads them (RingBuffer.coalesce), and
+# the share of the ring that is never "a few": see RingBuffer.settle.
+COALESCE = 0.001
+COALESCE_SHARE = 16
 
 if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
     import warnings
@@ -81,6 +86,13 @@ class RingBuffer(EventReader):
     ``flush_interval`` (seconds, None by default) makes pollers look at the ring that often even
     without a wake-up: for programs that submit with ``BPF_RB_NO_WAKEUP`` or adaptive wake-ups.
 
+    ``coalesce`` (seconds, 1 ms by default): when a poller finds only a few records right after a
+    drain (less than 1/16 of the ring: the producer is writing as we read), it lets them gather
+    until the kernel's next wakeup or this long, instead of reading them at once. A Python reader
+    that chased a fast producer would pay its fixed cost per read for a handful of records each
+    time; so a dense stream arrives in batches at most ``coalesce`` late, and a light one (the
+    reader caught up, woken per record) as soon as each record is there. 0 turns it off.
+
     Example::
 
         rb = RingBuffer(obj.maps.events)      # or obj.reader("events"), which binds BTF and drops
@@ -94,6 +106,8 @@ class RingBuffer(EventReader):
         self.size = map.max_entries
         self.chunk_bytes = CHUNK_BYTES  # per commit; tunable per reader (tests make it small)
         self.flush_interval = flush_interval
+        self.coalesce = COALESCE
+        self._drained_at = 0.0  # time.monotonic() when the last drain started
         # the C type of the records when it was found in the BTF rather than declared or given
         self.record_type: Optional[str] = None
         self._infer = self.dtype is None and btf is not None
@@ -161,6 +175,27 @@ class RingBuffer(EventReader):
         self._mmap()
         return [self.fd]
 
+    # the map fd polls readable whenever records are there; its wakeups come from submits (for
+    # a reader that had caught up, a forced wakeup, or bpfkit.h's adaptive submit): waiting for
+    # the next one while records are there needs edge-triggered epoll
+    edge_triggered = True
+
+    def settle(self) -> Optional[float]:
+        """0: read now (records held, many records, or ``coalesce`` is over); None: nothing is
+        there; ``x``: a few records came since the last drain, read them within ``x`` seconds
+        unless a wakeup comes first."""
+        if self._ledger.entries:
+            return 0.0
+        if self._cons_mm is None:
+            self._mmap()
+        avail = self._prod_w[0] - self._cons_w[0]
+        if avail <= 0:
+            return None
+        if avail * COALESCE_SHARE >= self.size or not self.coalesce:
+            return 0.0
+        left = self._drained_at + self.coalesce - time.monotonic()
+        return left if left > 0 else 0.0
+
     def max_latency(self) -> Optional[float]:
         """``flush_interval``: how long a poller may sleep without looking (None: wake-ups suffice)."""
         return self.flush_interval
@@ -199,6 +234,7 @@ class RingBuffer(EventReader):
         """
         if self._cons_mm is None:
             self._mmap()
+        self._drained_at = time.monotonic()
         if dtype is None:
             dt = self.dtype
             if dt is None and self._infer:
@@ -287,18 +323,24 @@ class RingBuffer(EventReader):
         return batch
 
     def _read_fixed(self, dt: np.dtype, limit: Optional[int]) -> bool:
-        """Copy records out into held batches, committing after each chunk. True if it stopped
-        because a record did not fit the dtype the reader had taken from the BTF."""
+        """Copy the records written before the drain started into held batches, committing
+        after each chunk. True if it stopped because a record did not fit the dtype the reader
+        had taken from the BTF.
+
+        One pass up to the producer position seen at the start, not a chase of the producer: a
+        reader that re-read it after every chunk would cut a fast stream into many small pieces,
+        each paying numpy's fixed costs (the next drain takes what came meanwhile, in one piece)."""
         isz = dt.itemsize
         stride = (isz + HDR + 7) & ~7
         wstride = stride >> 2
         chunk = max(1, self.chunk_bytes // stride)
-        mask, hdrs, prod_w = self._mask, self._hdrs, self._prod_w
+        mask, hdrs = self._mask, self._hdrs
         opaque = _opaque(isz)
         got = 0
         cons = self._cons_w[0]
+        prod = self._prod_w[0]
         while limit is None or got < limit:
-            avail = prod_w[0] - cons
+            avail = prod - cons
             if avail <= 0:
                 break
             n = min(avail // stride, chunk)
@@ -358,13 +400,14 @@ class RingBuffer(EventReader):
         return False
 
     def _read_raw(self, limit: Optional[int]) -> None:
-        """Copy records of any size out into held RawBatches, committing after each span: runs of
-        same-size records at once, records of differing sizes one by one."""
-        mask, hdrs, prod_w = self._mask, self._hdrs, self._prod_w
+        """Copy the records written before the drain started out into held RawBatches, committing
+        after each span: runs of same-size records at once, records of differing sizes one by one."""
+        mask, hdrs = self._mask, self._hdrs
         got = 0
         cons = self._cons_w[0]
+        prod = self._prod_w[0]
         while limit is None or got < limit:
-            avail = prod_w[0] - cons
+            avail = prod - cons
             if avail <= 0:
                 break
             off = cons & mask
@@ -376,12 +419,12 @@ class RingBuffer(EventReader):
             n = min(avail // stride, max(1, self.chunk_bytes // stride))
             if limit is not None:
                 n = min(n, limit - got)
-            if length and n >= RUN:
+            if length:
                 k = self._same_size_run(off, n, length, stride)
-                if k >= RUN:
+                if k == n or k >= RUN:  # all that is there, or a run worth a block
                     cons, got = self._cut_run(cons, k, length, stride, got)
                     continue
-            cons, got = self._walk(cons, limit, got)
+            cons, got = self._walk(cons, prod, limit, got)
 
     def _same_size_run(self, off: int, n: int, length: int, stride: int) -> int:
         """How many of the ``n`` records from ``off`` are submitted (discarded or not) and
@@ -398,27 +441,28 @@ class RingBuffer(EventReader):
         """Copy out ``k`` same-size records from ``cons`` as one RawBatch, hold it and commit."""
         off = cons & self._mask
         w, wstride = off >> 2, stride >> 2
-        lens = self._words[w: w + k * wstride: wstride].copy()  # discard flags, as copied
         out = np.ndarray((k,), _opaque(length), self._prod_mm, PAGE + off + HDR, (stride,)).copy()
-        disc = (lens & np.uint32(DISCARD)) != 0
-        ndisc = int(disc.sum())
-        if ndisc:
-            out = out[~disc]
+        ndisc = 0
+        if k > SMALL_RECORDS or self._hdrs[w: w + k * wstride: wstride].tolist().count(length) != k:
+            lens = self._words[w: w + k * wstride: wstride]  # the records are submitted: flags are final
+            disc = (lens & np.uint32(DISCARD)) != 0
+            ndisc = int(disc.sum())
+            if ndisc:
+                out = out[~disc]
         batch = RawBatch.fixed(out.view(np.uint8), length, k - ndisc) if k > ndisc else None
         cons += k * stride
         self._ledger.hold(batch, self, cons, skipped=ndisc)
         self._commit(cons)
         return cons, got + k - ndisc
 
-    def _walk(self, cons: int, limit: Optional[int], got: int) -> tuple[int, int]:
+    def _walk(self, cons: int, prod: int, limit: Optional[int], got: int) -> tuple[int, int]:
         """Copy records one by one into a held RawBatch and commit: until the chunk is full, the
-        producer's position, a busy record, ``limit``, or ``RUN`` same-size records in a row."""
-        mask, hdrs, prod_w = self._mask, self._hdrs, self._prod_w
+        position ``prod``, a busy record, ``limit``, or ``RUN`` same-size records in a row."""
+        mask, hdrs = self._mask, self._hdrs
         assert self._prod_mm is not None
         view = memoryview(self._prod_mm)[PAGE:]
         chunks: list[Any] = []
         start = cons
-        prod = prod_w[0]
         skipped = run = 0
         last = -1
         end = start + max(1, self.chunk_bytes)
@@ -438,8 +482,6 @@ class RingBuffer(EventReader):
                 last = length
                 if run >= RUN and length:
                     break  # a run of same-size records: the vectorised path takes over
-                if cons >= prod:
-                    prod = prod_w[0]
             batch = RawBatch.from_chunks(chunks)  # copies before we release the space
         finally:
             chunks.clear()
