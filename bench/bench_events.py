@@ -18,8 +18,9 @@ other. Groups (``--groups``), each a C row and a bpfkit row on the same object:
                  a look every 50 ms); C via perf_buffer__new_raw with the same settings
   none           the getpid loop with nothing attached (the untraced producer time)
 
-Every consumer looks without a wake-up every 10 ms (ring) / 50 ms (perf batched), as records
-submitted without one (NO_WAKEUP, adaptive, watermark) need.
+Every consumer looks without a wake-up every 10 ms (ring; 2 ms for the C consumer of
+ring-adaptive, bpfkit.h's wake-up window) / 50 ms (perf batched), as records submitted without one
+(NO_WAKEUP, adaptive, watermark) need; bpfkit's reader of an adaptive ring looks by itself.
 
 Reported per row, median [min-max] of --runs, runs interleaved so that machine noise hits every row
 alike: events received; lost (every failure to send, each counted once: ring = reserve failures,
@@ -57,6 +58,7 @@ from bpfkit.events import EventReader, PerfBuffer, RawBatch  # noqa: E402
 PERF_PAGES = (16 << 20) // 4096  # 16 MiB per CPU, like the ring buffer
 PERF_FLUSH = 0.05  # bpfkit's default look without a wakeup, given to the batched C consumer too
 RING_FLUSH = 0.01  # a look without a wakeup for ring buffers, both consumers
+ADAPTIVE_FLUSH = 0.002  # bpfkit.h's default wake-up window: the C consumer looks that often
 # bpfkit's default watermark for PERF_PAGES (wakeup_events=0, watermark=None)
 WATERMARK = PerfBuffer._wake_config(PERF_PAGES, 0, None)[1]
 EVENT = np.dtype([("pid", "<u4"), ("cpu", "<u4"), ("ts", "<u8"), ("counter", "<u8"), ("spare", "<u8")])
@@ -143,7 +145,7 @@ def run_none(paths: dict[str, Path], g: Optional[Group], n: int) -> dict[str, An
 def run_c(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
     ccpu, pcpu = cpus()
     child = start_child(paths, n, pcpu)
-    flush = PERF_FLUSH if g.c_mode.startswith("perf") else RING_FLUSH
+    flush = PERF_FLUSH if g.c_mode.startswith("perf") else ADAPTIVE_FLUSH if g.obj == "events_adaptive" else RING_FLUSH
     cons = subprocess.Popen([str(paths["events_consumer"]), g.c_mode, str(paths[g.obj]), str(child.pid), str(n),
                              str(PERF_PAGES), str(WATERMARK), str(int(flush * 1000)), str(g.wake_every)],
                             stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {ccpu}))

@@ -234,7 +234,6 @@ class Poller(Resource):
         ep = self._epoll()
         for s in self._sources:
             self._sync(s)
-        cap = self._latency_cap()
         woken = False
         while True:
             # the buffers are the truth: a wakeup can be stale (its records were already drained),
@@ -242,6 +241,7 @@ class Poller(Resource):
             due = self.settle()
             if due is not None and (due <= 0 or woken):
                 return True
+            cap = self._latency_cap()  # after settle(): a look may end a buffer's need for more
             t = cap if due is None else due if cap is None else min(cap, due)
             if deadline is not None:
                 left = deadline - time.monotonic()

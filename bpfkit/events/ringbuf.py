@@ -84,7 +84,10 @@ class RingBuffer(EventReader):
     ``BPFKIT_RESERVE`` pattern of ``bpfkit.h``, ``dropped`` (failed reserves, read live).
 
     ``flush_interval`` (seconds, None by default) makes pollers look at the ring that often even
-    without a wake-up: for programs that submit with ``BPF_RB_NO_WAKEUP`` or adaptive wake-ups.
+    without a wake-up: for programs that submit with ``BPF_RB_NO_WAKEUP``. ``wake_window``
+    (seconds) is for producers that skip wake-ups for at most that long after one, as
+    ``bpfkit.h``'s adaptive ``BPFKIT_SUBMIT`` does (``obj.reader()`` sets it from the object):
+    pollers then look once that long after records came, and not at all while the ring is idle.
 
     ``coalesce`` (seconds, 1 ms by default): when a poller finds only a few records right after a
     drain (less than 1/16 of the ring: the producer is writing as we read), it lets them gather
@@ -106,8 +109,11 @@ class RingBuffer(EventReader):
         self.size = map.max_entries
         self.chunk_bytes = CHUNK_BYTES  # per commit; tunable per reader (tests make it small)
         self.flush_interval = flush_interval
+        self.wake_window: Optional[float] = None
         self.coalesce = COALESCE
         self._drained_at = 0.0  # time.monotonic() when the last drain started
+        self._found_at = 0.0    # ... the last drain that found records started
+        self._looked_at = 0.0   # ... the ring was last seen empty
         # the C type of the records when it was found in the BTF rather than declared or given
         self.record_type: Optional[str] = None
         self._infer = self.dtype is None and btf is not None
@@ -190,6 +196,8 @@ class RingBuffer(EventReader):
             self._mmap()
         avail = self._prod_w[0] - self._cons_w[0]
         if avail <= 0:
+            if self.wake_window is not None:
+                self._looked_at = time.monotonic()
             return None
         if avail * COALESCE_SHARE >= self.size or not self.coalesce:
             return 0.0
@@ -197,8 +205,19 @@ class RingBuffer(EventReader):
         return left if left > 0 else 0.0
 
     def max_latency(self) -> Optional[float]:
-        """``flush_interval``: how long a poller may sleep without looking (None: wake-ups suffice)."""
-        return self.flush_interval
+        """How long a poller may sleep without looking (None: wake-ups suffice): ``flush_interval``,
+        or what is left of the ``wake_window`` after the last records, until a look after it has
+        found the ring empty (from then on the next record wakes the reader)."""
+        if self.flush_interval is not None:
+            return self.flush_interval
+        window = self.wake_window
+        if window is None:
+            return None
+        end = self._found_at + window
+        if self._looked_at >= end:
+            return None
+        left = end - time.monotonic()
+        return left if left > 0 else 0.0
 
     def stats(self) -> dict[str, int]:
         """``received``, ``discarded`` (skipped discard records) and ``dropped`` (failed reserves)."""
@@ -299,6 +318,8 @@ class RingBuffer(EventReader):
 
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
         entries = self._ledger.entries
+        if entries:
+            self._found_at = self._drained_at
         if len(entries) == 1 and max_records is None:
             h = entries[0]
             b = h.batch

@@ -88,6 +88,20 @@ int perf_getpid(void *ctx)
 	return 0;
 }
 
+/* The same records as ring_getpid, submitted with bpfkit.h's adaptive wake-ups. */
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int ring_adaptive_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event *e = BPFKIT_RESERVE(events);
+	if (!e)
+		return 0;
+	fill(e, __sync_fetch_and_add(&seq, 1));
+	BPFKIT_SUBMIT(events, e);
+	return 0;
+}
+
 /* Variable-size records: 8-byte seq followed by (seq % 4) * 8 bytes each holding seq. */
 SEC("tracepoint/syscalls/sys_enter_getpid")
 int var_getpid(void *ctx)
