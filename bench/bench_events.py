@@ -33,6 +33,7 @@ million events; and the bpfkit/C ratios of the medians (rate and CPU).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -58,6 +59,9 @@ from bpfkit.events import EventReader, PerfBuffer, RawBatch  # noqa: E402
 PERF_PAGES = (16 << 20) // 4096  # 16 MiB per CPU, like the ring buffer
 PERF_FLUSH = 0.05  # bpfkit's default look without a wakeup, given to the batched C consumer too
 RING_FLUSH = 0.01  # a look without a wakeup for ring buffers, both consumers
+# both consumers give up after this long without records (a loaded machine can starve the producer
+# for seconds; normally they stop once received + lost reaches N)
+IDLE_LIMIT = 30.0
 ADAPTIVE_FLUSH = 0.002  # bpfkit.h's default wake-up window: the C consumer looks that often
 # bpfkit's default watermark for PERF_PAGES (wakeup_events=0, watermark=None)
 WATERMARK = PerfBuffer._wake_config(PERF_PAGES, 0, None)[1]
@@ -147,7 +151,7 @@ def run_c(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
     child = start_child(paths, n, pcpu)
     flush = PERF_FLUSH if g.c_mode.startswith("perf") else ADAPTIVE_FLUSH if g.obj == "events_adaptive" else RING_FLUSH
     cons = subprocess.Popen([str(paths["events_consumer"]), g.c_mode, str(paths[g.obj]), str(child.pid), str(n),
-                             str(PERF_PAGES), str(WATERMARK), str(int(flush * 1000)), str(g.wake_every)],
+                             str(PERF_PAGES), str(WATERMARK), str(int(flush * 1000)), str(g.wake_every), str(IDLE_LIMIT)],
                             stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {ccpu}))
     assert cons.stdout is not None
     if cons.stdout.readline().strip() != "ready":
@@ -206,6 +210,7 @@ def child_bpfkit(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
         with obj.progs[g.prog].attach():
             received = counter_sum = 0
             last = 0.0
+            kind = "none"
             cpu0 = cpu_seconds()
             assert child.stdin is not None
             t_go = time.monotonic()
@@ -215,17 +220,17 @@ def child_bpfkit(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
             # that came without a wake-up; then go on reading until everything is accounted for.
             # Losses are looked at when idle, as the C consumer does.
             seen_lost = 0
-            while received + seen_lost < n and time.monotonic() - max(last, t_go) < 2.0:
+            while received + seen_lost < n and time.monotonic() - max(last, t_go) < IDLE_LIMIT:
                 for batch in buf.read(timeout=flush):
                     arr = batch.view(EVENT) if isinstance(batch, RawBatch) else batch
                     received += len(arr)
                     counter_sum += int(arr["counter"].sum())
                     last = time.monotonic()
+                    kind = type(batch).__name__
                     if received + seen_lost >= n:
                         break
                 seen_lost = lost()
             cpu = cpu_seconds() - cpu0
-            kind = type(batch).__name__
         producer_s = finish_child(child)
         return {"received": received, "lost": lost(), "cpu_s": cpu, "span_s": last - t_go,
                 "counter_sum": counter_sum, "producer_s": producer_s, "batch_type": kind}
@@ -255,7 +260,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--groups", default="none,ring,plain,plain-named,plain-wake64,perf,perf-batched,ring-adaptive")
     ap.add_argument("--only", default="c,bpfkit", help="consumers to run: c, bpfkit")
-    ap.add_argument("--build-dir", default=str(cache_root() / "bench"))
+    # a build dir of this tree's own: other trees' bench_events.py build their consumer too
+    tree = hashlib.sha256(str(HERE).encode()).hexdigest()[:12]
+    ap.add_argument("--build-dir", default=str(cache_root() / "bench" / f"events-{tree}"))
     ap.add_argument("--before", help="also measure the bpfkit tree at this path (e.g. an unpacked older "
                     "commit: git archive COMMIT | tar -x -C DIR) as consumer 'before'")
     ap.add_argument("--json", help="also write the results here")

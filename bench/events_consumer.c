@@ -1,8 +1,9 @@
 // C baseline for bench_events.py: libbpf's ring_buffer__poll / perf_buffer__poll consumer.
-//   events_consumer ring|plain|perf|perf-batched OBJ TARGET_PID N [PERF_PAGES [WATERMARK_BYTES [FLUSH_MS [WAKE_EVERY]]]]
+//   events_consumer ring|plain|perf|perf-batched OBJ TARGET_PID N [PERF_PAGES [WATERMARK_BYTES [FLUSH_MS
+//                   [WAKE_EVERY [IDLE_LIMIT_S]]]]]
 // Loads OBJ with target_pid (and wake_every, if the object has it) set in .rodata, attaches the
-// mode's program only, prints "ready", consumes until received + lost + dropped == N (or 2 s
-// without events), then prints one JSON line of results.
+// mode's program only, prints "ready", consumes until received + lost + dropped == N (or
+// IDLE_LIMIT_S, default 2, without events), then prints one JSON line of results.
 // ring: map `events`, program ring_getpid, drop counter __bpfkit_drops__events (events_bench.bpf.c);
 // plain: map `plain`, program plain_getpid, drop counter plain_drops (events_plain.bpf.c).
 // Ring modes: a wakeup drains the ring; no wakeup within FLUSH_MS: ring_buffer__consume() anyway
@@ -115,6 +116,7 @@ int main(int argc, char **argv)
 	unsigned int watermark = argc > 6 ? atol(argv[6]) : pages * 4096 / 4;
 	int flush_ms = argc > 7 ? atoi(argv[7]) : 50;
 	unsigned int wake_every = argc > 8 ? atoi(argv[8]) : 0;
+	double idle_limit = argc > 9 ? atof(argv[9]) : 2.0;
 
 	struct bpf_object *obj = bpf_object__open_file(argv[2], NULL);
 	if (!obj) {
@@ -204,7 +206,7 @@ int main(int argc, char **argv)
 		} else {
 			bpf_map_lookup_elem(bpf_map__fd(bss), &zero, bss_val);
 			memcpy(&dropped, bss_val + drops_off, sizeof(dropped));
-			if (now() - idle_since > 2.0)
+			if (now() - idle_since > idle_limit)
 				break;
 		}
 	}

@@ -108,7 +108,10 @@ def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
 def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> None:
     script = tmp_path / "consumer.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, bpfkit
+        import signal, sys, bpfkit
+        # Ctrl-C as a terminal gives it, also when the suite runs as a background job (which
+        # starts children with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         spec = bpfkit.open({str(obj_path)!r})
         spec.rodata.target_pid = 1  # nothing will arrive
         with spec.load() as obj:

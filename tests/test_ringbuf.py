@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -275,7 +276,10 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
                 except KeyboardInterrupt:
                     pass  # landed in this loop, between reads: nothing of bpfkit's was in flight
 
-        # a separate process presses Ctrl-C: no thread of ours to stop while interrupts fly
+        # a separate process presses Ctrl-C: no thread of ours to stop while interrupts fly.
+        # SIGINT raises KeyboardInterrupt here even when the suite runs as a background job
+        # (started with SIGINT ignored)
+        old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
         presser = subprocess.Popen([sys.executable, "-c", PRESS_CTRL_C, str(os.getpid()), "300"])
         try:
             try:
@@ -289,6 +293,7 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
             despite_ctrl_c(presser.wait)
             for _ in range(3):  # a signal sent just before the kill lands here, not in the asserts
                 despite_ctrl_c(lambda: time.sleep(0.01))
+            signal.signal(signal.SIGINT, old_handler)
         got.append(rb.drain())
         assert ended_by_ctrl_c > 0
         np.testing.assert_array_equal(np.concatenate([b["seq"] for b in got]), np.arange(n))
