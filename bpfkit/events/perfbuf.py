@@ -273,6 +273,32 @@ class PerfBuffer(EventReader):
         self._ensure_open()
         return [r.fd for r in self._rings]
 
+    def settle(self) -> Optional[float]:
+        """0: read now; None: nothing is there (the kernel's wakeups, per sample or per watermark,
+        say when); ``x``: samples came since a drain less than ``coalesce`` ago, and less than
+        1/16 of any ring: let more gather for ``x`` seconds. A poller naps meanwhile rather than
+        sleep in epoll: with a wakeup per sample, a reader asleep in epoll makes the traced
+        process pay a task wakeup for each sample; one that naps through a dense stream spares it
+        that, and a light stream (nothing there after a drain) still wakes it at once."""
+        if not self._rings:
+            self.open()
+        if self._ledger.entries:
+            return 0.0
+        most = 0
+        for r in self._rings:
+            words = r.words
+            n = words[HEAD_WORD] - words[TAIL_WORD]
+            if n > most:
+                most = n
+            if r.prev is not None and not r.prev.empty():
+                return 0.0
+        if not most:
+            return self._dense_nap()
+        if most * 16 >= self._rings[0].size or not self.coalesce:
+            return 0.0
+        left = self._drained_at + self.coalesce - time.monotonic()
+        return left if left > 0 else 0.0
+
     def pending(self) -> bool:
         """True if any CPU's ring has unread records, or records are held for the next drain (opens
         the rings with the current settings if needed)."""
@@ -329,17 +355,20 @@ class PerfBuffer(EventReader):
         Ctrl-C may interrupt a long drain: samples already handed back to the kernel are kept
         and come first from the next drain."""
         self._ensure_open()
+        self._drained_at = time.monotonic()
         return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=False)  # type: ignore[return-value]
 
     def drain_per_cpu(self, dtype: Any = None, max_records: Optional[int] = None) -> dict[int, Batch]:
         """Available samples by CPU: ``{cpu: batch}``, every open CPU present."""
         self._ensure_open()
+        self._drained_at = time.monotonic()
         return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
 
     def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
         """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple
         of 8), whatever the buffer's dtype."""
         self._ensure_open()
+        self._drained_at = time.monotonic()
         batch = self._drain(None, max_records, per_cpu=False)
         assert isinstance(batch, RawBatch)
         return batch
@@ -361,6 +390,8 @@ class PerfBuffer(EventReader):
 
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int],
                   per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
+        if self._ledger.entries:
+            self._found()
         out, keep = self._ledger.split(max_records)
         result: Union[Batch, dict[int, Batch]]
         if not per_cpu and len(out) == 1:
@@ -446,19 +477,22 @@ class PerfBuffer(EventReader):
         return got + self._drain_ring(ring, dt, limit)
 
     def _drain_ring(self, ring: CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+        """Read the samples written before the call (one pass, as the ring buffer reader does:
+        chasing the producer would cut its stream into pieces that each pay the fixed costs)."""
         got = 0
         words = ring.words
+        head = words[HEAD_WORD]  # acquire: the records before head are complete
         stride = 0 if dt is None else sample_size(dt.itemsize)
         small = min(SMALL_SAMPLES * stride, self.chunk_bytes)
         while limit is None or got < limit:
             left = None if limit is None else limit - got
+            tail = words[TAIL_WORD]
+            if tail >= head:
+                break
             if small:
                 # a few samples (the usual read with a wakeup per sample, or while catching up
                 # with the producer): struct, not numpy
-                tail = words[TAIL_WORD]
-                span = words[HEAD_WORD] - tail  # acquire: the records before head are complete
-                if not span:
-                    break
+                span = head - tail
                 off = tail & ring.mask
                 if span <= small and off + span <= ring.size:  # whole samples that do not wrap
                     fast = decode_small(ring.dmv, off, span, stride, dt, left)  # type: ignore[arg-type]
@@ -468,7 +502,7 @@ class PerfBuffer(EventReader):
                         got += len(fast)
                         continue
             # a chunk at a time, handing space back to the producer after each
-            tail, buf = ring.unread(self.chunk_bytes)
+            tail, buf = ring.unread(min(self.chunk_bytes, head - tail))
             if not buf.size:
                 break
             b: Batch

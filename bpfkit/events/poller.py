@@ -39,12 +39,12 @@ Callback = Callable[[Batch], Any]
 class Source(Protocol):
     """What a Poller needs of a buffer (every :class:`~bpfkit.events.EventReader` is one).
 
-    ``settle()`` says when to read: 0 now, None nothing there, ``x`` seconds: a few records are
-    there, read them after ``x`` unless a kernel wakeup of the source comes first. A source whose
-    wakeups mean "more records" rather than "records are there" (``edge_triggered``) is watched
-    edge-triggered, so that a poller can sleep until the next wakeup while records wait."""
+    ``settle()`` says when to read: 0 now; None nothing is there (sleep until a kernel wakeup);
+    ``x`` seconds: look again after ``x`` (a few records are gathering, or a dense stream is
+    expected to go on). A poller naps for ``x`` rather than sleep in epoll: a reader asleep in
+    epoll makes the traced process pay a task wakeup for every record that wakes it."""
 
-    edge_triggered: bool
+    coalesce: float
 
     name: str
     fd_generation: int
@@ -138,8 +138,7 @@ class Poller(Resource):
     def _sync(self, source: Source) -> None:
         """Register the source's current fds: a perf buffer replaces its rings when it switches to
         per-record wakeups (``fd_generation`` tells; a closed fd number may have been reused).
-        Edge-triggered for sources that want it, except once fileno() was asked for: an outside
-        loop needs the epoll fd readable for as long as records are there."""
+        """
         ep = self._epoll()
         key = id(source)
         gen = source.fd_generation
@@ -151,14 +150,11 @@ class Poller(Resource):
             except (OSError, ValueError):
                 pass  # closed fds have left the epoll by themselves
         fds = source.poll_fds()
-        flags = select.EPOLLIN
-        if getattr(source, "edge_triggered", False) and not self._external:
-            flags |= select.EPOLLET
         for fd in fds:
             try:
-                ep.register(fd, flags)
+                ep.register(fd, select.EPOLLIN)
             except FileExistsError:
-                ep.modify(fd, flags)  # registered by a _sync that Ctrl-C cut short
+                pass  # registered by a _sync that Ctrl-C cut short
         self._fds[key] = list(fds)
         self._gens[key] = source.fd_generation
 
@@ -197,7 +193,6 @@ class Poller(Resource):
         self._epoll()
         if not self._external:
             self._external = True
-            self._gens.clear()  # register every fd again, level-triggered
             for s in self._sources:
                 s.wake_per_record()
                 self._sync(s)
@@ -217,8 +212,8 @@ class Poller(Resource):
         return False
 
     def settle(self) -> Optional[float]:
-        """When to read, over every buffer: 0 now, None nothing is there, ``x``: a few records are
-        there and may wait up to ``x`` seconds for more (see :class:`Source`)."""
+        """When to read, over every buffer: 0 now, None nothing is there, ``x``: look again in
+        ``x`` seconds (see :class:`Source`)."""
         out: Optional[float] = None
         for s in self._sources:
             d = s.settle()
@@ -228,18 +223,18 @@ class Poller(Resource):
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until a buffer has data to read now or ``timeout`` seconds pass; True if data
-        is there. A buffer with only a few records (a ring buffer read while its producer writes)
-        lets them gather until its next kernel wakeup, or at most its ``coalesce`` time."""
+        is there (or, at the timeout, a look is due). In a dense stream records gather for up to
+        each buffer's ``coalesce`` time (1 ms) while the poller naps; a light one is read as
+        soon as the kernel's wakeup comes."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ep = self._epoll()
         for s in self._sources:
             self._sync(s)
-        woken = False
         while True:
             # the buffers are the truth: a wakeup can be stale (its records were already drained),
             # so returning on any epoll event would look like an idle timeout to callers
             due = self.settle()
-            if due is not None and (due <= 0 or woken):
+            if due is not None and due <= 0:
                 return True
             cap = self._latency_cap()  # after settle(): a look may end a buffer's need for more
             t = cap if due is None else due if cap is None else min(cap, due)
@@ -248,8 +243,10 @@ class Poller(Resource):
                 if left <= 0:
                     return due is not None
                 t = left if t is None else min(t, left)
-            if ep.poll(-1 if t is None else t, self._max_events):
-                woken = True
+            if due is not None:
+                time.sleep(t if t is not None else due)  # gathering: a nap, which no record wakes
+                continue
+            ep.poll(-1 if t is None else t, self._max_events)
 
     def _latency_cap(self) -> Optional[float]:
         cap = None
@@ -368,12 +365,10 @@ class Poller(Resource):
         fd = self._epoll().fileno()  # not fileno(): this loop looks every max_latency() itself
         idle_since = time.monotonic()
         out = _HandOut()
-        woken = False
         try:
             while True:
                 due = self.settle()
-                if due is not None and (due <= 0 or woken):
-                    woken = False
+                if due is not None and due <= 0:
                     got = self.drain()
                     if got:
                         out.refill(got)
@@ -398,7 +393,9 @@ class Poller(Resource):
                 if cap is not None:
                     wait_for = cap if wait_for is None else min(wait_for, cap)
                 if due is not None and due > 0:
-                    wait_for = due if wait_for is None else min(wait_for, due)
+                    # gathering: a nap, as wait() does
+                    await asyncio.sleep(due if wait_for is None else min(wait_for, due))
+                    continue
                 for s in self._sources:
                     self._sync(s)
                 ready = asyncio.Event()
@@ -410,10 +407,6 @@ class Poller(Resource):
                         pass
                 finally:
                     loop.remove_reader(fd)
-                if ready.is_set():
-                    # take the wakeups (edge-triggered ones stay in the epoll's ready list, and
-                    # would keep its fd readable, until an epoll_wait takes them)
-                    woken = bool(self._epoll().poll(0, self._max_events))
         except KeyboardInterrupt:
             self.interrupted = True
         finally:

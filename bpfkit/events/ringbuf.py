@@ -65,9 +65,7 @@ CHUNK_BYTES = 1 << 20
 SMALL_RECORDS = 512
 # Same-size records in a row that make the raw reader cut them out vectorised instead of walking.
 RUN = 8
-# How long a few records may wait for more before a poller reads them (RingBuffer.coalesce), and
-# the share of the ring that is never "a few": see RingBuffer.settle.
-COALESCE = 0.001
+# The share of the ring that is never "a few records" (see RingBuffer.settle).
 COALESCE_SHARE = 16
 
 if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
@@ -110,10 +108,7 @@ class RingBuffer(EventReader):
         self.chunk_bytes = CHUNK_BYTES  # per commit; tunable per reader (tests make it small)
         self.flush_interval = flush_interval
         self.wake_window: Optional[float] = None
-        self.coalesce = COALESCE
-        self._drained_at = 0.0  # time.monotonic() when the last drain started
-        self._found_at = 0.0    # ... the last drain that found records started
-        self._looked_at = 0.0   # ... the ring was last seen empty
+        self._looked_at = 0.0  # time.monotonic() when the ring was last seen empty
         # the C type of the records when it was found in the BTF rather than declared or given
         self.record_type: Optional[str] = None
         self._infer = self.dtype is None and btf is not None
@@ -181,11 +176,6 @@ class RingBuffer(EventReader):
         self._mmap()
         return [self.fd]
 
-    # the map fd polls readable whenever records are there; its wakeups come from submits (for
-    # a reader that had caught up, a forced wakeup, or bpfkit.h's adaptive submit): waiting for
-    # the next one while records are there needs edge-triggered epoll
-    edge_triggered = True
-
     def settle(self) -> Optional[float]:
         """0: read now (records held, many records, or ``coalesce`` is over); None: nothing is
         there; ``x``: a few records came since the last drain, read them within ``x`` seconds
@@ -198,7 +188,7 @@ class RingBuffer(EventReader):
         if avail <= 0:
             if self.wake_window is not None:
                 self._looked_at = time.monotonic()
-            return None
+            return self._dense_nap()
         if avail * COALESCE_SHARE >= self.size or not self.coalesce:
             return 0.0
         left = self._drained_at + self.coalesce - time.monotonic()
@@ -319,7 +309,7 @@ class RingBuffer(EventReader):
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int]) -> Batch:
         entries = self._ledger.entries
         if entries:
-            self._found_at = self._drained_at
+            self._found()
         if len(entries) == 1 and max_records is None:
             h = entries[0]
             b = h.batch
