@@ -16,7 +16,7 @@ import pytest
 import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.events import PerfBuffer
+from bpfkit.events import PerfBuffer, RawBatch
 from bpfkit.events.perf_decode import sample_size
 
 from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
@@ -295,3 +295,26 @@ def test_sample_smaller_than_dtype_raises_and_stays(obj_path: Any, trigger: Trig
         with pytest.raises(BpfUsageError, match="sample of 44 bytes is smaller than the 100-byte"):
             pb.drain(big)
         np.testing.assert_array_equal(pb.drain()["seq"], [0, 1, 2])
+
+
+def test_plain_perf_buffer_without_dtype(obj_path: Any, trigger: Trigger) -> None:
+    # declared without BPFKIT_PERFBUF: samples of struct event (named in the BTF) come as arrays
+    # of it; u64[3] samples (no such type) as a RawBatch of one size (the kernel pads 24 bytes
+    # of data to 28), cut out as one block
+    cpu = usable_cpus()[0]
+    with load(obj_path, trigger.pid) as obj:
+        typed = obj.reader("plainperf").open(pages=16)
+        raw = obj.reader("plainperf24").open(pages=16)
+        assert typed.dtype is None and raw.dtype is None
+        with obj.progs.plainperf_getpid.attach():
+            trigger.run(500, cpu=cpu)
+            a = typed.drain()
+            b = raw.drain()
+        assert typed.record_type == "struct event" and a.dtype == obj.reader("events").dtype
+        np.testing.assert_array_equal(a["seq"], np.arange(500))
+        assert (a["pid"] == trigger.pid).all() and (a["comm"] == comm_of(trigger.pid)).all()
+        assert raw.record_type is None and isinstance(b, RawBatch) and len(b) == 500 and b.size == 28
+        v = b.view(np.dtype([("seq", "<u8"), ("pid", "<u8"), ("inv", "<u8")]))
+        np.testing.assert_array_equal(v["seq"], np.arange(500))
+        assert (v["inv"] == ~v["seq"]).all() and (v["pid"] == trigger.pid).all()
+        assert typed.received == raw.received == 500

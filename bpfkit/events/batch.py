@@ -225,9 +225,10 @@ def gather_fixed(buf: np.ndarray, start: int, count: int, stride: int, offset: i
     return buf[start: start + count * stride].view(holder)["p"].copy().view(dtype)
 
 
-def strided_words(buf: np.ndarray, start: int, count: int, stride: int, word: str = "<u8") -> np.ndarray:
-    """A (view) array of the ``word`` at the start of each of ``count`` records ``stride`` apart."""
-    return buf[start: start + count * stride].view(_holder(word, 0, stride))["p"]
+def strided_words(buf: np.ndarray, start: int, count: int, stride: int, word: str = "<u8",
+                  offset: int = 0) -> np.ndarray:
+    """A (view) array of the ``word`` at ``offset`` in each of ``count`` records ``stride`` apart."""
+    return buf[start: start + count * stride].view(_holder(word, offset, stride))["p"]
 
 
 @functools.lru_cache(maxsize=256)

@@ -26,6 +26,7 @@ import errno
 import mmap
 import os
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
@@ -34,9 +35,11 @@ from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError
 from .batch import Batch, RawBatch, split
 from .ledger import Held
-from .perf_decode import decode_fixed, decode_raw, decode_small, sample_size
+from .perf_decode import (EVENT_HDR, decode_fixed, decode_raw, decode_small, header, same_size_samples,
+                          sample_size)
 from .perf_ring import HEAD_WORD, PAGE, TAIL_WORD, CpuRing
 from .reader import EventReader
+from .record_type import find_record_type
 
 if TYPE_CHECKING:
     from ..maps import Map
@@ -85,6 +88,9 @@ class PerfBuffer(EventReader):
         self._last_out: Optional[tuple[int, list[tuple[CpuRing, int]]]] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
+        # the C type of the samples when it was found in the BTF rather than declared or given
+        self.record_type: Optional[str] = None
+        self._infer = self.dtype is None and btf is not None
         # Full-ring losses come from one source: the kernel's live per-event count
         # (PERF_FORMAT_LOST, 6.0+; _lost_gone keeps what closed rings had counted) or, on older
         # kernels, the PERF_RECORD_LOST records read from the rings (_lost_records)
@@ -356,13 +362,57 @@ class PerfBuffer(EventReader):
         and come first from the next drain."""
         self._ensure_open()
         self._drained_at = time.monotonic()
-        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=False)  # type: ignore[return-value]
+        dt = self._dtype_for(dtype)
+        try:
+            return self._drain(dt, max_records, per_cpu=False)  # type: ignore[return-value]
+        except BpfUsageError as e:
+            if dt is None or dt is not self.dtype or self.record_type is None:
+                raise
+            warnings.warn(f"perf buffer {self.name!r}: {e}; {self.record_type} was taken from the object's BTF: "
+                          "samples are read as RawBatch from now on (pass dtype= to choose)", RuntimeWarning,
+                          stacklevel=2)
+            self.dtype = self.record_type = None
+            return self._drain(None, max_records, per_cpu=False)  # type: ignore[return-value]
+
+    def _dtype_for(self, dtype: Any) -> Optional[np.dtype]:
+        if dtype is not None:
+            return self.resolve_dtype(dtype)
+        if self.dtype is None and self._infer:
+            self._infer_dtype()
+        return self.dtype
+
+    def _infer_dtype(self) -> None:
+        """Take the samples' type from the BTF (see :mod:`~bpfkit.events.record_type`), decided
+        once, at the first drain that finds a sample: if the samples there (up to 64, on the
+        first CPU with any) all have its size. The kernel pads samples, so a type of any size that
+        pads to theirs fits; if types of several such sizes are named, none is taken."""
+        for r in self._rings:
+            words = r.words
+            span = words[HEAD_WORD] - words[TAIL_WORD]
+            if not span:
+                continue
+            _, buf = r.unread(min(span, 1 << 16))
+            if buf.size < EVENT_HDR:
+                return
+            rtype, size = header(buf, 0, self.name)
+            if rtype != sc.PERF_RECORD_SAMPLE or size > buf.size:
+                return  # decide on a sample
+            self._infer = False
+            n = min(buf.size // size, 64)
+            if same_size_samples(buf, 0, n, size) < n:
+                return  # samples of several sizes: read them raw
+            raw = int(buf[EVENT_HDR: EVENT_HDR + 4].view(np.uint32)[0])
+            fits = [s for s in range(max(1, raw - 7), raw + 1) if sample_size(s) == size]
+            found = find_record_type(self._btf, fits, self.name) if self._btf is not None else None
+            if found is not None:
+                self.record_type, self.dtype = found
+            return
 
     def drain_per_cpu(self, dtype: Any = None, max_records: Optional[int] = None) -> dict[int, Batch]:
         """Available samples by CPU: ``{cpu: batch}``, every open CPU present."""
         self._ensure_open()
         self._drained_at = time.monotonic()
-        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
+        return self._drain(self._dtype_for(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
 
     def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
         """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple

@@ -17,7 +17,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Container, Optional, Union
 
 import numpy as np
 
@@ -64,20 +64,21 @@ def named_types(btf: Btf) -> list[int]:
     return found
 
 
-def find_record_type(btf: Btf, size: int, map_name: str) -> Optional[tuple[str, np.dtype]]:
-    """(C spelling, numpy dtype) of the one type of ``size`` bytes that :func:`named_types` finds,
-    preferring a name that goes with ``map_name``; None when there is none or the choice is not
-    clear.
+def find_record_type(btf: Btf, size: Union[int, Container[int]], map_name: str) -> Optional[tuple[str, np.dtype]]:
+    """(C spelling, numpy dtype) of the one type of ``size`` bytes (or of one of the sizes
+    ``size`` holds) that :func:`named_types` finds, preferring a name that goes with
+    ``map_name``; None when there is none or the choice is not clear.
 
     Example::
 
         find_record_type(obj.btf, 32, "rb")   # ('struct event', dtype([('pid', '<u4'), ...]))
     """
+    sizes: Container[int] = (size,) if isinstance(size, int) else size
     cands: dict[str, int] = {}
     for tid in named_types(btf):
         t = btf[tid]
         real = btf.resolve(tid)
-        if real.size != size:
+        if real.size not in sizes:
             continue
         spelled = t.name if t.kind == Kind.TYPEDEF else btf.type_name(tid)
         if real.id in cands.values() and t.kind == Kind.TYPEDEF:

@@ -30,6 +30,20 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } plain24 SEC(".maps");
 
+/* Perf buffers declared the plain libbpf/bcc way, without BPFKIT_PERFBUF: struct event samples
+ * (a type the BTF has) and 24-byte u64[3] samples (one it does not have). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} plainperf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} plainperf24 SEC(".maps");
+
 /* Names an 8-byte struct in the BTF the way libbpf-bootstrap programs do, so that a reader of
  * varevents given no dtype may take it for the record type if the first records are all 8 bytes. */
 struct var_head {
@@ -149,6 +163,22 @@ int plain24_getpid(void *ctx)
 	v[1] = bpf_get_current_pid_tgid() >> 32;
 	v[2] = ~v[0];
 	bpf_ringbuf_output(&plain24, v, sizeof(v), 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int plainperf_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event e = {};
+	fill(&e, __sync_fetch_and_add(&plainseq, 1));
+	bpf_perf_event_output(ctx, &plainperf, BPF_F_CURRENT_CPU, &e, sizeof(e));
+	__u64 v[3];
+	v[0] = __sync_fetch_and_add(&plain24seq, 1);
+	v[1] = e.pid;
+	v[2] = ~v[0];
+	bpf_perf_event_output(ctx, &plainperf24, BPF_F_CURRENT_CPU, v, sizeof(v));
 	return 0;
 }
 
