@@ -8,6 +8,8 @@ other. Groups (``--groups``), each a C row and a bpfkit row on the same object:
   ring           BPFKIT_RINGBUF (16 MiB), the reader's dtype from the object, a wake-up whenever
                  the reader has caught up (the kernel's default)
   ring-adaptive  the same ring, submitted with bpfkit.h's BPFKIT_SUBMIT (adaptive wake-ups)
+  ring-nowake    the same ring, never a wake-up (readers look every 10 ms): what the program costs
+                 the traced process without any wake-up, the floor for ring-adaptive's loop time
   plain          a plain libbpf ring buffer (4 MiB, reserve + submit(e, 0)), read with no dtype;
                  the record type is not in the object's BTF (RawBatch of fixed-size records)
   plain-named    the same, the program names the type (`const struct event *unused`): the reader
@@ -82,6 +84,8 @@ GROUPS = {
     "ring": Group("events", "ring", "events", "ring_getpid", caption="BPFKIT_RINGBUF 16 MiB, default wake-ups"),
     "ring-adaptive": Group("events_adaptive", "ring", "events", "ring_getpid",
                            caption="BPFKIT_RINGBUF 16 MiB, BPFKIT_SUBMIT adaptive wake-ups"),
+    "ring-nowake": Group("events_nowake", "ring", "events", "ring_getpid",
+                         caption="BPFKIT_RINGBUF 16 MiB, BPF_RB_NO_WAKEUP always (readers only look)"),
     "plain": Group("plain", "plain", "plain", "plain_getpid",
                    caption="plain libbpf ring 4 MiB, no dtype, type not in BTF"),
     "plain-named": Group("plain_named", "plain", "plain", "plain_getpid",
@@ -104,6 +108,7 @@ def build(out: Path) -> dict[str, Path]:
     paths = {
         "events": bpfkit.compile(HERE / "events_bench.bpf.c"),
         "events_adaptive": bpfkit.compile(HERE / "events_bench.bpf.c", cflags=["-DADAPTIVE"]),
+        "events_nowake": bpfkit.compile(HERE / "events_bench.bpf.c", cflags=["-DNOWAKE"]),
         "plain": bpfkit.compile(HERE / "events_plain.bpf.c"),
         "plain_named": bpfkit.compile(HERE / "events_plain.bpf.c", cflags=["-DNAME_RECORD_TYPE"]),
     }
@@ -299,12 +304,20 @@ def main() -> int:
     if untraced:
         print(f"untraced getpid loop: {fmt_range(untraced['producer_s'], untraced['producer_s_range'], '.3f')} s")
     head = (f"{'group':14} {'consumer':8} {'received':>10} {'lost':>8} {'events/s (M)':>19} {'rate/C':>6} "
-            f"{'cpu s/M':>19} {'cpu/C':>6} {'loop s':>18}")
+            f"{'cpu s/M':>19} {'cpu/C':>6} {'loop s':>18} {'loop/floor':>10}")
     print(head)
     results: dict[str, Any] = {"events": n, "cpus": list(cpus()), "kernel": os.uname().release, "rows": {}}
+    floor = summ.get(("ring-nowake", "c"))  # the program's own cost, no wake-ups (ring groups)
     for (gname, w), r in summ.items():
         if gname == "none":
             continue
+        # each run's loop time over the same run's no-wake-up loop (C consumer): the runs are
+        # interleaved, so the ratio run by run cancels most of the machine's drift
+        rel = ""
+        if floor and gname.startswith("ring"):
+            ratios = [a["producer_s"] / b["producer_s"] for a, b in zip(r["runs"], floor["runs"])]
+            r["loop_vs_floor"] = statistics.median(ratios)
+            rel = f"{r['loop_vs_floor']:.2f}x"
         c = summ.get((gname, "c"))
         rate = r["events_per_s"] / c["events_per_s"] if c else float("nan")
         cpu = r["cpu_s_per_m"] / c["cpu_s_per_m"] if c else float("nan")
@@ -314,11 +327,13 @@ def main() -> int:
         ev = fmt_range(r["events_per_s"] / 1e6, tuple(x / 1e6 for x in r["events_per_s_range"]), ".2f")  # type: ignore[arg-type]
         print(f"{gname:14} {w:8} {r['received']:>10,.0f} {r['lost']:>8,.0f} {ev:>19} {rate:>5.2f}x "
               f"{fmt_range(r['cpu_s_per_m'], r['cpu_s_per_m_range'], '.3f'):>19} {cpu:>5.2f}x "
-              f"{fmt_range(r['producer_s'], r['producer_s_range'], '.2f'):>18}"
+              f"{fmt_range(r['producer_s'], r['producer_s_range'], '.2f'):>18} {rel:>10}"
               + ("" if r["all_checksums_ok"] else "  CHECKSUM MISMATCH"))
         results["rows"][f"{gname}/{w}"] = r
     if untraced:
         results["rows"]["none/untraced"] = untraced
+        print("  loop s: the traced getpid loop's own time (untraced above); loop/floor: over the same run's "
+              "ring-nowake loop (C consumer), the program's cost without any wake-up")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0

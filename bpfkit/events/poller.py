@@ -173,8 +173,10 @@ class Poller(Resource):
         serves, so the fd reads ready again only for later records). Records already waiting when
         you first ask for fileno() do not make it ready: drain() once before waiting.
 
-        A ring buffer wakes on every submit (unless the program passes ``BPF_RB_NO_WAKEUP``). A
-        perf buffer opened with the default batched wakeups wakes only every ``watermark`` bytes
+        A ring buffer wakes on a submit when its reader has caught up, unless the program passes
+        ``BPF_RB_NO_WAKEUP`` or submits with ``bpfkit.h``'s adaptive ``BPFKIT_SUBMIT``, which
+        skips wakeups for a few milliseconds after one: such records reach an outside loop only if
+        it also looks every :meth:`max_latency` seconds (its select timeout). A perf buffer opened with the default batched wakeups wakes only every ``watermark`` bytes
         (a quarter of its ring, at most 1 MiB), so a trickle of events would never reach an outside
         loop: asking for fileno() therefore switches every watched perf buffer (and any added
         later) to a wakeup per sample, as ``open(wakeup_events=1)`` does. Records in the old rings
@@ -187,7 +189,8 @@ class Poller(Resource):
             sel = selectors.DefaultSelector()
             sel.register(poller.fileno(), selectors.EVENT_READ)
             handle(poller.drain())
-            while sel.select():
+            while True:
+                sel.select(poller.max_latency())
                 handle(poller.drain())         # [(buffer, batch), ...]
         """
         self._epoll()
@@ -247,6 +250,16 @@ class Poller(Resource):
                 time.sleep(t if t is not None else due)  # gathering: a nap, which no record wakes
                 continue
             ep.poll(-1 if t is None else t, self._max_events)
+
+    def max_latency(self) -> Optional[float]:
+        """How long a loop waiting on :meth:`fileno` may go without calling :meth:`drain` (None:
+        the kernel's wakeups suffice): some buffer's records can come without a wakeup.
+
+        Example::
+
+            sel.select(poller.max_latency())
+        """
+        return self._latency_cap()
 
     def _latency_cap(self) -> Optional[float]:
         cap = None

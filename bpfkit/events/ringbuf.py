@@ -201,7 +201,7 @@ class RingBuffer(EventReader):
         if self.flush_interval is not None:
             return self.flush_interval
         window = self.wake_window
-        if window is None:
+        if window is None or not self._found_at:  # nothing read yet: the first record always wakes
             return None
         end = self._found_at + window
         if self._looked_at >= end:
