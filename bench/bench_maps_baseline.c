@@ -1,7 +1,8 @@
 /* C baseline for bench/bench_maps.py: read a whole BPF map (by id) into arrays with
  * bpf_map_lookup_batch, and with get_next_key + lookup per key (bcc's items() way).
- * usage: bench_maps_baseline MAP_ID REPEATS   -> prints "batch <ms> <n>" per repeat, "lookup <ms> <n>" (one
- * bpf_map_lookup_elem per key) and up to 3 lines "perkey <ms> <n>" (get_next_key + lookup per key)
+ * usage: bench_maps_baseline MAP_ID REPEATS [batch]   -> prints "batch <ms> <n>" per repeat, "lookup <ms> <n>" (one
+ * bpf_map_lookup_elem per key) and up to 3 lines "perkey <ms> <n>" (get_next_key + lookup per key);
+ * with "batch", only the batch lines
  * Build: cc -O2 bench_maps_baseline.c -lbpf */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -62,6 +63,9 @@ int main(int argc, char **argv)
 		}
 		printf("batch %.3f %u\n", now_ms() - t0, total);
 	}
+
+	if (argc > 3 && !strcmp(argv[3], "batch"))
+		return 0;
 
 	/* every key once with bpf_map_lookup_elem, the keys taken from the batch read: the cost of
 	 * one lookup syscall, what m[k] does */

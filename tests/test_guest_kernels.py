@@ -11,7 +11,6 @@ that starts skipping (a feature probe gone wrong, a filter too loose) fails here
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ STAGE_LIMIT = 600.0  # both kernels, downloads included
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.skipif(vm.in_guest(), reason="already inside a guest kernel"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="qemu guests with BPF need root"),
+    pytest.mark.root,
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                        reason="qemu-system-x86_64 missing (Debian: apt-get install qemu-system-x86)"),
 ]
@@ -52,6 +51,7 @@ EVERY_KERNEL = {
     "tests/test_discovery.py::test_fentry_lists_btf_functions_ftrace_can_patch",
     "tests/test_discovery.py::test_kernel_functions_kprobes_can_attach",
     "tests/test_foundation.py::test_globals_round_trip_both_ways",
+    "tests/test_stacktools.py::test_stackcount_kprobe_kernel_stack",
     "tests/test_foundation.py::test_n_getpid_counted_exactly_for_the_child",
     "tests/test_foundation.py::test_ring_buffer_delivers_exactly_n_events",
     "tests/test_foundation.py::test_uprobe_counts_calls_and_uretprobe_sees_return_values",

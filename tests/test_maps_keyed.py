@@ -4,7 +4,6 @@ kernel maps, including from two threads at once."""
 from __future__ import annotations
 
 import errno
-import os
 import threading
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from bpfkit.errors import ClosedError, MapError, MapKeyError
 from bpfkit.maps import Map
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create BPF maps")
+pytestmark = pytest.mark.root
 
 
 def test_plain_numbers_round_trip_as_python_numbers() -> None:

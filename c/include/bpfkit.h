@@ -30,11 +30,13 @@
  * record reaches Python within about __bpfkit_wake_ns__ (a light stream: at once). The number of
  * wake-ups sent is in the .bss global __bpfkit_wakeups__<map>.
  *
- * Python: ``obj.maps.events.dropped`` reads the drop counter (a .bss global named
- * ``__bpfkit_drops__events``); ``obj.maps.events.stats()`` has received/discarded/dropped.
- * A ring buffer declared the plain libbpf way (no BPFKIT_RINGBUF) has no record type for the
- * reader: name the struct instead, ``obj.maps.rb.drain(dtype="event")`` (it must be in the
- * object's BTF, i.e. used by the program), and it has no drop counter.
+ * Python: ``obj.reader("events").dropped`` reads the drop counter (a .bss global named
+ * ``__bpfkit_drops__events``); ``obj.reader("events").stats()`` has received/discarded/dropped.
+ * A ring buffer declared the plain libbpf way (no BPFKIT_RINGBUF) has no declared record type:
+ * the reader takes it from the object's BTF when the program names the struct anywhere (e.g.
+ * ``const struct event *unused __attribute__((unused));``) and the records have its size, else
+ * it hands out RawBatches; or name it, ``obj.reader("rb").drain(dtype="event")``. Such a ring
+ * has no drop counter.
  *
  * Perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY):
  *
