@@ -23,10 +23,10 @@ from ..probes.sampling import attach_perf_event
 from ..probes.tracepoint import attach_raw_tracepoint, attach_tracepoint
 from ..probes.uprobe import attach_uprobe
 from ..probes.usdt import attach_usdt
-from ..sections import example_for, prog_types_for
+from ..sections import example_for, find, prog_types_for
 from .parts import ProgramSpec
 
-__all__ = ["Program", "TestRunResult"]
+__all__ = ["Program", "TestRunResult", "explicit_attach_call"]
 
 
 @dataclass
@@ -47,6 +47,37 @@ EVENT_ONLY_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint"
 def _pid(pid: Optional[int]) -> int:
     """``pid=None`` (any process) as the -1 the kernel takes."""
     return -1 if pid is None else pid
+
+
+def explicit_attach_call(prog: "Program") -> Optional[str]:
+    """Why ``prog`` cannot be attached by its SEC() name alone, with the call that attaches it
+    (None when it can).
+
+    Example::
+
+        explicit_attach_call(obj.progs.on_malloc)   # 'SEC("uprobe") names no target: call
+                                                    #  obj.progs.on_malloc.attach_uprobe(BINARY, SYMBOL)'
+    """
+    why = needs_explicit_attach(prog.section)
+    if why is None:
+        return None
+    m = find(prog.section)
+    if m is None:
+        return why
+    method = m.definition.method
+    if not method:
+        return f"SEC({prog.section!r}) has no attach call in bpfkit; attach its fd ({prog.name}.fd) yourself"
+    return (f"SEC({prog.section!r}) names no target: call obj.progs.{prog.name}.{method}"
+            f"({ATTACH_ARGS.get(method, '...')})")
+
+
+# what each explicit attach call needs, for messages
+ATTACH_ARGS = {
+    "attach_tracepoint": "CATEGORY, NAME", "attach_raw_tracepoint": "NAME", "attach_uprobe": "BINARY, SYMBOL",
+    "attach_uretprobe": "BINARY, SYMBOL", "attach_kprobe": "FUNCTION", "attach_kretprobe": "FUNCTION",
+    "attach_ksyscall": "SYSCALL", "attach_usdt": "BINARY, PROVIDER, NAME", "attach_perf_event": "EVENT, frequency=HZ",
+    "attach_xdp": "IFACE", "attach_tc": "IFACE, DIRECTION",
+}
 
 
 class Program:
@@ -98,7 +129,7 @@ class Program:
         """Attach according to the program's SEC() name (e.g. ``tracepoint/syscalls/sys_enter_read``).
 
         Example: ``with prog.attach(): ...``"""
-        why = needs_explicit_attach(self.section)
+        why = explicit_attach_call(self)
         if why is not None:
             raise AttachError(f"program {self.name!r}: {why}")
         link = attach_by_section(self.fd, self.section, self._usdt)
