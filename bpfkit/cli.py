@@ -5,10 +5,12 @@ Example::
     $ bpfkit compile prog.bpf.c -o prog.bpf.o
     $ sudo bpfkit syscount --duration 5
     $ sudo bpfkit list 'tracepoint:sched:*'
+    $ bpfkit --version
 """
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -23,22 +25,52 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: bpfkit COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: bpfkit [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<10} {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
     lines += ["", "`bpfkit COMMAND --help` for a command's options."]
     return "\n".join(lines)
 
 
+def _show_warnings() -> None:
+    """bpfkit's warnings (a kind of probe this kernel lacks, symbols not found...) on stderr, as
+    ``bpfkit: ...``: a library only logs them, a command must show them. libbpf's own messages
+    stay in their logger: the errors that matter quote them."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("bpfkit: %(message)s"))
+    handler.addFilter(lambda record: not record.name.startswith("bpfkit.libbpf"))
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger("bpfkit")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Dispatch to a subcommand; returns the exit status."""
+    """Dispatch to a subcommand; returns the exit status (2 for a usage error, as argparse does).
+
+    Example::
+
+        main(["--version"])   # prints 'bpfkit 0.1.0'
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:
+        print(_usage(), file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(_usage())
-        return 0 if args else 2
+        return 0
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"bpfkit {__version__}")
+        return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"bpfkit: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        what = "option" if name.startswith("-") else "command"
+        print(f"bpfkit: unknown {what} {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if argv is None:
+        _show_warnings()
     module, func, _ = COMMANDS[name]
     entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
     return int(entry(rest) or 0)

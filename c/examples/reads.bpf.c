@@ -1,5 +1,6 @@
 // The README's map example: the read(2) calls of one process, kept in the map kinds people
-// reach for first (hash, per-CPU array, mmapable array, a log2 histogram).
+// reach for first (hash, per-CPU array, mmapable array, a log2 histogram). One program only:
+// attaching a second one reads tracefs while the first is attached, which it would count.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "bpfkit_hist.h"
@@ -15,7 +16,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64); /* completed read() calls, per CPU */
+	__type(value, __u64); /* read() calls, per CPU */
 } calls SEC(".maps");
 
 struct {
@@ -23,10 +24,10 @@ struct {
 	__uint(max_entries, 2);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u64); /* [0] calls, [1] bytes: read in place from Python */
+	__type(value, __u64); /* [0] calls, [1] bytes asked for: read in place from Python */
 } totals SEC(".maps");
 
-BPFKIT_LOG2_HIST(read_bytes);
+BPFKIT_LOG2_HIST(read_bytes); /* sizes asked for */
 
 const volatile __u32 target_pid = 0;
 
@@ -36,21 +37,14 @@ static __always_inline int mine(void)
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
-int on_read_enter(struct trace_event_raw_sys_enter *ctx)
+int on_read(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!mine())
 		return 0;
-	__u32 fd = ctx->args[0];
-	bpfkit_count_add(&by_fd, &fd, 1);
-	return 0;
-}
+	__u32 fd = ctx->args[0], zero = 0, one = 1;
+	__u64 size = ctx->args[2];
 
-SEC("tracepoint/syscalls/sys_exit_read")
-int on_read_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	if (!mine() || ctx->ret < 0)
-		return 0;
-	__u32 zero = 0, one = 1;
+	bpfkit_count_add(&by_fd, &fd, 1);
 	__u64 *n = bpf_map_lookup_elem(&calls, &zero);
 	if (n)
 		*n += 1;
@@ -59,8 +53,8 @@ int on_read_exit(struct trace_event_raw_sys_exit *ctx)
 		__sync_fetch_and_add(t, 1);
 	t = bpf_map_lookup_elem(&totals, &one);
 	if (t)
-		__sync_fetch_and_add(t, ctx->ret);
-	bpfkit_log2_record(&read_bytes, ctx->ret);
+		__sync_fetch_and_add(t, size);
+	bpfkit_log2_record(&read_bytes, size);
 	return 0;
 }
 
