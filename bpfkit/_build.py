@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
+import importlib.util
+import io
 import json
 import os
 import platform
@@ -30,7 +33,7 @@ __all__ = [
     "VMLINUX_BTF", "CLANG_ENV_VARS", "CLANG_NAMES", "LIBBPF_INCLUDE_CANDIDATES", "SBIN_DIRS", "BuildError",
     "find_clang", "clang_version", "find_bpftool", "missing_btf_error", "btf_hash", "atomic_write",
     "generate_vmlinux_h", "find_libbpf_include", "target_arch", "bpf_cflags", "compile_file", "parse_depfile",
-    "BuildResult", "build_all", "main",
+    "BuildResult", "build_all", "FFI_MODULE", "generate_libbpf_ffi", "main",
 ]
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -390,6 +393,43 @@ def _prune(out_root: Path, state_root: Path, wanted: set[Path]) -> None:
             (state_root / rel.with_name(rel.name + ".json")).unlink(missing_ok=True)
 
 
+FFI_MODULE = "bpfkit.loader._libbpf_ffi"
+
+
+def generate_libbpf_ffi(out: str | os.PathLike[str], cdef_file: str | os.PathLike[str] | None = None) -> bool:
+    """Write cffi's out-of-line ABI module for the libbpf declarations of
+    ``bpfkit/loader/libbpf_cdef.py`` to ``out`` (rewritten only when it changes); True if written.
+    Needs cffi (a build requirement); the module it writes needs only cffi's C backend.
+
+    Example::
+
+        generate_libbpf_ffi("bpfkit/loader/_libbpf_ffi.py")
+    """
+    import cffi  # only here: the rest of this module is standard library
+
+    cdef_path = Path(cdef_file) if cdef_file else Path(__file__).resolve().parent / "loader" / "libbpf_cdef.py"
+    # by path, like setup.py loads this module: importing bpfkit.loader would need numpy
+    spec = importlib.util.spec_from_file_location("_bpfkit_libbpf_cdef", cdef_path)
+    assert spec is not None and spec.loader is not None
+    cdef_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cdef_mod)
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_mod.CDEF)
+    ffi.set_source(FFI_MODULE, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = Path(tmp) / "ffi.py"
+        with contextlib.redirect_stdout(io.StringIO()):  # cffi says "generating ..."
+            ffi.emit_python_code(str(generated))
+        code = generated.read_text()
+    text = ("# Generated from bpfkit/loader/libbpf_cdef.py by bpfkit/_build.py: do not edit, never commit.\n"
+            "# mypy: ignore-errors\n" + code + f"\nCDEF_DIGEST = {cdef_mod.cdef_digest()!r}\n")
+    out = Path(out)
+    if out.exists() and out.read_text() == text:
+        return False
+    atomic_write(out, text.encode())
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python bpfkit/_build.py``: build the checkout's BPF objects, print what was rebuilt."""
     root = Path(__file__).resolve().parent.parent
@@ -411,6 +451,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in rebuilt:
         print(f"  BPF  {r.src} -> {r.out}")
     print(f"{len(results)} BPF objects in {args.out} ({len(rebuilt)} rebuilt)")
+    ffi_out = root / "bpfkit" / "loader" / "_libbpf_ffi.py"
+    try:
+        if generate_libbpf_ffi(ffi_out):
+            print(f"  FFI  {ffi_out}")
+    except ImportError:
+        print("cffi is not installed: bpfkit will parse the libbpf declarations at every start", file=sys.stderr)
     return 0
 
 

@@ -60,9 +60,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(_usage())
         return 0
     if args[0] in ("-V", "--version"):
-        from . import __version__
+        from importlib.metadata import version  # the installed distribution's, which is what ran
 
-        print(f"bpfkit {__version__}")
+        print(f"bpfkit {version('bpfkit')}")
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:

@@ -38,8 +38,11 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ pyproject.toml -nt "$stam
     touch "$stamp"
 fi
 
-# Incremental: recompiles only objects whose sources/headers/flags changed.
+# Incremental: recompiles only objects whose sources/headers/flags changed, and regenerates the cffi
+# bindings module when its declarations changed.
 .venv/bin/python bpfkit/_build.py
+# Bytecode now, not at the first start of each tool (pip does this for wheels; an editable tree needs it).
+.venv/bin/python -m compileall -q bpfkit
 
 mount_if_missing() {  # type, mountpoint
     if [ -d "$2" ] && ! mountpoint -q "$2"; then

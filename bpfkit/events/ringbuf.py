@@ -25,7 +25,7 @@ Example::
 from __future__ import annotations
 
 import mmap
-import platform
+import os
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -50,7 +50,7 @@ PAGE = mmap.PAGESIZE
 # producer often, large enough that numpy's per-call overhead vanishes.
 CHUNK_BYTES = 1 << 20
 
-if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
+if os.uname().machine not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
     import warnings
 
     warnings.warn("bpfkit's ring buffer reader relies on x86 (TSO) memory ordering; on this CPU a "

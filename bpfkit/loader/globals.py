@@ -12,7 +12,6 @@ Example::
 """
 from __future__ import annotations
 
-import difflib
 import errno
 from typing import Any
 
@@ -65,6 +64,8 @@ class GlobalVars:
         return [n for n in self._arr.dtype.names or () if not n.startswith(INTERNAL_PREFIX)]
 
     def _no_such(self, name: str) -> AttributeError:
+        import difflib  # only for this message: it costs a start-up milliseconds otherwise
+
         names = self._public_names()
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -15,7 +15,6 @@ import re
 from typing import Any
 
 from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
-from ..features import load_failure
 from . import libbpf as lb
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
@@ -105,6 +104,8 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: li
         log = logs[-1] if logs else ""
     if prog and prog in programs:
         # fentry/fexit/lsm the kernel cannot do: say which feature is missing, not a bare EPERM
+        from ..features import load_failure  # probing features is for failures, not every start
+
         unsupported = load_failure(programs[prog].section, prog, err)
         if unsupported is not None:
             return unsupported

@@ -26,7 +26,6 @@ from ..events import EventReader, PerfBuffer, RingBuffer
 from ..maps import Map
 from ..probes.auto import UsdtMaps, attach_by_section
 from ..probes.link import Link, LinkGroup
-from ..probes.usdt import IP_MAP, SPECS_MAP
 from .dtypes import DROPS_PREFIX
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
@@ -80,7 +79,11 @@ class Object(Resource):
             m.dtype_error = ms.dtype_error
             m.record_dtype = ms.record_dtype
             live[name] = m
-        usdt = UsdtMaps(live.get(SPECS_MAP), live.get(IP_MAP))
+        usdt = UsdtMaps(None, None)
+        if any(n.startswith("__bpf_usdt_") for n in live):  # libbpf's usdt.bpf.h maps: only then load USDT code
+            from ..probes.usdt import IP_MAP, SPECS_MAP
+
+            usdt = UsdtMaps(live.get(SPECS_MAP), live.get(IP_MAP))
         self.progs = Namespace({n: Program(ps, loaded.prog_fds[n], self._links, usdt) for n, ps in programs.items()
                                 if loaded.prog_fds.get(n, -1) >= 0}, "program")
 

@@ -29,11 +29,19 @@ struct {
 BPFKIT_RINGBUF(events, struct exec_event, 256 * 1024);
 BPFKIT_PERFBUF(exits, struct exit_event);
 
+/* Only the fields used, matched to the kernel's task_struct by CO-RE (the ___ suffix is ignored):
+ * naming vmlinux.h's task_struct would copy its whole type graph into the object's BTF (600 KB). */
+struct task_struct___min {
+	struct task_struct___min *real_parent;
+	__s32 tgid;
+	__s32 exit_code;
+} __attribute__((preserve_access_index));
+
 const volatile __u32 parent_pid = 0; /* 0: children of every process */
 __u64 execs = 0;
 __u64 exits_seen = 0;
 
-static __always_inline __u32 parent_of(struct task_struct *task)
+static __always_inline __u32 parent_of(struct task_struct___min *task)
 {
 	return BPF_CORE_READ(task, real_parent, tgid);
 }
@@ -41,7 +49,7 @@ static __always_inline __u32 parent_of(struct task_struct *task)
 SEC("tracepoint/sched/sched_process_exec")
 int on_exec(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct___min *task = (struct task_struct___min *)bpf_get_current_task();
 	__u32 ppid = parent_of(task);
 
 	if (parent_pid && ppid != parent_pid)
@@ -66,7 +74,7 @@ SEC("tracepoint/sched/sched_process_exit")
 int on_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct___min *task = (struct task_struct___min *)bpf_get_current_task();
 
 	if ((__u32)pid_tgid != pid_tgid >> 32)
 		return 0; /* a thread, not the process */

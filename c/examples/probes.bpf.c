@@ -5,6 +5,13 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/usdt.bpf.h>
 
+/* Only the fields used, matched to the kernel's task_struct by CO-RE (the ___ suffix is ignored):
+ * naming vmlinux.h's task_struct would copy its whole type graph into the object's BTF (600 KB). */
+struct task_struct___min {
+	struct task_struct___min *real_parent;
+	__s32 tgid;
+} __attribute__((preserve_access_index));
+
 const volatile __u32 target_pid = 0;
 __u64 tracepoint_hits = 0;
 __u64 uprobe_hits = 0;
@@ -14,7 +21,7 @@ __u64 kprobe_hits = 0;
 
 static __always_inline int mine(void)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct___min *task = (struct task_struct___min *)bpf_get_current_task();
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
 	return pid == target_pid || BPF_CORE_READ(task, real_parent, tgid) == target_pid;
