@@ -68,16 +68,24 @@ _libc = ffi.dlopen(None)
 _capture = threading.local()
 
 
+_PRINT_BUF = 65536
+
+
 @ffi.callback("int(int, const char *, void *)")
 def _print_cb(level: int, fmt: Any, args: Any) -> int:
     try:
-        buf = ffi.new("char[]", 65536)
-        n = _libc.vsnprintf(buf, 65536, fmt, args)
-        text = ffi.string(buf).decode(errors="replace").rstrip("\n")
         sink = getattr(_capture, "lines", None)
+        py_level = _LEVELS.get(level, logging.DEBUG)
+        if sink is None and not _log.isEnabledFor(py_level):
+            return 0  # a load prints ~100 debug lines: format only what someone reads
+        buf = getattr(_capture, "buf", None)
+        if buf is None:  # one buffer per thread, not 64 KiB zeroed per message
+            buf = _capture.buf = ffi.new("char[]", _PRINT_BUF)
+        n = _libc.vsnprintf(buf, _PRINT_BUF, fmt, args)
+        text = ffi.string(buf).decode(errors="replace").rstrip("\n")
         if sink is not None:
             sink.append((level, text))
-        _log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+        _log.log(py_level, "%s", text)
         return int(n)
     except Exception:  # never let an exception unwind into C
         return 0
