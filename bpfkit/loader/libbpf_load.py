@@ -18,7 +18,7 @@ from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
 from . import libbpf as lb
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
-from .verifier import summarize_verifier_log
+from .verifier import explain_too_large, summarize_verifier_log
 
 __all__ = ["load"]
 
@@ -117,6 +117,9 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: li
     if err in (_errno.EPERM, _errno.EACCES) and not prog:
         return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): run as root or "
                                   f"with CAP_BPF+CAP_PERFMON.\n{detail}", err)
+    too_large = explain_too_large(err, programs[prog].insn_count) if prog in programs else None
+    if too_large is not None:  # refused before the verifier ran: no log, but a reason we can give
+        detail = "\n".join(["  " + ln for ln in too_large.lines()] + [detail])
     return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)
 
 
