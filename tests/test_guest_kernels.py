@@ -11,10 +11,12 @@ that starts skipping (a feature probe gone wrong, a filter too loose) fails here
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -87,7 +89,28 @@ def stage_start() -> float:
     return time.monotonic()
 
 
+@pytest.fixture
+def progress_on_terminal(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """The runner's progress (download, boot, a heartbeat) straight to the terminal, past pytest's
+    capture: the first run downloads ~650 MB, and each kernel then takes about a minute."""
+    with capsys.disabled():  # the terminal's stderr, before pytest redirects fd 2 for the test
+        terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    handler = logging.StreamHandler(terminal)
+    handler.setFormatter(logging.Formatter("\n  vm: %(message)s"))
+    log = logging.getLogger("bpfkit.testing.vm")
+    old = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old)
+        terminal.close()
+
+
 @pytest.mark.parametrize("kernel", sorted(vm.KERNELS))
+@pytest.mark.usefixtures("progress_on_terminal")
 def test_guest_marked_tests_pass_in_kernel(kernel: str, stage_start: float) -> None:
     guest = vm.prepare_kernel(kernel)
     result = vm.run_pytest(guest, ["-m", "guest", "-q", "-ra", "tests"], timeout=TIMEOUT_PER_KERNEL,
