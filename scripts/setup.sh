@@ -21,6 +21,7 @@ PKG_WHY=(
     "zstd:unpacks the guest kernel packages"
     "xz-utils:unpacks the guest kernel packages"
     "iproute2:network namespaces and veth pairs for the XDP/tc tests"
+    "prometheus:a real Prometheus server scraping bpfkit exporter in its tests"
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

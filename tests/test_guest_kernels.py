@@ -30,7 +30,7 @@ STAGE_LIMIT = 600.0  # both kernels, downloads included
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.skipif(vm.in_guest(), reason="already inside a guest kernel"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="qemu guests with BPF need root"),
+    pytest.mark.root,
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                        reason="qemu-system-x86_64 missing (Debian: apt-get install qemu-system-x86)"),
 ]

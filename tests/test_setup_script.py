@@ -92,10 +92,10 @@ def test_says_what_it_installs_and_refreshes_stale_lists(tmp_path: Path) -> None
     r = _bash("install_packages", env)
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
-    assert out[0] == "setup: installing 14 Debian package(s) with apt-get:"
+    assert out[0] == "setup: installing 15 Debian package(s) with apt-get:"
     assert out[1].split() == ["setup:", "clang-14", "compiles", "BPF", "C", "into", ".bpf.o", "objects"]
-    assert all(line.startswith("setup:   ") and len(line.split()) > 2 for line in out[1:15])
-    assert out[15] == "setup: package lists are missing or older than 86400s: apt-get update"
+    assert all(line.startswith("setup:   ") and len(line.split()) > 2 for line in out[1:16])
+    assert out[16] == "setup: package lists are missing or older than 86400s: apt-get update"
     calls = (tmp_path / "apt.log").read_text().splitlines()
     assert calls[0] == "-o DPkg::Lock::Timeout=600 -q update"
     assert calls[1].startswith("-o DPkg::Lock::Timeout=600 install -y -q clang-14 llvm-14 libbpf-dev bpftool")
