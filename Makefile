@@ -11,7 +11,7 @@ bpf:
 	$(PY) bpfkit/_build.py
 
 demo: setup
-	$(PY) -m bpfkit.tools.syscount --duration 3
+	$(PY) -m bpfkit.tools.syscount -d 3
 
 test: setup
 	$(PY) -m pytest -ra tests/

@@ -63,6 +63,11 @@ class BuildPyWithBpf(build_py):
         self._generated = [str(r.out) for r in results]
         if not editable:
             self._generated += self._copy_headers(pkg_out / "include")
+        # syscall names for machines without <asm/unistd*.h> (bpfkit/_sys/syscall_names.py)
+        table = pkg_out / "_sys" / "_syscall_table.py"
+        _build.generate_syscall_table(table)
+        if table.exists():
+            self._generated.append(str(table))
         # cffi's out-of-line ABI module: importing it skips parsing the libbpf declarations
         ffi_out = pkg_out / "loader" / "_libbpf_ffi.py"
         try:

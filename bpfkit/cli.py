@@ -20,7 +20,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
-    "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
+    "syscount": ("bpfkit.tools.syscount", "main", "count system calls by syscall or process, like bcc's syscount"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 

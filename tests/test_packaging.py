@@ -82,6 +82,7 @@ def test_wheel_has_every_package_object_header_and_py_typed(dist: dict[str, Path
     packages = {n.rpartition("/")[0] for n in names if n.endswith("/__init__.py")}
     assert packages == _python_packages(), "a directory without __init__.py is left out by find_packages"
     assert "bpfkit/loader/_libbpf_ffi.py" in names  # cffi's out-of-line module, generated at build time
+    assert "bpfkit/_sys/_syscall_table.py" in names  # syscall names where <asm/unistd*.h> is missing
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "c/"))]
 
 
