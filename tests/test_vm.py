@@ -215,7 +215,7 @@ def test_boot_and_run_report_progress(kernel: vm.GuestKernel, caplog: pytest.Log
     assert any(re.fullmatch(rf"guest {re.escape(kernel.version)}: booted in [0-9.]+ s, running sleep 3", m)
                for m in msgs)
     beats = [m for m in msgs if re.fullmatch(rf"guest {re.escape(kernel.version)}: (running|still booting), \d+ s "
-                                             r"so far \(\d+ lines of output\)", m)]
+                                             r"so far \(\d+ bytes of output\)", m)]
     assert len(beats) >= 2  # at least one a second while the guest slept 3 s (and booted)
 
 

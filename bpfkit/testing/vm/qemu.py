@@ -168,8 +168,11 @@ def boot(kernel: GuestKernel, share: Path, argv: Sequence[str], *, timeout: floa
                 if time.monotonic() >= deadline:
                     timed_out = True
                     break
-                done = len(_read(share / "output").splitlines())
-                log.info("guest %s: %s, %.0f s so far (%d lines of output)", kernel.version,
+                try:
+                    done = (share / "output").stat().st_size
+                except OSError:
+                    done = 0
+                log.info("guest %s: %s, %.0f s so far (%d bytes of output)", kernel.version,
                          "running" if started else "still booting", time.monotonic() - t0, done)
     finally:
         # Timeout, KeyboardInterrupt or any other error: never leave qemu running.
