@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno as _errno
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 __all__ = ["Rule", "RULES", "SourceLine", "Explanation", "explain", "explain_too_large", "summarize_verifier_log",
@@ -82,7 +83,14 @@ RULES: tuple[Rule, ...] = (
          "the program ends without a return value: a BPF program returns an int",
          "declare it `int NAME(...)`, not void, and end every path with `return 0;`"),
 )
-_COMPILED = tuple((r, re.compile(r.pattern)) for r in RULES)
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> tuple[tuple[Rule, re.Pattern[str]], ...]:
+    # on the first rejection, not at every start-up (compiling them costs milliseconds)
+    return tuple((r, re.compile(r.pattern)) for r in RULES)
+
+
 _INSN = re.compile(r"^\d+: \(")
 # BTF line info in the log: "; <source> @ <file>:<line>" (older kernels: "; <source>")
 _SOURCE = re.compile(r"^; ?(?P<text>.*?)(?: @ (?P<file>[^\s:]+):(?P<line>\d+))?$")
@@ -164,7 +172,7 @@ def explain(log: str, errno: int = 0) -> Optional[Explanation]:
     last_insn = max((i for i, ln in enumerate(lines) if _INSN.match(ln)), default=-1)
     order = list(range(last_insn + 1, len(lines))) + list(range(last_insn, -1, -1))
     for i in order:
-        for rule, rx in _COMPILED:
+        for rule, rx in _compiled():
             m = rx.search(lines[i])
             if m is None:
                 continue
