@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "count system calls by syscall or process, like bcc's syscount"),
+    "profile": ("bpfkit.tools.profile", "main", "CPU profile: sampled stacks, folded or as a flame graph"),
+    "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
+    "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 
