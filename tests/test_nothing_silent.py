@@ -107,3 +107,16 @@ def test_map_spec_repr_shows_what_a_buffer_carries() -> None:
                                 "('comm', 'S16')]>")
     assert repr(maps.counts) == "<MapSpec counts hash key=|S16 value=uint64 max_entries=1024>"
     assert repr(maps[".bss"]) == "<MapSpec .bss global variables: execs, exits_seen>"
+
+
+def test_exporter_refuses_an_object_it_cannot_attach_by_section() -> None:
+    pytest.importorskip("prometheus_client")
+    from bpfkit.exporter import Exporter
+
+    cfg = {"objects": [{"object": "examples/probes", "metrics": [
+        {"name": "hits", "type": "gauge", "global": "tracepoint_hits"}]}]}
+    with pytest.raises(bpfkit.BpfUsageError) as exc:
+        Exporter(cfg).start(serve=False)
+    lines = str(exc.value).splitlines()
+    assert lines[0] == "exporter config: objects[0]: object 'probes': 5 of 5 programs cannot be attached by their SEC() name:"
+    assert lines[-1] == "this exporter attaches by SEC() only: list the programs to attach with attach = [...]"
