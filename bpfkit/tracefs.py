@@ -18,7 +18,6 @@ import errno
 import logging
 import os
 import re
-import subprocess
 from functools import lru_cache
 from typing import Optional
 
@@ -49,6 +48,8 @@ def tracefs_root() -> str:
         except OSError:
             continue
     if os.geteuid() == 0 and os.path.isdir(_CANDIDATES[0]):
+        import subprocess  # rarely needed: not worth its import at every start
+
         res = subprocess.run(["mount", "-t", "tracefs", "tracefs", _CANDIDATES[0]], capture_output=True)
         if res.returncode == 0 and os.path.isdir(os.path.join(_CANDIDATES[0], "events")):
             return _CANDIDATES[0]

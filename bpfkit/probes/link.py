@@ -90,7 +90,10 @@ class Link(Resource):
 
     def close(self) -> None:
         """Detach. Idempotent."""
-        for attr in ("_link_file", "_perf_file"):  # the link first: it holds the perf event
+        # The perf event first: the link holds its own reference, so this close is cheap, and the
+        # link's close then releases both at once. The other order waits for the kernel to
+        # synchronize twice (tens of ms each when detaching a tracepoint), as libbpf avoids too.
+        for attr in ("_perf_file", "_link_file"):
             f = getattr(self, attr, None)
             if f is not None:
                 f.close()  # closes once, however often this runs
