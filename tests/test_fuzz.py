@@ -152,3 +152,15 @@ def test_btf_const_pointing_at_itself_is_an_error_not_a_hang() -> None:
         with pytest.raises(ObjectFormatError, match="loops"):
             fn(1)
     assert "..." in btf.type_name(1)
+
+
+_REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*.bin"))
+
+
+@pytest.mark.parametrize("path", _REGRESSIONS, ids=[p.name for p in _REGRESSIONS])
+def test_fuzz_regression(path: Path) -> None:
+    """Inputs a fuzz run once found failing (named PARSER-CASE.bin, as ``make fuzz`` writes them to
+    build/fuzz-failures/): each must now give a return or a BpfError."""
+    name = path.name.rsplit("-", 1)[0]
+    assert name in TARGETS, f"{path.name}: no parser {name!r}"
+    _counts[name][_run_bounded(TARGETS[name], path.read_bytes())] += 1

@@ -213,7 +213,7 @@ class ElfReader:
             return ()
         sh = struct.Struct(self._e + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
         if shnum == 0 or shstrndx == 0xFFFF:  # extended numbering: the real values live in section 0
-            first = sh.unpack(self._table(shoff, shentsize, 1, sh.size, "section header 0"))
+            first = sh.unpack_from(self._table(shoff, shentsize, 1, sh.size, "section header 0"))
             shnum = shnum or first[5]
             shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
         raw = self._table(shoff, shentsize, shnum, sh.size, "section headers")
