@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One-time machine set-up for the side-by-side benchmarks (root, Debian bookworm). Idempotent.
-# Installs the peers bpfkit is compared against: bcc's tools (bpfcc-tools, python3-bpfcc 0.26), bpftrace,
-# the Prometheus server (installed only; not left running), perf, hyperfine, strace; then points bcc at Debian's
-# 6.1 kernel headers (no headers exist for the running kernel) and, with --peer-bench, copies the reference peer kit
-# to a writable place and runs its own setup.sh there.
+# Installs the peers bpfkit is compared against: bcc's tools (bpfcc-tools, python3-bpfcc 0.26), libbpf-tools 0.26
+# (bcc's CO-RE C versions of the same tools, /usr/sbin/NAME), bpftrace, the Prometheus server (installed only; not
+# left running), perf, hyperfine, strace; then points bcc at Debian's 6.1 kernel headers (none exist for the running
+# kernel) and, with --peer-bench, copies the reference peer kit to a writable place and runs its own setup.sh there.
 #   bench/setup_peers.sh [--peer-bench [DEST]]      (DEST defaults to /work/peer-bench)
 set -euo pipefail
 
-PKGS=(bpfcc-tools python3-bpfcc bpftrace prometheus linux-perf hyperfine strace gcc make linux-headers-amd64)
+PKGS=(bpfcc-tools python3-bpfcc libbpf-tools bpftrace prometheus linux-perf hyperfine strace gcc make linux-headers-amd64)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
