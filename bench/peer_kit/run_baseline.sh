@@ -29,7 +29,7 @@ PERF0="bpfkit-perf-batched=env BPFKIT_PERF_WAKEUP=0 $PYK $here/w2_perf.py"
 	step() {  # step NAME CMD...: run CMD unless $ONLY leaves NAME out; echo it first, for the log
 		local name=$1; shift
 		if [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]]; then
-			printf '+ %q ' "$@"; echo
+			printf '+'; printf ' %q' "$@"; echo
 			"$@"
 		fi
 	}
