@@ -199,36 +199,40 @@ def slowdown(workload: Sequence[object], tools: Sequence[Tool], runs: int = 5, p
 
 
 def print_slowdown(res: Slowdown, title: str = "", ours: Optional[str] = None) -> None:
-    """The slowdown table: wall under each tool, x bare, added seconds; with ``ours``, each peer's slowdown and
-    added time relative to bpfkit's (< 1: the peer costs the workload less)."""
-    b = res.bare.wall.median
+    """The slowdown table: the workload's wall and its own CPU under each tool, each as x bare; with ``ours``, each
+    tool's figures / bpfkit's (> 1: the peer slows the workload more). The workload's CPU includes what the BPF
+    programs cost in its context and is much less disturbed by other load on the machine than its wall time."""
+    bw, bc = res.bare.wall.median, res.bare.wl_cpu.median
     base = res.row(ours) if ours else None
     base = base if base and not base.skipped else None
     print(f"\n{title or 'workload slowdown'}: {' '.join(res.workload)}   "
           f"({res.runs} interleaved rounds x {res.per_start} run(s); median [min-max] n)")
-    print(f"  {'tool':<26} {'workload wall s':<28} {'x bare':>7} {'added s':>9} {'workload CPU s':<24} "
-          f"{'tool CPU s/run':<24}" + (f" {'vs ours':<8}" if base else "") + " note")
+    print(f"  {'tool':<26} {'workload wall s':<26} {'x bare':>7} {'workload CPU s':<26} {'x bare':>7} "
+          f"{'tool CPU s/run':<22}" + (f" {'wall, CPU vs ours':<18}" if base else "") + " note")
     for r in [res.bare, *res.rows]:
         if r.skipped:
             print(f"  {skip_note(r.tool, r.skipped)}")
             continue
         cmp = ""
         if base and r is not res.bare:
-            cmp = f" {r.wall.median / base.wall.median:<8.3f}" if r is not base else f" {'ours':<8}"
-        elif base:
-            cmp = f" {'':<8}"
+            cmp = (f" {r.wall.median / base.wall.median:.2f}x, {r.wl_cpu.median / base.wl_cpu.median:.2f}x"
+                   if r is not base else " ours")
+        cmp = f"{cmp:<19}" if base else ""
         notes = sorted(set(n for n in r.notes if n))
         note = "; ".join(notes[:3]) + (f" (+{len(notes) - 3} more)" if len(notes) > 3 else "")
-        print(f"  {r.tool.label:<26} {r.wall.fmt():<28} {r.wall.median / b:>6.2f}x {r.wall.median - b:>+9.3f} "
-              f"{r.wl_cpu.fmt():<24} {r.tool_cpu.fmt() if r is not res.bare else '':<24}{cmp} {note}")
+        print(f"  {r.tool.label:<26} {r.wall.fmt():<26} {r.wall.median / bw:>6.2f}x {r.wl_cpu.fmt():<26} "
+              f"{r.wl_cpu.median / bc:>6.2f}x {r.tool_cpu.fmt() if r is not res.bare else '':<22}{cmp} {note}")
     if base:
-        print(f"  (vs ours: workload wall under that tool / under {ours}; < 1: the peer slows it less)")
         for r in res.rows:
             if r is base or r.skipped:
                 continue
-            added = (r.wall.median - b) / (base.wall.median - b) if base.wall.median != b else float("nan")
-            print(f"  {ours} vs {r.tool.label}: slowdown {base.wall.median / b:.2f}x vs {r.wall.median / b:.2f}x "
-                  f"bare; the peer adds {added:.2f}x the time {ours} adds")
+            added = (r.wall.median - bw) / (base.wall.median - bw) if base.wall.median != bw else float("nan")
+            added_cpu = (r.wl_cpu.median - bc) / (base.wl_cpu.median - bc) if base.wl_cpu.median != bc \
+                else float("nan")
+            print(f"  {ours} vs {r.tool.label}: workload x bare {base.wall.median / bw:.2f} vs "
+                  f"{r.wall.median / bw:.2f} (wall), {base.wl_cpu.median / bc:.2f} vs {r.wl_cpu.median / bc:.2f} "
+                  f"(CPU); the peer adds "
+                  f"{added:.2f}x (wall), {added_cpu:.2f}x (CPU) what {ours} adds")
 
 
 def compare(workload: Sequence[object], ours: Tool, theirs: Sequence[Tool], runs: int = 5, per_start: int = 1,
