@@ -1,10 +1,10 @@
 #!/bin/bash
 # The full peer-kit comparison for bpfkit (W1-W4 against libbpf C, pylibbpf, bcc, bpftrace, strace), plus the
 # bpfkit variants the kit does not have (ring buffer read without a dtype; perf buffer with per-sample and with
-# batched wake-ups), in one run. RESULT lines go to stdout and to $OUT.
+# batched wake-ups; per-key map access, w3_perkey.py), in one run. RESULT lines go to stdout and to $OUT.
 #   bench/peer_kit/run_baseline.sh [OUT]     (needs bench/setup_peers.sh --peer-bench done; root)
 # Env: PEER_BENCH (the writable kit copy, default /work/peer-bench), PYK (bpfkit's interpreter, default this tree's
-# .venv), W1_RUNS/W2_RUNS/W3_RUNS/W4_RUNS, STRACE_RUNS, ONLY (space-separated subset of: w1 w2 w2wake w3 w4).
+# .venv), W1_RUNS/W2_RUNS/W3_RUNS/W4_RUNS, STRACE_RUNS, ONLY (space-separated subset of: w1 w2 w2wake w3 w3perkey w4).
 set -euo pipefail
 # A background job of a non-interactive shell (nohup, `cmd &`) starts with SIGINT ignored, and an ignored signal
 # stays ignored across exec: the kit stops its peers with SIGINT, and Python peers that do not install their own
@@ -38,6 +38,7 @@ PERF0="bpfkit-perf-batched=env BPFKIT_PERF_WAKEUP=0 $PYK $here/w2_perf.py"
 	step w2wake python3 w2_stream.py --runs "${W2_RUNS:-3}" --wakeup 64 --only none,libbpf,bcc,bpfkit \
 		--peer "$NODTYPE"
 	step w3 python3 w3_map_dump.py --runs "${W3_RUNS:-3}"
+	step w3perkey "$PYK" "$here/w3_perkey.py" --runs "${W3_RUNS:-3}"
 	step w4 python3 w4_overhead.py --runs "${W4_RUNS:-11}" --strace-runs "${STRACE_RUNS:-3}"
 	echo "# load: $(cat /proc/loadavg)"
 } 2>&1 | tee "$OUT"
