@@ -291,7 +291,7 @@ class Running:
             now = time.perf_counter()
             prev_poll, prev = prev, now
             if self.proc.poll() is not None:
-                self._reader.join(2)
+                self.stop()  # reap, collect output, close the temp file
                 raise ToolError(f"{self.tool.label} exited ({self.proc.returncode}) before attaching: "
                                 f"{self.tail_text(600)}")
             pid = self.tool_pid()

@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -38,12 +39,17 @@ def workload(name: str) -> Path:
 
 @contextmanager
 def background(argv: Sequence[object]) -> Iterator["subprocess.Popen[bytes]"]:
-    """A trigger process (e.g. ``openloop 0 1000``: an open every 1 ms) for the duration of the block."""
-    p = subprocess.Popen(list(map(str, argv)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """A trigger process (e.g. ``openloop 0 1000``: an open every 1 ms) for the duration of the block; it and any
+    children it forked (tcpconn's server) are killed at the end, as a process group."""
+    p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
     try:
         yield p
     finally:
-        p.kill()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         p.wait()
 
 

@@ -8,6 +8,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -69,6 +71,9 @@ int main(int argc, char **argv)
 	if (srv < 0)
 		die("tcpconn: fork: %s", strerror(errno));
 	if (srv == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the client (a trigger is killed mid-loop) */
+		if (getppid() == 1)
+			_exit(1);
 		for (unsigned long long i = 0; !n || i < n; i++) {
 			int c = accept(ls, NULL, NULL);
 			if (c < 0)
