@@ -9,16 +9,17 @@ Why the details are the way they are:
 - Peak RSS comes from ``/usr/bin/time -f %M`` around the tool: a child forked from this Python process inherits
   its high-water RSS at exec (the kernel keeps the pre-exec mm's maximum), so ``wait4`` here would report at
   least the harness's ~15-30 MiB. ``time`` adds ~1 MiB as a floor (``rss_floor_mib()``) and ~1 ms of start.
-- Ready = a header line (bcc and libbpf-tools print "Tracing ..."/column titles after attaching) or, for tools
-  that print nothing until their summary, the kernel's word: the tool holds an attached BPF link or perf event
-  (BPF_TASK_FD_QUERY) and the count has been stable for ``SETTLE_S``.
+- Ready = the kernel shows the tool holding attached programs (a BPF link, or a perf event with a program:
+  BPF_TASK_FD_QUERY), and then a header line arrives (bcc and libbpf-tools print "Tracing ..."/column titles after
+  attaching) or, for tools that print nothing until their summary, nothing new attaches for ``SETTLE_S``. A header
+  alone is not enough: bcc's profile prints one before it compiles.
 - Runs are interleaved and the tool order rotates per round, so machine noise (2 shared CPUs) hits all alike.
 
 The workloads are in ``_workloads.py``, the measurements and their tables in ``_measure.py``. Example::
 
-    from _peers import Running, bcc_tool
+    from _peers import Running, libbpf_tool
     from _workloads import workload
-    with Running(bcc_tool("opensnoop")) as run:          # returns once attached
+    with Running(libbpf_tool("opensnoop")) as run:       # returns once attached
         subprocess.run([workload("openloop"), "10", "0", "/etc/hostname"])
         print(run.wait_for("hostname", timeout=5))
 """
@@ -35,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
