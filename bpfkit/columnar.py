@@ -16,6 +16,7 @@ Example::
 """
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any, Sequence, Union
 
@@ -40,10 +41,11 @@ def require(module: str, what: str) -> Any:
         pa = require("pyarrow", "to_arrow()")
     """
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError:
-        extra = _EXTRAS.get(module, module)
-        raise BpfError(f"{what} needs {module}: pip install {module} (or pip install 'bpfkit[{extra}]')") from None
+        extra = _EXTRAS.get(module.split(".")[0], module)
+        top = module.split(".")[0]
+        raise BpfError(f"{what} needs {top}: pip install {top} (or pip install 'bpfkit[{extra}]')") from None
 
 
 def leaf_columns(arr: np.ndarray, prefix: str = "") -> list[tuple[str, np.ndarray]]:

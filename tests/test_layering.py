@@ -15,9 +15,9 @@ RANK = {
     "features": 3,
     "maps": 4, "binaries": 4,
     "symbols": 5, "hist": 5, "events": 5, "probes": 5,
-    "stacks": 6, "counters": 6,
+    "stacks": 6, "counters": 6, "record": 6,
     "loader": 7,
-    "tools": 8, "testing": 8, "exporter": 8, "record": 8, "ipython": 8,
+    "tools": 8, "testing": 8, "exporter": 8, "ipython": 8,
     "cli": 9,
     "__init__": 10,
 }
