@@ -38,7 +38,9 @@ _CSS = ("<style>.bpfkit{font-family:var(--jp-ui-font-family,sans-serif);font-siz
 
 class Pretty:
     """Mixin: IPython's plain-text view (``_repr_pretty_``) is the class's ``_text()``, a readable
-    multi-line description, while ``repr()`` stays one line.
+    multi-line description, while ``repr()`` stays one line. IPython prefers a ``__repr__`` found
+    earlier among the bases than ``_repr_pretty_``: a class that defines ``__repr__`` restates
+    ``_repr_pretty_ = Pretty._repr_pretty_`` beside it.
 
     Example::
 

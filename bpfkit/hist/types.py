@@ -60,6 +60,9 @@ class _Hist(display.Pretty):
     def _text(self) -> str:
         return f"{repr(self)}\n{self}".rstrip("\n")
 
+    # IPython takes a __repr__ over a _repr_pretty_ further down the class's bases: restate it here
+    _repr_pretty_ = display.Pretty._repr_pretty_
+
     def _repr_html_(self) -> str:
         return self.html()
 
@@ -450,6 +453,8 @@ class Keyed(display.Pretty):
 
     def _text(self) -> str:
         return f"{repr(self)}\n{self.format()}".rstrip("\n")
+
+    _repr_pretty_ = display.Pretty._repr_pretty_  # next to __repr__, as IPython wants it
 
     def _repr_html_(self) -> str:
         stats = [(k, v) for k, v in self.items() if isinstance(v, Stats)]

@@ -130,7 +130,7 @@ class Recorder(Resource):
 
             rec.counts   # {'dropped': 0, 'lost': 0, 'discarded': 0}
         """
-        if self._final is not None:
+        if self._final is not None:  # closed, or record(count=) took its last record
             return dict(self._final)
         now = self._counters()
         return {k: now[k] - self._base[k] for k in now}
@@ -249,7 +249,12 @@ class Recorder(Resource):
                     quiet_since = time.monotonic()
                 elif idle is not None and time.monotonic() - quiet_since >= idle:
                     break
-        self.interrupted = stop.is_set() and (count is None or self.accepted - start < count)
+        full = count is not None and self.accepted - start >= count
+        self.interrupted = stop.is_set() and not full
+        if full and self._final is None:
+            # the recording ends here: what the buffer loses from now on (nobody reads it any
+            # more) was never going to be recorded, so it does not make the file incomplete
+            self._final = self.counts
         return self.accepted - start
 
     def close(self, *, dropped: Optional[int] = None, lost: Optional[int] = None) -> None:
