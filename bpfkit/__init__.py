@@ -13,7 +13,9 @@ Example::
 The packages, from the bottom up: ``errors``; ``btf`` (the kernel's type format); ``features``,
 ``tracefs``, ``sections`` (what the kernel has, and the one table of ``SEC()`` names); ``maps``,
 ``events`` (ring/perf buffer readers), ``hist``, ``probes`` (attaching), ``counters`` (like
-``perf stat``); ``loader`` (spec → kernel → live object); ``compiler``, ``tools``, ``testing``.
+``perf stat``), ``record`` (batches to Parquet, :func:`replay`); ``loader`` (spec → kernel → live
+object); ``compiler``, ``tools``, ``testing``. ``columnar`` turns record arrays into Arrow/pandas/
+polars columns, ``display`` draws every object in a notebook; ``%load_ext bpfkit`` adds ``%%bpf``.
 """
 from __future__ import annotations
 

@@ -57,6 +57,11 @@ def test_written_batches_replay_identically(events_obj: Any, trigger: Trigger, t
         ("0", "0", "true", "true")
     assert md["bpfkit.source"] == "events" and md["bpfkit.kernel"] == os.uname().release
     assert int(md["bpfkit.started_ns"]) <= int(md["bpfkit.stopped_ns"])
+    shown: list[str] = []
+    got._repr_pretty_(type("P", (), {"text": lambda self, t: shown.append(t)})(), False)
+    assert shown[0].splitlines()[0] == f"Recording {path}: records 2,500, row groups 3, complete true, dropped 0, " \
+        "lost 0, source events"
+    assert shown[0].splitlines()[-1] == "  … 2,490 more rows" and "records: <b>2,500</b>" in got._repr_html_()
     # any Parquet reader sees typed columns and text for char[]
     table = pq.read_table(path)
     assert table.column_names == ["pid", "cpu", "seq", "ts", "comm"]

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from .. import columnar
+from .. import columnar, display
 from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 __all__ = ["Recording", "replay"]
@@ -127,6 +127,36 @@ class Recording:
         """The file as a polars DataFrame."""
         pl = columnar.require("polars", "to_polars()")
         return pl.from_arrow(self._file.read())
+
+    def _head(self, limit: int) -> np.ndarray:
+        pa = columnar.require("pyarrow", "replay()")
+        for rb in self._file.iter_batches(batch_size=limit):
+            return columnar.from_arrow(pa.Table.from_batches([rb]), self.dtype)
+        return np.zeros(0, self.dtype)
+
+    def _facts(self) -> list[tuple[str, Any]]:
+        c = self.counts
+        return [("records", f"{self.records:,}"), ("row groups", self.row_groups),
+                ("complete", self.metadata.get("bpfkit.complete", "?")), ("dropped", c["dropped"]),
+                ("lost", c["lost"]), ("source", self.metadata.get("bpfkit.source", ""))]
+
+    def _table(self) -> tuple[list[str], list[list[Any]]]:
+        cols = columnar.leaf_columns(self._head(display.ROWS))
+        n = len(cols[0][1]) if cols else 0
+        return [name for name, _ in cols], [[col[i] for _, col in cols] for i in range(n)]
+
+    def _repr_html_(self) -> str:
+        header, rows = self._table()
+        return display.card(f"Recording {self.path}", [*self._facts(), ("dtype", display.dtype_text(self.dtype))],
+                            [display.html_table(header, rows, more=self.records - len(rows))])
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        if cycle:
+            p.text(repr(self))
+            return
+        header, rows = self._table()
+        facts = ", ".join(f"{k} {v}" for k, v in self._facts())
+        p.text(f"Recording {self.path}: {facts}\n" + display.text_table(header, rows, more=self.records - len(rows)))
 
     def __repr__(self) -> str:
         return (f"<Recording {self.path}: {self.records:,} records in {self.row_groups} row groups, "
