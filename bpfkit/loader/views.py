@@ -84,9 +84,10 @@ def attachments(obj: Any) -> dict[int, list[str]]:
     for link in obj.links:
         ids = set()
         for sub in _links(link):
-            if not sub.closed and sub._fd >= 0:  # perf events attached by ioctl have no link fd to ask
+            fd = -1 if sub.closed else sub.fd
+            if fd >= 0:  # perf events attached by ioctl have no link fd to ask
                 try:
-                    ids.add(int(sc.link_info(sub._fd).prog_id))
+                    ids.add(int(sc.link_info(fd).prog_id))
                 except BpfError:
                     pass
         for pid in ids:
