@@ -182,7 +182,7 @@ def _bpfkit(*args: str) -> list[str]:
 def test_bpfkit_record_command_count(events_src: Any, tmp_path: Path) -> None:
     out = tmp_path / "cmd.parquet"
     with Trigger() as t:
-        proc = subprocess.Popen(_bpfkit("record", "-o", str(out), "-m", "events", "-n", "500", "--json",
+        proc = subprocess.Popen(_bpfkit("record", "-o", str(out), "-m", "events", "-P", "ring_getpid", "-n", "500", "--json",
                                         "--set", f"target_pid={t.pid}", str(events_src)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         deadline = time.monotonic() + 60
@@ -200,7 +200,7 @@ def test_bpfkit_record_command_count(events_src: Any, tmp_path: Path) -> None:
 def test_bpfkit_record_command_until_sigint(events_src: Any, tmp_path: Path) -> None:
     out = tmp_path / "sig.parquet"
     with Trigger() as t:
-        proc = subprocess.Popen(_bpfkit("record", "-o", str(out), "-m", "events", "--set",
+        proc = subprocess.Popen(_bpfkit("record", "-o", str(out), "-m", "events", "-P", "ring_getpid", "--set",
                                         f"target_pid={t.pid}", str(events_src)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         part = Path(str(out) + ".part")
@@ -226,4 +226,7 @@ def test_bpfkit_record_command_errors(events_src: Any, tmp_path: Path) -> None:
     run = subprocess.run(_bpfkit("record", "-o", str(tmp_path / "x.parquet"), "-m", "calls", "tests/count"),
                          capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 2 and "no ring or perf buffer 'calls'" in run.stderr
+    run = subprocess.run(_bpfkit("record", "-o", str(tmp_path / "x.parquet"), "-m", "events", "-P", "nope",
+                                 str(events_src)), capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 1 and "no program 'nope'" in run.stderr
     assert not (tmp_path / "x.parquet").exists()

@@ -4,7 +4,7 @@ buffers to Parquet until Ctrl-C, SIGTERM, ``-d`` seconds or ``-n`` records.
 Example::
 
     $ sudo bpfkit record -o exec.parquet -d 10 my_tool.bpf.o
-    $ sudo bpfkit record -o getpid.parquet -m events --set target_pid=1234 tests/events_test
+    $ sudo bpfkit record -o getpid.parquet -m events -P ring_getpid --set target_pid=1234 tests/events_test
     bpfkit record: 2,000 records in 1 row group to getpid.parquet (dropped 0, lost 0): complete
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..errors import BpfNotFoundError, BpfUsageError
 from ..loader import ObjectSpec
 from ..loader import open as open_object
 from ..maps.kinds import EVENT_TYPES
+from ..probes.link import LinkGroup
 from ..record.recorder import COMPRESSIONS, ROWS_PER_GROUP, Recorder
 from .common import add_duration, add_json, parser, positive_int, print_json, run_tool
 
@@ -65,15 +66,18 @@ def _buffer(spec: ObjectSpec, name: Optional[str]) -> str:
 def record_object(spec: ObjectSpec, output: str, map_name: Optional[str] = None, *,
                   duration: Optional[float] = None, count: Optional[int] = None,
                   rows_per_group: int = ROWS_PER_GROUP, compression: str = "snappy",
-                  perf_pages: int = 256) -> Recorder:
-    """Load ``spec``, attach its programs, record buffer ``map_name`` (default: its one typed
-    ring/perf buffer) to ``output``; returns the closed Recorder (its counts and records).
+                  perf_pages: int = 256, programs: Sequence[str] = ()) -> Recorder:
+    """Load ``spec``, attach its programs (only ``programs`` when given), record buffer
+    ``map_name`` (default: its one typed ring/perf buffer) to ``output``; returns the closed
+    Recorder (its counts and records).
 
     Example::
 
         rec = record_object(bpfkit.open("tests/events_test"), "out.parquet", "events", duration=5)
     """
     name = _buffer(spec, map_name)
+    for prog in programs:
+        spec.programs[prog]  # BpfNotFoundError naming the object's programs, before loading
     with spec.load() as obj:
         reader = obj.reader(name)
         if hasattr(reader, "open"):
@@ -81,7 +85,7 @@ def record_object(spec: ObjectSpec, output: str, map_name: Optional[str] = None,
         rec = Recorder(output, reader=reader, rows_per_group=rows_per_group, compression=compression,
                        source=f"{spec.name}:{name}")
         try:
-            with obj.attach():
+            with (LinkGroup([obj.progs[p].attach() for p in programs]) if programs else obj.attach()):
                 rec.record(duration=duration, count=count)
             if count is None or rec.accepted < count:
                 rec.record(idle=0.0, count=None if count is None else count - rec.records - rec._pending_rows)
@@ -105,6 +109,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the Parquet file to write")
     p.add_argument("-m", "--map", help="the ring/perf buffer to record (default: the object's one typed buffer)")
     p.add_argument("-n", "--count", type=positive_int, help="stop after this many records")
+    p.add_argument("-P", "--prog", action="append", default=[], metavar="NAME",
+                   help="attach only this program (repeatable; default: every program whose SEC() names a target)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set a const volatile global before load (repeatable)")
     p.add_argument("--rows-per-group", type=positive_int, default=ROWS_PER_GROUP,
@@ -118,7 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         spec = open_spec(args.object, args.set)
         rec = record_object(spec, args.output, args.map, duration=args.duration, count=args.count,
                             rows_per_group=args.rows_per_group, compression=args.compression,
-                            perf_pages=args.perf_pages)
+                            perf_pages=args.perf_pages, programs=args.prog)
         if args.json:
             print_json({"path": rec.path, "records": rec.records, "row_groups": rec.row_groups, **rec.counts,
                         "complete": rec.complete})
