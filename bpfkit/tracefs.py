@@ -110,7 +110,7 @@ def parse_pmu_bit(text: str, path: str) -> int:
         parse_pmu_bit("config:0\n", ".../uprobe/format/retprobe")   # 0
     """
     field, _, bit = text.strip().partition(":")
-    if field != "config" or not bit.isascii() or not bit.isdigit() or int(bit) > 63:
+    if field != "config" or not bit.isascii() or not bit.isdigit() or len(bit) > 2 or int(bit) > 63:
         raise ObjectFormatError(f"{path} is not 'config:BIT' with BIT 0..63: {text[:40]!r}")
     return int(bit)
 

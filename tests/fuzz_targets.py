@@ -1,7 +1,8 @@
-"""The parsers bpfkit runs on input it does not control, each as a function of bytes, with the valid
-inputs mutated from (issue 11). ``test_fuzz.py`` drives them with hypothesis; a target passes an
-input if it returns or raises a :class:`bpfkit.BpfError` subclass: anything else (IndexError,
-UnicodeDecodeError, RecursionError...), a crash or a hang is a bug.
+"""The parsers bpfkit runs on input it does not control (``.bpf.o`` objects through ``bpfkit.open``
+too), each as a function of bytes, with the valid inputs mutated from (issue 11). ``test_fuzz.py``
+drives them with hypothesis; a target passes an input if it returns or raises a
+:class:`bpfkit.BpfError` subclass: anything else (IndexError, UnicodeDecodeError, RecursionError...),
+a crash or a hang is a bug.
 
 Example::
 
@@ -111,6 +112,23 @@ def _btf(data: bytes) -> None:
                 btf.datasec_dtype(t.name)
             except BpfError:
                 pass
+
+
+# -- BPF objects (loader.precheck, then libbpf) ----------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _object_seeds() -> list[bytes]:
+    import bpfkit
+
+    # the objects whose mutations crashed libbpf 1.1.2 before bpfkit checked them itself
+    return [open(bpfkit.open(n).path, "rb").read()  # type: ignore[arg-type]
+            for n in ("tests/count", "tests/tp_kinds", "tests/probes_usdt", "examples/execs")]
+
+
+def _bpf_object(data: bytes) -> None:
+    import bpfkit
+
+    bpfkit.open(data)
 
 
 # -- ELF binaries (binaries.elf, binaries.usdt_notes, symbols._elf / elfsyms) --------------
@@ -267,6 +285,7 @@ def _cpu_list(data: bytes) -> None:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("btf", _btf, _btf_seeds),
+    Target("bpf_object", _bpf_object, _object_seeds),
     Target("elf_symbols", _binaries_elf, _elf_seeds),
     Target("symbols_elf", _symbols_elf, _elf_seeds),
     Target("dwarf_lines", _dwarf_lines, _elf_seeds),

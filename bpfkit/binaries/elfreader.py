@@ -82,6 +82,7 @@ class Section:
     size: int
     link: int
     entsize: int
+    info: int = 0  # SHT_REL: the section the relocations apply to
 
 
 def _sym_dtype(is64: bool, little: bool) -> np.dtype:
@@ -222,10 +223,10 @@ class ElfReader:
         if 0 < shstrndx < shnum and heads[shstrndx][1] != SHT_NOBITS:
             names = self.read(heads[shstrndx][4], min(heads[shstrndx][5], _MAX_SECTION), "section names")
         out = []
-        for name_off, typ, flags, addr, offset, size, link, _info, _align, entsize in heads:
+        for name_off, typ, flags, addr, offset, size, link, info, _align, entsize in heads:
             end = names.find(b"\0", name_off)
             name = names[name_off:end if end >= 0 else None].decode("utf-8", "replace") if name_off < len(names) else ""
-            out.append(Section(name, typ, flags, addr, offset, size, link, entsize))
+            out.append(Section(name, typ, flags, addr, offset, size, link, entsize, info))
         return tuple(out)
 
     # -- sections -------------------------------------------------------------------------------

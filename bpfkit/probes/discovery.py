@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -211,7 +212,10 @@ def fields_dtype(fields: list[TracepointField], raw: bool = False) -> np.dtype:
         if n_elems and "char" in base and "*" not in base and "__data_loc" not in base:
             fmt: object = f"S{f.size}"
         elif n_elems and "__data_loc" not in base:
-            total = int(np.prod(n_elems))
+            total = math.prod(n_elems)  # Python ints: np.prod wraps at 2**63 into a negative element size
+            if total > max(f.size, 1):
+                raise ObjectFormatError(f"tracepoint field {f.name[:60]!r}: {f.type[:80]!r} has {total} "
+                                        f"elements in {f.size} bytes")
             elem = f.size // total if total else f.size
             fmt = (np.dtype(f"{'i' if f.signed else 'u'}{elem}") if elem in (1, 2, 4, 8) else np.dtype(f"V{elem}"),
                    tuple(n_elems))
