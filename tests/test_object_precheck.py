@@ -133,3 +133,21 @@ def test_every_shipped_object_passes_the_checks() -> None:
         path = find_object(name)
         assert path is not None, name
         check_object(Path(path).read_bytes(), name)
+
+
+def test_btf_ext_records_are_checked_against_the_btf() -> None:
+    orig = _object("tests/count")
+    elf = ElfReader(orig, "count")
+    ext = elf.section(".BTF.ext")
+    assert ext is not None
+    raw = elf.section_data(ext)
+    hdr_len, func_off = struct.unpack_from("<II", raw, 4)
+    first_record = ext.offset + hdr_len + func_off + 4 + 8  # rec_size, then sec_name_off and num_info
+    data = bytearray(orig)
+    struct.pack_into("<I", data, first_record + 4, 1)  # its type: id 1, not a FUNC
+    with pytest.raises(ObjectFormatError, match=r"\.BTF\.ext: func_info .* not a FUNC"):
+        check_object(bytes(data), "count")
+    data = bytearray(orig)
+    struct.pack_into("<I", data, ext.offset + hdr_len + func_off + 4 + 4, 0x7FFFFFFF)  # num_info
+    with pytest.raises(ObjectFormatError, match="lies outside"):
+        bpfkit.open(bytes(data))
