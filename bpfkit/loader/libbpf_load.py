@@ -120,12 +120,13 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], maps: Namespace[Map
         head = f"{explained[0]}\n" if explained else ""
         return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
                              f"({_errno_name(err)}):\n{head}{summarize_verifier_log(log)}", err, log, prog)
-    if explained is not None:
+    # over the instruction limit: the count says more than 'refused before verification'
+    too_large = explain_too_large(err, programs[prog].insn_count) if prog in programs else None
+    if explained is not None and too_large is None:
         return failures.load_error(name, explained[0], explained[1], detail, log)
     if err in (_errno.EPERM, _errno.EACCES) and not prog:
         return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): {permission_hint()}."
                                   f"\n{detail}", err)
-    too_large = explain_too_large(err, programs[prog].insn_count) if prog in programs else None
     if too_large is not None:  # refused before the verifier ran: no log, but a reason we can give
         detail = "\n".join(["  " + ln for ln in too_large.lines()] + [detail])
     return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)
