@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
+    "execsnoop": ("bpfkit.tools.execsnoop", "main", "new processes (exec) with their arguments"),
 }
 
 

@@ -100,7 +100,11 @@ def add_scope(p: argparse.ArgumentParser, *, pid: bool = True, tid: bool = False
     if tid:
         p.add_argument("-t", "--tid", type=positive_int, help="trace this thread only")
     if comm:
-        p.add_argument(comm, "--comm" if comm != "--comm" else "--name", dest="comm", metavar="COMM",
+        # the long alias only where the tool has not taken it already (bcc's -n/--name means a
+        # pattern in execsnoop and opensnoop; there the exact BPF-side filter is --comm alone)
+        alias = "--comm" if comm != "--comm" else "--name"
+        flags = [comm] + ([alias] if alias not in p._option_string_actions else [])
+        p.add_argument(*flags, dest="comm", metavar="COMM",
                        help="trace processes with this command name only (exact, as in /proc/PID/comm)")
     if cgroup:
         p.add_argument("--cgroup", metavar="PATH",
@@ -112,9 +116,12 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def add_duration(p: argparse.ArgumentParser) -> None:
-    """``-d SECONDS``: stop after that long (default: run until Ctrl-C)."""
-    p.add_argument("-d", "--duration", type=positive_float, metavar="SECONDS",
+def add_duration(p: argparse.ArgumentParser, short: bool = True) -> None:
+    """``-d SECONDS``: stop after that long (default: run until Ctrl-C). ``short=False`` for tools
+    whose bcc original uses ``-d`` for something else (softirqs' ``-d`` is ``--dist``): only
+    ``--duration`` then."""
+    flags = ["-d", "--duration"] if short else ["--duration"]
+    p.add_argument(*flags, type=positive_float, metavar="SECONDS",
                    help="trace for this many seconds, then print the summary (default: until Ctrl-C)")
 
 

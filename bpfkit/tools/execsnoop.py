@@ -1,0 +1,204 @@
+"""execsnoop: trace new processes (every exec()), with their arguments, as bcc's execsnoop.
+
+From the ``syscalls:sys_enter_execve``/``execveat`` tracepoints (arguments copied while still in
+the caller's memory) and ``sched:sched_process_exec`` / ``sys_exit_*`` for the result: no kprobes.
+An argument list longer than ``--max-args`` ends in ``...``, and the record says it was truncated.
+
+Example::
+
+    $ sudo bpfkit execsnoop -x -T
+    $ sudo bpfkit execsnoop --json -P 1234
+
+    from bpfkit.tools import execsnoop
+    with execsnoop.stream(failed=True, duration=5) as s:
+        for batch in s:                                   # numpy structured arrays
+            for ev in execsnoop.decode(batch, s.clock):
+                print(ev["pid"], ev["args"])
+"""
+from __future__ import annotations
+
+import argparse
+import pwd
+import re
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .common import Scope, ToolError, add_duration, add_json, add_scope, parser, positive_int, print_json, \
+    run_tool
+from .streaming import Clock, EventStream, announce, follow, tool_object
+
+__all__ = ["ARGSIZE", "TOTAL_MAX_ARGS", "FLAG_MORE_ARGS", "FLAG_LONG_ARG", "stream", "args_of", "decode", "main"]
+
+ARGSIZE = 128        # bytes kept of each argument (NUL included)
+TOTAL_MAX_ARGS = 60  # the BPF side's buffer: --max-args is at most this
+FLAG_MORE_ARGS = 1   # argv had more than max_args entries
+FLAG_LONG_ARG = 2    # an argument was longer than ARGSIZE - 1 bytes
+
+
+def stream(*, failed: bool = False, max_args: int = 20, uid: Optional[int] = None, ppid: Optional[int] = None,
+           pid: Optional[int] = None, cgroup: Optional[str] = None, duration: Optional[float] = None,
+           clock: Optional[Clock] = None) -> EventStream:
+    """Start tracing execs; iterate the result for numpy batches of ``struct exec_event``
+    (``pid``, ``ppid``, ``uid``, ``retval``, ``comm``, ``args``...; :func:`decode` makes dicts).
+    ``failed`` includes failed execs; ``uid``, ``ppid``, ``pid`` (the process calling exec) and
+    ``cgroup`` restrict what is traced, on the BPF side.
+
+    Example::
+
+        with stream(ppid=os.getpid(), duration=2) as s:
+            rows = [ev for b in s for ev in decode(b)]
+    """
+    if not 1 <= max_args <= TOTAL_MAX_ARGS:
+        raise ToolError(f"--max-args {max_args}: must be 1 to {TOTAL_MAX_ARGS}")
+    scope = Scope(pid=pid, cgroup=cgroup)
+    scope.check()
+    spec = tool_object("execsnoop")
+    ro = spec.rodata
+    ro.max_args = max_args
+    ro.report_failed = int(failed)
+    if uid is not None:
+        ro.filter_uid, ro.target_uid = 1, uid
+    if ppid is not None:
+        ro.target_ppid = ppid
+    scope.apply(spec)
+    return EventStream(spec, duration=duration, counters=("missed",), clock=clock)
+
+
+def args_of(rec: Any) -> list[str]:
+    """The fields of one record: the path exec'd, then argv[1..] (as bcc shows them)."""
+    count = int(rec["args_count"])
+    fields = bytes(rec["args"]).split(b"\0")[:count]
+    fields += [b""] * (count - len(fields))  # numpy drops trailing NULs: empty last arguments
+    return [f.decode(errors="replace") for f in fields]
+
+
+def decode(batch: np.ndarray, clock: Optional[Clock] = None) -> list[dict[str, Any]]:
+    """One dict per exec: ``time`` (epoch seconds), ``elapsed`` (seconds since tracing started), ``pcomm``, ``pid``, ``tid``, ``ppid``, ``uid``,
+    ``ret``, ``args`` (list), ``truncated`` (more than max_args arguments, or one cut at 127 bytes)."""
+    clock = clock or Clock()
+    out = []
+    for rec in batch:
+        ts = int(rec["ts"])
+        out.append({"time": float(clock.wall(ts)), "elapsed": float(clock.since_start(ts)), "pcomm": rec["comm"].decode(errors="replace"),
+                    "pid": int(rec["pid"]), "tid": int(rec["tid"]), "ppid": int(rec["ppid"]),
+                    "uid": int(rec["uid"]), "ret": int(rec["retval"]), "args": args_of(rec),
+                    "truncated": bool(rec["flags"]), "more_args": bool(rec["flags"] & FLAG_MORE_ARGS),
+                    "long_arg": bool(rec["flags"] & FLAG_LONG_ARG)})
+    return out
+
+
+def _uid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return pwd.getpwnam(text).pw_uid
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid UID or user name") from None
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
+EXAMPLES = """examples:
+    bpfkit execsnoop                      # trace all exec() syscalls
+    bpfkit execsnoop -x                   # include failed exec()s
+    bpfkit execsnoop -T                   # include time (HH:MM:SS)
+    bpfkit execsnoop -P 181               # only trace new processes whose parent PID is 181
+    bpfkit execsnoop -U                   # include UID
+    bpfkit execsnoop -u 1000              # only trace UID 1000
+    bpfkit execsnoop -u user              # get user UID and trace only them
+    bpfkit execsnoop -t                   # include timestamps
+    bpfkit execsnoop -q                   # add "quotemarks" around arguments
+    bpfkit execsnoop -n main              # only print command lines containing "main"
+    bpfkit execsnoop -l tpkg              # only print command where arguments contains "tpkg"
+    bpfkit execsnoop --cgroup system.slice/foo.service   # only this cgroup
+    bpfkit execsnoop --json               # one JSON object per exec
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("execsnoop", "Trace exec() syscalls", EXAMPLES)
+    p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
+    p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
+    p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
+    p.add_argument("-u", "--uid", type=_uid, metavar="USER", help="trace this UID only")
+    p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
+    p.add_argument("-n", "--name", type=_regex, help="only print commands matching this name (regex), any arg")
+    p.add_argument("-l", "--line", type=_regex, help="only print commands where arg contains this line (regex)")
+    p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
+    p.add_argument("--max-args", type=positive_int, default=20,
+                   help=f"maximum number of arguments parsed and displayed, defaults to 20 (at most "
+                        f"{TOTAL_MAX_ARGS})")
+    p.add_argument("-P", "--ppid", type=positive_int, help="trace this parent PID only")
+    add_scope(p)
+    add_duration(p)
+    add_json(p)
+    return p
+
+
+def _text(ev: dict[str, Any], quote: bool) -> str:
+    args = list(ev["args"])
+    for i, a in enumerate(args):
+        if ev["long_arg"] and len(a.encode()) == ARGSIZE - 1:  # this one may have been cut
+            args[i] = a + "..."
+    if ev["more_args"]:
+        args.append("...")
+    if quote:
+        args = ['"' + a.replace('"', '\\"') + '"' for a in args]
+    return " ".join(args).replace("\n", "\\n")
+
+
+def _body(args: argparse.Namespace) -> int:
+    clock = Clock()
+    s = stream(failed=args.fails, max_args=args.max_args, uid=args.uid, ppid=args.ppid, pid=args.pid,
+               cgroup=args.cgroup, duration=args.duration, clock=clock)
+    if args.json:
+        announce("Tracing exec()s... Hit Ctrl-C to end.", True)
+    else:
+        head = ("%-9s" % "TIME" if args.time else "") + ("%-8s" % "TIME(s)" if args.timestamp else "") + \
+               ("%-6s" % "UID" if args.print_uid else "")
+        print(head + "%-16s %-7s %-7s %3s %s" % ("PCOMM", "PID", "PPID", "RET", "ARGS"), flush=True)
+
+    def show(batch: np.ndarray) -> int:
+        n = 0
+        for ev in decode(batch, clock):
+            text = _text(ev, args.quote)
+            if args.name and not args.name.search(ev["pcomm"]):
+                continue
+            if args.line and not args.line.search(" ".join(ev["args"])):
+                continue
+            n += 1
+            if args.json:
+                print_json(ev)
+                continue
+            line = ""
+            if args.time:
+                line += "%-9s" % time.strftime("%H:%M:%S", time.localtime(ev["time"]))
+            if args.timestamp:
+                line += "%-8.3f" % ev["elapsed"]
+            if args.print_uid:
+                line += "%-6d" % ev["uid"]
+            ppid = str(ev["ppid"]) if ev["ppid"] > 0 else "?"
+            print(line + "%-16s %-7d %-7s %3d %s" % (ev["pcomm"], ev["pid"], ppid, ev["ret"], text))
+        return n
+
+    follow("execsnoop", s, show, summary=lambda n: f"execsnoop: {n} execs shown")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``bpfkit execsnoop [-T] [-t] [-x] [-u USER] [-q] [-n NAME] [-l LINE] [-U] [--max-args N] [-P PPID]
+    [-p PID] [--cgroup PATH] [-d SECONDS] [--json]``"""
+    return run_tool("execsnoop", build_parser(), argv, _body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

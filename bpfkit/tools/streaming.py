@@ -1,0 +1,233 @@
+"""What event tools (execsnoop, opensnoop, killsnoop, ...) share: a loaded and attached tool object
+whose ring buffer arrives as numpy batches (:class:`EventStream`), the CLI loop that prints them
+until Ctrl-C / SIGTERM / ``-d`` and then says how many were lost (:func:`follow`), and the clocks
+that turn the BPF side's ``bpf_ktime_get_ns()`` into wall-clock time.
+
+Example::
+
+    with EventStream(spec) as s:          # tracing is on once this returns
+        for batch in s:                   # numpy structured arrays, until s.close() or Ctrl-C
+            print(batch["pid"])
+        print(s.dropped)
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .._sys import Resource
+from ..errors import BpfError, BpfNotFoundError, FeatureNotSupported
+from ..loader import Object, ObjectSpec
+from ..loader import open as open_object
+from ..tracefs import tracefs_root
+from .common import stop_signals
+
+__all__ = ["EventStream", "announce", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "Clock", "POLL_SECONDS"]
+
+#: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
+POLL_SECONDS = 0.2
+
+
+def has_tracepoint(category: str, name: str) -> bool:
+    """Whether this kernel has tracepoint ``category:name`` (e.g. ``syscalls:sys_enter_open`` is
+    x86-only, ``capability:cap_capable`` is 6.14+)."""
+    try:
+        return os.path.isdir(os.path.join(tracefs_root(), "events", category, name))
+    except FeatureNotSupported:
+        return False
+
+
+def need_tracepoint(category: str, name: str, what: str) -> None:
+    """FeatureNotSupported naming the tracepoint when it is missing."""
+    if not has_tracepoint(category, name):
+        raise FeatureNotSupported(f"{what} needs tracepoint {category}:{name}, which this kernel does not have",
+                                  feature=f"tracepoint {category}:{name}")
+
+
+class Clock:
+    """Turns ``bpf_ktime_get_ns()`` values (CLOCK_MONOTONIC) into seconds since the tool started
+    and into wall-clock epoch seconds.
+
+    Example::
+
+        clock = Clock()
+        clock.since_start(ev["ts"]), clock.wall(ev["ts"])
+    """
+
+    def __init__(self) -> None:
+        self.start_ns = time.monotonic_ns()
+        self.offset_ns = time.time_ns() - self.start_ns
+
+    def since_start(self, ts_ns: Any) -> Any:
+        """Seconds from the tool's start to ``ts_ns`` (scalar or array)."""
+        return (np.asarray(ts_ns, np.int64) - self.start_ns) / 1e9
+
+    def wall(self, ts_ns: Any) -> Any:
+        """Epoch seconds of ``ts_ns`` (scalar or array)."""
+        return (np.asarray(ts_ns, np.int64) + self.offset_ns) / 1e9
+
+    def hms(self, ts_ns: int) -> str:
+        """Local ``HH:MM:SS`` of ``ts_ns``, as bcc's TIME column."""
+        return time.strftime("%H:%M:%S", time.localtime(float(self.wall(ts_ns))))
+
+
+def _records(batch: Any) -> np.ndarray:
+    """Tool buffers carry fixed-size records (BPFKIT_RINGBUF): a structured array."""
+    if not isinstance(batch, np.ndarray):
+        raise BpfError(f"expected fixed-size records, got {type(batch).__name__}: the tool's ring buffer "
+                       "must be declared with BPFKIT_RINGBUF")
+    return batch
+
+
+class EventStream(Resource):
+    """A tool's BPF object, loaded and attached, whose ring buffer ``buffer`` is read as numpy
+    batches. Tracing is on once the constructor returns; iterating yields non-empty batches until
+    ``duration`` seconds after the start, :meth:`close`, or Ctrl-C (then :attr:`interrupted`).
+
+    ``attach(obj)`` attaches what the tool needs (default: ``obj.attach()``, every program with a
+    target in its SEC()). ``counters`` names ``.bss`` globals the BPF side counts losses in that the
+    ring buffer's own drop counter does not see (a full scratch map, a missed entry...): they are
+    added into :attr:`lost`.
+
+    Example::
+
+        s = EventStream(spec, duration=5)
+        batches = list(s)                 # 5 seconds of events
+        s.close(); print(s.dropped, s.lost)
+    """
+
+    def __init__(self, spec: ObjectSpec, buffer: str = "events", *, duration: Optional[float] = None,
+                 attach: Optional[Callable[[Object], Any]] = None, counters: Sequence[str] = (),
+                 clock: Optional[Clock] = None) -> None:
+        self.clock = clock or Clock()
+        self.duration = duration
+        self.interrupted = False
+        self.counters = tuple(counters)
+        self._closed = False
+        self._links: Any = None
+        self.obj = spec.load()
+        try:
+            self._links = attach(self.obj) if attach is not None else self.obj.attach()
+            self.reader = self.obj.reader(buffer)
+        except BaseException:
+            self.close()
+            raise
+        self.started = time.monotonic()
+        self._final: dict[str, int] = {}
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """``time.monotonic()`` at which iteration ends (None: never)."""
+        return None if self.duration is None else self.started + self.duration
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        deadline = self.deadline
+        try:
+            while not self._closed:
+                wait = POLL_SECONDS
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                batch = _records(self.reader.poll(wait))
+                if len(batch):
+                    yield batch
+        except KeyboardInterrupt:
+            self.interrupted = True
+        if not self._closed:
+            rest = _records(self.reader.drain())
+            if len(rest):
+                yield rest
+
+    def drain(self) -> np.ndarray:
+        """Whatever arrived and was not handed out yet, without waiting."""
+        return _records(self.reader.drain())
+
+    def _counter(self, name: str) -> int:
+        if name in self._final:
+            return self._final[name]
+        if name == "dropped":
+            return self.reader.dropped
+        return int(getattr(self.obj.bss, name))
+
+    @property
+    def dropped(self) -> int:
+        """Records the BPF side could not put in the ring buffer (it was full)."""
+        return self._counter("dropped")
+
+    @property
+    def lost(self) -> int:
+        """Events lost before reaching the ring buffer: the sum of the tool's ``counters``."""
+        return sum(self._counter(n) for n in self.counters)
+
+    def close(self) -> None:
+        """Detach and unload; the loss counters stay readable. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        obj = getattr(self, "obj", None)
+        if obj is not None:
+            try:
+                self._final = {"dropped": self.reader.dropped,
+                               **{n: int(getattr(obj.bss, n)) for n in self.counters}}
+            except (AttributeError, BpfError):
+                pass  # failed before the reader existed: nothing was counted
+        links, self._links = self._links, None
+        if links is not None:
+            links.close()
+        if obj is not None:
+            obj.close()
+
+
+def announce(text: str, json_mode: bool) -> None:
+    """Say tracing has started (``Tracing ... Hit Ctrl-C to end.``): on stdout as bcc does, on
+    stderr under ``--json`` so stdout stays pure JSON."""
+    print(text, file=sys.stderr if json_mode else sys.stdout, flush=True)
+
+
+def follow(name: str, stream: EventStream, show: Callable[[np.ndarray], Optional[int]], *,
+           out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
+           summary: Optional[Callable[[int], Optional[str]]] = None) -> int:
+    """The CLI loop of an event tool: ``show(batch)`` for every batch until ``-d`` passes, Ctrl-C
+    or SIGTERM; then the events still in the buffer, and on stderr what was lost (never silent)
+    and ``summary(n_shown)``'s line. ``show`` returns how many it printed (None: all of them).
+    Returns the number of events shown.
+
+    Example::
+
+        return follow("execsnoop", stream, show)
+    """
+    n = 0
+    with stream:
+        with stop_signals():
+            for batch in stream:
+                shown = show(batch)
+                n += len(batch) if shown is None else shown
+                out.flush()
+        with stop_signals():  # a second Ctrl-C while the rest prints still ends cleanly
+            rest = stream.drain()
+            if len(rest):
+                shown = show(rest)
+                n += len(rest) if shown is None else shown
+            out.flush()
+    if stream.dropped or stream.lost:
+        print(f"{name}: {stream.dropped + stream.lost} events lost ({stream.dropped} with the ring buffer "
+              f"full, {stream.lost} before it)", file=err)
+    extra = summary(n) if summary is not None else None
+    if extra:
+        print(extra, file=err)
+    return n
+
+
+def tool_object(name: str) -> ObjectSpec:
+    """The spec of shipped tool object ``tools/NAME`` (BpfNotFoundError if the package was built
+    without it)."""
+    try:
+        return open_object(f"tools/{name}")
+    except BpfNotFoundError:
+        raise BpfNotFoundError(f"the BPF side of {name} (tools/{name}.bpf.o) is not in this installation; "
+                               "rebuild bpfkit (make setup)") from None
