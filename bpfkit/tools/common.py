@@ -38,6 +38,7 @@ from ..errors import BpfError, BpfNotFoundError, BpfUsageError
 
 __all__ = ["parser", "positive_int", "nonnegative_int", "positive_float", "add_scope", "add_json", "add_duration",
            "add_interval", "Scope", "cgroup_id", "cgroup2_root", "process_exists", "comm_of", "Stop", "stop_signals",
+           "StopFlag", "stop_flag",
            "wait", "sleep_until_stopped",
            "ticks", "Table", "to_jsonable", "print_json", "run_tool", "ToolError"]
 
@@ -275,6 +276,43 @@ def stop_signals() -> Iterator[Stop]:
         yield stop
     except KeyboardInterrupt:
         stop.signaled = True
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class StopFlag:
+    """Set by Ctrl-C or SIGTERM inside :func:`stop_flag` (``bool(flag)`` is True once set)."""
+
+    def __init__(self) -> None:
+        self.signaled = False
+
+    def set(self, *_: Any) -> None:
+        self.signaled = True
+
+    def __bool__(self) -> bool:
+        return self.signaled
+
+
+@contextlib.contextmanager
+def stop_flag() -> Iterator[StopFlag]:
+    """Like :func:`stop_signals`, but Ctrl-C and SIGTERM only set the flag instead of raising:
+    for loops that check it between batches (an event tool printing records must not be cut off
+    after it took a batch from the ring buffer and before it printed it). Wait with a timeout
+    (the handler runs, the interrupted wait resumes), so the loop notices within that timeout.
+
+    Example::
+
+        with stop_flag() as stop:
+            while not stop:
+                for batch in reader.poll(0.2): show(batch)
+    """
+    flag = StopFlag()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, flag.set)
+    try:
+        yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .common import Scope, ToolError, add_duration, add_json, add_scope, parser, positive_int, print_json, \
     run_tool
-from .streaming import Clock, EventStream, announce, follow, tool_object
+from .streaming import Clock, EventStream, follow, tool_object
 
 __all__ = ["ARGSIZE", "TOTAL_MAX_ARGS", "FLAG_MORE_ARGS", "FLAG_LONG_ARG", "stream", "args_of", "decode", "main"]
 
@@ -160,12 +160,8 @@ def _body(args: argparse.Namespace) -> int:
     clock = Clock()
     s = stream(failed=args.fails, max_args=args.max_args, uid=args.uid, ppid=args.ppid, pid=args.pid,
                cgroup=args.cgroup, duration=args.duration, clock=clock)
-    if args.json:
-        announce("Tracing exec()s... Hit Ctrl-C to end.", True)
-    else:
-        head = ("%-9s" % "TIME" if args.time else "") + ("%-8s" % "TIME(s)" if args.timestamp else "") + \
-               ("%-6s" % "UID" if args.print_uid else "")
-        print(head + "%-16s %-7s %-7s %3s %s" % ("PCOMM", "PID", "PPID", "RET", "ARGS"), flush=True)
+    head = ("%-9s" % "TIME" if args.time else "") + ("%-8s" % "TIME(s)" if args.timestamp else "") + \
+           ("%-6s" % "UID" if args.print_uid else "") + "%-16s %-7s %-7s %3s %s" % ("PCOMM", "PID", "PPID", "RET", "ARGS")
 
     def show(batch: np.ndarray) -> int:
         n = 0
@@ -190,7 +186,7 @@ def _body(args: argparse.Namespace) -> int:
             print(line + "%-16s %-7d %-7s %3d %s" % (ev["pcomm"], ev["pid"], ppid, ev["ret"], text))
         return n
 
-    follow("execsnoop", s, show, summary=lambda n: f"execsnoop: {n} execs shown")
+    follow("execsnoop", s, show, header=head, json_mode=args.json, summary=lambda n: f"execsnoop: {n} execs shown")
     return 0
 
 

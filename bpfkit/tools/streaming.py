@@ -24,9 +24,9 @@ from ..errors import BpfError, BpfNotFoundError, FeatureNotSupported
 from ..loader import Object, ObjectSpec
 from ..loader import open as open_object
 from ..tracefs import tracefs_root
-from .common import stop_signals
+from .common import stop_flag
 
-__all__ = ["EventStream", "announce", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "Clock", "POLL_SECONDS"]
+__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "Clock", "POLL_SECONDS"]
 
 #: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
 POLL_SECONDS = 0.2
@@ -118,6 +118,9 @@ class EventStream(Resource):
             raise
         self.started = time.monotonic()
         self._final: dict[str, int] = {}
+        #: checked between batches: iteration ends once it returns True (follow() sets it to a
+        #: stop_flag, so a signal never lands between taking a batch and showing it)
+        self.should_stop: Callable[[], bool] = lambda: False
 
     @property
     def deadline(self) -> Optional[float]:
@@ -127,7 +130,7 @@ class EventStream(Resource):
     def __iter__(self) -> Iterator[np.ndarray]:
         deadline = self.deadline
         try:
-            while not self._closed:
+            while not self._closed and not self.should_stop():
                 wait = POLL_SECONDS
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
@@ -183,36 +186,31 @@ class EventStream(Resource):
             obj.close()
 
 
-def announce(text: str, json_mode: bool) -> None:
-    """Say tracing has started (``Tracing ... Hit Ctrl-C to end.``): on stdout as bcc does, on
-    stderr under ``--json`` so stdout stays pure JSON."""
-    print(text, file=sys.stderr if json_mode else sys.stdout, flush=True)
-
-
 def follow(name: str, stream: EventStream, show: Callable[[np.ndarray], Optional[int]], *,
-           out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
+           header: str = "", json_mode: bool = False, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
            summary: Optional[Callable[[int], Optional[str]]] = None) -> int:
-    """The CLI loop of an event tool: ``show(batch)`` for every batch until ``-d`` passes, Ctrl-C
-    or SIGTERM; then the events still in the buffer, and on stderr what was lost (never silent)
-    and ``summary(n_shown)``'s line. ``show`` returns how many it printed (None: all of them).
+    """The CLI loop of an event tool. Once Ctrl-C and SIGTERM are caught, it prints ``header`` (the
+    column titles; under ``json_mode`` a ``Tracing ...`` line on stderr instead, so stdout stays
+    JSON), then ``show(batch)`` for every batch until ``-d`` passes or a signal comes (noticed
+    between batches, within POLL_SECONDS: a batch taken from the buffer is always shown), then
+    the events still in the buffer; on stderr what was lost (never silent) and
+    ``summary(n_shown)``'s line. ``show`` returns how many it printed (None: all of them).
     Returns the number of events shown.
 
     Example::
 
-        return follow("execsnoop", stream, show)
+        return follow("execsnoop", stream, show, header="PCOMM  PID ...")
     """
     n = 0
-    with stream:
-        with stop_signals():
-            for batch in stream:
-                shown = show(batch)
-                n += len(batch) if shown is None else shown
-                out.flush()
-        with stop_signals():  # a second Ctrl-C while the rest prints still ends cleanly
-            rest = stream.drain()
-            if len(rest):
-                shown = show(rest)
-                n += len(rest) if shown is None else shown
+    with stream, stop_flag() as stop:
+        stream.should_stop = stop.__bool__
+        if json_mode:
+            print(f"Tracing {name}... Hit Ctrl-C to end.", file=err, flush=True)
+        elif header:
+            print(header, file=out, flush=True)
+        for batch in stream:
+            shown = show(batch)
+            n += len(batch) if shown is None else shown
             out.flush()
     if stream.dropped or stream.lost:
         print(f"{name}: {stream.dropped + stream.lost} events lost ({stream.dropped} with the ring buffer "
