@@ -20,6 +20,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
     "execsnoop": ("bpfkit.tools.execsnoop", "main", "new processes (exec) with their arguments"),
+    "exitsnoop": ("bpfkit.tools.exitsnoop", "main", "process exits with age, exit code or signal"),
+    "killsnoop": ("bpfkit.tools.killsnoop", "main", "signals sent: sender, target, signal, result"),
+    "opensnoop": ("bpfkit.tools.opensnoop", "main", "open() calls with file name and fd or errno"),
+    "statsnoop": ("bpfkit.tools.statsnoop", "main", "stat() calls with path and result"),
+    "syncsnoop": ("bpfkit.tools.syncsnoop", "main", "sync(), fsync() and other flushes to storage"),
 }
 
 

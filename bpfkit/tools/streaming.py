@@ -24,9 +24,9 @@ from ..errors import BpfError, BpfNotFoundError, FeatureNotSupported
 from ..loader import Object, ObjectSpec
 from ..loader import open as open_object
 from ..tracefs import tracefs_root
-from .common import stop_flag
+from .common import Scope, stop_flag
 
-__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "Clock", "POLL_SECONDS"]
+__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "Clock", "POLL_SECONDS"]
 
 #: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
 POLL_SECONDS = 0.2
@@ -219,6 +219,33 @@ def follow(name: str, stream: EventStream, show: Callable[[np.ndarray], Optional
     if extra:
         print(extra, file=err)
     return n
+
+
+def configure(name: str, scope: Optional[Scope] = None, *, drop_missing: bool = True,
+              **rodata: Any) -> ObjectSpec:
+    """The spec of tool ``name`` with ``rodata`` constants set (None values are left alone), the
+    scope applied (checked first), and with ``drop_missing`` the programs whose tracepoint this
+    kernel lacks not loaded (``sys_enter_open`` exists on x86-64 only, for instance).
+
+    Example::
+
+        spec = configure("opensnoop", Scope(pid=42), failed_only=1)
+    """
+    if scope is not None:
+        scope.check()
+    spec = tool_object(name)
+    for key, value in rodata.items():
+        if value is not None:
+            setattr(spec.rodata, key, int(value))
+    if scope is not None:
+        scope.apply(spec)
+    if drop_missing:
+        for prog in spec.programs.values():
+            kind, _, target = prog.section.partition("/")
+            category, _, event = target.partition("/")
+            if kind in ("tracepoint", "tp") and event and not has_tracepoint(category, event):
+                prog.autoload = False
+    return spec
 
 
 def tool_object(name: str) -> ObjectSpec:
