@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "opensnoop": ("bpfkit.tools.opensnoop", "main", "open() calls with file name and fd or errno"),
     "statsnoop": ("bpfkit.tools.statsnoop", "main", "stat() calls with path and result"),
     "syncsnoop": ("bpfkit.tools.syncsnoop", "main", "sync(), fsync() and other flushes to storage"),
+    "runqlat": ("bpfkit.tools.runqlat", "main", "run-queue (scheduler) latency histogram"),
+    "runqslower": ("bpfkit.tools.runqslower", "main", "threads that waited on a run queue over a threshold"),
+    "runqlen": ("bpfkit.tools.runqlen", "main", "run-queue length sampled on every CPU"),
+    "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
 }
 
 

@@ -28,7 +28,7 @@ from ..errors import BpfError, BpfUsageError
 from . import fixtures
 
 __all__ = ["ProcTrigger", "ProcResult", "execs", "exits", "signals", "kills", "opens", "stats", "syncs",
-           "sleeps", "raw_sockets", "schedstat", "wait_off_cpu"]
+           "sleeps", "spins", "raw_sockets", "schedstat", "wait_off_cpu"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,12 @@ def sleeps(n: int, usec: int) -> ProcTrigger:
     ``release()``, ``read_line()`` (the ``slept`` line), :func:`wait_off_cpu`, read what you need,
     then ``run()``."""
     return ProcTrigger(["sleep", n, usec])
+
+
+def spins(msec: int) -> ProcTrigger:
+    """Busy on the CPU for ``msec`` milliseconds (preempted whenever the scheduler likes), then
+    ``spun=1`` and a wait on stdin, like :func:`sleeps`."""
+    return ProcTrigger(["spin", msec])
 
 
 def raw_sockets() -> ProcTrigger:

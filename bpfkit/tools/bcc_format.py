@@ -21,7 +21,7 @@ import numpy as np
 
 from ..hist import Keyed, Log2Hist
 
-__all__ = ["bcc_slots", "log2_hist", "keyed_log2_hist", "linear_hist", "keyed_linear_hist", "stars",
+__all__ = ["bcc_slots", "log2_hist", "hist_json", "keyed_log2_hist", "linear_hist", "keyed_linear_hist", "stars",
            "signal_name", "STARS_MAX"]
 
 STARS_MAX = 40
@@ -71,6 +71,18 @@ def log2_hist(h: Log2Hist, val_type: str = "value") -> str:
     return "\n".join(lines)
 
 
+def hist_json(h: Log2Hist) -> list[dict[str, int]]:
+    """bcc's ``print_json_hist`` buckets of one histogram: ``interval-start``, ``interval-end``,
+    ``count``, up to the last non-zero slot."""
+    vals = bcc_slots(h)
+    nz = np.nonzero(vals)[0]
+    out = []
+    for i in range(1, int(nz[-1]) + 1 if len(nz) else 0):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        out.append({"interval-start": 0 if low == high else low, "interval-end": high, "count": int(vals[i])})
+    return out
+
+
 def _sections(keyed: Keyed, section: str, label: Optional[Callable[[Any], str]]) -> list[tuple[str, Any]]:
     keys = sorted(keyed.items_by_key, key=lambda k: (0, k) if isinstance(k, (int, float)) else (1, str(k)))
     return [(f"{section} = {label(k) if label else k}", keyed[k]) for k in keys]
@@ -79,8 +91,12 @@ def _sections(keyed: Keyed, section: str, label: Optional[Callable[[Any], str]])
 def keyed_log2_hist(keyed: Keyed, val_type: str, section: str,
                     label: Optional[Callable[[Any], str]] = None) -> str:
     """bcc's ``print_log2_hist`` of a map with a secondary key: a blank line and ``SECTION = key``
-    before each histogram (keys in ascending order)."""
-    return "".join(f"\n{title}\n{log2_hist(h, val_type)}" for title, h in _sections(keyed, section, label))
+    before each histogram (keys in ascending order); every line ends in a newline."""
+    return "".join(_block(title, log2_hist(h, val_type)) for title, h in _sections(keyed, section, label))
+
+
+def _block(title: str, body: str) -> str:
+    return f"\n{title}\n" + (body + "\n" if body else "")
 
 
 def linear_hist(counts: Sequence[int], val_type: str = "value") -> str:
@@ -97,8 +113,8 @@ def linear_hist(counts: Sequence[int], val_type: str = "value") -> str:
 
 
 def keyed_linear_hist(by_key: Mapping[Any, Sequence[int]], val_type: str, section: str) -> str:
-    """``print_linear_hist`` with a secondary key (runqlen -C: ``cpu = 0``)."""
-    return "".join(f"\n{section} = {k}\n{linear_hist(v, val_type)}" for k, v in sorted(by_key.items()))
+    """``print_linear_hist`` with a secondary key (runqlen -C: ``cpu = 0``); lines end in newlines."""
+    return "".join(_block(f"{section} = {k}", linear_hist(v, val_type)) for k, v in sorted(by_key.items()))
 
 
 _SIGNAMES = {int(s): s.name[3:] for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}

@@ -26,6 +26,7 @@ import contextlib
 import errno as _errno
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -282,10 +283,12 @@ def stop_signals() -> Iterator[Stop]:
 
 
 class StopFlag:
-    """Set by Ctrl-C or SIGTERM inside :func:`stop_flag` (``bool(flag)`` is True once set)."""
+    """Set by Ctrl-C or SIGTERM inside :func:`stop_flag` (``bool(flag)`` is True once set);
+    :meth:`sleep` returns early when it is."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake_fd: int = -1) -> None:
         self.signaled = False
+        self._wake_fd = wake_fd
 
     def set(self, *_: Any) -> None:
         self.signaled = True
@@ -293,29 +296,51 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self.signaled
 
+    def sleep(self, seconds: Optional[float]) -> bool:
+        """Sleep ``seconds`` (None: until a signal); True if a signal came (now or before)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not self.signaled:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if self._wake_fd < 0:
+                time.sleep(min(left, 0.1) if left is not None else 0.1)
+                continue
+            if select.select([self._wake_fd], [], [], left)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_fd, 512)
+        return self.signaled
+
 
 @contextlib.contextmanager
 def stop_flag() -> Iterator[StopFlag]:
     """Like :func:`stop_signals`, but Ctrl-C and SIGTERM only set the flag instead of raising:
-    for loops that check it between batches (an event tool printing records must not be cut off
-    after it took a batch from the ring buffer and before it printed it). Wait with a timeout
-    (the handler runs, the interrupted wait resumes), so the loop notices within that timeout.
+    for loops that check it between steps (an event tool printing records must not be cut off
+    after it took a batch from the ring buffer and before it printed it; a histogram must not be
+    cut off half printed). ``flag.sleep(t)`` wakes on the signal (through ``signal.set_wakeup_fd``);
+    other waits must use a timeout (the handler runs, the interrupted wait resumes).
 
     Example::
 
         with stop_flag() as stop:
-            while not stop:
-                for batch in reader.poll(0.2): show(batch)
+            while not stop.sleep(1.0):
+                print(histogram(clear=True))
+            print(histogram())
     """
-    flag = StopFlag()
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    flag = StopFlag(r)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, flag.set)
+    old_wake = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
     try:
+        for s in old:
+            signal.signal(s, flag.set)
         yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        signal.set_wakeup_fd(old_wake)
+        os.close(r)
+        os.close(w)
 
 
 def wait(duration: Optional[float] = None) -> None:
@@ -337,10 +362,11 @@ def sleep_until_stopped(duration: Optional[float] = None) -> bool:
 
 
 def ticks(interval: Optional[float], count: Optional[int] = None,
-          duration: Optional[float] = None) -> Iterator[bool]:
+          duration: Optional[float] = None, stop: Optional[StopFlag] = None) -> Iterator[bool]:
     """The moments an interval tool prints: every ``interval`` seconds (``count`` times at most),
     or once at the end (``interval`` None: after ``duration``, or on Ctrl-C). Yields True for the
-    last one. Use inside :func:`stop_signals`.
+    last one. Use inside :func:`stop_signals`, or pass the flag of :func:`stop_flag` as ``stop``
+    (then a signal never lands inside the caller's printing).
 
     Example::
 
@@ -354,7 +380,7 @@ def ticks(interval: Optional[float], count: Optional[int] = None,
         if deadline is not None:
             left = max(0.0, deadline - time.monotonic())
             wait = left if wait is None else min(wait, left)
-        stopped = sleep_until_stopped(wait)
+        stopped = stop.sleep(wait) if stop is not None else sleep_until_stopped(wait)
         n += 1
         last = stopped or (count is not None and n >= count) or (
             deadline is not None and time.monotonic() >= deadline) or interval is None

@@ -187,11 +187,12 @@ class EventStream(Resource):
 
 
 def follow(name: str, stream: EventStream, show: Callable[[np.ndarray], Optional[int]], *,
-           header: str = "", json_mode: bool = False, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
+           header: str = "", json_mode: bool = False, tracing: str = "", out: IO[str] = sys.stdout,
+           err: IO[str] = sys.stderr,
            summary: Optional[Callable[[int], Optional[str]]] = None) -> int:
     """The CLI loop of an event tool. Once Ctrl-C and SIGTERM are caught, it prints ``header`` (the
-    column titles; under ``json_mode`` a ``Tracing ...`` line on stderr instead, so stdout stays
-    JSON), then ``show(batch)`` for every batch until ``-d`` passes or a signal comes (noticed
+    column titles, after ``tracing``'s line if given; under ``json_mode`` only the ``tracing`` line,
+    on stderr, so stdout stays JSON), then ``show(batch)`` for every batch until ``-d`` passes or a signal comes (noticed
     between batches, within POLL_SECONDS: a batch taken from the buffer is always shown), then
     the events still in the buffer; on stderr what was lost (never silent) and
     ``summary(n_shown)``'s line. ``show`` returns how many it printed (None: all of them).
@@ -205,9 +206,12 @@ def follow(name: str, stream: EventStream, show: Callable[[np.ndarray], Optional
     with stream, stop_flag() as stop:
         stream.should_stop = stop.__bool__
         if json_mode:
-            print(f"Tracing {name}... Hit Ctrl-C to end.", file=err, flush=True)
-        elif header:
-            print(header, file=out, flush=True)
+            print(tracing or f"Tracing {name}... Hit Ctrl-C to end.", file=err, flush=True)
+        else:
+            if tracing:
+                print(tracing, file=out)
+            if header:
+                print(header, file=out, flush=True)
         for batch in stream:
             shown = show(batch)
             n += len(batch) if shown is None else shown
