@@ -99,7 +99,7 @@ def _block(title: str, body: str) -> str:
     return f"\n{title}\n" + (body + "\n" if body else "")
 
 
-def linear_hist(counts: Sequence[int], val_type: str = "value") -> str:
+def linear_hist(counts: Any, val_type: str = "value") -> str:
     """bcc's ``print_linear_hist``: one row per value from 0 to the last non-zero one."""
     vals = np.asarray(counts, np.uint64)
     nz = np.nonzero(vals)[0]
@@ -112,7 +112,7 @@ def linear_hist(counts: Sequence[int], val_type: str = "value") -> str:
     return "\n".join(lines)
 
 
-def keyed_linear_hist(by_key: Mapping[Any, Sequence[int]], val_type: str, section: str) -> str:
+def keyed_linear_hist(by_key: Mapping[Any, Any], val_type: str, section: str) -> str:
     """``print_linear_hist`` with a secondary key (runqlen -C: ``cpu = 0``); lines end in newlines."""
     return "".join(_block(f"{section} = {k}", linear_hist(v, val_type)) for k, v in sorted(by_key.items()))
 
