@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runqlat": ("bpfkit.tools.runqlat", "main", "run-queue (scheduler) latency histogram"),
     "runqslower": ("bpfkit.tools.runqslower", "main", "threads that waited on a run queue over a threshold"),
     "runqlen": ("bpfkit.tools.runqlen", "main", "run-queue length sampled on every CPU"),
+    "softirqs": ("bpfkit.tools.softirqs", "main", "soft interrupt time (or counts) per kind"),
+    "hardirqs": ("bpfkit.tools.hardirqs", "main", "hard interrupt handler time (or counts) per handler"),
     "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
 }
 
