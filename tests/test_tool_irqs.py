@@ -75,6 +75,9 @@ def _sandwich(read_proc: Callable[[], dict[str, int]], start: Callable[[], Any],
               read_tool: Callable[[Any], dict[str, int]]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     a = read_proc()
     with start() as session:
+        # the window opens a moment after attaching: seen on 6.18, a few interrupts on the other
+        # CPU in the first ~100 ms after the link exists still miss the new program
+        time.sleep(0.5)
         b = read_proc()
         make_traffic()
         time.sleep(0.2)

@@ -26,7 +26,7 @@ from ..loader import open as open_object
 from ..tracefs import tracefs_root
 from .common import Scope, stop_flag
 
-__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "Clock", "POLL_SECONDS"]
+__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "recursion_misses", "Clock", "POLL_SECONDS"]
 
 #: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
 POLL_SECONDS = 0.2
@@ -46,6 +46,19 @@ def need_tracepoint(category: str, name: str, what: str) -> None:
     if not has_tracepoint(category, name):
         raise FeatureNotSupported(f"{what} needs tracepoint {category}:{name}, which this kernel does not have",
                                   feature=f"tracepoint {category}:{name}")
+
+
+def recursion_misses(obj: Object) -> int:
+    """Runs the kernel skipped because the program would have interrupted itself (or, for
+    kprobe and plain tracepoint programs, any other such program) on the same CPU: events lost
+    before the BPF side saw them, counted by the kernel per program (5.12+; 0 before)."""
+    total = 0
+    for prog in obj.progs.values():
+        try:
+            total += int(prog.info().recursion_misses)
+        except (BpfError, OSError):
+            pass
+    return total
 
 
 class Clock:
@@ -164,8 +177,11 @@ class EventStream(Resource):
 
     @property
     def lost(self) -> int:
-        """Events lost before reaching the ring buffer: the sum of the tool's ``counters``."""
-        return sum(self._counter(n) for n in self.counters)
+        """Events lost before reaching the ring buffer: the tool's ``counters`` (a full map...)
+        and the runs the kernel skipped (:func:`recursion_misses`)."""
+        if "misses" in self._final:
+            return sum(self._final[n] for n in self.counters) + self._final["misses"]
+        return sum(self._counter(n) for n in self.counters) + recursion_misses(self.obj)
 
     def close(self) -> None:
         """Detach and unload; the loss counters stay readable. Idempotent."""
@@ -175,7 +191,7 @@ class EventStream(Resource):
         obj = getattr(self, "obj", None)
         if obj is not None:
             try:
-                self._final = {"dropped": self.reader.dropped,
+                self._final = {"dropped": self.reader.dropped, "misses": recursion_misses(obj),
                                **{n: int(getattr(obj.bss, n)) for n in self.counters}}
             except (AttributeError, BpfError):
                 pass  # failed before the reader existed: nothing was counted

@@ -18,6 +18,7 @@ from .._sys import Resource
 from ..errors import BpfError
 from ..loader import Object, ObjectSpec
 from .common import stop_flag, ticks
+from .streaming import recursion_misses
 
 __all__ = ["Session", "report", "wait_and_read"]
 
@@ -61,14 +62,13 @@ class Session(Resource):
 
     @property
     def lost(self) -> int:
-        """Events the BPF side could not record (the sum of ``counters``)."""
+        """Events the BPF side could not record (the sum of ``counters``), and runs the kernel
+        skipped (:func:`~bpfkit.tools.streaming.recursion_misses`)."""
         if self._final is not None:
             return self._final
         obj = self.live
-        if ".bss" not in obj.sections:
-            return 0
-        names = obj.bss.dtype.names or ()
-        return sum(int(getattr(obj.bss, n)) for n in self.counters if n in names)
+        names = (obj.bss.dtype.names or ()) if ".bss" in obj.sections else ()
+        return sum(int(getattr(obj.bss, n)) for n in self.counters if n in names) + recursion_misses(obj)
 
     def close(self) -> None:
         """Detach and unload (the loss count stays readable). Idempotent."""

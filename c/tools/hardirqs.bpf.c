@@ -1,8 +1,14 @@
 // hardirqs: hard interrupt handler time (or counts, or time distributions) per handler name, from
-// the irq:irq_handler_entry and irq:irq_handler_exit tracepoints. Handlers run with interrupts off,
+// the irq_handler_entry and irq_handler_exit BTF tracepoints. Handlers run with interrupts off,
 // so one per-CPU slot holds the one running.
+//
+// BTF (not plain) tracepoints: a plain tracepoint program is skipped whenever it interrupts
+// another kprobe/tracepoint BPF program on its CPU (the kernel's global bpf_prog_active guard),
+// and interrupts often do; a BTF tracepoint program is only skipped when it interrupts itself.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "bpfkit_hist.h"
 
 #define NAME_LEN 32
@@ -63,26 +69,24 @@ static __always_inline bool other_cpu(void)
 	return target_cpu >= 0 && bpf_get_smp_processor_id() != (__u32)target_cpu;
 }
 
-SEC("tracepoint/irq/irq_handler_entry")
-int on_entry(struct trace_event_raw_irq_handler_entry *ctx)
+SEC("tp_btf/irq_handler_entry")
+int BPF_PROG(on_entry, int irq, struct irqaction *action)
 {
 	__u32 zero = 0;
 	struct start_val *s = bpf_map_lookup_elem(&start, &zero);
-	__u16 off;
 
 	if (other_cpu() || !s)
 		return 0;
-	off = ctx->__data_loc_name & 0xFFFF;
 	/* the name is a map key: no bytes of an earlier, longer name after its NUL */
 	__builtin_memset(s->name, 0, sizeof(s->name));
-	bpf_probe_read_kernel_str(s->name, sizeof(s->name), (void *)ctx + off);
-	s->irq = ctx->irq;
+	bpf_probe_read_kernel_str(s->name, sizeof(s->name), BPF_CORE_READ(action, name));
+	s->irq = irq;
 	s->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
-SEC("tracepoint/irq/irq_handler_exit")
-int on_exit(struct trace_event_raw_irq_handler_exit *ctx)
+SEC("tp_btf/irq_handler_exit")
+int BPF_PROG(on_exit, int irq, struct irqaction *action, int ret)
 {
 	__u32 zero = 0;
 	struct start_val *s = bpf_map_lookup_elem(&start, &zero);
@@ -90,14 +94,14 @@ int on_exit(struct trace_event_raw_irq_handler_exit *ctx)
 	struct irq_key key = {};
 	__u64 delta;
 
-	if (other_cpu() || !s || !s->ts || s->irq != ctx->irq)
+	if (other_cpu() || !s || !s->ts || s->irq != irq)
 		return 0;
 	delta = bpf_ktime_get_ns() - s->ts;
 	s->ts = 0;
 	__builtin_memcpy(key.name, s->name, sizeof(key.name));
 	st = bpf_map_lookup_elem(&stats, &key);
 	if (!st) {
-		init.irq = ctx->irq;
+		init.irq = irq;
 		bpf_map_update_elem(&stats, &key, &init, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&stats, &key);
 		if (!st) {
@@ -105,7 +109,7 @@ int on_exit(struct trace_event_raw_irq_handler_exit *ctx)
 			return 0;
 		}
 	}
-	if (ctx->ret == 0) {    /* IRQ_NONE */
+	if (ret == 0) {    /* IRQ_NONE */
 		__sync_fetch_and_add(&st->unhandled, 1);
 		return 0;
 	}

@@ -1,8 +1,13 @@
 // softirqs: soft interrupt time (or counts, or time distributions) per kind, from the
-// irq:softirq_entry and irq:softirq_exit tracepoints. Soft interrupts do not nest on a CPU, so one
+// softirq_entry and softirq_exit BTF tracepoints. Soft interrupts do not nest on a CPU, so one
 // per-CPU slot holds the one running.
+//
+// BTF (not plain) tracepoints: a plain tracepoint program is skipped whenever it interrupts
+// another kprobe/tracepoint BPF program on its CPU (the kernel's global bpf_prog_active guard),
+// and interrupts often do; a BTF tracepoint program is only skipped when it interrupts itself.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "bpfkit_hist.h"
 
 #define NR_VECS 10        /* HI .. RCU */
@@ -43,10 +48,10 @@ static __always_inline bool other_cpu(void)
 	return target_cpu >= 0 && bpf_get_smp_processor_id() != (__u32)target_cpu;
 }
 
-SEC("tracepoint/irq/softirq_entry")
-int on_entry(struct trace_event_raw_softirq *ctx)
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(on_entry, unsigned int vec_nr)
 {
-	__u32 vec = ctx->vec, zero = 0;
+	__u32 vec = vec_nr, zero = 0;
 	struct vec_stats *st;
 	struct start_val *s;
 
@@ -63,8 +68,8 @@ int on_entry(struct trace_event_raw_softirq *ctx)
 	return 0;
 }
 
-SEC("tracepoint/irq/softirq_exit")
-int on_exit(struct trace_event_raw_softirq *ctx)
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(on_exit, unsigned int vec_nr)
 {
 	__u32 zero = 0, vec;
 	struct start_val *s = bpf_map_lookup_elem(&start, &zero);
@@ -76,7 +81,7 @@ int on_exit(struct trace_event_raw_softirq *ctx)
 	vec = s->vec;
 	delta = bpf_ktime_get_ns() - s->ts;
 	s->ts = 0;
-	if (vec >= NR_VECS || vec != ctx->vec)
+	if (vec >= NR_VECS || vec != vec_nr)
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &vec);
 	if (st)
