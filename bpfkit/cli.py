@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runqlen": ("bpfkit.tools.runqlen", "main", "run-queue length sampled on every CPU"),
     "softirqs": ("bpfkit.tools.softirqs", "main", "soft interrupt time (or counts) per kind"),
     "hardirqs": ("bpfkit.tools.hardirqs", "main", "hard interrupt handler time (or counts) per handler"),
+    "capable": ("bpfkit.tools.capable", "main", "security capability checks with their verdict"),
     "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
 }
 
