@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "softirqs": ("bpfkit.tools.softirqs", "main", "soft interrupt time (or counts) per kind"),
     "hardirqs": ("bpfkit.tools.hardirqs", "main", "hard interrupt handler time (or counts) per handler"),
     "capable": ("bpfkit.tools.capable", "main", "security capability checks with their verdict"),
+    "top": ("bpfkit.tools.top", "main", "every BPF program's run time, runs/s and CPU share (BPF statistics)"),
     "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
 }
 
