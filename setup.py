@@ -89,10 +89,13 @@ setup(
     install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
     extras_require={
         "net": ["pyroute2>=0.7"],
-        # pandas and matplotlib so the optional to_dataframe()/plot() paths are tested, not skipped
-        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5"],
+        # pandas, matplotlib and prometheus_client so the optional paths are tested, not skipped
+        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5",
+                 "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
         "pandas": ["pandas>=1.5"],
         "plot": ["matplotlib>=3.5"],
+        # `bpfkit exporter`: TOML configs are read with tomllib (3.11+) or tomli
+        "exporter": ["prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
     },
     entry_points={
         "console_scripts": ["bpfkit = bpfkit.cli:main"],

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "capable": ("bpfkit.tools.capable", "main", "security capability checks with their verdict"),
     "top": ("bpfkit.tools.top", "main", "every BPF program's run time, runs/s and CPU share (BPF statistics)"),
     "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
+    "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(clang-14 llvm-14 libbpf-dev bpftool systemtap-sdt-dev gcc linux-libc-dev make qemu-system-x86 kmod
-      busybox-static zstd xz-utils iproute2)
+      busybox-static zstd xz-utils iproute2 prometheus)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

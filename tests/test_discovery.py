@@ -18,7 +18,7 @@ from bpfkit.testing import fixtures
 from bpfkit.tools.list import main as list_main
 from bpfkit.tracefs import available_filter_functions, tracefs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read tracefs")
+pytestmark = pytest.mark.root
 KPROBES = features.check("kprobes")
 FENTRY = features.check("fentry")
 

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,19 +21,16 @@ from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
-                            obj_path, trigger)
+from _event_trigger import Trigger, comm_of, ctrl_c_after_commits
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def obj(obj_path: Any, trigger: Trigger) -> Iterator[Any]:
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as o:
-        o.reader("pevents").open(pages=64)
-        yield o
+def obj(events_obj: Any, trigger: Trigger) -> Any:
+    o = events_obj(trigger.pid)
+    o.reader("pevents").open(pages=64)
+    return o
 
 
 def test_one_poller_over_ring_and_perf(obj: Any, trigger: Trigger) -> None:
@@ -105,11 +102,11 @@ def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
         assert asyncio.run(main()) == (1000, 1000)
 
 
-def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> None:
+def test_ctrl_c_while_waiting_exits_cleanly(events_src: Any, tmp_path: Path) -> None:
     script = tmp_path / "consumer.py"
     script.write_text(textwrap.dedent(f"""
         import sys, bpfkit
-        spec = bpfkit.open({str(obj_path)!r})
+        spec = bpfkit.open({str(events_src)!r})
         spec.rodata.target_pid = 1  # nothing will arrive
         with spec.load() as obj:
             rb = obj.reader("events")
@@ -177,15 +174,12 @@ def test_nested_records_to_dicts() -> None:
                              {"x": 2, "in": {"a": 0, "b": "yo"}, "arr": [7, 8, 9]}]
 
 
-def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(obj_path: Any, trigger: Trigger,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(events_obj: Any, trigger: Trigger) -> None:
     # a perf buffer with the default batched wakeups would never make fileno() readable for a
     # trickle of events; asking for fileno() switches it to a wakeup per sample, keeping what the
     # old rings hold
     cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[0]
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as obj:
+    with events_obj(trigger.pid) as obj:
         rb, pb = obj.reader("events"), obj.reader("pevents").open(pages=16)
         pb.retire_grace = 0.0
         assert pb.max_latency() is not None

@@ -11,7 +11,6 @@ that starts skipping (a feature probe gone wrong, a filter too loose) fails here
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ STAGE_LIMIT = 600.0  # both kernels, downloads included
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.skipif(vm.in_guest(), reason="already inside a guest kernel"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="qemu guests with BPF need root"),
+    pytest.mark.root,
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                        reason="qemu-system-x86_64 missing (Debian: apt-get install qemu-system-x86)"),
 ]

@@ -17,7 +17,7 @@ RANK = {
     "symbols": 5, "hist": 5, "events": 5, "probes": 5,
     "stacks": 6, "counters": 6,
     "loader": 7,
-    "tools": 8, "testing": 8,
+    "tools": 8, "testing": 8, "exporter": 8,
     "cli": 9,
     "__init__": 10,
 }

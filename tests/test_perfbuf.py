@@ -8,27 +8,19 @@ import resource
 import select
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.events import PerfBuffer
 from bpfkit.events.perf_decode import sample_size
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
-                            obj_path, trigger)
+from _event_trigger import Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
-
-
-def load(obj_path: Any, pid: int) -> Any:
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = pid
-    return spec.load()
+pytestmark = pytest.mark.root
 
 
 def usable_cpus() -> list[int]:
@@ -47,9 +39,9 @@ def perf_fds() -> set[int]:
     return out
 
 
-def test_every_cpu_gets_its_events(obj_path: Any, trigger: Trigger) -> None:
+def test_every_cpu_gets_its_events(events_obj: Any, trigger: Trigger) -> None:
     cpus = usable_cpus()
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents")
         assert isinstance(pb, PerfBuffer) and pb.has_drop_counter
         pb.open(pages=16)
@@ -70,12 +62,12 @@ def test_every_cpu_gets_its_events(obj_path: Any, trigger: Trigger) -> None:
         assert pb.stats() == {"received": 300 * len(cpus), "lost": 0, "dropped": 0}
 
 
-def test_wraparound_reassembles_split_records(obj_path: Any, trigger: Trigger) -> None:
+def test_wraparound_reassembles_split_records(events_obj: Any, trigger: Trigger) -> None:
     # one 4 KiB page per CPU and 56-byte samples: 4096 is not a multiple of 56, so samples are
     # split across the ring end on most laps; 30 000 events = ~400 laps
     cpu = usable_cpus()[0]
     assert 4096 % sample_size(40) != 0
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=1)
         got = []
         with obj.progs.perf_getpid.attach():
@@ -86,9 +78,9 @@ def test_wraparound_reassembles_split_records(obj_path: Any, trigger: Trigger) -
         assert pb.lost == 0 and pb.dropped == 0
 
 
-def test_slow_consumer_losses_are_counted(obj_path: Any, trigger: Trigger) -> None:
+def test_slow_consumer_losses_are_counted(events_obj: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=1)
         with obj.progs.perf_getpid.attach():
             trigger.run(1000, cpu=cpu)  # nobody reads: (4096 - 1) // 56-byte samples = 73 fit
@@ -103,9 +95,9 @@ def test_slow_consumer_losses_are_counted(obj_path: Any, trigger: Trigger) -> No
         assert pb.lost_per_cpu[cpu] == pb.lost
 
 
-def test_raw_samples_without_dtype(obj_path: Any, trigger: Trigger) -> None:
+def test_raw_samples_without_dtype(events_obj: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[-1]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=4)
         dt = pb.dtype
         with obj.progs.perf_getpid.attach():
@@ -116,8 +108,8 @@ def test_raw_samples_without_dtype(obj_path: Any, trigger: Trigger) -> None:
         np.testing.assert_array_equal(raw.view(dt)["seq"], np.arange(50))
 
 
-def test_close_detaches_rings(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_close_detaches_rings(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=1)
         fds = pb.poll_fds()
         pb.close()
@@ -126,11 +118,11 @@ def test_close_detaches_rings(obj_path: Any, trigger: Trigger) -> None:
                 os.fstat(fd)
 
 
-def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -> None:
+def test_read_does_not_stop_on_a_stale_wakeup(events_obj: Any, trigger: Trigger) -> None:
     # perf fds signal once per wakeup; a wakeup whose samples we already drained must not end
     # read(timeout) early: the loop ends only once the producer has been quiet for `timeout`
     n = 40_000
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=64)
         with obj.progs.perf_getpid.attach():
             trigger.start(n, cpu=usable_cpus()[-1])
@@ -140,10 +132,10 @@ def test_read_does_not_stop_on_a_stale_wakeup(obj_path: Any, trigger: Trigger) -
         assert not pb.pending()
 
 
-def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_chunks_cut_records(events_obj: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
     # decoding in 100-byte chunks cuts samples in two; each must be read whole with the next chunk
     cpu = usable_cpus()[0]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=16)
         pb.chunk_bytes = 100
         with obj.progs.perf_getpid.attach():
@@ -155,8 +147,8 @@ def test_small_chunks_cut_records(obj_path: Any, trigger: Trigger, monkeypatch: 
         np.testing.assert_array_equal(raw.view(pb.dtype)["seq"], np.arange(500, 550))
 
 
-def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_open_again_with_other_settings_raises(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=4)
         assert pb.open() is pb and pb.open(pages=4, wakeup_events=0) is pb  # the same: nothing to do
         with pytest.raises(BpfUsageError, match=r"already open.*pages=1 \(open with 4\).*wakeup_events=1"):
@@ -168,7 +160,7 @@ def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) 
             pb.open(cpus=pb.cpus[:1] if len(pb.cpus) > 1 else [])
         pb.open(flush_interval=0.01)  # a reader-side setting: may change any time
         assert pb.pages == 4 and pb.wakeup_events == 0 and pb.max_latency() == 0.01
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents")
         assert not pb.pending()  # opens the rings with the defaults
         assert pb.pages == 64 and pb.cpus == sc.online_cpus()
@@ -176,8 +168,8 @@ def test_open_again_with_other_settings_raises(obj_path: Any, trigger: Trigger) 
             pb.open(pages=8)
 
 
-def test_open_refuses_bad_pages_and_cpus(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_open_refuses_bad_pages_and_cpus(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents")
         before = perf_fds()
         for pages in (0, -4, 3, 6, 100):
@@ -194,12 +186,12 @@ def test_open_refuses_bad_pages_and_cpus(obj_path: Any, trigger: Trigger) -> Non
         assert list(pb.drain()["seq"]) == [0, 1, 2]
 
 
-def test_mmap_failure_closes_what_was_opened(obj_path: Any, trigger: Trigger) -> None:
+def test_mmap_failure_closes_what_was_opened(events_obj: Any, trigger: Trigger) -> None:
     # a real mmap failure: an address-space limit with room for one 16 MiB ring (none on one CPU)
     cpus = usable_cpus()[:2]
     pages = 4096
     ring = (pages + 1) * 4096
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents")
         before = perf_fds()
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -219,9 +211,9 @@ def test_mmap_failure_closes_what_was_opened(obj_path: Any, trigger: Trigger) ->
         assert list(pb.drain()["seq"]) == [4, 5]
 
 
-def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
+def test_wakeup_per_sample_mode(events_obj: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=4, wakeup_events=1)
         assert pb.max_latency() is None  # a Poller relies on wakeups alone
         fd = pb.poll_fds()[pb.cpus.index(cpu)]
@@ -235,7 +227,7 @@ def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
             assert pb.wait(5.0)
             trigger.done()
             assert time.monotonic() - t0 < 1.0 and list(pb.drain()["seq"]) == [3]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         # the default, batched wakeups: one sample does not wake the fd (the watermark is a quarter
         # of the ring); wait() still sees it within flush_interval, by looking
         pb = obj.reader("pevents").open(pages=4, flush_interval=0.02)
@@ -246,10 +238,10 @@ def test_wakeup_per_sample_mode(obj_path: Any, trigger: Trigger) -> None:
             assert pb.wait(1.0) and list(pb.drain()["seq"]) == [0]
 
 
-def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigger,
+def test_ctrl_c_right_after_a_commit_loses_nothing(events_obj: Any, trigger: Trigger,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     cpus = usable_cpus()[:2]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=256)
         pb.chunk_bytes = 56 * 100  # 100 samples per update of data_tail
         with obj.progs.perf_getpid.attach():
@@ -263,9 +255,9 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
         assert pb.received == n and [pb.received_per_cpu[c] for c in cpus] == [5000] * len(cpus)
 
 
-def test_sample_smaller_than_dtype_raises_and_stays(obj_path: Any, trigger: Trigger) -> None:
+def test_sample_smaller_than_dtype_raises_and_stays(events_obj: Any, trigger: Trigger) -> None:
     cpu = usable_cpus()[0]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=4)
         with obj.progs.perf_getpid.attach():
             trigger.run(3, cpu=cpu)

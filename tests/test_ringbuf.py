@@ -7,35 +7,23 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.events import RingBuffer
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts,  # noqa: F401 (fixtures)
-                            obj_path, trigger)
+from _event_trigger import Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
-
-
-def load(obj_path: Any, pid: int, ring_bytes: int = 0, **rodata: int) -> Any:
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = pid
-    for k, v in rodata.items():
-        setattr(spec.rodata, k, v)
-    if ring_bytes:
-        spec.maps.events.max_entries = ring_bytes
-    return spec.load()
+pytestmark = pytest.mark.root
 
 
-def test_exact_events_and_fields(obj_path: Any, trigger: Trigger) -> None:
+def test_exact_events_and_fields(events_obj: Any, trigger: Trigger) -> None:
     cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[-1]
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         rb = obj.reader("events")
         assert isinstance(rb, RingBuffer) and rb.has_drop_counter
         assert rb.dtype is not None and rb.dtype["comm"] == np.dtype("S16")
@@ -52,10 +40,10 @@ def test_exact_events_and_fields(obj_path: Any, trigger: Trigger) -> None:
         assert len(rb.drain()) == 0 and rb.available == 0
 
 
-def test_wraparound_many_times_the_buffer(obj_path: Any, trigger: Trigger) -> None:
+def test_wraparound_many_times_the_buffer(events_obj: Any, trigger: Trigger) -> None:
     # 8 KiB ring, 48-byte records: 170 per lap, and records straddle the physical end, which the
     # kernel's double mapping must hide. 60 000 events = ~350 laps, read in bursts of 150.
-    with load(obj_path, trigger.pid, ring_bytes=8192) as obj:
+    with events_obj(trigger.pid, ring_bytes=8192) as obj:
         rb = obj.reader("events")
         got = []
         with obj.progs.ring_getpid.attach():
@@ -67,8 +55,8 @@ def test_wraparound_many_times_the_buffer(obj_path: Any, trigger: Trigger) -> No
         assert rb.dropped == 0 and rb.received == 60_000
 
 
-def test_slow_consumer_counts_drops(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid, ring_bytes=4096) as obj:
+def test_slow_consumer_counts_drops(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid, ring_bytes=4096) as obj:
         rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(1000)  # nobody reads: 4096 // (40 + 8-byte header) = 85 records fit
@@ -82,8 +70,8 @@ def test_slow_consumer_counts_drops(obj_path: Any, trigger: Trigger) -> None:
         assert rb.stats()["received"] + rb.stats()["dropped"] == 1010
 
 
-def test_discarded_records_are_skipped(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid, discard_every=3) as obj:
+def test_discarded_records_are_skipped(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid, discard_every=3) as obj:
         rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(999)
@@ -97,8 +85,8 @@ def test_discarded_records_are_skipped(obj_path: Any, trigger: Trigger) -> None:
         assert rb.discarded == 333 + 10 and rb.received == 666 + 20 and rb.dropped == 0
 
 
-def test_variable_size_records(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_variable_size_records(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         vb = obj.reader("varevents")
         assert vb.dtype is None and vb.has_drop_counter
         with obj.progs.var_getpid.attach():
@@ -113,8 +101,8 @@ def test_variable_size_records(obj_path: Any, trigger: Trigger) -> None:
         assert batch[3] == np.full(4, 3, dtype="<u8").tobytes()
 
 
-def test_wrong_dtype_raises_and_loses_nothing(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_wrong_dtype_raises_and_loses_nothing(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(5)
@@ -123,8 +111,8 @@ def test_wrong_dtype_raises_and_loses_nothing(obj_path: Any, trigger: Trigger) -
         np.testing.assert_array_equal(rb.drain()["seq"], np.arange(5))
 
 
-def test_max_records(obj_path: Any, trigger: Trigger) -> None:
-    with load(obj_path, trigger.pid) as obj:
+def test_max_records(events_obj: Any, trigger: Trigger) -> None:
+    with events_obj(trigger.pid) as obj:
         rb = obj.reader("events")
         with obj.progs.ring_getpid.attach():
             trigger.run(100)
@@ -133,9 +121,9 @@ def test_max_records(obj_path: Any, trigger: Trigger) -> None:
         np.testing.assert_array_equal(np.concatenate([p["seq"] for p in parts]), np.arange(100))
 
 
-def test_batches_are_copies_not_views_of_the_ring(obj_path: Any, trigger: Trigger) -> None:
+def test_batches_are_copies_not_views_of_the_ring(events_obj: Any, trigger: Trigger) -> None:
     # a one-record batch must not alias the mapping: the producer reuses that space after commit
-    with load(obj_path, trigger.pid, ring_bytes=4096) as obj:
+    with events_obj(trigger.pid, ring_bytes=4096) as obj:
         rb = obj.reader("events")
         kept = []
         with obj.progs.ring_getpid.attach():
@@ -145,11 +133,11 @@ def test_batches_are_copies_not_views_of_the_ring(obj_path: Any, trigger: Trigge
         np.testing.assert_array_equal(np.concatenate([b["seq"] for b in kept]), np.arange(300))
 
 
-def test_reading_while_the_producer_writes(obj_path: Any, trigger: Trigger) -> None:
+def test_reading_while_the_producer_writes(events_obj: Any, trigger: Trigger) -> None:
     # The child runs free while we drain: every record we get is complete and in order, and
     # whatever we did not get is counted as dropped.
     n = 300_000
-    with load(obj_path, trigger.pid, ring_bytes=64 * 1024) as obj:
+    with events_obj(trigger.pid, ring_bytes=64 * 1024) as obj:
         rb = obj.reader("events")
         got = []
         with obj.progs.ring_getpid.attach():
@@ -166,8 +154,8 @@ def test_reading_while_the_producer_writes(obj_path: Any, trigger: Trigger) -> N
         assert (np.concatenate([b["pid"] for b in got]) == trigger.pid).all()
 
 
-def test_small_chunks(obj_path: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
-    with load(obj_path, trigger.pid, discard_every=5) as obj:
+def test_small_chunks(events_obj: Any, trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
+    with events_obj(trigger.pid, discard_every=5) as obj:
         rb = obj.reader("events")
         rb.chunk_bytes = 100  # two records per commit
         with obj.progs.ring_getpid.attach():
@@ -176,12 +164,12 @@ def test_small_chunks(obj_path: Any, trigger: Trigger, monkeypatch: pytest.Monke
         np.testing.assert_array_equal(rb.drain()["seq"], seq[seq % 5 != 0])
 
 
-def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigger,
+def test_ctrl_c_right_after_a_commit_loses_nothing(events_obj: Any, trigger: Trigger,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # Ctrl-C under load lands in drain(): after a commit the producer owns that space again, so the
     # records copied out must survive the interrupt and come from the next drain, exactly once
     n = 10_000
-    with load(obj_path, trigger.pid, ring_bytes=1 << 20, discard_every=7) as obj:
+    with events_obj(trigger.pid, ring_bytes=1 << 20, discard_every=7) as obj:
         rb = obj.reader("events")
         rb.chunk_bytes = 48 * 100  # 100 records per commit
         with obj.progs.ring_getpid.attach():
@@ -196,10 +184,10 @@ def test_ctrl_c_right_after_a_commit_loses_nothing(obj_path: Any, trigger: Trigg
 
 
 @pytest.mark.parametrize("how", ["iterate", "read", "run", "aiter", "poll"])
-def test_ctrl_c_during_a_drain_ends_the_loop_cleanly(obj_path: Any, trigger: Trigger,
+def test_ctrl_c_during_a_drain_ends_the_loop_cleanly(events_obj: Any, trigger: Trigger,
                                                      monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     n = 5000
-    with load(obj_path, trigger.pid, ring_bytes=1 << 20) as obj:
+    with events_obj(trigger.pid, ring_bytes=1 << 20) as obj:
         rb = obj.reader("events")
         rb.chunk_bytes = 48 * 100
         with obj.progs.ring_getpid.attach():
@@ -241,7 +229,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
-def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
+def test_real_ctrl_c_while_draining_a_backlog(events_obj: Any, trigger: Trigger,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # 300 SIGINTs 0.5-3 ms apart while 100 000 records are read: wherever each lands (in a drain,
     # between batches, in this loop), every record is received exactly once
@@ -258,7 +246,7 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
             except KeyboardInterrupt:
                 pass
 
-    with load(obj_path, trigger.pid, ring_bytes=8 << 20) as obj:
+    with events_obj(trigger.pid, ring_bytes=8 << 20) as obj:
         rb = obj.reader("events")
         rb.chunk_bytes = 48 * 200  # many commits: many places to land
         with obj.progs.ring_getpid.attach():
@@ -294,11 +282,11 @@ def test_real_ctrl_c_while_draining_a_backlog(obj_path: Any, trigger: Trigger,
         assert rb.received == n and rb.dropped == 0
 
 
-def test_record_size_changing_mid_drain(obj_path: Any, trigger: Trigger) -> None:
+def test_record_size_changing_mid_drain(events_obj: Any, trigger: Trigger) -> None:
     # varevents holds records of 8, 16, 24, 32, 8, ... bytes. Read as 8-byte records: the first
     # drain hands over what precedes the first odd-sized record, the next one raises and the
     # record stays in the ring for a drain with the right size or drain_raw().
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         vb = obj.reader("varevents")
         with obj.progs.var_getpid.attach():
             trigger.run(8)
@@ -316,10 +304,10 @@ def test_record_size_changing_mid_drain(obj_path: Any, trigger: Trigger) -> None
         assert vb.received == 8 and vb.available == 0
 
 
-def test_plain_libbpf_ringbuf_dtype_by_c_name(obj_path: Any, trigger: Trigger) -> None:
+def test_plain_libbpf_ringbuf_dtype_by_c_name(events_obj: Any, trigger: Trigger) -> None:
     # `plain` is declared without BPFKIT_RINGBUF: no record type, so records come raw unless the
     # reader names the C struct, resolved from the object's BTF
-    with load(obj_path, trigger.pid) as obj:
+    with events_obj(trigger.pid) as obj:
         pb = obj.reader("plain")
         assert pb.dtype is None
         assert pb._btf is obj.btf  # bound by obj.reader()

@@ -1,14 +1,13 @@
 """The showcase tool, checked against a child making a known number of read() calls."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from bpfkit.testing import fixtures
 from bpfkit.tools import syscount
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def test_syscount_counts_reads_and_sizes_of_one_process() -> None:

@@ -19,7 +19,7 @@ import bpfkit
 from bpfkit.testing import triggers
 from bpfkit.tools import common
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def _count(scope: common.Scope, *triggered: triggers.Trigger) -> dict[int, int]:

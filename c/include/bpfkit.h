@@ -17,10 +17,10 @@
  *             return 0;
  *     }
  *
- * Python: ``obj.maps.events.dropped`` reads the drop counter (a .bss global named
- * ``__bpfkit_drops__events``); ``obj.maps.events.stats()`` has received/discarded/dropped.
+ * Python: ``obj.reader("events").dropped`` reads the drop counter (a .bss global named
+ * ``__bpfkit_drops__events``); ``obj.reader("events").stats()`` has received/discarded/dropped.
  * A ring buffer declared the plain libbpf way (no BPFKIT_RINGBUF) has no record type for the
- * reader: name the struct instead, ``obj.maps.rb.drain(dtype="event")`` (it must be in the
+ * reader: name the struct instead, ``obj.reader("rb").drain(dtype="event")`` (it must be in the
  * object's BTF, i.e. used by the program), and it has no drop counter.
  *
  * Perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY) count their losses in the kernel (PERF_RECORD_LOST,
