@@ -28,11 +28,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runqlat": ("bpfkit.tools.runqlat", "main", "run-queue (scheduler) latency histogram"),
     "runqslower": ("bpfkit.tools.runqslower", "main", "threads that waited on a run queue over a threshold"),
     "runqlen": ("bpfkit.tools.runqlen", "main", "run-queue length sampled on every CPU"),
+    "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
     "softirqs": ("bpfkit.tools.softirqs", "main", "soft interrupt time (or counts) per kind"),
     "hardirqs": ("bpfkit.tools.hardirqs", "main", "hard interrupt handler time (or counts) per handler"),
     "capable": ("bpfkit.tools.capable", "main", "security capability checks with their verdict"),
     "top": ("bpfkit.tools.top", "main", "every BPF program's run time, runs/s and CPU share (BPF statistics)"),
-    "cpudist": ("bpfkit.tools.cpudist", "main", "on-CPU (or -O off-CPU) time per switch, as a histogram"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 

@@ -16,7 +16,7 @@ from bpfkit.tools.streaming import has_tracepoint
 
 from _tool_cli import Tool
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 KPROBES = features.check("kprobes")
 HAS_TP = has_tracepoint("capability", "cap_capable")
 

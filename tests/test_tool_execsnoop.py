@@ -15,7 +15,7 @@ from bpfkit.tools import execsnoop
 
 from _tool_cli import Tool, cgroup
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 TRUE = "/bin/true"
 

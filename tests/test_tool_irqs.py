@@ -19,7 +19,7 @@ from bpfkit.tools import hardirqs, softirqs
 
 from _tool_cli import run
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def proc_softirqs() -> dict[str, int]:

@@ -27,7 +27,7 @@ from bpfkit.tools import cpudist, runqlat, runqlen, runqslower
 
 from _tool_cli import Tool, run
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from bpfkit.tools import exitsnoop, killsnoop, opensnoop, statsnoop, syncsnoop
 
 from _tool_cli import Tool, cgroup, run
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 # -- exitsnoop -------------------------------------------------------------------------------------

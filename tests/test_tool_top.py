@@ -16,7 +16,7 @@ from bpfkit.tools import top
 
 from _tool_cli import Tool, run
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def _probe_calls(n: int) -> tuple[bpfkit.Object, int]:
