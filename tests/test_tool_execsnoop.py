@@ -13,7 +13,7 @@ import pytest
 from bpfkit.testing import proc_triggers
 from bpfkit.tools import execsnoop
 
-from _tool_cli import Tool, cgroup
+from _tool_cli import Tool, cgroup, run
 
 pytestmark = pytest.mark.root
 
@@ -25,13 +25,13 @@ def _events(s: execsnoop.EventStream) -> list[dict]:
 
 
 def test_exact_execs_with_exact_arguments() -> None:
-    argv = ["true", "with space", "", "tab\there", "last"]
+    argv = ["true", "with space", "", "tab\there", "x" * 300, "last"]
     with proc_triggers.execs(4, TRUE, argv) as t, execsnoop.stream(ppid=t.pid) as s:
         assert t.run().value("ok") == 4
         got = _events(s)
     assert len(got) == 4
     for ev in got:
-        assert ev["args"] == [TRUE, *argv[1:]]
+        assert (ev["argv"], ev["path"], ev["args"]) == (argv, TRUE, [TRUE, *argv[1:]])
         assert (ev["ret"], ev["pcomm"], ev["ppid"], ev["uid"], ev["truncated"]) == (0, "true", t.pid, 0, False)
     assert len({ev["pid"] for ev in got}) == 4  # four children
     assert s.dropped == 0 and s.lost == 0
@@ -39,24 +39,23 @@ def test_exact_execs_with_exact_arguments() -> None:
 
 def test_more_arguments_than_max_args_are_cut_and_flagged() -> None:
     argv = ["true", *[f"a{i}" for i in range(1, 30)]]  # 30 fields
-    with proc_triggers.execs(1, TRUE, argv) as t, execsnoop.stream(ppid=t.pid, max_args=20) as s:
+    with proc_triggers.execs(1, TRUE, argv) as t, execsnoop.stream(ppid=t.pid) as s:
         t.run()
-        (ev,) = _events(s)
-    assert ev["args"] == [TRUE, *argv[1:20]]  # the path and argv[1..19]: 20 fields
-    assert ev["truncated"] and ev["more_args"] and not ev["long_arg"]
-    with proc_triggers.execs(1, TRUE, argv[:20]) as t, execsnoop.stream(ppid=t.pid, max_args=20) as s:
-        t.run()
-        (ev,) = _events(s)
-    assert ev["args"] == [TRUE, *argv[1:20]] and not ev["truncated"]  # exactly 20: nothing cut
+        batch = s.drain()
+    (ev,) = execsnoop.decode(batch, max_args=20)
+    assert ev["args"] == [TRUE, *argv[1:20]] and ev["truncated"]  # the path and argv[1..19]: 20 fields
+    assert ev["argv"] == argv  # all of it was traced
+    (ev,) = execsnoop.decode(batch, max_args=30)
+    assert ev["args"] == [TRUE, *argv[1:]] and not ev["truncated"]  # exactly 30: nothing cut
 
 
-def test_an_argument_longer_than_127_bytes_is_cut_and_flagged() -> None:
-    long_arg = "x" * 300
-    with proc_triggers.execs(1, TRUE, ["true", long_arg, "after"]) as t, execsnoop.stream(ppid=t.pid) as s:
+def test_an_argument_area_larger_than_the_buffer_is_cut_and_flagged() -> None:
+    argv = ["true", *["y" * 1000 for _ in range(10)]]  # 10 kB of arguments, 8 kB kept
+    with proc_triggers.execs(1, TRUE, argv) as t, execsnoop.stream(ppid=t.pid) as s:
         t.run()
-        (ev,) = _events(s)
-    assert ev["args"] == [TRUE, "x" * (execsnoop.ARGSIZE - 1), "after"]
-    assert ev["truncated"] and ev["long_arg"] and not ev["more_args"]
+        (ev,) = execsnoop.decode(s.drain(), max_args=None)
+    assert ev["truncated"]
+    assert ev["argv"][:9] == argv[:9] and ev["argv"][9] == "y" * (execsnoop.ARGS_BUF - 5 - 8 * 1001)
 
 
 def test_failed_execs_with_their_errno(tmp_path: Path) -> None:
@@ -117,11 +116,10 @@ def test_command_json_lines_and_truncation_marker() -> None:
         t.run()
         fin = tool.stop()
     assert fin.lines[1].endswith('"/bin/true" "a1" "a2" "..."')
+    bad = run(["execsnoop", "--max-args", "0"])
+    assert bad.rc == 2 and "must be greater than 0" in bad.stderr
 
 
 def test_bad_options_are_one_line_errors() -> None:
-    from _tool_cli import run
-    fin = run(["execsnoop", "--max-args", "61"])
-    assert fin.rc == 2 and fin.stderr.strip() == "bpfkit execsnoop: --max-args 61: must be 1 to 60"
     fin = run(["execsnoop", "-p", "999999999"])
     assert fin.rc == 2 and "no such process" in fin.stderr

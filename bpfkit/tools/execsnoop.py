@@ -1,8 +1,11 @@
 """execsnoop: trace new processes (every exec()), with their arguments, as bcc's execsnoop.
 
-From the ``syscalls:sys_enter_execve``/``execveat`` tracepoints (arguments copied while still in
-the caller's memory) and ``sched:sched_process_exec`` / ``sys_exit_*`` for the result: no kprobes.
-An argument list longer than ``--max-args`` ends in ``...``, and the record says it was truncated.
+From the ``syscalls:sys_enter_execve``/``execveat`` tracepoints and ``sched:sched_process_exec`` /
+``sys_exit_*`` for the result: no kprobes. The arguments of a successful exec are read from the new
+process's argument area, where the kernel has just written them (bcc reads the caller's argv at
+entry, and gets nothing for strings on pages a fresh child has not touched yet); those of a failed
+one from the caller's argv. An argument list longer than ``--max-args`` ends in ``...``, and the
+record says it was truncated.
 
 Example::
 
@@ -26,67 +29,61 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .common import Scope, ToolError, add_duration, add_json, add_scope, parser, positive_int, print_json, \
+from .common import Scope, add_duration, add_json, add_scope, parser, positive_int, print_json, \
     run_tool
-from .streaming import Clock, EventStream, follow, tool_object
+from .streaming import Clock, EventStream, configure, follow
 
-__all__ = ["ARGSIZE", "TOTAL_MAX_ARGS", "FLAG_MORE_ARGS", "FLAG_LONG_ARG", "stream", "args_of", "decode", "main"]
+__all__ = ["ARGS_BUF", "FLAG_ARGS_CUT", "stream", "argv_of", "decode", "main"]
 
-ARGSIZE = 128        # bytes kept of each argument (NUL included)
-TOTAL_MAX_ARGS = 60  # the BPF side's buffer: --max-args is at most this
-FLAG_MORE_ARGS = 1   # argv had more than max_args entries
-FLAG_LONG_ARG = 2    # an argument was longer than ARGSIZE - 1 bytes
+ARGS_BUF = 8192     # bytes of a process's argument area the BPF side keeps
+FLAG_ARGS_CUT = 1   # the arguments did not fit
 
 
-def stream(*, failed: bool = False, max_args: int = 20, uid: Optional[int] = None, ppid: Optional[int] = None,
+def stream(*, failed: bool = False, uid: Optional[int] = None, ppid: Optional[int] = None,
            pid: Optional[int] = None, cgroup: Optional[str] = None, duration: Optional[float] = None,
            clock: Optional[Clock] = None) -> EventStream:
     """Start tracing execs; iterate the result for numpy batches of ``struct exec_event``
-    (``pid``, ``ppid``, ``uid``, ``retval``, ``comm``, ``args``...; :func:`decode` makes dicts).
-    ``failed`` includes failed execs; ``uid``, ``ppid``, ``pid`` (the process calling exec) and
-    ``cgroup`` restrict what is traced, on the BPF side.
+    (``pid``, ``ppid``, ``uid``, ``retval``, ``comm``, ``path``, ``args``...; :func:`decode` makes
+    dicts). ``failed`` includes failed execs; ``uid``, ``ppid``, ``pid`` (the process calling exec)
+    and ``cgroup`` restrict what is traced, on the BPF side.
 
     Example::
 
         with stream(ppid=os.getpid(), duration=2) as s:
             rows = [ev for b in s for ev in decode(b)]
     """
-    if not 1 <= max_args <= TOTAL_MAX_ARGS:
-        raise ToolError(f"--max-args {max_args}: must be 1 to {TOTAL_MAX_ARGS}")
-    scope = Scope(pid=pid, cgroup=cgroup)
-    scope.check()
-    spec = tool_object("execsnoop")
-    ro = spec.rodata
-    ro.max_args = max_args
-    ro.report_failed = int(failed)
-    if uid is not None:
-        ro.filter_uid, ro.target_uid = 1, uid
-    if ppid is not None:
-        ro.target_ppid = ppid
-    scope.apply(spec)
+    spec = configure("execsnoop", Scope(pid=pid, cgroup=cgroup), report_failed=failed,
+                     filter_uid=uid is not None, target_uid=uid, target_ppid=ppid)
     return EventStream(spec, duration=duration, counters=("missed",), clock=clock)
 
 
-def args_of(rec: Any) -> list[str]:
-    """The fields of one record: the path exec'd, then argv[1..] (as bcc shows them)."""
-    count = int(rec["args_count"])
-    fields = bytes(rec["args"]).split(b"\0")[:count]
-    fields += [b""] * (count - len(fields))  # numpy drops trailing NULs: empty last arguments
-    return [f.decode(errors="replace") for f in fields]
+def argv_of(rec: Any) -> list[str]:
+    """The argument vector of one record (argv[0], argv[1], ...)."""
+    raw = bytes(rec["args"])[: int(rec["args_size"])]
+    if raw.endswith(b"\0"):
+        raw = raw[:-1]
+    return [a.decode(errors="replace") for a in raw.split(b"\0")] if raw else []
 
 
-def decode(batch: np.ndarray, clock: Optional[Clock] = None) -> list[dict[str, Any]]:
-    """One dict per exec: ``time`` (epoch seconds), ``elapsed`` (seconds since tracing started), ``pcomm``, ``pid``, ``tid``, ``ppid``, ``uid``,
-    ``ret``, ``args`` (list), ``truncated`` (more than max_args arguments, or one cut at 127 bytes)."""
+def decode(batch: np.ndarray, clock: Optional[Clock] = None, max_args: Optional[int] = 20) -> list[dict[str, Any]]:
+    """One dict per exec: ``time`` (epoch seconds), ``elapsed`` (seconds since tracing started),
+    ``pcomm``, ``pid``, ``tid``, ``ppid``, ``uid``, ``ret``, ``path``, ``argv`` (all of it, as far as
+    it fit), ``args`` (bcc's ARGS: the path, then argv[1..], at most ``max_args`` of them) and
+    ``truncated`` (args cut at ``max_args``, or argv did not fit the BPF side's buffer)."""
     clock = clock or Clock()
     out = []
     for rec in batch:
         ts = int(rec["ts"])
-        out.append({"time": float(clock.wall(ts)), "elapsed": float(clock.since_start(ts)), "pcomm": rec["comm"].decode(errors="replace"),
-                    "pid": int(rec["pid"]), "tid": int(rec["tid"]), "ppid": int(rec["ppid"]),
-                    "uid": int(rec["uid"]), "ret": int(rec["retval"]), "args": args_of(rec),
-                    "truncated": bool(rec["flags"]), "more_args": bool(rec["flags"] & FLAG_MORE_ARGS),
-                    "long_arg": bool(rec["flags"] & FLAG_LONG_ARG)})
+        argv = argv_of(rec)
+        path = rec["path"].decode(errors="replace")
+        args = [path, *argv[1:]]
+        cut = bool(rec["flags"] & FLAG_ARGS_CUT)
+        if max_args is not None and len(args) > max_args:
+            args, cut = args[:max_args], True
+        out.append({"time": float(clock.wall(ts)), "elapsed": float(clock.since_start(ts)),
+                    "pcomm": rec["comm"].decode(errors="replace"), "pid": int(rec["pid"]), "tid": int(rec["tid"]),
+                    "ppid": int(rec["ppid"]), "uid": int(rec["uid"]), "ret": int(rec["retval"]), "path": path,
+                    "argv": argv, "args": args, "truncated": cut})
     return out
 
 
@@ -135,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--line", type=_regex, help="only print commands where arg contains this line (regex)")
     p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
     p.add_argument("--max-args", type=positive_int, default=20,
-                   help=f"maximum number of arguments parsed and displayed, defaults to 20 (at most "
-                        f"{TOTAL_MAX_ARGS})")
+                   help="maximum number of arguments parsed and displayed, defaults to 20")
     p.add_argument("-P", "--ppid", type=positive_int, help="trace this parent PID only")
     add_scope(p)
     add_duration(p)
@@ -146,10 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _text(ev: dict[str, Any], quote: bool) -> str:
     args = list(ev["args"])
-    for i, a in enumerate(args):
-        if ev["long_arg"] and len(a.encode()) == ARGSIZE - 1:  # this one may have been cut
-            args[i] = a + "..."
-    if ev["more_args"]:
+    if ev["truncated"]:
         args.append("...")
     if quote:
         args = ['"' + a.replace('"', '\\"') + '"' for a in args]
@@ -158,14 +151,14 @@ def _text(ev: dict[str, Any], quote: bool) -> str:
 
 def _body(args: argparse.Namespace) -> int:
     clock = Clock()
-    s = stream(failed=args.fails, max_args=args.max_args, uid=args.uid, ppid=args.ppid, pid=args.pid,
-               cgroup=args.cgroup, duration=args.duration, clock=clock)
+    s = stream(failed=args.fails, uid=args.uid, ppid=args.ppid, pid=args.pid, cgroup=args.cgroup,
+               duration=args.duration, clock=clock)
     head = ("%-9s" % "TIME" if args.time else "") + ("%-8s" % "TIME(s)" if args.timestamp else "") + \
            ("%-6s" % "UID" if args.print_uid else "") + "%-16s %-7s %-7s %3s %s" % ("PCOMM", "PID", "PPID", "RET", "ARGS")
 
     def show(batch: np.ndarray) -> int:
         n = 0
-        for ev in decode(batch, clock):
+        for ev in decode(batch, clock, args.max_args):
             text = _text(ev, args.quote)
             if args.name and not args.name.search(ev["pcomm"]):
                 continue
