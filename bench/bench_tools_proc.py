@@ -3,7 +3,7 @@
 For each tool and each peer that runs here:
 - start-up: from exec to "attached" (the header / "Tracing ..." line) and, for the event tools,
   from exec to the first event line while a trigger makes one event every millisecond;
-- overhead: how much slower a fixed workload runs while the tool traces it (2000 execs of
+- overhead: how much slower a fixed workload runs while the tool traces it (1000 execs of
   /bin/true; 300k openat+close; 100k pipe round trips, i.e. 200k wakeups and context switches),
   against the same workload with nothing attached. Runs are interleaved (rounds of none / bcc /
   bpfkit in rotating order) so machine noise hits every peer alike; medians are printed.
@@ -262,7 +262,7 @@ def main() -> None:
         raise SystemExit("run as root (loading BPF programs)")
     wl = workload_binary()
     cases = [
-        Case("execsnoop", [wl, "exec", "2000"], [wl, "every", "1000", "exec"], re.compile(r"--bench-arg"), [
+        Case("execsnoop", [wl, "exec", "1000"], [wl, "every", "1000", "exec"], re.compile(r"--bench-arg"), [
             Peer("bpfkit execsnoop", [BPFKIT, "execsnoop"]),
             Peer("bcc execsnoop-bpfcc", bcc("execsnoop")),
             Peer("bcc execsnoop on tracepoints", ["/usr/bin/python3", str(HERE / "tools/bcc_tp_execsnoop.py")]),
