@@ -25,7 +25,7 @@ from bpfkit.testing import proc_triggers
 from bpfkit.testing.proc_triggers import ProcTrigger, schedstat, wait_off_cpu
 from bpfkit.tools import cpudist, runqlat, runqlen, runqslower
 
-from _tool_cli import Tool, run
+from _tool_cli import Tool, cgroup, run
 
 pytestmark = pytest.mark.root
 
@@ -184,3 +184,21 @@ def test_cpudist_and_runqlen_print_their_summary_on_a_signal(sig: int) -> None:
         time.sleep(0.5)
         fin = tool.stop(sig)
     assert fin.rc == 0 and "cpu = 0" in fin.stdout and "runqlen" in fin.stdout
+
+
+def test_runqlat_and_cpudist_scoped_by_cgroup_and_command_count_only_that_task() -> None:
+    with cgroup("sched") as cg, proc_triggers.sleeps(8, 300) as t, proc_triggers.sleeps(8, 300) as other, \
+            blocked(t), blocked(other):
+        (cg / "cgroup.procs").write_text(str(t.pid))
+        with runqlat.trace(cgroup=str(cg), per_thread=True) as rl, cpudist.trace(comm=t.comm, per_thread=True) as cd:
+            other.release()  # runs meanwhile, outside the cgroup (same command name: cpudist sees it too)
+            with window(t) as sw:
+                other.read_line()
+                wait_off_cpu(other.pid)
+                rl.detach()
+                cd.detach()
+                by_tid, by_comm = rl.read(), cd.read()
+        t.run()
+        other.run()
+    assert list(by_tid.items_by_key) == [t.pid] and by_tid[t.pid].total == sw.switched_in
+    assert set(by_comm.items_by_key) == {t.pid, other.pid} and by_comm[t.pid].total == sw.switched_in

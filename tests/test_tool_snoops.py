@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,23 @@ def test_syncsnoop_exact_calls() -> None:
     assert fin.rc == 0
     assert [line.split()[1:] for line in fin.lines[1:]] == \
         [[str(t.pid), t.comm, c] for c in ["sync()", "sync()", "fsync()", "fdatasync()"]]
+
+
+def test_opensnoop_counts_and_prints_what_a_full_ring_buffer_drops(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("x")
+    n = 3000
+    # one page of ring buffer holds a dozen records: a burst of 3000 opens overflows it
+    with proc_triggers.opens([(str(target), os.O_RDONLY)] * n) as t, \
+            Tool(["opensnoop", "-b", "1", "-p", str(t.pid)]) as tool:
+        t.run()
+        time.sleep(0.5)
+        fin = tool.stop()
+    assert fin.rc == 0, fin.stderr
+    shown = len(fin.lines) - 1
+    m = re.search(r"opensnoop: (\d+) events lost \((\d+) with the ring buffer full, (\d+) before it\)", fin.stderr)
+    assert m, fin.stderr
+    lost, full, before = (int(x) for x in m.groups())
+    assert full > 0 and before == 0 and lost == full
+    assert shown + lost == n  # every open is either printed or counted as lost
+    assert f"opensnoop: {shown} opens shown" in fin.stderr

@@ -25,7 +25,7 @@ BPFKIT_STATS(total);                     /* -e: count and sum of the recorded ti
 /* the idle threads all have tid 0: one key per CPU for them */
 static __always_inline bool key_of(struct task_struct *t, __u32 *key)
 {
-	__u32 tid = BPF_CORE_READ(t, pid);
+	__u32 tid = t->pid;
 
 	if (!tid) {
 		if (!include_idle)
@@ -49,9 +49,9 @@ static __always_inline void record(struct task_struct *t, __u32 key, __u64 now)
 	if (per == PER_NONE)
 		bpfkit_log2_record(&hist, delta);
 	else if (per == PER_PROCESS)
-		SCHED_KEYED_RECORD(hist_by, BPF_CORE_READ(t, tgid), delta);
+		SCHED_KEYED_RECORD(hist_by, t->tgid, delta);
 	else
-		SCHED_KEYED_RECORD(hist_by, BPF_CORE_READ(t, pid), delta);
+		SCHED_KEYED_RECORD(hist_by, t->pid, delta);
 	bpfkit_stats_record(&total, delta);
 }
 

@@ -22,7 +22,7 @@ SCHED_KEYED_HIST(hist_by, 65536);
 
 static __always_inline int enqueue(struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = p->pid;  /* BTF pointer: a direct load, no helper call */
 
 	if (!tid || !bpfkit_filter_pass_task_struct(p))
 		return 0;
@@ -61,7 +61,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	/* still runnable: it waits on the run queue from now */
 	if (preempt || task_state(prev) == TASK_RUNNING)
 		enqueue(prev);
-	tid = BPF_CORE_READ(next, pid);
+	tid = next->pid;
 	if (!tid)
 		return 0;
 	delta = since(tid, bpf_ktime_get_ns());
@@ -71,7 +71,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (per == PER_NONE)
 		bpfkit_log2_record(&hist, delta);
 	else if (per == PER_PROCESS)
-		SCHED_KEYED_RECORD(hist_by, BPF_CORE_READ(next, tgid), delta);
+		SCHED_KEYED_RECORD(hist_by, next->tgid, delta);
 	else if (per == PER_THREAD)
 		SCHED_KEYED_RECORD(hist_by, tid, delta);
 	else

@@ -26,7 +26,7 @@ BPFKIT_RINGBUF(events, struct runq_event, 1 << 20);
 
 static __always_inline int enqueue(struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = p->pid;  /* BTF pointer: a direct load, no helper call */
 
 	if (!tid || !bpfkit_filter_pass_task_struct(p))
 		return 0;
@@ -56,7 +56,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 
 	if (preempt || task_state(prev) == TASK_RUNNING)
 		enqueue(prev);
-	tid = BPF_CORE_READ(next, pid);
+	tid = next->pid;
 	if (!tid)
 		return 0;
 	delta = since(tid, now);
@@ -71,8 +71,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	e->ts = now;
 	e->delta_us = delta;
 	e->pid = tid;
-	e->tgid = BPF_CORE_READ(next, tgid);
-	e->prev_pid = BPF_CORE_READ(prev, pid);
+	e->tgid = next->tgid;
+	e->prev_pid = prev->pid;
 	e->cpu = bpf_get_smp_processor_id();
 	BPF_CORE_READ_STR_INTO(&e->task, next, comm);
 	BPF_CORE_READ_STR_INTO(&e->prev_task, prev, comm);
