@@ -76,11 +76,15 @@ class Clock:
         self.offset_ns = time.time_ns() - self.start_ns
 
     def since_start(self, ts_ns: Any) -> Any:
-        """Seconds from the tool's start to ``ts_ns`` (scalar or array)."""
+        """Seconds from the tool's start to ``ts_ns`` (int or array)."""
+        if isinstance(ts_ns, int):
+            return (ts_ns - self.start_ns) / 1e9
         return (np.asarray(ts_ns, np.int64) - self.start_ns) / 1e9
 
     def wall(self, ts_ns: Any) -> Any:
-        """Epoch seconds of ``ts_ns`` (scalar or array)."""
+        """Epoch seconds of ``ts_ns`` (int or array)."""
+        if isinstance(ts_ns, int):
+            return (ts_ns + self.offset_ns) / 1e9
         return (np.asarray(ts_ns, np.int64) + self.offset_ns) / 1e9
 
     def hms(self, ts_ns: int) -> str:
