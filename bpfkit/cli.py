@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "hardirqs": ("bpfkit.tools.hardirqs", "main", "hard interrupt handler time (or counts) per handler"),
     "capable": ("bpfkit.tools.capable", "main", "security capability checks with their verdict"),
     "top": ("bpfkit.tools.top", "main", "every BPF program's run time, runs/s and CPU share (BPF statistics)"),
+    "profile": ("bpfkit.tools.profile", "main", "CPU profile: sampled stacks, folded or as a flame graph"),
+    "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
+    "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 

@@ -27,7 +27,7 @@ from ..maps import Map
 from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
 from ..probes.link import Link, LinkGroup
 from ..probes.usdt import IP_MAP, SPECS_MAP
-from .dtypes import DROPS_PREFIX
+from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
 from .program import Program
@@ -142,13 +142,15 @@ class Object(Resource):
             buffers = [n for n, mm in self.maps.items() if mm.type in _READERS]
             raise BpfUsageError(f"map {name!r} is a {m.type_name} map, not a ring or perf buffer; this object's "
                                 f"event buffers: {', '.join(buffers) or 'none'}")
-        r = self._readers[name] = kind(m, btf=self.btf, drops=self._drop_counter(name))
+        r = self._readers[name] = kind(m, btf=self.btf, drops=self._global(DROPS_PREFIX + name, (".bss", ".data")))
+        wake_ns = self._global(WAKE_NS_PREFIX + name, (".rodata",))
+        if isinstance(r, RingBuffer) and wake_ns is not None and int(wake_ns[0]):
+            r.wake_window = int(wake_ns[0]) / 1e9  # BPFKIT_SUBMIT may skip wake-ups this long
         return r
 
-    def _drop_counter(self, name: str) -> Optional[np.ndarray]:
-        """The 1-element view of ``__bpfkit_drops__<name>`` (bpfkit.h) in .bss/.data, if declared."""
-        var = DROPS_PREFIX + name
-        for sec in (".bss", ".data"):
+    def _global(self, var: str, sections: tuple[str, ...]) -> Optional[np.ndarray]:
+        """The 1-element view of global ``var`` (bpfkit.h's per-map state) in one of ``sections``."""
+        for sec in sections:
             gv = self.sections.get(sec)
             if gv is not None and gv.dtype.names and var in gv.dtype.names:
                 return gv.array[var]
