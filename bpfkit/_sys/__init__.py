@@ -15,3 +15,4 @@ from .fd import OwnedFd, Resource  # noqa: F401
 from .maps import *  # noqa: F401,F403
 from .perf import *  # noqa: F401,F403
 from .progs import *  # noqa: F401,F403
+from .syscall_names import syscall_name, syscall_names  # noqa: F401

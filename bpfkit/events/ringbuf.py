@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import mmap
-import platform
+import os
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
@@ -68,7 +68,7 @@ RUN = 8
 # The share of the ring that is never "a few records" (see RingBuffer.settle).
 COALESCE_SHARE = 16
 
-if platform.machine() not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
+if os.uname().machine not in ("x86_64", "i686", "i386", "AMD64"):  # pragma: no cover
     import warnings
 
     warnings.warn("bpfkit's ring buffer reader relies on x86 (TSO) memory ordering; on this CPU a "
