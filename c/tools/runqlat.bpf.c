@@ -16,8 +16,10 @@
 
 const volatile __u8 per = PER_NONE;
 const volatile __u64 unit_ns = 1000;     /* usecs; 1000000 for -m */
+const volatile __u8 with_sum = 0;        /* 1: also count and sum the values in hist_sum (the exporter's _sum) */
 
 BPFKIT_LOG2_HIST(hist);
+BPFKIT_STATS(hist_sum);
 SCHED_KEYED_HIST(hist_by, 65536);
 
 static __always_inline int enqueue(struct task_struct *p)
@@ -68,8 +70,11 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (delta < 0)
 		return 0;
 	delta /= unit_ns;
-	if (per == PER_NONE)
+	if (per == PER_NONE) {
 		bpfkit_log2_record(&hist, delta);
+		if (with_sum)
+			bpfkit_stats_record(&hist_sum, delta);
+	}
 	else if (per == PER_PROCESS)
 		SCHED_KEYED_RECORD(hist_by, next->tgid, delta);
 	else if (per == PER_THREAD)
