@@ -10,6 +10,7 @@ import os
 import pytest
 
 from bpfkit import FeatureNotSupported, features
+from bpfkit.symbols import Symbolizer
 from bpfkit.testing import proc_triggers
 from bpfkit.tools import capable
 from bpfkit.tools.streaming import has_tracepoint
@@ -75,3 +76,32 @@ def test_capable_command_columns_and_json() -> None:
         fin = tool.stop()
     assert [(e["name"], e["verdict"]) for e in fin.json()] == [("CAP_NET_RAW", "allow"), ("CAP_SETUID", "allow"),
                                                               ("CAP_NET_RAW", "deny")]
+
+
+def test_capable_stacks_name_the_kernel_and_user_paths_to_each_check() -> None:
+    sym = Symbolizer()
+    with proc_triggers.raw_sockets() as t, capable.stream(pid=t.pid, kernel_stack=True, user_stack=True) as s:
+        sym.remember(t.pid)  # its libc stays nameable after it exits
+        t.run()
+        got = [(e, capable.stacks(s, e, sym)) for e in capable.decode(s.drain())]
+    assert [e["name"] for e, _ in got] == ["CAP_NET_RAW", "CAP_SETUID", "CAP_NET_RAW"]
+    for e, st in got:
+        kernel, user = st["kernel"], st["user"]
+        assert kernel is not None and user is not None, e
+        assert kernel[0] == "cap_capable"
+        assert "__sys_socket" in kernel if e["name"] == "CAP_NET_RAW" else any("setresuid" in f for f in kernel)
+        # the innermost user frame is the libc wrapper making the system call
+        assert user[0] in (("socket", "__socket") if e["name"] == "CAP_NET_RAW" else ("setresuid", "__setresuid"))
+    assert got[0][0]["kernel_stack_id"] == got[2][0]["kernel_stack_id"]  # one stack stored once
+
+
+def test_capable_command_kernel_stacks_unique() -> None:
+    with proc_triggers.raw_sockets() as t, Tool(["capable", "-K", "--unique", "-p", str(t.pid)]) as tool:
+        t.run()
+        fin = tool.stop()
+    assert fin.rc == 0, fin.stderr
+    rows = [line.split() for line in fin.lines[1:] if not line.startswith(" ")]
+    # the denied CAP_NET_RAW check repeats the first one's process, capability and stack: not shown again
+    assert [(r[5], r[-1]) for r in rows] == [("CAP_NET_RAW", "allow"), ("CAP_SETUID", "allow")]
+    frames = [line.strip() for line in fin.lines[1:] if line.startswith("        ")]
+    assert frames[0] == "cap_capable" and "__sys_socket" in frames

@@ -7,9 +7,12 @@
 #include <bpf/bpf_tracing.h>
 #include "bpfkit.h"
 #include "bpfkit_filter.h"
+#include "bpfkit_stacks.h"
 
 const volatile __u32 self_pid = 0;      /* the tool itself: its own bpf() calls check capabilities */
 const volatile __u8 audit_only = 0;     /* not -v: only audited checks (known on the kprobe path) */
+const volatile __u8 kernel_stack = 0;   /* -K */
+const volatile __u8 user_stack = 0;     /* -U */
 
 #define CAP_OPT_NOAUDIT 0x2
 #define CAP_OPT_INSETID 0x4
@@ -23,9 +26,13 @@ struct cap_event {
 	__s32 audit;        /* 1 audited, 0 not, -1 unknown (the tracepoint does not say) */
 	__s32 insetid;      /* 1/0, -1 unknown */
 	__s32 ret;          /* 0: granted; -EPERM: denied */
-	__u32 pad;
+	__s32 kernel_stack_id;  /* in `stacks` (-K), or -errno; -1 when not asked */
+	__s32 user_stack_id;    /* (-U) */
 	char comm[16];
 };
+
+/* ids of the stacks of -K/-U; a stack-trace map sized like bcc's */
+BPFKIT_STACK_MAP(stacks, 2048);
 
 BPFKIT_RINGBUF(events, struct cap_event, 1 << 20);
 
@@ -36,7 +43,7 @@ static __always_inline bool skip(void)
 	return (bpf_get_current_pid_tgid() >> 32) == self_pid || !bpfkit_filter_pass();
 }
 
-static __always_inline void report(__s32 cap, __s32 audit, __s32 insetid, __s32 ret)
+static __always_inline void report(void *ctx, __s32 cap, __s32 audit, __s32 insetid, __s32 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct cap_event *e = BPFKIT_RESERVE(events);
@@ -51,7 +58,8 @@ static __always_inline void report(__s32 cap, __s32 audit, __s32 insetid, __s32 
 	e->audit = audit;
 	e->insetid = insetid;
 	e->ret = ret;
-	e->pad = 0;
+	e->kernel_stack_id = kernel_stack ? BPFKIT_KERNEL_STACKID(ctx, stacks) : -1;
+	e->user_stack_id = user_stack ? BPFKIT_USER_STACKID(ctx, stacks) : -1;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
 }
@@ -72,7 +80,7 @@ int on_cap_capable(struct cap_capable_record *ctx)
 {
 	if (skip())
 		return 0;
-	report(ctx->cap, -1, -1, ctx->ret);
+	report(ctx, ctx->cap, -1, -1, ctx->ret);
 	return 0;
 }
 
@@ -113,7 +121,7 @@ int BPF_KRETPROBE(on_cap_return, int ret)
 
 	if (!a)
 		return 0;
-	report(a->cap, !(a->opts & CAP_OPT_NOAUDIT), !!(a->opts & CAP_OPT_INSETID), ret);
+	report(ctx, a->cap, !(a->opts & CAP_OPT_NOAUDIT), !!(a->opts & CAP_OPT_INSETID), ret);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
