@@ -198,3 +198,44 @@ def test_opensnoop_counts_and_prints_what_a_full_ring_buffer_drops(tmp_path: Pat
     assert full > 0 and before == 0 and lost == full
     assert shown + lost == n  # every open is either printed or counted as lost
     assert f"opensnoop: {shown} opens shown" in fin.stderr
+
+
+def test_opensnoop_names_end_at_their_nul_when_the_ring_reuses_its_memory(tmp_path: Path) -> None:
+    """Short names recorded over ring memory that held long ones: a string read stops at its NUL and
+    leaves the old bytes after it, which must not show (they did, once the 4 MiB ring wrapped)."""
+    long_name, short = str(tmp_path / ("x" * 150)), str(tmp_path / "s")
+    assert len(long_name) < 255
+    n = 20  # two pages hold ~24 records: the second burst wraps over the first one's names
+    got, lines = [], []
+    with cgroup("opensnoop") as cg:
+        with opensnoop.stream(cgroup=str(cg), buffer_pages=2) as s, \
+                Tool(["opensnoop", "-b", "2", "--cgroup", str(cg)]) as tool:
+            for path in (long_name, short):
+                with proc_triggers.opens([(path, os.O_RDONLY)] * n) as t:
+                    (cg / "cgroup.procs").write_text(str(t.pid))
+                    t.run()
+                got += opensnoop.decode(s.drain())
+                time.sleep(0.3)  # the command's reader takes its burst before the next
+            fin = tool.stop()
+            dropped = s.dropped
+    assert dropped == 0 and fin.rc == 0, fin.stderr
+    assert [e["path"] for e in got] == [long_name] * n + [short] * n
+    assert [line.split(None, 4)[-1] for line in fin.lines[1:]] == [long_name] * n + [short] * n
+
+
+def test_opensnoop_and_statsnoop_flag_a_path_longer_than_they_keep(tmp_path: Path) -> None:
+    base = str(tmp_path) + "/"
+    exact, longer = base + "y" * (255 - len(base)), base + "z" * (300 - len(base))  # 255 bytes fit, 300 do not
+    with proc_triggers.opens([(exact, os.O_RDONLY), (longer, os.O_RDONLY)]) as t, opensnoop.stream(pid=t.pid) as s:
+        t.run()
+        got = opensnoop.decode(s.drain())
+    assert [(e["path"], e["truncated"], e["err"]) for e in got] == [(exact, False, errno.ENOENT),
+                                                                    (longer[:255], True, errno.ENOENT)]
+    with proc_triggers.stats([exact, longer]) as t, statsnoop.stream(pid=t.pid) as s:
+        t.run()
+        got = statsnoop.decode(s.drain())
+    assert {(e["path"], e["truncated"]) for e in got} == {(exact, False), (longer[:255], True)}
+    with proc_triggers.opens([(longer, os.O_RDONLY)]) as t, Tool(["opensnoop", "-p", str(t.pid)]) as tool:
+        t.run()
+        fin = tool.stop()
+    assert fin.lines[1].endswith(" " + longer[:255] + "...")

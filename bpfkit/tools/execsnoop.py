@@ -31,7 +31,7 @@ import numpy as np
 
 from .common import Scope, add_duration, add_json, add_scope, parser, positive_int, print_json, \
     run_tool
-from .streaming import Clock, EventStream, configure, follow
+from .streaming import Clock, EventStream, configure, cstrings, follow
 
 __all__ = ["ARGS_BUF", "FLAG_ARGS_CUT", "stream", "argv_of", "decode", "main"]
 
@@ -88,7 +88,8 @@ def decode(batch: np.ndarray, clock: Optional[Clock] = None, max_args: Optional[
     clock = clock or Clock()
     out = []
     # whole columns to Python at once: per-record field access on a structured array is slow
-    cols = [batch[n].tolist() for n in ("ts", "pid", "tid", "ppid", "uid", "retval", "flags", "comm", "path")]
+    cols = [batch[n].tolist() for n in ("ts", "pid", "tid", "ppid", "uid", "retval", "flags", "comm")]
+    cols.append(cstrings(batch["path"]))
     for ts, pid, tid, ppid, uid, ret, flags, comm, path_b, args_b in zip(*cols, _args_bytes(batch)):
         argv = _split(args_b)
         path = path_b.decode(errors="replace")

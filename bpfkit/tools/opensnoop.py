@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .common import Scope, ToolError, add_json, add_scope, parser, positive_float, positive_int, print_json, run_tool
-from .streaming import Clock, EventStream, configure, follow
+from .streaming import Clock, EventStream, configure, cstrings, follow
 
 __all__ = ["stream", "decode", "open_flags", "main"]
 
@@ -62,15 +62,16 @@ def stream(*, failed: bool = False, pid: Optional[int] = None, tid: Optional[int
 
 def decode(batch: np.ndarray, clock: Optional[Clock] = None) -> list[dict[str, Any]]:
     """One dict per call: ``time``, ``pid``, ``tid``, ``uid``, ``comm``, ``fd`` (-1 on error),
-    ``err`` (errno, 0 on success), ``flags``, ``mode``, ``path``."""
+    ``err`` (errno, 0 on success), ``flags``, ``mode``, ``path``, ``truncated`` (the path was longer
+    than the 255 bytes kept)."""
     clock = clock or Clock()
     out = []
-    for r in batch:
+    for r, name in zip(batch, cstrings(batch["name"])):
         ret = int(r["ret"])
         out.append({"time": float(clock.wall(int(r["ts"]))), "ts_ns": int(r["ts"]), "pid": int(r["pid"]),
                     "tid": int(r["tid"]), "uid": int(r["uid"]), "comm": r["comm"].decode(errors="replace"),
                     "fd": ret if ret >= 0 else -1, "err": -ret if ret < 0 else 0, "flags": int(r["flags"]),
-                    "mode": int(r["mode"]), "path": r["name"].decode(errors="replace")})
+                    "mode": int(r["mode"]), "path": name.decode(errors="replace"), "truncated": bool(r["name_cut"])})
     return out
 
 
@@ -136,16 +137,16 @@ def _body(args: argparse.Namespace) -> int:
             first.append(ts[0])
         ids = (batch["tid"] if args.tid else batch["pid"]).tolist()
         lines = []
-        for t, i, uid, comm, ret, flags, path in zip(ts, ids, batch["uid"].tolist(), batch["comm"].tolist(),
-                                                        batch["ret"].tolist(), batch["flags"].tolist(),
-                                                        batch["name"].tolist()):
+        for t, i, uid, comm, ret, flags, path, cut in zip(ts, ids, batch["uid"].tolist(), batch["comm"].tolist(),
+                                                             batch["ret"].tolist(), batch["flags"].tolist(),
+                                                             cstrings(batch["name"]), batch["name_cut"].tolist()):
             line = b"%-14.9f" % ((t - first[0]) / 1e9) if args.timestamp else b""
             if args.print_uid:
                 line += b"%-6d" % uid
             line += b"%-6d %-16s %4d %3d " % (i, comm, ret if ret >= 0 else -1, -ret if ret < 0 else 0)
             if args.extended_fields:
                 line += b"%08o " % flags
-            lines.append(line + path)
+            lines.append(line + path + b"..." if cut else line + path)  # "...": cut (as execsnoop's args)
         out.flush()
         out.buffer.write(b"\n".join(lines) + b"\n")
         return len(batch)

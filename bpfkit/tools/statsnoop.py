@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .common import Scope, add_duration, add_json, add_scope, parser, print_json, run_tool
-from .streaming import Clock, EventStream, configure, follow
+from .streaming import Clock, EventStream, configure, cstrings, follow
 
 __all__ = ["CALLS", "stream", "decode", "main"]
 
@@ -44,13 +44,15 @@ def stream(*, failed: bool = False, pid: Optional[int] = None, comm: Optional[st
 
 
 def decode(batch: np.ndarray, clock: Optional[Clock] = None) -> list[dict[str, Any]]:
-    """One dict per call: ``time``, ``pid``, ``tid``, ``comm``, ``call``, ``ret``, ``err``, ``path``."""
+    """One dict per call: ``time``, ``pid``, ``tid``, ``comm``, ``call``, ``ret``, ``err``, ``path``,
+    ``truncated`` (the path was longer than the 255 bytes kept)."""
     clock = clock or Clock()
     return [{"time": float(clock.wall(int(r["ts"]))), "ts_ns": int(r["ts"]), "pid": int(r["pid"]),
              "tid": int(r["tid"]), "comm": r["comm"].decode(errors="replace"),
              "call": CALLS[int(r["call"])] if int(r["call"]) < len(CALLS) else "?", "ret": int(r["ret"]),
-             "err": -int(r["ret"]) if int(r["ret"]) < 0 else 0, "path": r["name"].decode(errors="replace")}
-            for r in batch]
+             "err": -int(r["ret"]) if int(r["ret"]) < 0 else 0, "path": name.decode(errors="replace"),
+             "truncated": bool(r["name_cut"])}
+            for r, name in zip(batch, cstrings(batch["name"]))]
 
 
 EXAMPLES = """examples:
@@ -89,7 +91,8 @@ def _body(args: argparse.Namespace) -> int:
                 first.append(ev["ts_ns"])
             line = "%-14.9f" % ((ev["ts_ns"] - first[0]) / 1e9) if args.timestamp else ""
             fd = ev["ret"] if ev["ret"] >= 0 else -1
-            print(line + "%-7d %-16s %4d %3d %s" % (ev["pid"], ev["comm"], fd, ev["err"], ev["path"]))
+            print(line + "%-7d %-16s %4d %3d %s%s" % (ev["pid"], ev["comm"], fd, ev["err"], ev["path"],
+                                                      "..." if ev["truncated"] else ""))
 
     follow("statsnoop", s, show, header=head, json_mode=args.json, summary=lambda n: f"statsnoop: {n} calls shown")
     return 0

@@ -26,7 +26,8 @@ from ..loader import open as open_object
 from ..tracefs import tracefs_root
 from .common import Scope, stop_flag
 
-__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "recursion_misses", "Clock", "POLL_SECONDS"]
+__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "recursion_misses", "cstrings", "Clock",
+           "POLL_SECONDS"]
 
 #: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
 POLL_SECONDS = 0.2
@@ -90,6 +91,18 @@ class Clock:
     def hms(self, ts_ns: int) -> str:
         """Local ``HH:MM:SS`` of ``ts_ns``, as bcc's TIME column."""
         return time.strftime("%H:%M:%S", time.localtime(float(self.wall(ts_ns))))
+
+
+def cstrings(col: np.ndarray) -> list[bytes]:
+    """A fixed-size char column as bytes up to each value's first NUL. A BPF ``bpf_probe_read_*_str()``
+    into a ring-buffer record stops at the NUL and leaves whatever the reused ring memory held after
+    it; numpy's ``S`` values strip only trailing NULs, so that would show.
+
+    Example::
+
+        cstrings(batch["name"])   # [b'/etc/hostname', ...]
+    """
+    return [b.split(b"\0", 1)[0] for b in col.tolist()]
 
 
 def _records(batch: Any) -> np.ndarray:

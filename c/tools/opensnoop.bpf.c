@@ -26,6 +26,7 @@ struct open_event {
 	__s32 ret;          /* the fd, or -errno */
 	__s32 flags;
 	__u32 mode;
+	__u32 name_cut;     /* 1: the name was longer than NAME_LEN - 1 bytes and is cut */
 	char comm[16];
 	char name[NAME_LEN];
 };
@@ -40,6 +41,20 @@ struct {
 } inflight SEC(".maps");
 
 __u64 missed = 0;   /* calls not traced: `inflight` full */
+
+/* Read the user's path into name[NAME_LEN]; 1 if it did not fit (the helper stops at NAME_LEN - 1
+ * bytes whether the string ends there or not: the byte at that index says which). */
+static __always_inline __u32 read_name(char *name, const char *user)
+{
+	long n = bpf_probe_read_user_str(name, NAME_LEN, user);
+	char c = 0;
+
+	if (n < 0) {
+		name[0] = 0;
+		return 0;
+	}
+	return n == NAME_LEN && !bpf_probe_read_user(&c, 1, user + NAME_LEN - 1) && c;
+}
 
 static __always_inline int enter(const char *fname, __s32 flags, __u32 mode)
 {
@@ -100,8 +115,7 @@ static __always_inline int exit_(struct trace_event_raw_sys_exit *ctx)
 	e->flags = a->flags;
 	e->mode = a->mode;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	if (bpf_probe_read_user_str(e->name, sizeof(e->name), a->fname) < 0)
-		e->name[0] = 0;
+	e->name_cut = read_name(e->name, a->fname);
 	bpf_ringbuf_submit(e, 0);
 out:
 	bpf_map_delete_elem(&inflight, &tid);
