@@ -68,8 +68,10 @@ def measure(argv: list[object], rows: list[Row], rounds: int, drain_s: float = 0
                     runs0, ns0 = bpf_cost(pid)
                     cpu0 = run.cpu_s()
                     timed(argv)
-                    time.sleep(drain_s)  # the reader catches up with what the workload made
+                    # the programs ran in the workload's context: their cost is complete now (later
+                    # samples would add other processes' events on this shared machine)
                     runs1, ns1 = bpf_cost(pid)
+                    time.sleep(drain_s)  # the reader catches up with what the workload made
                     row.reader_cpu.append(run.cpu_s() - cpu0)
                     row.runs.append(runs1 - runs0)
                     row.ns.append(ns1 - ns0)
