@@ -43,7 +43,15 @@ static __always_inline bool skip(void)
 	return (bpf_get_current_pid_tgid() >> 32) == self_pid || !bpfkit_filter_pass();
 }
 
-static __always_inline void report(void *ctx, __s32 cap, __s32 audit, __s32 insetid, __s32 ret)
+/* -K/-U: the stacks of the check, taken inside cap_capable (tracepoint, kprobe entry) so that they
+ * start there, as bcc's do; -1 when not asked */
+static __always_inline void stack_ids(void *ctx, __s32 *kernel, __s32 *user)
+{
+	*kernel = kernel_stack ? BPFKIT_KERNEL_STACKID(ctx, stacks) : -1;
+	*user = user_stack ? BPFKIT_USER_STACKID(ctx, stacks) : -1;
+}
+
+static __always_inline void report(__s32 cap, __s32 audit, __s32 insetid, __s32 ret, __s32 kstack, __s32 ustack)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct cap_event *e = BPFKIT_RESERVE(events);
@@ -58,8 +66,8 @@ static __always_inline void report(void *ctx, __s32 cap, __s32 audit, __s32 inse
 	e->audit = audit;
 	e->insetid = insetid;
 	e->ret = ret;
-	e->kernel_stack_id = kernel_stack ? BPFKIT_KERNEL_STACKID(ctx, stacks) : -1;
-	e->user_stack_id = user_stack ? BPFKIT_USER_STACKID(ctx, stacks) : -1;
+	e->kernel_stack_id = kstack;
+	e->user_stack_id = ustack;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
 }
@@ -78,9 +86,12 @@ struct cap_capable_record {
 SEC("tracepoint/capability/cap_capable")
 int on_cap_capable(struct cap_capable_record *ctx)
 {
+	__s32 kstack, ustack;
+
 	if (skip())
 		return 0;
-	report(ctx, ctx->cap, -1, -1, ctx->ret);
+	stack_ids(ctx, &kstack, &ustack);
+	report(ctx->cap, -1, -1, ctx->ret, kstack, ustack);
 	return 0;
 }
 
@@ -89,6 +100,8 @@ int on_cap_capable(struct cap_capable_record *ctx)
 struct cap_args {
 	__s32 cap;
 	__u32 opts;
+	__s32 kernel_stack_id;
+	__s32 user_stack_id;
 };
 
 struct {
@@ -108,6 +121,7 @@ int BPF_KPROBE(on_cap_entry, const void *cred, void *ns, int cap, unsigned int o
 		return 0;
 	if (audit_only && (opts & CAP_OPT_NOAUDIT))
 		return 0;
+	stack_ids(ctx, &a.kernel_stack_id, &a.user_stack_id);
 	if (bpf_map_update_elem(&inflight, &tid, &a, BPF_ANY))
 		__sync_fetch_and_add(&missed, 1);
 	return 0;
@@ -121,7 +135,8 @@ int BPF_KRETPROBE(on_cap_return, int ret)
 
 	if (!a)
 		return 0;
-	report(ctx, a->cap, !(a->opts & CAP_OPT_NOAUDIT), !!(a->opts & CAP_OPT_INSETID), ret);
+	report(a->cap, !(a->opts & CAP_OPT_NOAUDIT), !!(a->opts & CAP_OPT_INSETID), ret, a->kernel_stack_id,
+	       a->user_stack_id);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
