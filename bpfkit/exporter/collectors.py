@@ -32,7 +32,8 @@ from .config import LabelSpec, MetricSpec
 from .decoders import Decoder, DECODERS, default_for, make
 from .exposition import Family, HistSeries
 
-__all__ = ["plan", "Plan", "Reader", "MapCache", "go_float", "scaled_bound", "log2_bounds", "linear_bounds", "LOG2_SLOTS"]
+__all__ = ["plan", "Plan", "Reader", "MapCache", "go_float", "scaled_bound", "log2_bounds", "linear_bounds",
+           "LOG2_SLOTS"]
 
 LOG2_SLOTS = 66  # bpfkit_hist.h BPFKIT_LOG2_SLOTS
 # map types whose elements to_numpy() reads as key/value arrays

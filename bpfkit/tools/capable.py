@@ -228,8 +228,8 @@ def _body(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``bpfkit capable [-v] [-x] [-K] [-U] [--unique] [--probe tracepoint|kprobe] [-p PID] [--comm COMM] [--cgroup PATH] [-d S]
-    [--json]``"""
+    """``bpfkit capable [-v] [-x] [-K] [-U] [--unique] [--probe tracepoint|kprobe] [-p PID] [--comm COMM]
+    [--cgroup PATH] [-d S] [--json]``"""
     return run_tool("capable", build_parser(), argv, _body)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .common import Scope, ToolError, add_duration, add_json, add_scope, nonnegative_int, parser, print_json, run_tool
-from .streaming import Clock, EventStream, configure, follow
+from .streaming import Clock, EventStream, configure, cstrings, follow
 
 __all__ = ["stream", "decode", "main"]
 
@@ -46,10 +46,12 @@ def decode(batch: np.ndarray, clock: Optional[Clock] = None) -> list[dict[str, A
     """One dict per wait: ``time``, ``comm``, ``tid``, ``pid`` (the process), ``lat_us``,
     ``prev_comm``, ``prev_tid``, ``cpu``."""
     clock = clock or Clock()
-    return [{"time": float(clock.wall(int(r["ts"]))), "comm": r["task"].decode(errors="replace"),
+    # names read with a string helper: cut at the NUL (the ring's old bytes follow it)
+    return [{"time": float(clock.wall(int(r["ts"]))), "comm": task.decode(errors="replace"),
              "tid": int(r["pid"]), "pid": int(r["tgid"]), "lat_us": int(r["delta_us"]),
-             "prev_comm": r["prev_task"].decode(errors="replace"), "prev_tid": int(r["prev_pid"]),
-             "cpu": int(r["cpu"])} for r in batch]
+             "prev_comm": prev.decode(errors="replace"), "prev_tid": int(r["prev_pid"]),
+             "cpu": int(r["cpu"])}
+            for r, task, prev in zip(batch, cstrings(batch["task"]), cstrings(batch["prev_task"]))]
 
 
 EXAMPLES = """examples:

@@ -26,8 +26,8 @@ from ..loader import open as open_object
 from ..tracefs import tracefs_root
 from .common import Scope, stop_flag
 
-__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure", "recursion_misses", "cstrings", "Clock",
-           "POLL_SECONDS"]
+__all__ = ["EventStream", "follow", "has_tracepoint", "need_tracepoint", "tool_object", "configure",
+           "recursion_misses", "cstrings", "Clock", "POLL_SECONDS"]
 
 #: Longest a stream sleeps between looks at the clock (for ``duration`` and ``close()``).
 POLL_SECONDS = 0.2
