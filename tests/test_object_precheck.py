@@ -4,6 +4,7 @@ bpfkit checks the ELF, ``.BTF`` and ``.BTF.ext`` itself before libbpf sees a byt
 object is opened in a child process, so a crash fails the test instead of killing the suite."""
 from __future__ import annotations
 
+import os
 import random
 import struct
 import subprocess
@@ -67,10 +68,18 @@ def _open_in_child(tmp_path: Path, objects: list[bytes]) -> list[str]:
         p = tmp_path / f"corrupt{i}.bpf.o"
         p.write_bytes(data)
         paths.append(str(p))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, *paths], capture_output=True, text=True, timeout=300)
+    # the libbpf backend: it is the one that crashed (a native loader reads the object itself)
+    env = {**os.environ, "BPFKIT_LOADER": "libbpf"}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *paths], capture_output=True, text=True, timeout=300,
+                          env=env)
     assert proc.returncode == 0, f"opening corrupt objects killed the process (rc {proc.returncode}): " \
                                  f"{proc.stderr[-2000:]}"
     return proc.stdout.split()
+
+
+@pytest.fixture(autouse=True)
+def _libbpf_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFKIT_LOADER", "libbpf")
 
 
 def test_member_type_past_the_last_type_is_an_error_not_a_crash(tmp_path: Path) -> None:
