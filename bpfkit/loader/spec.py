@@ -16,15 +16,17 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..btf import Btf
-from . import libbpf_load
 from .globals import GlobalVars
+from .native import backend as native_backend
 from .object import Object
 from .parts import MapSpec, Namespace, ProgramSpec
 
-__all__ = ["ObjectSpec"]
+__all__ = ["ObjectSpec", "LOADERS"]
+
+LOADERS = ("native", "libbpf")
 
 
 @dataclass
@@ -45,6 +47,8 @@ class ObjectSpec:
     btf: Optional[Btf]
     sections: dict[str, GlobalVars] = field(default_factory=dict)
     path: Optional[str] = None
+    loader: str = "native"  # the backend load() uses: "native" or "libbpf"
+    model: Any = field(default=None, repr=False)  # the native reader's model, for the native backend
 
     @property
     def progs(self) -> Namespace[ProgramSpec]:
@@ -76,8 +80,17 @@ class ObjectSpec:
         """Create maps and programs in the kernel; returns the live Object (a context manager).
 
         Example: ``with spec.load() as obj: ...``"""
-        loaded = libbpf_load.load(self.elf, self.name, self.programs, self.maps, self.sections)
+        if self.loader == "libbpf":
+            from . import libbpf_load  # cffi and libbpf only when asked for
+
+            loaded = libbpf_load.load(self.elf, self.name, self.programs, self.maps, self.sections)
+        else:
+            if self.model is None:
+                from .native.parse import parse
+
+                self.model = parse(self.elf, self.name).model
+            loaded = native_backend.load(self.model, self.name, self.programs, self.maps, self.sections)
         return Object(self.name, self.programs, self.maps, self.btf, loaded)
 
     def __repr__(self) -> str:
-        return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"
+        return f"<ObjectSpec {self.name} ({self.loader}): programs={list(self.programs)} maps={list(self.maps)}>"

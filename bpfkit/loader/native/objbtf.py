@@ -1,0 +1,304 @@
+"""An object's own BTF, editable: what the loader fixes up (data section sizes and variable offsets,
+extern sections), marks (hidden functions as static) and sanitizes for older kernels before it
+hands the BTF to the kernel.
+
+Each type is kept as its list of u32 words, so an edit is a word change and :meth:`ObjBtf.encode`
+is a concatenation. :meth:`ObjBtf.parse` validates everything the loader (or libbpf) would later
+follow: every type id and string offset in range, known kinds, sane integers, no modifier or
+by-value containment loops. A blob that fails is an :class:`~bpfkit.errors.ObjectFormatError`.
+
+Example::
+
+    btf = ObjBtf.parse(elf.find(".BTF").data)
+    btf.name(1), btf.kind(1)
+    raw = btf.encode()
+"""
+from __future__ import annotations
+
+import struct
+from typing import Optional
+
+from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC,
+                          KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_NAMES, KIND_PTR, KIND_STRUCT, KIND_UNION, KIND_VAR,
+                          MODIFIERS, header)
+from ...errors import ObjectFormatError
+
+__all__ = ["ObjBtf", "info_word"]
+
+_MAX_TYPES = 1 << 20
+_MAX_VLEN = 0xFFFF
+_SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT)
+_REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
+
+
+def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
+    """A type's info word: vlen, kind and kind flag."""
+    return (int(kflag) << 31) | (kind << 24) | vlen
+
+
+def _extra_words(kind: int, vlen: int) -> int:
+    if kind in (KIND_INT, KIND_VAR, KIND_DECL_TAG):
+        return 1
+    if kind == KIND_ARRAY:
+        return 3
+    if kind in (KIND_STRUCT, KIND_UNION, KIND_DATASEC, KIND_ENUM64):
+        return 3 * vlen
+    if kind in (KIND_ENUM, KIND_FUNC_PROTO):
+        return 2 * vlen
+    return 0
+
+
+class ObjBtf:
+    """Type id ``i`` is ``types[i]`` (``types[0]`` is void, an empty list)."""
+
+    def __init__(self, types: list[list[int]], strings: bytearray) -> None:
+        self.types = types
+        self.strings = strings
+        self._str_index: Optional[dict[bytes, int]] = None
+
+    # -- parse / encode --------------------------------------------------------------
+    @classmethod
+    def parse(cls, raw: bytes) -> "ObjBtf":
+        """Parse and validate an object's ``.BTF`` section."""
+        hdr_len, type_off, type_len, str_off, str_len = header(raw)
+        strings = bytearray(raw[hdr_len + str_off: hdr_len + str_off + str_len])
+        if not strings or strings[0] != 0 or strings[-1] != 0:
+            raise ObjectFormatError("BTF string section must start with an empty string and end with a NUL")
+        words = struct.unpack_from(f"<{type_len // 4}I", raw, hdr_len + type_off)
+        types: list[list[int]] = [[]]
+        p, n = 0, len(words)
+        while p < n:
+            if p + 3 > n:
+                raise ObjectFormatError(f"BTF type [{len(types)}] is cut off by the end of the type section")
+            info = words[p + 1]
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            if not 1 <= kind < len(KIND_NAMES):
+                raise ObjectFormatError(f"BTF type [{len(types)}] has unknown kind {kind}")
+            end = p + 3 + _extra_words(kind, vlen)
+            if end > n:
+                raise ObjectFormatError(f"BTF type [{len(types)}] ({KIND_NAMES[kind]}, vlen {vlen}) runs past the "
+                                        "end of the type section")
+            types.append(list(words[p:end]))
+            p = end
+            if len(types) > _MAX_TYPES:
+                raise ObjectFormatError("BTF has more than a million types")
+        btf = cls(types, strings)
+        btf.validate()
+        return btf
+
+    def encode(self) -> bytes:
+        """The raw BTF blob (header, types, strings)."""
+        body = b"".join(struct.pack(f"<{len(t)}I", *t) for t in self.types[1:])
+        hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(self.strings))
+        return hdr + body + bytes(self.strings)
+
+    def copy(self) -> "ObjBtf":
+        return ObjBtf([list(t) for t in self.types], bytearray(self.strings))
+
+    # -- reading ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def kind(self, tid: int) -> int:
+        return (self.types[tid][1] >> 24) & 0x1F if tid else 0
+
+    def vlen(self, tid: int) -> int:
+        return self.types[tid][1] & 0xFFFF if tid else 0
+
+    def kflag(self, tid: int) -> bool:
+        return bool(self.types[tid][1] >> 31) if tid else False
+
+    def str_at(self, off: int) -> str:
+        end = self.strings.find(b"\0", off)
+        return self.strings[off:end].decode(errors="replace")
+
+    def name(self, tid: int) -> str:
+        return self.str_at(self.types[tid][0]) if tid else ""
+
+    def ref(self, tid: int) -> int:
+        """size_or_type word: the referenced type of PTR/TYPEDEF/modifiers/FUNC/VAR."""
+        return self.types[tid][2]
+
+    def skip_mods(self, tid: int) -> int:
+        while self.kind(tid) in MODIFIERS:  # loops were rejected by validate()
+            tid = self.ref(tid)
+        return tid
+
+    def find(self, name: str, kind: int) -> int:
+        """First type of ``kind`` called ``name``; -1 if none."""
+        for tid in range(1, len(self.types)):
+            if self.kind(tid) == kind and self.name(tid) == name:
+                return tid
+        return -1
+
+    def resolve_size(self, tid: int) -> int:
+        """Size in bytes (libbpf's btf__resolve_size); -1 when the type has no size."""
+        nelems = 1
+        for _ in range(32):
+            kind = self.kind(tid)
+            if kind in _SIZED:
+                return nelems * self.types[tid][2]
+            if kind == KIND_PTR:
+                return nelems * 8
+            if kind in MODIFIERS or kind in (KIND_VAR, KIND_DECL_TAG):
+                tid = self.ref(tid)
+            elif kind == KIND_ARRAY:
+                nelems *= self.types[tid][5]
+                tid = self.types[tid][3]
+            else:
+                return -1
+        return -1
+
+    def align_of(self, tid: int) -> int:
+        """Alignment in bytes (libbpf's btf__align_of); 0 when it has none."""
+        for _ in range(32):
+            kind = self.kind(tid)
+            if kind in (KIND_INT, KIND_ENUM, KIND_ENUM64, KIND_FLOAT):
+                return min(8, self.types[tid][2])
+            if kind == KIND_PTR:
+                return 8
+            if kind in MODIFIERS:
+                tid = self.ref(tid)
+            elif kind == KIND_ARRAY:
+                tid = self.types[tid][3]
+            elif kind in (KIND_STRUCT, KIND_UNION):
+                t = self.types[tid]
+                best = 1
+                for i in range(self.vlen(tid)):
+                    mtype, moff = t[3 + 3 * i + 1], t[3 + 3 * i + 2]
+                    a = self.align_of(mtype)
+                    if a <= 0:
+                        return a
+                    best = max(best, a)
+                    bits = moff >> 24 if self.kflag(tid) else 0
+                    bit_off = moff & 0xFFFFFF if self.kflag(tid) else moff
+                    if bits == 0 and bit_off % (8 * a):
+                        return 1  # packed
+                return 1 if t[2] % best else best
+            else:
+                return 0
+        return 0
+
+    # -- editing ------------------------------------------------------------------------
+    def add_string(self, s: str) -> int:
+        """Offset of ``s`` in the string section, appending it if absent."""
+        if self._str_index is None:
+            self._str_index = {}
+            pos = 0
+            raw = bytes(self.strings)
+            for part in raw.split(b"\0"):
+                self._str_index.setdefault(part, pos)
+                pos += len(part) + 1
+        b = s.encode()
+        off = self._str_index.get(b)
+        if off is None:
+            off = len(self.strings)
+            self.strings += b + b"\0"
+            self._str_index[b] = off
+        return off
+
+    def add_type(self, words: list[int]) -> int:
+        self.types.append(words)
+        return len(self.types) - 1
+
+    def set_info(self, tid: int, kind: int, vlen: int, kflag: bool = False) -> None:
+        self.types[tid][1] = info_word(kind, vlen, kflag)
+
+    # -- validation ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every reference, name offset and per-kind field; raise ObjectFormatError."""
+        n = len(self.types)
+        slen = len(self.strings)
+
+        def bad(tid: int, why: str) -> ObjectFormatError:
+            return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[self.kind(tid)]}): {why}")
+
+        def type_ok(tid: int, t: int, what: str, void_ok: bool = True) -> None:
+            if t >= n or (t == 0 and not void_ok):
+                raise bad(tid, f"{what} refers to type id {t} (there are {n - 1} types)")
+
+        def str_ok(tid: int, off: int, what: str) -> None:
+            if off >= slen:
+                raise bad(tid, f"{what} name offset {off} is outside the string section ({slen} bytes)")
+
+        for tid in range(1, n):
+            t = self.types[tid]
+            kind, vlen = self.kind(tid), self.vlen(tid)
+            str_ok(tid, t[0], "its")
+            if kind in _REFS:
+                type_ok(tid, t[2], "it", void_ok=kind in (KIND_PTR,) or kind in MODIFIERS)
+            if kind == KIND_INT:
+                enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
+                if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
+                    raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
+            elif kind == KIND_ARRAY:
+                type_ok(tid, t[3], "its element", void_ok=False)
+                type_ok(tid, t[4], "its index", void_ok=False)
+            elif kind in (KIND_STRUCT, KIND_UNION):
+                for i in range(vlen):
+                    str_ok(tid, t[3 + 3 * i], f"member #{i}")
+                    type_ok(tid, t[4 + 3 * i], f"member #{i}", void_ok=False)
+            elif kind in (KIND_ENUM, KIND_ENUM64):
+                step = 2 if kind == KIND_ENUM else 3
+                for i in range(vlen):
+                    str_ok(tid, t[3 + step * i], f"enumerator #{i}")
+                if t[2] not in (1, 2, 4, 8):
+                    raise bad(tid, f"enum size {t[2]}")
+            elif kind == KIND_FUNC_PROTO:
+                type_ok(tid, t[2], "its return type")
+                for i in range(vlen):
+                    str_ok(tid, t[3 + 2 * i], f"parameter #{i}")
+                    type_ok(tid, t[4 + 2 * i], f"parameter #{i}")
+            elif kind == KIND_FUNC:
+                if self.kind(t[2]) != KIND_FUNC_PROTO:
+                    raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[self.kind(t[2])]}")
+                if vlen > 2:
+                    raise bad(tid, f"unknown function linkage {vlen}")
+            elif kind == KIND_VAR:
+                if t[3] > 2:
+                    raise bad(tid, f"unknown variable linkage {t[3]}")
+            elif kind == KIND_DATASEC:
+                for i in range(vlen):
+                    vt = t[3 + 3 * i]
+                    type_ok(tid, vt, f"variable #{i}", void_ok=False)
+                    if self.kind(vt) not in (KIND_VAR, KIND_FUNC):
+                        raise bad(tid, f"variable #{i} is a {KIND_NAMES[self.kind(vt)]}, not a var")
+            elif kind == KIND_FWD and vlen:
+                raise bad(tid, "a forward declaration has members")
+        self._check_loops()
+
+    def _check_loops(self) -> None:
+        """Modifier chains and by-value containment (struct in itself, array of itself) must end:
+        libbpf and the loader follow them without a bound."""
+        state = [0] * len(self.types)  # 0 unseen, 1 on the stack, 2 done
+
+        def edges(tid: int) -> list[int]:
+            kind, t = self.kind(tid), self.types[tid]
+            if kind in MODIFIERS or kind == KIND_VAR:
+                return [t[2]]
+            if kind == KIND_ARRAY:
+                return [t[3]]
+            if kind in (KIND_STRUCT, KIND_UNION):
+                return [t[4 + 3 * i] for i in range(self.vlen(tid))]
+            if kind == KIND_DATASEC:
+                return [t[3 + 3 * i] for i in range(self.vlen(tid))]
+            return []
+
+        for root in range(1, len(self.types)):
+            if state[root]:
+                continue
+            stack = [(root, iter(edges(root)))]
+            state[root] = 1
+            while stack:
+                tid, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    state[tid] = 2
+                    stack.pop()
+                elif nxt and state[nxt] == 1:
+                    raise ObjectFormatError(f"corrupt BTF: type [{nxt}] ({KIND_NAMES[self.kind(nxt)]}) contains "
+                                            "itself (a modifier or by-value loop)")
+                elif nxt and state[nxt] == 0:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(edges(nxt))))
+

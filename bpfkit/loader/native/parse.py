@@ -1,0 +1,77 @@
+"""Opening an object with bpfkit's own reader: its programs, maps and global data as spec parts,
+the same values libbpf reports for them (``loader/libbpf_open.py`` does it through libbpf; the
+differential tests compare the two).
+
+This is the one parser behind ``bpfkit.open()`` for both backends, so a malformed object is an
+:class:`~bpfkit.errors.ObjectFormatError` before any byte of it reaches libbpf.
+
+Example::
+
+    parts = parse(elf_bytes, "count")
+    parts.programs["on_getpid"].section     # 'tracepoint/syscalls/sys_enter_getpid'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ... import _sys as sc
+from ...btf import Btf
+from ...errors import ObjectFormatError
+from ..dtypes import btf_dtype, datasec_dtype, record_types
+from ..globals import GlobalVars
+from ..parts import MapSpec, ProgramSpec
+from .collect import collect
+from .model import MAP_KCONFIG, Model
+
+__all__ = ["Parsed", "parse"]
+
+
+@dataclass
+class Parsed:
+    """An object's parts, and the model the native backend loads from."""
+
+    programs: dict[str, ProgramSpec]
+    maps: dict[str, MapSpec]
+    sections: dict[str, GlobalVars]
+    btf: Optional[Btf]
+    model: Model
+
+
+def parse(data: bytes, name: str) -> Parsed:
+    """Read ``data`` (a ``.bpf.o``) into spec parts; ObjectFormatError if it is malformed."""
+    try:
+        model = collect(data, name)
+        btf = Btf.parse(model.btf_raw) if model.btf is not None else None
+    except (ValueError, IndexError, KeyError, UnicodeDecodeError, RecursionError) as e:
+        # the checks above should catch everything; this keeps a gap from becoming a crash
+        raise ObjectFormatError(f"BPF object {name!r} is malformed: {type(e).__name__}: {e}") from None
+    programs: dict[str, ProgramSpec] = {}
+    for p in model.entry_progs():
+        programs[p.name] = ProgramSpec(
+            name=p.name, section=p.section, type=sc.PROG_TYPE_NAMES.get(p.prog_type, str(p.prog_type)),
+            prog_type=p.prog_type, expected_attach_type=p.expected_attach_type, insn_count=p.insn_count,
+            autoload=p.autoload, flags=p.flags)
+    maps: dict[str, MapSpec] = {}
+    sections: dict[str, GlobalVars] = {}
+    records = record_types(btf)
+    for m in model.maps:
+        spec = MapSpec(name=m.name, map_type=m.map_type, key_size=m.key_size, value_size=m.value_size,
+                       max_entries=m.max_entries, flags=m.flags, key_type_id=m.key_type_id,
+                       value_type_id=m.value_type_id, internal=m.internal, libbpf_name=m.name)
+        if m.internal:
+            spec.section = spec.name = m.real_name
+            if m.origin != MAP_KCONFIG and btf is not None and m.value_size:
+                dt = datasec_dtype(btf, m.real_name, m.value_size)
+                spec.value_dtype = dt
+                buf = bytearray(m.data)
+                sections[m.real_name] = GlobalVars(buf, dt, m.real_name, owner=buf)
+        else:
+            spec.key_dtype, kerr = btf_dtype(btf, m.key_type_id, m.key_size)
+            spec.value_dtype, verr = btf_dtype(btf, m.value_type_id, m.value_size)
+            errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
+            if errs:
+                spec.dtype_error = f"map {m.name!r}: " + "; ".join(errs)
+            spec.record_dtype = records.get(m.name)
+        maps[spec.name] = spec
+    return Parsed(programs, maps, sections, btf, model)
