@@ -94,6 +94,14 @@ class MapDef:
     def internal(self) -> bool:
         return self.origin != MAP_USER
 
+    @property
+    def libbpf_name(self) -> str:
+        """The name libbpf reports (bpf_map__name): custom ``.data.*``/``.rodata.*`` maps go by their
+        section, whatever the kernel's 15-character name cut off."""
+        if self.origin in (MAP_DATA, MAP_RODATA) and self.real_name not in (".data", ".rodata"):
+            return self.real_name
+        return self.name
+
 
 @dataclass
 class Extern:

@@ -58,7 +58,7 @@ def parse(data: bytes, name: str) -> Parsed:
     for m in model.maps:
         spec = MapSpec(name=m.name, map_type=m.map_type, key_size=m.key_size, value_size=m.value_size,
                        max_entries=m.max_entries, flags=m.flags, key_type_id=m.key_type_id,
-                       value_type_id=m.value_type_id, internal=m.internal, libbpf_name=m.name)
+                       value_type_id=m.value_type_id, internal=m.internal, libbpf_name=m.libbpf_name)
         if m.internal:
             spec.section = spec.name = m.real_name
             if m.origin != MAP_KCONFIG and btf is not None and m.value_size:

@@ -1,6 +1,6 @@
-// Loader corpus: BTF-attached programs resolved at load (attach_btf_id): fentry, fexit, sleepable
-// fentry.s, an LSM hook and a task iterator. Kernels that refuse trampolines (this CI host: EPERM)
-// refuse them with either loader.
+// Loader corpus: BTF-attached programs resolved at load (attach_btf_id): fentry, fexit, an LSM hook
+// and a task iterator. Kernels that refuse trampolines (this CI host: EPERM) refuse them with either
+// loader. Sleepable ones are in sleepable.bpf.c.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -12,9 +12,6 @@ int BPF_PROG(t_fentry, struct hrtimer_sleeper *t, enum hrtimer_mode mode) { call
 
 SEC("fexit/do_nanosleep")
 int BPF_PROG(t_fexit, struct hrtimer_sleeper *t, enum hrtimer_mode mode, int ret) { rets += ret; return 0; }
-
-SEC("fentry.s/__x64_sys_getpgid")
-int BPF_PROG(t_fentry_sleepable, struct pt_regs *regs) { calls++; return 0; }
 
 SEC("lsm/file_open")
 int BPF_PROG(t_lsm, struct file *file, int ret) { return ret; }
