@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "main"]
 # subcommand -> (module, function taking argv without the subcommand, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
+    "core-report": ("bpfkit.loader.native.report", "main", "which CO-RE relocations resolve on this or given kernels"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
 }

@@ -21,7 +21,7 @@ from ...errors import LoadError
 from ..globals import GlobalVars
 from ..parts import Loaded, MapSpec, Namespace, ProgramSpec
 from . import externs as ext_mod
-from .btfload import kernel_btf, load_btf
+from .btfload import kernel_btf, load_btf, missing_features
 from .maps import MapParams, close_all, create_maps
 from .model import MAP_KCONFIG, MAP_RODATA, Model, Prog
 from .progload import LoadRequest, bind_map, btf_attach, load_program, section_flags
@@ -52,7 +52,11 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
         local = BtfIndex.parse(model.btf_raw) if model.btf is not None else None
         kcfg, ext_values = ext_mod.resolve(model, target, local) if model.externs and local is not None else (None, [])
         fd_array = ext_mod.assign_fd_array(model, ext_values)
-        btf_fd = load_btf(kernel_btf(model, sanitize), name)
+        missing = (set(sanitize) if sanitize is not None else
+                   missing_features(model.btf) if model.btf is not None else set())
+        btf_fd = load_btf(kernel_btf(model, missing), name)
+        # func/line info needs BTF FUNCs: a kernel without them gets none (as libbpf does)
+        with_info = btf_fd >= 0 and "func" not in missing
         map_fds, pinned = create_maps(model, _map_params(model, maps, sections, kcfg), btf_fd)
         fds.extend(map_fds)
         codes = working_copies(model)
@@ -64,7 +68,7 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
         for pi, p in enumerate(model.progs):
             if model.is_subprog(p) or not autoload(p):
                 continue
-            linked = link(model, pi, codes, poisoned, with_info=btf_fd >= 0)
+            linked = link(model, pi, codes, poisoned, with_info=with_info)
             relocate_data(model, linked, map_fds, ext_values)
             linked_all.append((p, linked))
         rodata = [fd for m, fd in zip(model.maps, map_fds) if m.origin == MAP_RODATA]

@@ -11,6 +11,8 @@
 struct task_struct___pre514 { long state; } __attribute__((preserve_access_index));
 /* a flavor with a field only some kernels have */
 struct task_struct___flav { int pid; int tgid; } __attribute__((preserve_access_index));
+/* inode::i_ctime until 6.5 (then __i_ctime, then split in 6.11): resolves on 6.1, not on 6.12 */
+struct inode___until65 { struct timespec64 i_ctime; } __attribute__((preserve_access_index));
 /* a local-only type name: never found in the kernel */
 struct bpfkit_nowhere { int x; } __attribute__((preserve_access_index));
 enum bpfkit_local_enum { BPFKIT_A = 1 };
@@ -63,6 +65,9 @@ int core_flavors(void *ctx)
 	if (bpf_core_type_exists(struct bpfkit_nowhere))
 		out[i++] = BPF_CORE_READ((struct bpfkit_nowhere *)t, x);          /* poisoned, dead */
 	out[i++] = bpf_core_field_exists(((struct task_struct___flav *)t)->pid);
+	struct inode___until65 *ino = (void *)BPF_CORE_READ(t, mm, exe_file, f_inode);
+	if (bpf_core_field_exists(ino->i_ctime))
+		out[i++] = BPF_CORE_READ(ino, i_ctime.tv_sec);                  /* poisoned after 6.5 */
 	return 0;
 }
 

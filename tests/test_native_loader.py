@@ -1,0 +1,354 @@
+"""The native loader's own behaviour: errors in bpfkit's words (which map or program, which CO-RE
+relocation on which kernel), the verifier log kept whole, BTF sanitizing for older kernels, pinned
+maps, extern values, refusals of malformed objects (the same ones libbpf refuses), no leaked fds,
+and ``bpfkit core-report``."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpfkit
+from bpfkit import _sys as sc
+from bpfkit.btf.index import KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM64, KIND_FLOAT, KIND_TYPE_TAG, KIND_VAR, BtfIndex
+from bpfkit.loader.native import backend, btfload, progload
+from bpfkit.loader.native.elf import ElfObject
+from bpfkit.shipped import find_object
+
+from _loader_diff import differences, load_with, open_spec
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+
+HEADERS = '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_core_read.h>\n'
+
+
+def _compile(src: str) -> str:
+    return str(bpfkit.compile(HEADERS + textwrap.dedent(src)))
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+def test_unresolved_core_relocation_names_the_field_and_the_kernel() -> None:
+    path = _compile("""
+        struct task_struct___pre514 { long state; } __attribute__((preserve_access_index));
+        SEC("raw_tp/sys_enter")
+        int unguarded(void *ctx)
+        {
+            struct task_struct___pre514 *t = (void *)bpf_get_current_task();
+            return BPF_CORE_READ(t, state) != 0;
+        }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    before = _open_fds()
+    with pytest.raises(bpfkit.VerifierError) as ei:
+        bpfkit.load(path, loader="native")
+    msg = str(ei.value)
+    assert "CO-RE relocation #0" in msg and "<byte_off> task_struct___pre514->state" in msg
+    assert f"kernel {os.uname().release}" in msg and "has no compatible field 'state'" in msg
+    assert ei.value.program == "unguarded" and "unknown#195896080" in ei.value.log
+    assert _open_fds() == before  # the maps and BTF made before the refusal are closed
+    with pytest.raises(bpfkit.VerifierError):  # libbpf refuses it too
+        bpfkit.load(path, loader="libbpf")
+
+
+def test_verifier_log_is_kept_whole_when_it_outgrows_the_first_buffer() -> None:
+    path = _compile("""
+        SEC("raw_tp/sys_enter")
+        int long_walk(void *ctx)
+        {
+            __u64 sum = 0;
+            for (int i = 0; i < 2000; i++)
+                sum += i ^ (sum >> 3);
+            return *(int *)(long)sum;   /* rejected only at the end of a long path */
+        }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    with pytest.raises(bpfkit.VerifierError) as ei:
+        bpfkit.load(path, loader="native")
+    log = ei.value.log
+    assert len(log) > progload.LOG_START  # grew past the first buffer on ENOSPC
+    assert any(line.startswith("0: ") for line in log.split("\n")[:4])  # the head is there, not only a tail
+    assert "invalid mem access" in log and "invalid mem access" in str(ei.value)
+
+
+def test_refused_map_is_named_with_its_definition() -> None:
+    spec = bpfkit.open("tests/count", loader="native")
+    spec.maps.events.max_entries = 3000  # not a power-of-2 number of pages
+    before = _open_fds()
+    with pytest.raises(bpfkit.LoadError, match=r"map 'events' \(ringbuf, .*max_entries 3000.*power-of-2"):
+        spec.load()
+    assert _open_fds() == before
+
+
+def test_unknown_section_and_missing_attach_target_are_explained() -> None:
+    path = _compile("""
+        SEC("bpfkit_not_a_section") int odd(void *ctx) { return 0; }
+        SEC("tp_btf/bpfkit_no_such_tracepoint") int nowhere(void *ctx) { return 0; }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    spec = bpfkit.open(path, loader="native")
+    spec.programs.nowhere.autoload = False
+    with pytest.raises(bpfkit.LoadError, match="names no program type"):
+        spec.load()
+    spec.programs.nowhere.autoload, spec.programs.odd.autoload = True, False
+    with pytest.raises(bpfkit.LoadError, match="raw tracepoint 'bpfkit_no_such_tracepoint' is not in"):
+        spec.load()
+
+
+# -- BTF sanitizing ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["tests/count", "tests/corpus/core_kinds", "tests/corpus/globals",
+                                  "tests/corpus/tool_runqlat", "tests/corpus/tool_taskinfo"])
+def test_btf_sanitized_for_an_older_kernel_loads_the_same_programs(name: str) -> None:
+    spec = open_spec(name)
+    missing = [f for f in btfload.FEATURES if f != "func"]  # as a kernel of ~5.1: FUNCs, no DATASEC...
+    blob = btfload.kernel_btf(spec.model, missing)
+    assert blob is not None
+    idx = BtfIndex.parse(blob)
+    gone = {KIND_VAR, KIND_DATASEC, KIND_FLOAT, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64}
+    assert not gone & {idx.kind(t) for t in idx.type_ids()}
+    os.close(sc.btf_load(blob, "sanitized BTF"))  # the kernel takes it
+    diffs, lib, nat = differences(spec, sanitize=missing)
+    assert lib.error is None and nat.error is None
+    # the programs are the same; only the maps' BTF differs (a DATASEC value became a struct the
+    # kernel does not take for global data, so those maps are made without BTF, as libbpf would)
+    assert [d for d in diffs if d.startswith("program") and "verified_insns" not in d] == []
+    assert all(p["func_info"] and p["line_info"] for p in nat.progs.values())
+
+
+def test_without_func_btf_programs_load_without_func_and_line_info() -> None:
+    spec = open_spec("tests/count")
+    nat = load_with(spec, "native", sanitize=btfload.FEATURES)
+    lib = load_with(spec, "libbpf")
+    assert nat.error is None
+    assert nat.progs["on_getpid"]["xlated"] == lib.progs["on_getpid"]["xlated"]
+    assert nat.progs["on_getpid"]["func_info"] == 0 and lib.progs["on_getpid"]["func_info"] == 1
+
+
+# -- relocation kinds clang 14 cannot emit -------------------------------------------------------------
+
+def test_type_matches_relocation_resolves_as_libbpf_does() -> None:
+    """bpf_core_type_matches() needs clang 15: turn core_kinds' type_exists relocations into
+    type_matches ones (same instruction shape) and compare both loaders."""
+    data = bytearray(find_object("tests/corpus/core_kinds").read_bytes())  # type: ignore[union-attr]
+    elf = ElfObject.parse(bytes(data))
+    ext = elf.find(".BTF.ext")
+    assert ext is not None
+    hdr_len = struct.unpack_from("<I", data, ext.offset + 4)[0]
+    c_off, c_len = struct.unpack_from("<II", data, ext.offset + 24)
+    pos = ext.offset + hdr_len + c_off
+    end = pos + c_len
+    rec_size = struct.unpack_from("<I", data, pos)[0]
+    pos += 4
+    patched = 0
+    while pos < end:
+        _name, num = struct.unpack_from("<II", data, pos)
+        pos += 8
+        for _ in range(num):
+            if struct.unpack_from("<I", data, pos + 12)[0] == 8:  # BPF_CORE_TYPE_EXISTS
+                struct.pack_into("<I", data, pos + 12, 12)  # BPF_CORE_TYPE_MATCHES
+                patched += 1
+            pos += rec_size
+    assert patched >= 3
+    spec = open_spec(bytes(data), "core_kinds")
+    diffs, lib, nat = differences(spec)
+    assert diffs == [] and lib.error is None
+
+
+# -- pinning, externs ----------------------------------------------------------------------------------
+
+def test_pinned_map_is_created_once_then_reused_by_both_loaders() -> None:
+    name = f"bpfkit_pin_{uuid.uuid4().hex[:8]}"
+    path = _compile(f"""
+        struct {{ __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64);
+                 __uint(pinning, LIBBPF_PIN_BY_NAME); }} {name} SEC(".maps");
+        SEC("raw_tp/sys_enter") int touch(void *ctx) {{ __u32 k = 1; bpf_map_lookup_elem(&{name}, &k); return 0; }}
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    pin = Path("/sys/fs/bpf") / name
+    try:
+        with bpfkit.load(path, loader="native") as first:
+            assert pin.exists()
+            map_id = sc.map_info(first.maps[name].fd).id
+            with bpfkit.load(path, loader="native") as second, bpfkit.load(path, loader="libbpf") as third:
+                assert sc.map_info(second.maps[name].fd).id == map_id == sc.map_info(third.maps[name].fd).id
+        spec = bpfkit.open(path, loader="native")
+        spec.maps[name].max_entries = 16
+        with pytest.raises(bpfkit.LoadError, match="does not match the definition"):
+            spec.load()
+    finally:
+        pin.unlink(missing_ok=True)
+
+
+def test_kconfig_externs_hold_the_running_kernels_values() -> None:
+    from bpfkit.loader.native.externs import read_kconfig
+
+    spec = open_spec("tests/corpus/externs")
+    loaded = backend.load(spec.model, spec.name, spec.programs, spec.maps, spec.sections)
+    try:
+        fd = loaded.map_fds[".kconfig"]
+        dt = spec.btf.datasec_dtype(".kconfig")  # type: ignore[union-attr]
+        value = np.zeros(1, dt)
+        assert sc.map_lookup(fd, np.array([0], np.uint32), value.view(np.uint8))
+        with pytest.raises(bpfkit.BpfPermissionError):  # frozen, like .rodata
+            sc.map_update(fd, np.array([0], np.uint32), value.view(np.uint8))
+    finally:
+        loaded.close()
+    _, lines = read_kconfig()
+    config = dict(line.split("=", 1) for line in lines if line.startswith("CONFIG_") and "=" in line)
+    major, minor, patch = (int("".join(c for c in p if c.isdigit()) or 0) for p in
+                           os.uname().release.replace("-", ".").split(".")[:3])
+    assert value["LINUX_KERNEL_VERSION"][0] == (major << 16) + (minor << 8) + min(patch, 255)
+    assert value["CONFIG_HZ"][0] == int(config.get("CONFIG_HZ", 0))
+    assert bool(value["CONFIG_BPF_SYSCALL"][0]) == (config.get("CONFIG_BPF_SYSCALL") == "y")
+    assert value["CONFIG_BPF_JIT"][0] == {"y": 1, "m": 2}.get(config.get("CONFIG_BPF_JIT", "n"), 0)
+    assert value["CONFIG_DEFAULT_HOSTNAME"][0] == config.get("CONFIG_DEFAULT_HOSTNAME", '""').strip('"').encode()
+    assert value["CONFIG_BPFKIT_NOT_A_REAL_OPTION"][0] == 0
+
+
+def test_strong_extern_the_kernel_lacks_is_refused_by_both() -> None:
+    path = _compile("""
+        extern int CONFIG_BPFKIT_NO_SUCH_OPTION __kconfig;
+        __u64 out;
+        SEC("raw_tp/sys_enter") int use(void *ctx) { out = CONFIG_BPFKIT_NO_SUCH_OPTION; return 0; }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    with pytest.raises(bpfkit.LoadError, match="CONFIG_BPFKIT_NO_SUCH_OPTION' was not found.*__weak"):
+        bpfkit.load(path, loader="native")
+    with pytest.raises(bpfkit.LoadError):
+        bpfkit.load(path, loader="libbpf")
+
+
+# -- malformed objects --------------------------------------------------------------------------------
+
+_LIBBPF_VERDICTS = """
+import os, struct, sys
+from bpfkit.loader import libbpf as lb
+data = sys.stdin.buffer.read()
+out = []
+pos = 0
+while pos < len(data):
+    (n,) = struct.unpack_from("<I", data, pos); blob = data[pos + 4: pos + 4 + n]; pos += 4 + n
+    pid = os.fork()
+    if pid == 0:
+        try:
+            obj, keep = lb.open_object(blob, "mutant")
+            lb.lib.bpf_object__close(obj)
+            os._exit(0)
+        except Exception:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    out.append("ok" if status == 0 else "refused" if os.WIFEXITED(status) else f"crashed({os.WTERMSIG(status)})")
+print(" ".join(out))
+"""
+
+
+def _libbpf_verdicts(blobs: list[bytes]) -> list[str]:
+    """libbpf's own verdict on each blob (open only), each in a forked child so a crash is a verdict."""
+    payload = b"".join(struct.pack("<I", len(b)) + b for b in blobs)
+    res = subprocess.run([sys.executable, "-c", _LIBBPF_VERDICTS], input=payload, capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    return res.stdout.decode().split()
+
+
+def _mutate(data: bytes, section: str, rng: np.random.Generator) -> bytes:
+    sec = ElfObject.parse(data).find(section)
+    assert sec is not None
+    out = bytearray(data)
+    off = sec.offset + 4 * int(rng.integers(0, sec.size // 4))
+    struct.pack_into("<I", out, off, int(rng.choice([0, 1, 0xFFFF, 0xFFFFFFFF, int(rng.integers(0, 1 << 32))])))
+    return bytes(out)
+
+
+def test_malformed_objects_libbpf_refuses_are_object_format_errors_never_crashes() -> None:
+    base = find_object("tests/corpus/tool_tcplife").read_bytes()  # type: ignore[union-attr]
+    rng = np.random.default_rng(12)
+    blobs = [_mutate(base, sec, rng) for sec in (".BTF", ".BTF.ext", ".maps", ".rel.maps") if
+             ElfObject.parse(base).find(sec) is not None for _ in range(60)]
+    blobs += [base[:n] for n in (64, 1000, len(base) // 2, len(base) - 8)]
+    verdicts = _libbpf_verdicts(blobs)
+    assert len(verdicts) == len(blobs)
+    native = []
+    for blob in blobs:
+        try:
+            bpfkit.open(blob, "mutant")
+            native.append("ok")
+        except bpfkit.ObjectFormatError:
+            native.append("refused")
+    refused_by_libbpf = [i for i, v in enumerate(verdicts) if v != "ok"]
+    assert refused_by_libbpf  # the sample does exercise refusals
+    assert [i for i in refused_by_libbpf if verdicts[i] == "refused" and native[i] != "refused"] == []
+    # what crashes libbpf never reaches it: bpfkit's own reader refuses it first
+    assert [i for i in refused_by_libbpf if verdicts[i].startswith("crashed") and native[i] != "refused"] == []
+
+
+@pytest.mark.parametrize("patch, why", [
+    ((b".maps\0", b"maps\0\0"), "legacy map definitions"),
+    ((b"max_entries\0", b"max_entriez\0"), "unknown field 'max_entriez'"),
+])
+def test_objects_libbpf_refuses_by_design_are_refused_with_the_reason(patch: tuple[bytes, bytes], why: str) -> None:
+    base = find_object("tests/count").read_bytes()  # type: ignore[union-attr]
+    old, new = patch
+    assert base.count(old) >= 1
+    blob = base.replace(old, new)
+    assert _libbpf_verdicts([blob]) == ["refused"]
+    with pytest.raises(bpfkit.ObjectFormatError, match=why):
+        bpfkit.open(blob, "count")
+
+
+def test_static_entry_program_is_refused_like_libbpf() -> None:
+    data = bytearray(find_object("tests/minimal").read_bytes())  # type: ignore[union-attr]
+    elf = ElfObject.parse(bytes(data))
+    symtab = elf.sections[elf.symtab_index]
+    prog = next(s for s in elf.symbols if s.type == 2 and elf.sections[s.shndx].name != ".text")
+    info_off = symtab.offset + prog.index * 24 + 4
+    data[info_off] = (0 << 4) | 2  # STB_LOCAL, STT_FUNC
+    assert _libbpf_verdicts([bytes(data)]) == ["refused"]
+    with pytest.raises(bpfkit.ObjectFormatError, match="is static"):
+        bpfkit.open(bytes(data), "minimal")
+
+
+# -- core-report -------------------------------------------------------------------------------------
+
+def test_core_report_tells_which_kernels_lack_a_field(capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.loader.native.report import main
+    from bpfkit.testing import vm
+
+    paths = []
+    for kernel in ("6.1", "6.12"):
+        try:
+            paths.append(str(vm.prepare_kernel(kernel).vmlinux))
+        except vm.GuestError as e:
+            pytest.skip(f"the {kernel} guest kernel is not available to read its BTF: {e}")
+    assert main(["tests/corpus/core_kinds", "--btf", paths[0], "--btf", paths[1]]) == 1  # some are unresolved
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if "inode___until65->i_ctime.tv_sec" in line)
+    k61, k612 = (Path(p).parent.name for p in paths)
+    assert f"[{k61}] ok" in row and f"[{k612}] MISSING" in row
+    state = next(line for line in out if "task_struct->__state" in line and "byte_off" in line)
+    assert "MISSING" not in state
+    assert main(["tests/count"]) == 0  # no relocations: portable everywhere
+    assert "no CO-RE relocations" in capsys.readouterr().out
+
+
+def test_errno_of_refused_fentry_is_typed_the_same_by_both(request: pytest.FixtureRequest) -> None:
+    ok, reason = bpfkit.features.check("fentry")
+    spec = open_spec("tests/corpus/trampolines")
+    lib, nat = load_with(spec, "libbpf"), load_with(spec, "native")
+    if ok:
+        assert lib.error is None and nat.error is None
+    else:
+        assert type(nat.error) is type(lib.error) and isinstance(nat.error, bpfkit.FeatureNotSupported)
+        assert nat.error.errno in (errno.EPERM, errno.ENOTSUP, errno.EINVAL, 524)
