@@ -11,13 +11,15 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import re
 import struct
 from typing import Optional
 
 from ...btf.index import KIND_FUNC, KIND_VAR, BtfIndex
-from ...errors import BpfError, BpfNotFoundError, LoadError
+from ...errors import BpfError, LoadError
 from ...features import helper
 from ...probes.kprobe import syscall_function
 from . import core
@@ -43,8 +45,8 @@ def read_kconfig() -> tuple[str, list[str]]:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         return path, raw.decode(errors="replace").splitlines()
-    raise BpfNotFoundError("the kernel's config is not readable (/boot/config-$(uname -r) nor /proc/config.gz, "
-                           "which needs CONFIG_IKCONFIG_PROC): needed for the object's CONFIG_* __kconfig externs")
+    raise LoadError("the kernel's config is not readable (/boot/config-$(uname -r) nor /proc/config.gz, which "
+                    "needs CONFIG_IKCONFIG_PROC): the object's CONFIG_* __kconfig externs need it", errno.ENOENT)
 
 
 def _set_num(ext: Extern, buf: bytearray, value: int) -> None:
@@ -92,16 +94,15 @@ def _set_line(ext: Extern, buf: bytearray, value: str) -> None:
         _set_num(ext, buf, num)
 
 
-def _has_syscall_wrapper() -> bool:
+def _has_syscall_wrapper(target: Target) -> bool:
     """LINUX_HAS_SYSCALL_WRAPPER, as libbpf finds it: a kprobe on ``__<arch>_sys_bpf`` can be made
-    (so a kernel without kprobes says 0, as it does under libbpf)."""
+    (so a kernel without kprobes says 0, as it does under libbpf). The function is looked up in the
+    kernel's BTF rather than in /proc/kallsyms (a long read)."""
     if not os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
         return False
     try:
-        name = syscall_function("bpf")
-        with open("/proc/kallsyms") as f:
-            return any(line.split()[2:3] == [name] for line in f)
-    except (OSError, BpfError):
+        return target.find(syscall_function("bpf"), KIND_FUNC)[0] > 0
+    except BpfError:
         return False
 
 
@@ -130,7 +131,7 @@ def resolve(model: Model, target: Target, local: BtfIndex) -> tuple[Optional[byt
             elif ext.name == "LINUX_HAS_BPF_COOKIE":
                 value = int(_has_bpf_cookie())
             elif ext.name == "LINUX_HAS_SYSCALL_WRAPPER":
-                value = int(_has_syscall_wrapper())
+                value = int(_has_syscall_wrapper(target))
             elif not ext.name.startswith("LINUX_") or not ext.is_weak:
                 raise LoadError(f"extern (kcfg) '{ext.name}': unknown virtual extern (bpfkit fills CONFIG_*, "
                                 "LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, LINUX_HAS_SYSCALL_WRAPPER)")
@@ -166,18 +167,17 @@ def _resolve_kallsyms(model: Model, values: list[ExternValue]) -> None:
     want = {e.name: i for i, e in enumerate(model.externs)
             if e.kind == EXT_KSYM and not e.ksym_type_id and not e.is_func}
     try:
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3 or parts[2] not in want:
-                    continue
-                i = want[parts[2]]
-                addr = int(parts[0], 16)
-                if values[i].is_set and values[i].addr != addr:
-                    raise LoadError(f"extern (ksym) '{parts[2]}': ambiguous, at {values[i].addr:#x} and {addr:#x}")
-                values[i].is_set, values[i].addr = True, addr
+        with open("/proc/kallsyms", "rb") as f:
+            text = f.read()
     except OSError as e:
-        raise LoadError(f"cannot read /proc/kallsyms for the object's __ksym externs: {e}") from None
+        raise LoadError(f"cannot read /proc/kallsyms for the object's __ksym externs: {e}", e.errno or 0) from None
+    for name, i in want.items():
+        # one regular-expression scan per symbol: the file has 100k+ lines, a Python loop is slow
+        for m in re.finditer(rb"^([0-9a-f]+) \S " + re.escape(name.encode()) + rb"(?:\t.*)?$", text, re.M):
+            addr = int(m.group(1), 16)
+            if values[i].is_set and values[i].addr != addr:
+                raise LoadError(f"extern (ksym) '{name}': ambiguous, at {values[i].addr:#x} and {addr:#x}")
+            values[i].is_set, values[i].addr = True, addr
 
 
 def _resolve_typed_ksym(ext: Extern, val: ExternValue, target: Target, local: BtfIndex) -> None:
