@@ -86,11 +86,13 @@ setup(
         "bpfkit.testing.vm": ["*.sh"],
         "bpfkit.testing.fixtures": ["*.c", "*.h"],
     },
-    install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
+    install_requires=["numpy>=1.22", "pyelftools>=0.29"],
     extras_require={
+        # loader="libbpf": the system libbpf (Debian: libbpf1) through cffi; the default loader needs neither
+        "libbpf": ["cffi>=1.15"],
         "net": ["pyroute2>=0.7"],
         # pandas and matplotlib so the optional to_dataframe()/plot() paths are tested, not skipped
-        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5", "cffi>=1.15"],
         "pandas": ["pandas>=1.5"],
         "plot": ["matplotlib>=3.5"],
     },

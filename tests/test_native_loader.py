@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -208,8 +209,7 @@ def test_kconfig_externs_hold_the_running_kernels_values() -> None:
         loaded.close()
     _, lines = read_kconfig()
     config = dict(line.split("=", 1) for line in lines if line.startswith("CONFIG_") and "=" in line)
-    major, minor, patch = (int("".join(c for c in p if c.isdigit()) or 0) for p in
-                           os.uname().release.replace("-", ".").split(".")[:3])
+    major, minor, patch = (int(x) for x in re.match(r"(\d+)\.(\d+)\.(\d+)", os.uname().release).groups())  # type: ignore[union-attr]
     assert value["LINUX_KERNEL_VERSION"][0] == (major << 16) + (minor << 8) + min(patch, 255)
     assert value["CONFIG_HZ"][0] == int(config.get("CONFIG_HZ", 0))
     assert bool(value["CONFIG_BPF_SYSCALL"][0]) == (config.get("CONFIG_BPF_SYSCALL") == "y")
@@ -352,3 +352,55 @@ def test_errno_of_refused_fentry_is_typed_the_same_by_both(request: pytest.Fixtu
     else:
         assert type(nat.error) is type(lib.error) and isinstance(nat.error, bpfkit.FeatureNotSupported)
         assert nat.error.errno in (errno.EPERM, errno.ENOTSUP, errno.EINVAL, 524)
+
+
+# -- choosing the backend ---------------------------------------------------------------------------------
+
+def _run(code: str, **env: str) -> str:
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                         env={**{k: v for k, v in os.environ.items() if k != "BPFKIT_LOADER"}, **env})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout.strip()
+
+
+def test_default_loader_never_imports_cffi_or_libbpf() -> None:
+    out = _run("""
+        import sys, bpfkit
+        with bpfkit.load("tests/corpus/tool_taskinfo") as obj:
+            assert obj.progs.dump_task.id > 0
+        print(sorted(m for m in sys.modules if m == "cffi" or m.startswith("bpfkit.loader.libbpf")))
+    """)
+    assert out == "[]"
+
+
+def test_bpfkit_loader_environment_picks_the_backend() -> None:
+    assert _run("import bpfkit; print(bpfkit.open('tests/count').loader)") == "native"
+    assert _run("import bpfkit; print(bpfkit.open('tests/count').loader)", BPFKIT_LOADER="libbpf") == "libbpf"
+    assert _run("import bpfkit; print(bpfkit.open('tests/count', loader='native').loader)",
+                BPFKIT_LOADER="libbpf") == "native"
+    out = _run("""
+        import bpfkit
+        try:
+            bpfkit.open("tests/count")
+        except bpfkit.BpfUsageError as e:
+            print(e)
+    """, BPFKIT_LOADER="bcc")
+    assert "BPFKIT_LOADER='bcc'" in out and "native, libbpf" in out
+
+
+def test_libbpf_loader_without_cffi_says_what_to_install() -> None:
+    out = _run("""
+        import sys
+        sys.modules["cffi"] = None  # as if cffi were not installed
+        import bpfkit
+        spec = bpfkit.open("tests/count", loader="libbpf")
+        try:
+            spec.load()
+        except bpfkit.FeatureNotSupported as e:
+            print(e.feature, "|", e)
+        with bpfkit.load("tests/count") as obj:   # the default loader does not care
+            print(len(obj.progs))
+    """)
+    first, second = out.splitlines()
+    assert first.startswith("libbpf |") and "pip install 'bpfkit[libbpf]'" in first
+    assert second == "1"

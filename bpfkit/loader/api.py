@@ -21,7 +21,7 @@ from ..shipped import find_object
 from .native import parse as native_parse
 from .object import Object
 from .parts import Namespace
-from .spec import LOADERS, ObjectSpec
+from .spec import LOADERS, ObjectSpec, libbpf_backend
 
 __all__ = ["open", "load", "default_loader"]
 
@@ -71,7 +71,8 @@ def open(source: Source, name: Optional[str] = None, loader: Optional[str] = Non
     except FeatureNotSupported as e:
         if loader != "libbpf" or e.feature != "struct_ops":
             raise
-        from . import libbpf_open  # struct_ops: only libbpf can load them; it reads what we validated
+        libbpf_backend()  # struct_ops: only libbpf can load them; it reads what bpfkit's reader validated
+        from . import libbpf_open
 
         lparts = libbpf_open.parse(data, obj_name)
         return ObjectSpec(name=obj_name, elf=data, programs=Namespace(lparts.programs, "program"),

@@ -19,14 +19,31 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..btf import Btf
+from ..errors import FeatureNotSupported
 from .globals import GlobalVars
 from .native import backend as native_backend
 from .object import Object
 from .parts import MapSpec, Namespace, ProgramSpec
 
-__all__ = ["ObjectSpec", "LOADERS"]
+__all__ = ["ObjectSpec", "LOADERS", "libbpf_backend"]
 
 LOADERS = ("native", "libbpf")
+
+
+def libbpf_backend() -> Any:
+    """The libbpf backend module, imported on first use: cffi and libbpf only when asked for.
+
+    Example::
+
+        libbpf_backend().load(spec.elf, spec.name, spec.programs, spec.maps, spec.sections)
+    """
+    try:
+        from . import libbpf_load
+    except ImportError as e:
+        raise FeatureNotSupported(f"loader='libbpf' needs cffi ({e}): pip install 'bpfkit[libbpf]' (and the "
+                                  "system libbpf: apt-get install libbpf1), or use the default loader='native'",
+                                  feature="libbpf") from None
+    return libbpf_load
 
 
 @dataclass
@@ -81,9 +98,7 @@ class ObjectSpec:
 
         Example: ``with spec.load() as obj: ...``"""
         if self.loader == "libbpf":
-            from . import libbpf_load  # cffi and libbpf only when asked for
-
-            loaded = libbpf_load.load(self.elf, self.name, self.programs, self.maps, self.sections)
+            loaded = libbpf_backend().load(self.elf, self.name, self.programs, self.maps, self.sections)
         else:
             if self.model is None:
                 from .native.parse import parse

@@ -10,6 +10,7 @@ Example::
 """
 from __future__ import annotations
 
+import re
 import struct
 from typing import Optional
 
@@ -50,14 +51,11 @@ def kernel_version() -> int:
             return (major << 16) + (minor << 8) + min(patch, 255)
     except (OSError, ValueError):
         pass
-    rel = os.uname().release
-    nums = []
-    for piece in rel.replace("-", ".").split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
-        nums.append(int(digits) if digits else 0)
-    while len(nums) < 3:
-        nums.append(0)
-    return (nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)  # as sscanf("%d.%d.%d")
+    if m is None:
+        return 0
+    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    return (major << 16) + (minor << 8) + min(patch, 255)
 
 
 def _ignored(sec: Section) -> bool:
