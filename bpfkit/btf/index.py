@@ -27,7 +27,7 @@ __all__ = [
     "BtfIndex", "essential_name", "KIND_VOID", "KIND_INT", "KIND_PTR", "KIND_ARRAY", "KIND_STRUCT", "KIND_UNION",
     "KIND_ENUM", "KIND_FWD", "KIND_TYPEDEF", "KIND_VOLATILE", "KIND_CONST", "KIND_RESTRICT", "KIND_FUNC",
     "KIND_FUNC_PROTO", "KIND_VAR", "KIND_DATASEC", "KIND_FLOAT", "KIND_DECL_TAG", "KIND_TYPE_TAG", "KIND_ENUM64",
-    "KIND_NAMES", "MODIFIERS", "header",
+    "KIND_NAMES", "MODIFIERS", "header", "Composite",
 ]
 
 KIND_VOID, KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD = range(8)
@@ -90,6 +90,23 @@ def header(raw: bytes) -> tuple[int, int, int, int, int]:
     return hdr_len, type_off, type_len, str_off, str_len
 
 
+class Composite:
+    """A struct or union's members, decoded: parallel lists, ``first`` maps a name to its first
+    member index, ``anonymous`` lists the unnamed members (embedded structs/unions) in order."""
+
+    __slots__ = ("names", "types", "bit_offs", "bit_sizes", "first", "anonymous")
+
+    def __init__(self, names: list[str], types: list[int], bit_offs: list[int], bit_sizes: list[int]) -> None:
+        self.names, self.types, self.bit_offs, self.bit_sizes = names, types, bit_offs, bit_sizes
+        self.first: dict[str, int] = {}
+        self.anonymous: list[int] = []
+        for i, n in enumerate(names):
+            if not n:
+                self.anonymous.append(i)
+            else:
+                self.first.setdefault(n, i)
+
+
 class BtfIndex:
     """Parsed-on-demand BTF. Type ids are global: a split BTF's first id is its base's count.
     Accessors raise :class:`ObjectFormatError` for ids or offsets outside the data."""
@@ -113,6 +130,8 @@ class BtfIndex:
         self._mv = memoryview(np.ascontiguousarray(words).view(np.uint8).tobytes()).cast("I")
         self._kind_list: Optional[list[int]] = None
         self._sarr: Optional[np.ndarray] = None
+        self._composites: dict[int, Composite] = {}
+        self._candidates: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         self._kind_ids: dict[Optional[tuple[int, ...]], np.ndarray] = {}
 
     # -- construction ---------------------------------------------------------------
@@ -234,11 +253,28 @@ class BtfIndex:
 
     def member_bits(self, tid: int, idx: int) -> tuple[int, int]:
         """(bit offset, bitfield size) of member ``idx``, honouring the kind flag."""
-        _, vlen, kflag, _, _ = self.info(tid)
-        if not 0 <= idx < vlen:
+        c = self.composite(tid)
+        if not 0 <= idx < len(c.types):
             raise ObjectFormatError(f"BTF struct [{tid}] has no member #{idx}")
-        off = self._extra(tid, 3 * (idx + 1))[3 * idx + 2]
-        return (off & 0xFFFFFF, off >> 24) if kflag else (off, 0)
+        return c.bit_offs[idx], c.bit_sizes[idx]
+
+    def composite(self, tid: int) -> "Composite":
+        """A STRUCT/UNION's members decoded once (names, types, bit offsets and sizes, a name index):
+        CO-RE walks the same few kernel structs over and over."""
+        c = self._composites.get(tid)
+        if c is None:
+            _, vlen, kflag, _, _ = self.info(tid)
+            w = self._extra(tid, 3 * vlen)
+            offs = w[2::3]
+            types = list(w[1::3])
+            for t in types:
+                if t >= self.count:
+                    raise ObjectFormatError(f"BTF struct [{tid}] has a member of type id {t}, out of range")
+            c = Composite([self.str_at(n) for n in w[0::3]], types,
+                          [o & 0xFFFFFF for o in offs] if kflag else list(offs),
+                          [o >> 24 for o in offs] if kflag else [0] * vlen)
+            self._composites[tid] = c
+        return c
 
     def enum_values(self, tid: int) -> list[tuple[int, int]]:
         """(name_off, value) of an ENUM/ENUM64's enumerators; signed when the kind flag is set."""
@@ -374,11 +410,13 @@ class BtfIndex:
         ess = essential_name(local_name)
         if not ess:
             return []
-        out = []
-        for tid in self._named(ess.encode(), kinds, flavored=True).tolist():
-            if essential_name(self.name(tid)) == ess:
-                out.append(tid)
-        return out
+        key = (ess, tuple(sorted(kinds)))
+        found = self._candidates.get(key)
+        if found is None:
+            found = [tid for tid in self._named(ess.encode(), kinds, flavored=True).tolist()
+                     if essential_name(self.name(tid)) == ess]
+            self._candidates[key] = found
+        return list(found)
 
     def type_ids(self) -> range:
         """The ids of this BTF's own types."""

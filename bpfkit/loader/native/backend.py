@@ -16,7 +16,6 @@ import os
 from typing import Iterable, Optional
 
 from ... import _sys as sc
-from ...btf.index import BtfIndex
 from ...errors import LoadError
 from ..globals import GlobalVars
 from ..parts import Loaded, MapSpec, Namespace, ProgramSpec
@@ -49,7 +48,7 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
             ps = by_spec.get(p.name)
             return ps.autoload if ps is not None else p.autoload
 
-        local = BtfIndex.parse(model.btf_raw) if model.btf is not None else None
+        local = model.local_index()
         kcfg, ext_values = ext_mod.resolve(model, target, local) if model.externs and local is not None else (None, [])
         fd_array = ext_mod.assign_fd_array(model, ext_values)
         missing = (set(sanitize) if sanitize is not None else

@@ -60,6 +60,8 @@ def missing_features(btf: ObjBtf) -> set[str]:
 def sanitize(btf: ObjBtf, missing: Iterable[str]) -> None:
     """Rewrite, in place, what a kernel lacking ``missing`` features would refuse (libbpf's rules)."""
     missing = set(missing)
+    if not missing:
+        return
     placeholder = 0
     for tid in range(1, len(btf)):
         t = btf.types[tid]

@@ -323,7 +323,7 @@ class _Collector:
                    flags=sc.BPF_F_RDONLY_PROG if kind in (MAP_RODATA, MAP_KCONFIG) else 0)
         btf = self.btf
         if btf is not None:
-            tid = next((i for i in range(1, len(btf)) if btf.name(i) == real_name), -1)
+            tid = btf.find(real_name)
             if tid > 0:
                 m.value_type_id = tid
                 if btf.kind(tid) == KIND_DATASEC and any(

@@ -134,15 +134,11 @@ def parse_spec(btf: BtfIndex, relo: CoreRelo) -> Spec:
             _, vlen, _, _, _ = btf.info(tid)
             if idx >= vlen:
                 raise bad(f"access {s!r}: member #{idx} of {btf.kind_name(tid)} [{tid}] does not exist")
-            bit_off, _ = btf.member_bits(tid, idx)
-            spec.bit_offset += bit_off
-            name_off, mtype, _ = btf.members(tid)[idx]
-            if name_off:
-                name = btf.str_at(name_off)
-                if not name:
-                    raise bad(f"access {s!r}: member #{idx} has an empty name")
-                spec.accs.append(Acc(tid, idx, name))
-            tid = mtype
+            c = btf.composite(tid)
+            spec.bit_offset += c.bit_offs[idx]
+            if c.names[idx]:
+                spec.accs.append(Acc(tid, idx, c.names[idx]))
+            tid = c.types[idx]
         elif kind == KIND_ARRAY:
             elem, _, nelems = btf.array(tid)
             elem = btf.skip_mods(elem)
@@ -291,31 +287,37 @@ def _fields_compat(lb: BtfIndex, lid: int, tb: BtfIndex, tid: int) -> bool:
 
 def _match_member(lb: BtfIndex, lacc: Acc, tb: BtfIndex, tid: int, spec: Spec) -> tuple[int, int]:
     """Find local member ``lacc`` in target composite ``tid`` (searching anonymous members too).
-    Returns (1 found | 0 not, next target type id); extends ``spec`` on success."""
+    Returns (1 found | 0 not, next target type id); extends ``spec`` on success.
+
+    libbpf walks the members in order, descending into anonymous ones; the same result comes from
+    trying the anonymous members before the first member of that name, then that member."""
     tid = tb.skip_mods(tid)
     if tb.kind(tid) not in _COMPOSITE:
         return 0, 0
-    lname_off, ltype, _ = lb.members(lacc.type_id)[lacc.idx]
-    lname = lb.str_at(lname_off)
-    for i, (tn_off, tt, _) in enumerate(tb.members(tid)):
-        if len(spec.raw) >= MAX_SPEC_LEN:
-            raise CoreError("struct/union/array nesting too deep")
-        bit_off, _ = tb.member_bits(tid, i)
-        spec.bit_offset += bit_off
+    lc = lb.composite(lacc.type_id)
+    lname, ltype = lc.names[lacc.idx], lc.types[lacc.idx]
+    tc = tb.composite(tid)
+    named = tc.first.get(lname, len(tc.types))
+    if len(spec.raw) >= MAX_SPEC_LEN:
+        raise CoreError("struct/union/array nesting too deep")
+    for i in tc.anonymous:
+        if i > named:
+            break
+        spec.bit_offset += tc.bit_offs[i]
         spec.raw.append(i)
-        tname = tb.str_at(tn_off)
-        if not tname:
-            found, nxt = _match_member(lb, lacc, tb, tt, spec)
-            if found:
-                return found, nxt
-        elif tname == lname:
-            spec.accs.append(Acc(tid, i, tname))
-            if _fields_compat(lb, ltype, tb, tt):
-                return 1, tt
-            spec.accs.pop()
-            return 0, 0
-        spec.bit_offset -= bit_off
+        found, nxt = _match_member(lb, lacc, tb, tc.types[i], spec)
+        if found:
+            return found, nxt
+        spec.bit_offset -= tc.bit_offs[i]
         spec.raw.pop()
+    if named == len(tc.types):
+        return 0, 0
+    spec.bit_offset += tc.bit_offs[named]
+    spec.raw.append(named)
+    spec.accs.append(Acc(tid, named, lname))
+    if _fields_compat(lb, ltype, tb, tc.types[named]):
+        return 1, tc.types[named]
+    spec.accs.pop()
     return 0, 0
 
 
@@ -378,10 +380,10 @@ def _field_value(kind: int, spec: Optional[Spec], validate: bool) -> tuple[int, 
         if kind == FIELD_BYTE_SIZE:
             return btf.resolve_size(acc.type_id), 0, 0, True
         raise CoreError(f"relocation {CORE_KINDS[kind]} can't be applied to an array element")
-    _, mtype, _ = btf.members(acc.type_id)[acc.idx]
-    ftype = btf.skip_mods(mtype)
+    c = btf.composite(acc.type_id)
+    ftype = btf.skip_mods(c.types[acc.idx])
     bit_off = spec.bit_offset
-    _, bit_sz = btf.member_bits(acc.type_id, acc.idx)
+    bit_sz = c.bit_sizes[acc.idx]
     bitfield = bit_sz > 0
     if bitfield:
         byte_sz = btf.size(ftype)

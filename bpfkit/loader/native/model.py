@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ... import _sys as sc
+from ...btf.index import BtfIndex
 from ...errors import ObjectFormatError
 from .btfext import BtfExt, CoreRelo
 from .objbtf import ObjBtf
@@ -137,6 +138,13 @@ class Model:
     text_shndx: int
     sec_names: dict[int, str]
     kconfig_map: int = -1
+    _local: Optional[BtfIndex] = field(default=None, repr=False)
+
+    def local_index(self) -> Optional[BtfIndex]:
+        """The object's BTF (after the open-time fix-ups) as an index, made once: CO-RE reads it."""
+        if self._local is None and self.btf is not None:
+            self._local = BtfIndex.parse(self.btf_raw)
+        return self._local
 
     def is_subprog(self, p: Prog) -> bool:
         return p.sec_idx == self.text_shndx and len(self.progs) > 1

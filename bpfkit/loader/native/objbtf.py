@@ -55,6 +55,7 @@ class ObjBtf:
         self.types = types
         self.strings = strings
         self._str_index: Optional[dict[bytes, int]] = None
+        self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
 
     # -- parse / encode --------------------------------------------------------------
     @classmethod
@@ -109,8 +110,17 @@ class ObjBtf:
         return bool(self.types[tid][1] >> 31) if tid else False
 
     def str_at(self, off: int) -> str:
-        end = self.strings.find(b"\0", off)
-        return self.strings[off:end].decode(errors="replace")
+        if self._strs is None:
+            self._strs = {}
+            pos = 0
+            for part in bytes(self.strings).split(b"\0"):
+                self._strs[pos] = part.decode(errors="replace")
+                pos += len(part) + 1
+        s = self._strs.get(off)
+        if s is None:  # an offset into the middle of a string (legal, rare)
+            end = self.strings.find(b"\0", off)
+            s = self._strs[off] = self.strings[off:end].decode(errors="replace")
+        return s
 
     def name(self, tid: int) -> str:
         return self.str_at(self.types[tid][0]) if tid else ""
@@ -124,10 +134,10 @@ class ObjBtf:
             tid = self.ref(tid)
         return tid
 
-    def find(self, name: str, kind: int) -> int:
-        """First type of ``kind`` called ``name``; -1 if none."""
+    def find(self, name: str, kind: Optional[int] = None) -> int:
+        """First type (of ``kind``) called ``name``; -1 if none."""
         for tid in range(1, len(self.types)):
-            if self.kind(tid) == kind and self.name(tid) == name:
+            if self.name(tid) == name and (kind is None or self.kind(tid) == kind):
                 return tid
         return -1
 
@@ -195,6 +205,8 @@ class ObjBtf:
             off = len(self.strings)
             self.strings += b + b"\0"
             self._str_index[b] = off
+            if self._strs is not None:
+                self._strs[off] = s
         return off
 
     def add_type(self, words: list[int]) -> int:

@@ -21,6 +21,7 @@ from ...errors import ObjectFormatError
 from ..dtypes import btf_dtype, datasec_dtype, record_types
 from ..globals import GlobalVars
 from ..parts import MapSpec, ProgramSpec
+from .btfconv import to_btf
 from .collect import collect
 from .model import MAP_KCONFIG, Model
 
@@ -42,7 +43,7 @@ def parse(data: bytes, name: str) -> Parsed:
     """Read ``data`` (a ``.bpf.o``) into spec parts; ObjectFormatError if it is malformed."""
     try:
         model = collect(data, name)
-        btf = Btf.parse(model.btf_raw) if model.btf is not None else None
+        btf = to_btf(model.btf, model.btf_raw) if model.btf is not None else None
     except (ValueError, IndexError, KeyError, UnicodeDecodeError, RecursionError) as e:
         # the checks above should catch everything; this keeps a gap from becoming a crash
         raise ObjectFormatError(f"BPF object {name!r} is malformed: {type(e).__name__}: {e}") from None

@@ -22,7 +22,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ...btf.index import BtfIndex
 from ...errors import BpfError
 from . import core
 from .parse import parse
@@ -74,7 +73,8 @@ def core_report(source: str, btf_paths: Optional[Sequence[str]] = None) -> list[
     rows: list[Row] = []
     if model.ext is None or not model.ext.core_relos or model.btf is None:
         return rows
-    local = BtfIndex.parse(model.btf_raw)
+    local = model.local_index()
+    assert local is not None
     targets = [("this kernel", Target())] if not btf_paths else [(_label(p), Target([p])) for p in btf_paths]
     sec_index: dict[str, int] = {}
     for idx, name in sorted(model.sec_names.items()):
