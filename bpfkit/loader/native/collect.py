@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+from functools import lru_cache
 from typing import Optional
 
 from ... import _sys as sc
@@ -38,6 +39,7 @@ _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
 
 
+@lru_cache(maxsize=1)
 def kernel_version() -> int:
     """LINUX_VERSION_CODE of the running kernel (Ubuntu's /proc/version_signature first), as libbpf
     passes it with every program load and fills ``LINUX_KERNEL_VERSION``."""

@@ -38,7 +38,8 @@ _REL = struct.Struct("<QQ")
 
 @dataclass
 class Section:
-    """One section header and its bytes (empty for SHT_NOBITS)."""
+    """One section header; ``data`` is its bytes (empty for SHT_NOBITS), cut from the file on first
+    use (most of an object is DWARF nobody reads)."""
 
     index: int
     name: str
@@ -49,7 +50,14 @@ class Section:
     link: int
     info: int
     entsize: int
-    data: bytes = b""
+    file: bytes = b""
+    _data: Optional[bytes] = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = b"" if self.type == SHT_NOBITS else self.file[self.offset: self.offset + self.size]
+        return self._data
 
     @property
     def is_exec(self) -> bool:
@@ -148,19 +156,15 @@ def _parse(data: bytes, what: str) -> ElfObject:
         raise ObjectFormatError(f"{what}: section-name table index {shstrndx} is out of range")
     heads = [_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
 
-    def body(i: int) -> bytes:
-        _n, typ, _f, _a, off, size = heads[i][:6]
-        if typ == SHT_NOBITS:
-            return b""
-        if off + size > len(data):
+    for i, (_n, typ, _f, _a, off, size) in enumerate(h[:6] for h in heads):
+        if i and typ != SHT_NOBITS and off + size > len(data):
             raise ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({len(data)} bytes)")
-        return data[off: off + size]
-
-    shstr = body(shstrndx)
+    _, _, _, _, str_off, str_size = heads[shstrndx][:6]
+    shstr = data[str_off: str_off + str_size]
     sections = []
     for i, (name_off, typ, flags, _addr, off, size, link, info, _align, entsize) in enumerate(heads):
         name = _cstr(shstr, name_off, f"{what}: section #{i} name") if i else ""
-        sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, body(i) if i else b""))
+        sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data if i else b""))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
         raise ObjectFormatError(f"{what} has no symbol table (a stripped object?); BPF objects need one")

@@ -56,6 +56,8 @@ class ObjBtf:
         self.strings = strings
         self._str_index: Optional[dict[bytes, int]] = None
         self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
+        self._by_name: Optional[dict[str, list[int]]] = None
+        self._by_name_len = 0
 
     # -- parse / encode --------------------------------------------------------------
     @classmethod
@@ -136,8 +138,13 @@ class ObjBtf:
 
     def find(self, name: str, kind: Optional[int] = None) -> int:
         """First type (of ``kind``) called ``name``; -1 if none."""
-        for tid in range(1, len(self.types)):
-            if self.name(tid) == name and (kind is None or self.kind(tid) == kind):
+        if self._by_name is None or self._by_name_len != len(self.types):
+            self._by_name = {}
+            for tid in range(1, len(self.types)):
+                self._by_name.setdefault(self.name(tid), []).append(tid)
+            self._by_name_len = len(self.types)
+        for tid in self._by_name.get(name, ()):
+            if self.name(tid) == name and (kind is None or self.kind(tid) == kind):  # names may have been edited
                 return tid
         return -1
 
