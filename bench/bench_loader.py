@@ -58,15 +58,20 @@ if "cffi" in sys.modules and bpfkit.loader.spec.ObjectSpec and __import__("os").
 """
 
 
+# children import bpfkit from bytecode, as an installed package does (PYTHONDONTWRITEBYTECODE
+# would make every run compile every module from source)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def child(loader: str, path: str, reps: int) -> list[float]:
     out = subprocess.run([sys.executable, "-c", CHILD, loader, path, str(reps)], check=True, capture_output=True,
-                         text=True).stdout
+                         text=True, env=ENV).stdout
     return [float(x) for x in out.split()]
 
 
 def cold(loader: str, runs: int) -> float:
     walls = []
-    env = dict(os.environ, BPFKIT_LOADER=loader)
+    env = dict(ENV, BPFKIT_LOADER=loader)
     for _ in range(runs):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", COLD], check=True, env=env, stdout=subprocess.DEVNULL)
@@ -80,6 +85,11 @@ def main() -> None:
     args = ap.parse_args()
     from bpfkit.loader.native.parse import parse
     from bpfkit.shipped import find_object
+
+    import bpfkit
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(bpfkit.__file__)], check=True, env=ENV,
+                   stdout=subprocess.DEVNULL)
 
     print(f"loader benchmark, median of {args.runs} runs each (ratios native/libbpf; goal <= 1.5x)")
     for name in OBJECTS:

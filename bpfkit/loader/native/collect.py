@@ -37,6 +37,7 @@ _VAR_STATIC, _VAR_GLOBAL, _VAR_EXTERN = 0, 1, 2
 _FUNC_GLOBAL, _FUNC_EXTERN = 1, 2
 _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
+_RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 @lru_cache(maxsize=1)
@@ -53,11 +54,10 @@ def kernel_version() -> int:
             return (major << 16) + (minor << 8) + min(patch, 255)
     except (OSError, ValueError):
         pass
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)  # as sscanf("%d.%d.%d")
+    m = _RELEASE.match(os.uname().release)  # as libbpf's sscanf("%u.%u.%u"): all three or nothing
     if m is None:
         return 0
-    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-    return (major << 16) + (minor << 8) + min(patch, 255)
+    return (int(m.group(1)) << 16) + (int(m.group(2)) << 8) + min(int(m.group(3)), 255)
 
 
 def _ignored(sec: Section) -> bool:

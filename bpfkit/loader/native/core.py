@@ -14,7 +14,6 @@ Example::
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -110,9 +109,10 @@ def parse_spec(btf: BtfIndex, relo: CoreRelo) -> Spec:
         if s != "0":
             raise bad(f"type relocation with access string {s!r} (must be '0')")
         return spec
-    if not re.fullmatch(r"\d+(:\d+)*", s):
+    parts = s.split(":")
+    if not all(p.isdigit() and p.isascii() for p in parts):
         raise bad(f"malformed access string {s!r}")
-    spec.raw = [int(x) for x in s.split(":")]
+    spec.raw = [int(x) for x in parts]
     if len(spec.raw) > MAX_SPEC_LEN:
         raise bad(f"access string {s!r} is too deep")
     tid = btf.skip_mods(relo.type_id)
