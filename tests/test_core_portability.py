@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.guest,
 # needs CONFIG_KALLSYMS_ALL, which this host lacks) and kfuncs for tracing programs (6.2+).
 # tests/test_guest_kernels.py lists exactly which of these may not load in each guest kernel.
 OPTIONAL = {"tests/probes_fentry", "tests/corpus/trampolines", "tests/corpus/sleepable", "tests/corpus/ksyms_typed",
-            "tests/corpus/kfuncs"}
+            "tests/corpus/kfuncs", "tests/corpus/modules"}  # modules: needs veth and nf_conntrack loaded
 
 
 @pytest.mark.parametrize("name", sorted(shipped_objects()))

@@ -404,3 +404,27 @@ def test_libbpf_loader_without_cffi_says_what_to_install() -> None:
     first, second = out.splitlines()
     assert first.startswith("libbpf |") and "pip install 'bpfkit[libbpf]'" in first
     assert second == "1"
+
+
+# -- kernel-module BTF ---------------------------------------------------------------------------------------
+
+@pytest.mark.guest
+def test_kfuncs_and_core_candidates_in_module_btf() -> None:
+    """Where veth and nf_conntrack are modules (Debian's kernels), the CO-RE relocation against
+    struct veth_priv resolves in veth's BTF and the nf_conntrack kfuncs are called by module BTF id
+    through fd_array; where they are built in (this host), both come from vmlinux."""
+    from bpfkit.loader.native.report import core_report
+
+    for module in ("veth", "nf_conntrack"):
+        # a kernel without module support (/proc/modules) has them built in, or not at all
+        if os.path.exists("/proc/modules") and not os.path.exists(f"/sys/kernel/btf/{module}"):
+            res = subprocess.run(["modprobe", module], capture_output=True, text=True)
+            if res.returncode != 0:
+                pytest.skip(f"module {module} is neither built in nor loadable: {res.stderr.strip()}")
+    spec = open_spec("tests/corpus/modules")
+    diffs, lib, nat = differences(spec)
+    assert diffs == [] and nat.error is None, diffs or nat.error
+    assert set(nat.progs) == {"ct_lookup", "veth_field"}
+    (row,) = [r for r in core_report("tests/corpus/modules") if r.access == "veth_priv->requested_headroom"]
+    where = "in veth" if os.path.exists("/sys/kernel/btf/veth") else ""
+    assert row.results["this kernel"].startswith("ok") and row.results["this kernel"].endswith(where)
