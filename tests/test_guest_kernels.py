@@ -69,10 +69,8 @@ MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {
     # 6.1: no CONFIG_FPROBE (kprobe_multi); fmod_ret refused on bpf_modify_return_test (no
     # CONFIG_FUNCTION_ERROR_INJECTION, and the BTF allowlist came in 6.2), so probes_fentry's
     # on_modify does not load.
-    # The loader corpus' kfuncs for tracing programs came in 6.2, and its sleepable fentry.s on a
-    # syscall needs error injection too.
-    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU},
-            {"tests/probes_fentry", "tests/corpus/kfuncs", "tests/corpus/sleepable", "tests/corpus/modules"}),
+    # The loader corpus' kfuncs for tracing programs came in 6.2.
+    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU}, {"tests/probes_fentry", "tests/corpus/kfuncs", "tests/corpus/modules"}),
     # tests/corpus/modules calls kfuncs of nf_conntrack, a module nothing has loaded yet when the
     # portability test runs (test_native_loader.py loads it and tests the object then)
     "6.12": ({HW_PMU}, {"tests/corpus/modules"}),

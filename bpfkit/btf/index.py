@@ -16,8 +16,9 @@ Example::
 """
 from __future__ import annotations
 
+import mmap
 import struct
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,8 +28,10 @@ __all__ = [
     "BtfIndex", "essential_name", "KIND_VOID", "KIND_INT", "KIND_PTR", "KIND_ARRAY", "KIND_STRUCT", "KIND_UNION",
     "KIND_ENUM", "KIND_FWD", "KIND_TYPEDEF", "KIND_VOLATILE", "KIND_CONST", "KIND_RESTRICT", "KIND_FUNC",
     "KIND_FUNC_PROTO", "KIND_VAR", "KIND_DATASEC", "KIND_FLOAT", "KIND_DECL_TAG", "KIND_TYPE_TAG", "KIND_ENUM64",
-    "KIND_NAMES", "MODIFIERS", "header", "Composite",
+    "KIND_NAMES", "MODIFIERS", "header", "Composite", "Buffer",
 ]
+
+Buffer = Union[bytes, mmap.mmap]  # a BTF blob: bytes, or the kernel's BTF file mapped read-only
 
 KIND_VOID, KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD = range(8)
 KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR = range(8, 15)
@@ -67,7 +70,7 @@ def essential_name(name: str) -> str:
     return name
 
 
-def header(raw: bytes) -> tuple[int, int, int, int, int]:
+def header(raw: Buffer) -> tuple[int, int, int, int, int]:
     """(hdr_len, type_off, type_len, str_off, str_len) of a raw BTF blob, checked against its size."""
     if len(raw) < 24:
         raise ObjectFormatError(f"BTF blob of {len(raw)} bytes is shorter than its 24-byte header")
@@ -111,7 +114,7 @@ class BtfIndex:
     """Parsed-on-demand BTF. Type ids are global: a split BTF's first id is its base's count.
     Accessors raise :class:`ObjectFormatError` for ids or offsets outside the data."""
 
-    def __init__(self, raw: bytes, strings: bytes, words: np.ndarray, starts: np.ndarray,
+    def __init__(self, raw: Buffer, strings: bytes, words: np.ndarray, starts: np.ndarray,
                  base: Optional["BtfIndex"] = None) -> None:
         self.raw = raw
         self.base = base
@@ -120,12 +123,10 @@ class BtfIndex:
         self.start_id: int = base.count if base is not None else 1
         self.str_base = len(base.strings) if base is not None else 0
         self.starts = starts
-        info = words[starts + 1] if len(starts) else np.zeros(0, np.uint32)
-        self.kinds = ((info >> 24) & 0x1F).astype(np.uint8)
-        self.vlens = (info & 0xFFFF).astype(np.uint16)
-        self.kflags = (info >> 31).astype(bool)
+        # kind and name offset of every type: what candidate search filters on (the rest of a record
+        # is decoded per type, on demand)
+        self.kinds = ((words[starts + 1] >> 24) & 0x1F).astype(np.uint8) if len(starts) else np.zeros(0, np.uint8)
         self.name_offs = words[starts] if len(starts) else np.zeros(0, np.uint32)
-        self.size_types = words[starts + 2] if len(starts) else np.zeros(0, np.uint32)
         self.count: int = self.start_id + len(starts)
         # a typed view of the same bytes (numpy scalars are slow to index one by one)
         self._mv = memoryview(words.view(np.uint8)).cast("I")  # type: ignore[arg-type]
@@ -137,7 +138,7 @@ class BtfIndex:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def parse(cls, raw: bytes, base: Optional["BtfIndex"] = None) -> "BtfIndex":
+    def parse(cls, raw: Buffer, base: Optional["BtfIndex"] = None) -> "BtfIndex":
         """Index a raw BTF blob (``.BTF`` section, ``/sys/kernel/btf/*``); ``base`` for split BTF."""
         hdr_len, type_off, type_len, str_off, str_len = header(raw)
         strings = raw[hdr_len + str_off: hdr_len + str_off + str_len]
@@ -149,7 +150,7 @@ class BtfIndex:
         return cls(raw, strings, words, _record_starts(words), base)
 
     @classmethod
-    def from_arrays(cls, raw: bytes, starts: np.ndarray, base: Optional["BtfIndex"] = None) -> "BtfIndex":
+    def from_arrays(cls, raw: Buffer, starts: np.ndarray, base: Optional["BtfIndex"] = None) -> "BtfIndex":
         """Rebuild from a cached record-start array; raises ObjectFormatError if it does not fit ``raw``."""
         hdr_len, type_off, type_len, str_off, str_len = header(raw)
         words = np.frombuffer(raw, dtype="<u4", count=type_len // 4, offset=hdr_len + type_off)

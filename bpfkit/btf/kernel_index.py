@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import stat
 import struct
@@ -29,7 +30,7 @@ import numpy as np
 from .. import _sys as sc
 from ..compiler import cache_root
 from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
-from .index import BtfIndex
+from .index import BtfIndex, Buffer
 
 __all__ = ["VMLINUX", "vmlinux_index", "module_indexes", "file_index", "btf_from_file", "index_cached"]
 
@@ -80,8 +81,10 @@ def _save_starts(path: Path, starts: np.ndarray) -> None:
         pass  # a read-only or full cache only costs the next process the walk again
 
 
-def index_cached(raw: bytes, base: Optional[BtfIndex] = None, use_cache: bool = True) -> BtfIndex:
-    """Index ``raw`` BTF, reusing (and recording) its record positions in the cache.
+def index_cached(raw: Buffer, base: Optional[BtfIndex] = None, use_cache: bool = True,
+                 key: Optional[str] = None) -> BtfIndex:
+    """Index ``raw`` BTF, reusing (and recording) its record positions in the cache, under ``key``
+    (default: the SHA-256 of ``raw``).
 
     Example::
 
@@ -89,7 +92,7 @@ def index_cached(raw: bytes, base: Optional[BtfIndex] = None, use_cache: bool = 
     """
     if not use_cache:
         return BtfIndex.parse(raw, base)
-    key = hashlib.sha256(raw).hexdigest()
+    key = key or hashlib.sha256(raw).hexdigest()
     path = _cache_dir() / f"{_CACHE_VERSION}-{key}.npy"
     starts = _load_starts(path)
     if starts is not None:
@@ -111,12 +114,25 @@ def vmlinux_index() -> BtfIndex:
         vmlinux_index().find("sched_switch", KIND_STRUCT)
     """
     try:
-        with open(VMLINUX, "rb") as f:
-            raw = f.read()
+        fd = os.open(VMLINUX, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise BpfNotFoundError(f"{VMLINUX} not found: CO-RE needs a kernel built with CONFIG_DEBUG_INFO_BTF=y "
                                "(or give the kernel's BTF explicitly)") from None
-    return index_cached(raw)
+    try:
+        raw: Buffer
+        try:
+            # 6.16+ maps its BTF read-only: no copy, and only the pages a lookup touches are read
+            raw = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        except (OSError, ValueError):
+            with os.fdopen(os.dup(fd), "rb") as f:
+                raw = f.read()
+    finally:
+        os.close(fd)
+    # The kernel's BTF cannot change while it runs: its release, size, head and tail identify it
+    # (and a mismatch would fail the cached index's check anyway), without hashing 5+ MB.
+    ident = hashlib.sha256(os.uname().release.encode() + b"\0" + str(len(raw)).encode() + b"\0" +
+                           bytes(raw[:65536]) + bytes(raw[-65536:]))
+    return index_cached(raw, key=ident.hexdigest())
 
 
 def module_indexes() -> Iterator[tuple[str, int, BtfIndex]]:
