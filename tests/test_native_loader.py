@@ -428,3 +428,42 @@ def test_kfuncs_and_core_candidates_in_module_btf() -> None:
     (row,) = [r for r in core_report("tests/corpus/modules") if r.access == "veth_priv->requested_headroom"]
     where = "in veth" if os.path.exists("/sys/kernel/btf/veth") else ""
     assert row.results["this kernel"].startswith("ok") and row.results["this kernel"].endswith(where)
+
+
+def test_mutated_objects_open_and_load_to_typed_errors_only() -> None:
+    """Flipped words, bits and truncations of every shipped object: bpfkit.open() succeeds or raises
+    ObjectFormatError, and what opens loads or raises a BpfError — nothing raw, nothing hangs."""
+    import random
+    import time
+
+    from bpfkit.shipped import shipped_objects
+
+    blobs = [p.read_bytes() for _, p in sorted(shipped_objects().items())]
+    rng = random.Random(2026)
+    opened = refused = 0
+    for case in range(400):
+        d = bytearray(rng.choice(blobs))
+        mode = rng.random()
+        if mode < 0.6:
+            for _ in range(rng.randint(1, 4)):
+                struct.pack_into("<I", d, rng.randrange(len(d) - 4) & ~3,
+                                 rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, rng.getrandbits(32), rng.getrandbits(8)]))
+        elif mode < 0.8:
+            d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
+        else:
+            d = d[: rng.randrange(len(d))]
+        t0 = time.monotonic()
+        try:
+            spec = bpfkit.open(bytes(d), "mutant", loader="native")
+        except bpfkit.ObjectFormatError:
+            refused += 1
+            continue
+        finally:
+            assert time.monotonic() - t0 < 5, f"case {case} took {time.monotonic() - t0:.1f}s"
+        opened += 1
+        if case % 8 == 0:  # loading costs more: a sample goes to the kernel too
+            try:
+                spec.load().close()
+            except bpfkit.BpfError:
+                pass
+    assert opened > 100 and refused > 100

@@ -279,7 +279,7 @@ class _Collector:
                 fix_offsets = t[2] == 0
                 if fix_offsets:
                     sec = self.elf.find(name)
-                    if sec is None or not sec.size:
+                    if sec is None or not sec.size or sec.size > 0xFFFFFFFF:
                         raise ObjectFormatError(f"BTF data section '{name}' has no ELF section to size it by")
                     t[2] = sec.size
                 for i in range(n):
@@ -293,11 +293,18 @@ class _Collector:
                         raise ObjectFormatError(f"BTF data section '{name}': no ELF symbol for variable "
                                                 f"{btf.name(vt)!r}")
                     if fix_offsets:
+                        if sym.value > 0xFFFFFFFF:
+                            raise ObjectFormatError(f"symbol {sym.name!r} has offset {sym.value}, past any section")
                         t[4 + 3 * i] = sym.value
                     if sym.visibility in (STV_HIDDEN, STV_INTERNAL):
                         btf.types[vt][3] = _VAR_STATIC
             entries = sorted((t[3 + 3 * i: 6 + 3 * i] for i in range(n)), key=lambda v: v[1])
             t[3:] = [w for v in entries for w in v]
+            for vt, off, size in entries:
+                # (a type may be smaller than its variable: a flexible array with an initialiser)
+                if off + size > t[2] or btf.resolve_size(vt) > size:
+                    raise ObjectFormatError(f"BTF data section '{name}': variable {btf.name(vt)!r} (offset {off}, "
+                                            f"size {size}) does not fit the section ({t[2]} bytes) or its type")
 
     def _var_symbol(self, name: str) -> Optional[Symbol]:
         for s in self.elf.symbols:

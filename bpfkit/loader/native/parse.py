@@ -12,12 +12,13 @@ Example::
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Optional
 
 from ... import _sys as sc
 from ...btf import Btf
-from ...errors import ObjectFormatError
+from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
 from ..dtypes import btf_dtype, datasec_dtype, record_types
 from ..globals import GlobalVars
 from ..parts import MapSpec, ProgramSpec
@@ -39,14 +40,25 @@ class Parsed:
     model: Model
 
 
+_GAPS = (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError, RecursionError,
+         struct.error)
+
+
 def parse(data: bytes, name: str) -> Parsed:
     """Read ``data`` (a ``.bpf.o``) into spec parts; ObjectFormatError if it is malformed."""
     try:
-        model = collect(data, name)
-        btf = to_btf(model.btf, model.btf_raw) if model.btf is not None else None
-    except (ValueError, IndexError, KeyError, UnicodeDecodeError, RecursionError) as e:
-        # the checks above should catch everything; this keeps a gap from becoming a crash
-        raise ObjectFormatError(f"BPF object {name!r} is malformed: {type(e).__name__}: {e}") from None
+        return _parse(data, name)
+    except (ObjectFormatError, FeatureNotSupported):
+        raise
+    except (BpfError, *_GAPS) as e:
+        # the reader's checks should catch everything first; this keeps a gap from becoming a raw
+        # exception (e.g. BTF whose layout numpy cannot express)
+        raise ObjectFormatError(f"BPF object {name!r} is malformed: {e}") from None
+
+
+def _parse(data: bytes, name: str) -> Parsed:
+    model = collect(data, name)
+    btf = to_btf(model.btf, model.btf_raw) if model.btf is not None else None
     programs: dict[str, ProgramSpec] = {}
     for p in model.entry_progs():
         programs[p.name] = ProgramSpec(
