@@ -54,7 +54,9 @@ def needed_features(btf: ObjBtf) -> set[str]:
 
 def missing_features(btf: ObjBtf) -> set[str]:
     """The features the object's BTF uses that this kernel lacks (each probed once per process)."""
-    return {f for f in needed_features(btf) if not btf_kind_supported(f)}
+    if btf.needed is None:
+        btf.needed = frozenset(needed_features(btf))
+    return {f for f in btf.needed if not btf_kind_supported(f)}
 
 
 def sanitize(btf: ObjBtf, missing: Iterable[str]) -> None:
@@ -101,6 +103,9 @@ def kernel_btf(model: Model, missing: Optional[Iterable[str]] = None) -> Optiona
     ``missing`` (default: what this kernel lacks)."""
     if model.btf is None:
         return None
+    missing = missing_features(model.btf) if missing is None else set(missing)
+    if not missing and not any(p.mark_static and model.is_subprog(p) for p in model.progs):
+        return model.btf_raw  # nothing to change: the open-time encoding is the kernel's
     btf = model.btf.copy()
     for p in model.progs:
         if not (p.mark_static and model.is_subprog(p)):
@@ -109,7 +114,7 @@ def kernel_btf(model: Model, missing: Optional[Iterable[str]] = None) -> Optiona
             if btf.kind(tid) == KIND_FUNC and btf.vlen(tid) == _FUNC_GLOBAL and btf.name(tid) == p.name:
                 btf.types[tid][1] = info_word(KIND_FUNC, _FUNC_STATIC)
                 break
-    sanitize(btf, missing_features(btf) if missing is None else missing)
+    sanitize(btf, missing)
     return btf.encode()
 
 

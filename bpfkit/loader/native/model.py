@@ -60,10 +60,10 @@ class Prog:
     prog_type: int = sc.BPF_PROG_TYPE_UNSPEC
     expected_attach_type: int = 0
     flags: int = 0
+    insn_count: int = 0
 
-    @property
-    def insn_count(self) -> int:
-        return len(self.insns) // 8
+    def __post_init__(self) -> None:
+        self.insn_count = len(self.insns) // 8
 
 
 @dataclass

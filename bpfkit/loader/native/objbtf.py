@@ -58,6 +58,7 @@ class ObjBtf:
         self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
         self._by_name: Optional[dict[str, list[int]]] = None
         self._by_name_len = 0
+        self.needed: Optional[frozenset[str]] = None  # BTF features the types use (btfload), once
 
     # -- parse / encode --------------------------------------------------------------
     @classmethod
@@ -226,62 +227,66 @@ class ObjBtf:
     # -- validation ---------------------------------------------------------------------
     def validate(self) -> None:
         """Check every reference, name offset and per-kind field; raise ObjectFormatError."""
-        n = len(self.types)
+        types = self.types
+        n = len(types)
         slen = len(self.strings)
+        kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
 
         def bad(tid: int, why: str) -> ObjectFormatError:
-            return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[self.kind(tid)]}): {why}")
+            return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[kinds[tid]]}): {why}")
 
-        def type_ok(tid: int, t: int, what: str, void_ok: bool = True) -> None:
-            if t >= n or (t == 0 and not void_ok):
-                raise bad(tid, f"{what} refers to type id {t} (there are {n - 1} types)")
+        def refs_ok(tid: int, ids: list[int], what: str, void_ok: bool) -> None:
+            for t in ids:
+                if t >= n or (t == 0 and not void_ok):
+                    raise bad(tid, f"{what} refers to type id {t} (there are {n - 1} types)")
 
-        def str_ok(tid: int, off: int, what: str) -> None:
-            if off >= slen:
-                raise bad(tid, f"{what} name offset {off} is outside the string section ({slen} bytes)")
+        def names_ok(tid: int, offs: list[int]) -> None:
+            for off in offs:
+                if off >= slen:
+                    raise bad(tid, f"name offset {off} is outside the string section ({slen} bytes)")
 
         for tid in range(1, n):
-            t = self.types[tid]
-            kind, vlen = self.kind(tid), self.vlen(tid)
-            str_ok(tid, t[0], "its")
+            t = types[tid]
+            kind, vlen = kinds[tid], t[1] & 0xFFFF
+            if t[0] >= slen:
+                names_ok(tid, [t[0]])
             if kind in _REFS:
-                type_ok(tid, t[2], "it", void_ok=kind in (KIND_PTR,) or kind in MODIFIERS)
+                refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
             if kind == KIND_INT:
                 enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
                 if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
                     raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
             elif kind == KIND_ARRAY:
-                type_ok(tid, t[3], "its element", void_ok=False)
-                type_ok(tid, t[4], "its index", void_ok=False)
+                refs_ok(tid, [t[3], t[4]], "its element or index", False)
             elif kind in (KIND_STRUCT, KIND_UNION):
-                for i in range(vlen):
-                    str_ok(tid, t[3 + 3 * i], f"member #{i}")
-                    type_ok(tid, t[4 + 3 * i], f"member #{i}", void_ok=False)
-            elif kind in (KIND_ENUM, KIND_ENUM64):
-                step = 2 if kind == KIND_ENUM else 3
-                for i in range(vlen):
-                    str_ok(tid, t[3 + step * i], f"enumerator #{i}")
+                names_ok(tid, t[3::3])
+                refs_ok(tid, t[4::3], "a member", False)
+            elif kind == KIND_ENUM:
+                names_ok(tid, t[3::2])
+                if t[2] not in (1, 2, 4, 8):
+                    raise bad(tid, f"enum size {t[2]}")
+            elif kind == KIND_ENUM64:
+                names_ok(tid, t[3::3])
                 if t[2] not in (1, 2, 4, 8):
                     raise bad(tid, f"enum size {t[2]}")
             elif kind == KIND_FUNC_PROTO:
-                type_ok(tid, t[2], "its return type")
-                for i in range(vlen):
-                    str_ok(tid, t[3 + 2 * i], f"parameter #{i}")
-                    type_ok(tid, t[4 + 2 * i], f"parameter #{i}")
+                refs_ok(tid, [t[2]], "its return type", True)
+                names_ok(tid, t[3::2])
+                refs_ok(tid, t[4::2], "a parameter", True)
             elif kind == KIND_FUNC:
-                if self.kind(t[2]) != KIND_FUNC_PROTO:
-                    raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[self.kind(t[2])]}")
+                if kinds[t[2]] != KIND_FUNC_PROTO:
+                    raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
                 if vlen > 2:
                     raise bad(tid, f"unknown function linkage {vlen}")
             elif kind == KIND_VAR:
                 if t[3] > 2:
                     raise bad(tid, f"unknown variable linkage {t[3]}")
             elif kind == KIND_DATASEC:
-                for i in range(vlen):
-                    vt = t[3 + 3 * i]
-                    type_ok(tid, vt, f"variable #{i}", void_ok=False)
-                    if self.kind(vt) not in (KIND_VAR, KIND_FUNC):
-                        raise bad(tid, f"variable #{i} is a {KIND_NAMES[self.kind(vt)]}, not a var")
+                vars_ = t[3::3]
+                refs_ok(tid, vars_, "a variable", False)
+                for vt in vars_:
+                    if kinds[vt] not in (KIND_VAR, KIND_FUNC):
+                        raise bad(tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
             elif kind == KIND_FWD and vlen:
                 raise bad(tid, "a forward declaration has members")
         self._check_loops()

@@ -22,6 +22,7 @@ from ...btf.index import (KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM64, KIND_FLOAT, 
                           KIND_INT, KIND_TYPE_TAG, KIND_TYPEDEF, KIND_VAR, BtfIndex)
 from ...btf.kernel_index import file_index, module_indexes, vmlinux_index
 from ...errors import BpfError
+from .collect import kernel_version
 from .core import Candidates
 
 __all__ = ["Target", "btf_kind_supported", "KIND_PROBES"]
@@ -143,7 +144,10 @@ _probed: dict[str, bool] = {}
 
 
 def btf_kind_supported(feature: str) -> bool:
-    """Whether the kernel accepts BTF with ``feature`` (a key of :data:`KIND_PROBES`), probed once."""
+    """Whether the kernel accepts BTF with ``feature`` (a key of :data:`KIND_PROBES`), probed once.
+    Linux 6.0 has every one (ENUM64 was the last): no probe there."""
+    if kernel_version() >= 6 << 16:
+        return True
     ok = _probed.get(feature)
     if ok is None:
         attr_ok = True
