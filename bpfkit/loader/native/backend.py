@@ -48,7 +48,8 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
             ps = by_spec.get(p.name)
             return ps.autoload if ps is not None else p.autoload
 
-        local = model.local_index()
+        needs_local = bool(model.externs) or bool(model.ext is not None and model.ext.core_relos)
+        local = model.local_index() if needs_local else None
         kcfg, ext_values = ext_mod.resolve(model, target, local) if model.externs and local is not None else (None, [])
         fd_array = ext_mod.assign_fd_array(model, ext_values)
         missing = (set(sanitize) if sanitize is not None else

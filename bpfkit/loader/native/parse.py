@@ -16,10 +16,13 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from ... import _sys as sc
+from ...btf.index import KIND_PTR, KIND_VAR
 from ...btf import Btf
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
-from ..dtypes import btf_dtype, datasec_dtype, record_types
+from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
 from ..globals import GlobalVars
 from ..parts import MapSpec, ProgramSpec
 from .btfconv import to_btf
@@ -56,6 +59,25 @@ def parse(data: bytes, name: str) -> Parsed:
         raise ObjectFormatError(f"BPF object {name!r} is malformed: {e}") from None
 
 
+def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
+    """What loader/dtypes.record_types finds (bpfkit.h's record-type markers), from the object's
+    BTF words: only the marker variables are looked at."""
+    out: dict[str, np.dtype] = {}
+    obj = model.btf
+    if obj is None or btf is None:
+        return out
+    for tid in range(1, len(obj)):
+        if obj.kind(tid) != KIND_VAR or not obj.name(tid).startswith(RECORD_MARKER):
+            continue
+        ptr = obj.skip_mods(obj.ref(tid))
+        if obj.kind(ptr) == KIND_PTR:
+            try:
+                out[obj.name(tid)[len(RECORD_MARKER):]] = btf.dtype(obj.ref(ptr))
+            except BpfError:
+                pass
+    return out
+
+
 def _parse(data: bytes, name: str) -> Parsed:
     model = collect(data, name)
     btf = to_btf(model.btf, model.btf_raw) if model.btf is not None else None
@@ -67,7 +89,7 @@ def _parse(data: bytes, name: str) -> Parsed:
             autoload=p.autoload, flags=p.flags)
     maps: dict[str, MapSpec] = {}
     sections: dict[str, GlobalVars] = {}
-    records = record_types(btf)
+    records = _record_types(model, btf)
     for m in model.maps:
         spec = MapSpec(name=m.name, map_type=m.map_type, key_size=m.key_size, value_size=m.value_size,
                        max_entries=m.max_entries, flags=m.flags, key_type_id=m.key_type_id,
