@@ -113,16 +113,13 @@ class ObjBtf:
         return bool(self.types[tid][1] >> 31) if tid else False
 
     def str_at(self, off: int) -> str:
-        if self._strs is None:
-            self._strs = {}
-            pos = 0
-            for part in bytes(self.strings).split(b"\0"):
-                self._strs[pos] = part.decode(errors="replace")
-                pos += len(part) + 1
-        s = self._strs.get(off)
-        if s is None:  # an offset into the middle of a string (legal, rare)
+        strs = self._strs
+        if strs is None:
+            strs = self._strs = {}
+        s = strs.get(off)
+        if s is None:  # decoded on first use: most strings are source lines for line info
             end = self.strings.find(b"\0", off)
-            s = self._strs[off] = self.strings[off:end].decode(errors="replace")
+            s = strs[off] = self.strings[off:end].decode(errors="replace")
         return s
 
     def name(self, tid: int) -> str:
