@@ -1,15 +1,15 @@
 """A forked child that calls getpid() exactly when told to: the deterministic event source of the
-ring/perf buffer tests (its pid goes into the BPF program's rodata filter before load)."""
+ring/perf buffer tests (its pid goes into the BPF program's rodata filter before load), and the
+helpers those tests share. The fixtures built on it are in conftest.py."""
 from __future__ import annotations
 
 import os
 import struct
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 
-import bpfkit
 
 EVENTS_SRC = Path(__file__).resolve().parent.parent / "c" / "tests" / "events_test.bpf.c"
 
@@ -107,17 +107,3 @@ def drain_through_interrupts(buf: Any) -> tuple[list[Any], int]:
 def comm_of(pid: int) -> bytes:
     """The task's comm as the kernel reports it (what bpf_get_current_comm returns)."""
     return Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")
-
-
-# Shared fixtures of the event tests (test modules import them by name).
-@pytest.fixture(scope="module")
-def obj_path() -> Any:
-    """The events test program, compiled (and cached) once per module."""
-    return bpfkit.compile(EVENTS_SRC)
-
-
-@pytest.fixture
-def trigger() -> Iterator[Trigger]:
-    """A fresh trigger child per test."""
-    with Trigger() as t:
-        yield t

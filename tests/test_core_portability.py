@@ -3,7 +3,6 @@ kernel. Marked `guest`, so `tests/test_guest_kernels.py` also runs it inside Deb
 kernels, together with the other `guest`-marked end-to-end tests that use the same prebuilt objects."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -11,7 +10,7 @@ import bpfkit
 from bpfkit.shipped import shipped_objects
 
 pytestmark = [pytest.mark.guest,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")]
+              pytest.mark.root]
 
 # objects whose programs need what some kernels refuse: fentry at all (this host: EPERM), or
 # fmod_ret on bpf_modify_return_test (6.1: "is not modifiable" without CONFIG_FUNCTION_ERROR_INJECTION);

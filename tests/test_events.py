@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,19 +21,16 @@ from bpfkit.events import Poller, RawBatch, decode_strings, to_dicts, to_pandas
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError
 
-from _event_trigger import (EVENTS_SRC, Trigger, comm_of, ctrl_c_after_commits,  # noqa: F401 (fixtures)
-                            obj_path, trigger)
+from _event_trigger import Trigger, comm_of, ctrl_c_after_commits
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def obj(obj_path: Any, trigger: Trigger) -> Iterator[Any]:
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as o:
-        o.reader("pevents").open(pages=64)
-        yield o
+def obj(events_obj: Any, trigger: Trigger) -> Any:
+    o = events_obj(trigger.pid)
+    o.reader("pevents").open(pages=64)
+    return o
 
 
 def test_one_poller_over_ring_and_perf(obj: Any, trigger: Trigger) -> None:
@@ -105,11 +102,14 @@ def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
         assert asyncio.run(main()) == (1000, 1000)
 
 
-def test_ctrl_c_while_waiting_exits_cleanly(obj_path: Any, tmp_path: Path) -> None:
+def test_ctrl_c_while_waiting_exits_cleanly(events_src: Any, tmp_path: Path) -> None:
     script = tmp_path / "consumer.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, bpfkit
-        spec = bpfkit.open({str(obj_path)!r})
+        import signal, sys, bpfkit
+        # Ctrl-C as a terminal gives it, also when the suite runs as a background job (which
+        # starts children with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        spec = bpfkit.open({str(events_src)!r})
         spec.rodata.target_pid = 1  # nothing will arrive
         with spec.load() as obj:
             rb = obj.reader("events")
@@ -177,15 +177,12 @@ def test_nested_records_to_dicts() -> None:
                              {"x": 2, "in": {"a": 0, "b": "yo"}, "arr": [7, 8, 9]}]
 
 
-def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(obj_path: Any, trigger: Trigger,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fileno_wakes_an_outside_loop_for_a_single_perf_event(events_obj: Any, trigger: Trigger) -> None:
     # a perf buffer with the default batched wakeups would never make fileno() readable for a
     # trickle of events; asking for fileno() switches it to a wakeup per sample, keeping what the
     # old rings hold
     cpu = sorted(set(sc.online_cpus()) & os.sched_getaffinity(0))[0]
-    spec = bpfkit.open(obj_path)
-    spec.rodata.target_pid = trigger.pid
-    with spec.load() as obj:
+    with events_obj(trigger.pid) as obj:
         rb, pb = obj.reader("events"), obj.reader("pevents").open(pages=16)
         pb.retire_grace = 0.0
         assert pb.max_latency() is not None
@@ -237,3 +234,20 @@ def test_poller_gives_back_what_it_could_not_deliver(obj: Any, trigger: Trigger,
         assert (b["cpu"] == cpu).all() and pb.received_per_cpu[cpu] == len(b)
     assert rb.received == pb.received == 300 and not p.pending()
     p.close()
+
+
+def test_fileno_loop_must_look_every_max_latency_for_adaptive_rings(events_obj: Any, trigger: Trigger) -> None:
+    # BPFKIT_SUBMIT skips wake-ups within __bpfkit_wake_ns__ of the last one: such a record never
+    # makes fileno() readable, so an outside loop looks every max_latency() (here the 10 s window)
+    with events_obj(trigger.pid, __bpfkit_wake_ns__events=10 * 10**9) as obj, Poller(obj.reader("events")) as p:
+        fd = p.fileno()
+        assert p.max_latency() is None  # nothing came yet: the next record wakes
+        with obj.progs.ring_adaptive_getpid.attach():
+            trigger.run(1)
+            assert select.select([fd], [], [], 2.0)[0] == [fd]
+            assert [int(b["seq"][0]) for _, b in p.drain()] == [0]
+            assert 9.0 < p.max_latency() <= 10.0  # type: ignore[operator]
+            select.select([fd], [], [], 0)  # the ring is empty: nothing keeps the fd readable
+            trigger.run(1)  # within the window: no wake-up
+            assert select.select([fd], [], [], 0.3)[0] == []
+            assert [int(b["seq"][0]) for _, b in p.drain()] == [1]  # found by looking

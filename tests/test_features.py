@@ -12,7 +12,7 @@ from bpfkit.features.probe import RET0, kernel_enum
 from bpfkit import features
 from bpfkit import _sys as sc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to probe BPF features")
+pytestmark = pytest.mark.root
 
 
 def test_every_kernel_feature_answers_with_a_reason() -> None:

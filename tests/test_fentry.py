@@ -6,7 +6,6 @@ real attachment in guest kernels (``python -m bpfkit.testing.vm``).
 """
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -15,7 +14,7 @@ import bpfkit
 from bpfkit import features
 from bpfkit import _sys as sc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 FENTRY = features.check("fentry")
 
 

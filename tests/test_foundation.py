@@ -16,7 +16,7 @@ from bpfkit import _sys as sc
 from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def count_obj() -> str:

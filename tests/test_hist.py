@@ -2,7 +2,6 @@
 c/include/bpfkit_hist.h on the real kernel with known values."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -83,7 +82,7 @@ def test_keyed_print_order_and_html() -> None:
     assert "<table>" in hist.Log2Hist.from_values([1])._repr_html_()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+@pytest.mark.root
 def test_kernel_histograms_exact() -> None:
     n = 300
     path = find_object("tests/maps_hist")

@@ -6,7 +6,8 @@ here and run for real in guest kernels (``python -m bpfkit.testing.vm``); the er
 from __future__ import annotations
 
 import errno
-import os
+
+from typing import Any
 
 import pytest
 
@@ -17,22 +18,17 @@ from bpfkit.probes.kprobe import kernel_functions, syscall_function
 from bpfkit.probes.link import MultiLink
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 KPROBES = features.check("kprobes")
 KPROBE_MULTI = features.check("kprobe_multi")
 needs_kprobes = [pytest.mark.guest, pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])]
 
 
-def _spec(pid: int) -> bpfkit.ObjectSpec:
-    spec = bpfkit.open("tests/probes_kprobe")
-    spec.rodata.target_pid = pid
-    return spec
-
-
-def _load_only(spec: bpfkit.ObjectSpec, *names: str) -> bpfkit.Object:
+def _load_only(bpf_load: Any, pid: int, *names: str) -> bpfkit.Object:
+    spec = bpf_load.open("tests/probes_kprobe")
     for p in spec.programs.values():
         p.autoload = p.name in names
-    return spec.load()
+    return bpf_load(spec, target_pid=pid)
 
 
 def _kallsyms_address(name: str) -> int:
@@ -45,8 +41,8 @@ def _kallsyms_address(name: str) -> int:
 
 
 @pytest.mark.skipif(KPROBES[0], reason="this kernel has kprobes")
-def test_without_kprobes_attaching_names_config_kprobes() -> None:
-    with _load_only(_spec(1), "on_kprobe", "on_read") as obj:
+def test_without_kprobes_attaching_names_config_kprobes(bpf_load: Any) -> None:
+    with _load_only(bpf_load, 1, "on_kprobe", "on_read") as obj:
         for attach in (lambda: obj.progs.on_kprobe.attach_kprobe("vfs_read"),
                        lambda: obj.progs.on_kprobe.attach_kretprobe("vfs_read"),
                        lambda: obj.progs.on_kprobe.attach_kprobe("vfs_rea*"),
@@ -60,10 +56,10 @@ def test_without_kprobes_attaching_names_config_kprobes() -> None:
 
 
 @pytest.mark.skipif(KPROBE_MULTI[0], reason="this kernel has kprobe_multi")
-def test_without_kprobe_multi_an_unmatched_pattern_names_the_feature() -> None:
+def test_without_kprobe_multi_an_unmatched_pattern_names_the_feature(bpf_load: Any) -> None:
     from bpfkit.probes.kprobe import attach_kprobe_multi
 
-    with _load_only(_spec(1), "on_multi") as obj:
+    with _load_only(bpf_load, 1, "on_multi") as obj:
         for attach in (lambda: obj.progs.on_multi.attach_kprobe("bpfkit_no_such_*"),
                        lambda: attach_kprobe_multi(obj.progs.on_multi.fd, "bpfkit_no_such_*")):
             with pytest.raises(bpfkit.FeatureNotSupported) as exc:
@@ -73,11 +69,11 @@ def test_without_kprobe_multi_an_unmatched_pattern_names_the_feature() -> None:
 
 
 @pytest.mark.parametrize("how", ["offset=", "name+off", "SEC"])
-def test_kretprobe_at_an_offset_is_refused_on_any_kernel(how: str) -> None:
+def test_kretprobe_at_an_offset_is_refused_on_any_kernel(how: str, bpf_load: Any) -> None:
     from bpfkit.probes.auto import attach_by_section
     from bpfkit.probes.kprobe import attach_kprobe
 
-    with _load_only(_spec(1), "on_kprobe") as obj:
+    with _load_only(bpf_load, 1, "on_kprobe") as obj:
         fd = obj.progs.on_kprobe.fd
         attach = {"offset=": lambda: attach_kprobe(fd, "vfs_read", offset=4, retprobe=True),
                   "name+off": lambda: attach_kprobe(fd, "vfs_read+0x4", retprobe=True),
@@ -95,10 +91,10 @@ def _guest(fn):  # type: ignore[no-untyped-def]
 
 
 @_guest
-def test_ksyscall_read_arguments_and_kretsyscall_return_values() -> None:
+def test_ksyscall_read_arguments_and_kretsyscall_return_values(bpf_load: Any) -> None:
     n, size = 100, 512
     with fixtures.spawn(fixtures.syscall_target(), "read", str(n), str(size)) as proc:
-        with _load_only(_spec(proc.pid), "on_read", "on_read_ret") as obj:
+        with _load_only(bpf_load, proc.pid, "on_read", "on_read_ret") as obj:
             with obj.attach() as group:  # SEC("ksyscall/read"), SEC("kretsyscall/read")
                 assert len(group) == 2
                 assert proc.finish().strip() == f"done {n}"
@@ -109,11 +105,11 @@ def test_ksyscall_read_arguments_and_kretsyscall_return_values() -> None:
 
 
 @_guest
-def test_kretprobe_by_function_name_sees_each_return_value() -> None:
+def test_kretprobe_by_function_name_sees_each_return_value(bpf_load: Any) -> None:
     n, size = 60, 300
     with fixtures.spawn(fixtures.syscall_target(), "read", str(n), str(size)) as proc:
         # on_read_ret is a BPF_KRETPROBE: attached explicitly, not through its kretsyscall/ section
-        with _load_only(_spec(proc.pid), "on_read_ret") as obj:
+        with _load_only(bpf_load, proc.pid, "on_read_ret") as obj:
             with obj.progs.on_read_ret.attach_kretprobe("vfs_read") as link:
                 assert sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type] == "perf_event"
                 assert proc.finish().strip() == f"done {n}"
@@ -124,7 +120,7 @@ def test_kretprobe_by_function_name_sees_each_return_value() -> None:
 
 @_guest
 @pytest.mark.parametrize("how", ["name", "address", "pattern"])
-def test_kprobe_by_name_address_and_pattern_with_cookie(how: str) -> None:
+def test_kprobe_by_name_address_and_pattern_with_cookie(how: str, bpf_load: Any) -> None:
     n = 77
     if how == "pattern":
         # __x64_sys_read, _readv, _readlink...: the child only calls read(2)
@@ -133,7 +129,7 @@ def test_kprobe_by_name_address_and_pattern_with_cookie(how: str) -> None:
         func = syscall_function("getpid")
         what, args, target = "getpid", (str(n),), func if how == "name" else _kallsyms_address(func)
     with fixtures.spawn(fixtures.syscall_target(), what, *args) as proc:
-        with _load_only(_spec(proc.pid), "on_kprobe") as obj:
+        with _load_only(bpf_load, proc.pid, "on_kprobe") as obj:
             with obj.progs.on_kprobe.attach_kprobe(target, cookie=42) as link:
                 links = link.links if isinstance(link, MultiLink) else [link]
                 assert {sc.BPF_LINK_TYPE_NAMES[sc.link_info(lk.fd).type] for lk in links} == {"perf_event"}
@@ -145,12 +141,12 @@ def test_kprobe_by_name_address_and_pattern_with_cookie(how: str) -> None:
 
 @_guest
 @pytest.mark.skipif(not KPROBE_MULTI[0], reason=KPROBE_MULTI[1])
-def test_kprobe_multi_link_for_a_pattern() -> None:
+def test_kprobe_multi_link_for_a_pattern(bpf_load: Any) -> None:
     n = 55
     pattern = syscall_function("read") + "*"  # the child only calls read(2)
     assert kernel_functions(pattern)
     with fixtures.spawn(fixtures.syscall_target(), "read", str(n), "64") as proc:
-        with _load_only(_spec(proc.pid), "on_multi") as obj:
+        with _load_only(bpf_load, proc.pid, "on_multi") as obj:
             with obj.progs.on_multi.attach_kprobe(pattern) as link:
                 assert sc.BPF_LINK_TYPE_NAMES[sc.link_info(link.fd).type] == "kprobe_multi"
                 proc.finish()
@@ -158,8 +154,8 @@ def test_kprobe_multi_link_for_a_pattern() -> None:
 
 
 @_guest
-def test_unknown_kernel_function_is_a_clear_error() -> None:
-    with _load_only(_spec(1), "on_kprobe") as obj:
+def test_unknown_kernel_function_is_a_clear_error(bpf_load: Any) -> None:
+    with _load_only(bpf_load, 1, "on_kprobe") as obj:
         with pytest.raises(bpfkit.BpfNotFoundError, match="cannot be kprobed"):
             obj.progs.on_kprobe.attach_kprobe("bpfkit_no_such_function")
         with pytest.raises(bpfkit.BpfNotFoundError, match="cannot be kprobed"):

@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import tempfile
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from bpfkit.symbols import kernel_symbols
 from bpfkit.shipped import find_object
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for bpf(2)")
+pytestmark = pytest.mark.root
 
 
 def obj_path(name: str) -> str:

@@ -25,7 +25,7 @@ from bpfkit.probes.net import attach_tc, attach_xdp
 
 pyroute2 = pytest.importorskip("pyroute2")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for BPF and network namespaces")
+pytestmark = pytest.mark.root
 
 N = 25
 NUD_PERMANENT = 0x80

@@ -2,7 +2,6 @@
 libbpf would, so they load and attach as written."""
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
@@ -11,7 +10,7 @@ import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 SRC = textwrap.dedent("""
     #include "vmlinux.h"

@@ -18,7 +18,7 @@ from bpfkit import _sys as sc
 from bpfkit.probes.perf_events import resolve_event
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for perf events and BPF")
+pytestmark = pytest.mark.root
 HW = features.check("hw_pmu")
 PAGE = mmap.PAGESIZE
 

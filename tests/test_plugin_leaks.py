@@ -12,7 +12,7 @@ import bpfkit
 from bpfkit.testing.leaks import LeakChecker, bpf_fds
 
 pytest_plugins = ["pytester"]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 INNER_LEAKS = """
     import os

@@ -16,7 +16,7 @@ from bpfkit.shipped import find_object
 from bpfkit.testing import testrun
 from bpfkit.testing.testrun import udp4_packet
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 DST = bytes.fromhex("020000000002")
 SRC = bytes.fromhex("020000000001")

@@ -12,7 +12,7 @@ from bpfkit.errors import BpfError, BpfUsageError
 from bpfkit.testing import fixtures, triggers
 from bpfkit.testing.plugin import BpfLoader, Triggers
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 READ_COUNTER = r"""
 #include "vmlinux.h"

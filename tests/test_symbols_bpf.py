@@ -3,7 +3,6 @@ symbolized by bpfkit.symbols and checked against objdump's call sites and a plai
 from __future__ import annotations
 
 import bisect
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -16,7 +15,7 @@ from bpfkit.stacks import StackProfile
 from bpfkit.symbols import BPF_STACK_BUILD_ID_VALID, ElfCache, Symbolizer
 from bpfkit.testing.fixtures import symbols as fx
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 CHAIN = ["bpfkit_sym_middle", "bpfkit_sym_outer", "bpfkit_sym_f1", "bpfkit_sym_f2", "bpfkit_sym_f3", "bpfkit_sym_f4",
          "bpfkit_sym_f5", "bpfkit_sym_f6", "main"]

@@ -16,7 +16,7 @@ import pytest
 from bpfkit.errors import BpfError, BpfNotFoundError, BpfUsageError, ObjectFormatError
 from bpfkit.symbols import BUILD_ID_FRAME, UNKNOWN, ElfCache, Symbolizer, load_elf_symbols, parse_maps, \
     parse_perf_map
-from bpfkit.symbols._elf import ElfReader
+from bpfkit.binaries.elfreader import ElfReader
 from bpfkit.testing.fixtures import symbols as fx
 
 

@@ -12,7 +12,7 @@ import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for bpf(2)")
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
@@ -68,7 +68,9 @@ def test_pin_get_and_info(hash_fd: int) -> None:
             a, b = sc.map_info(hash_fd), sc.map_info(fd2)
             assert a.id == b.id and (b.type, b.key_size, b.value_size, b.max_entries) == (1, 4, 8, 64)
             assert b.name == b"t_hash"
-            assert sc.map_fd_by_id(a.id) > 0
+            fd3 = sc.map_fd_by_id(a.id)
+            assert fd3 > 0
+            os.close(fd3)
         finally:
             os.close(fd2)
     finally:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import bpfkit
 from bpfkit import _sys as sc
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
 def test_value_dtype_from_btf_nested_structs_arrays_unions() -> None:

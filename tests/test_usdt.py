@@ -5,26 +5,24 @@ from __future__ import annotations
 import os
 import textwrap
 
+from typing import Any
+
 import pytest
 
 import bpfkit
 from bpfkit.probes import usdt as usdt_mod
 from bpfkit.testing import fixtures
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
+pytestmark = pytest.mark.root
 
 
-def _spec(pid: int) -> bpfkit.ObjectSpec:
-    spec = bpfkit.open("tests/probes_usdt")
-    spec.rodata.target_pid = pid
-    return spec
 
 
-def test_usdt_arguments_cookie_library_semaphore_and_constants() -> None:
+def test_usdt_arguments_cookie_library_semaphore_and_constants(bpf_load: Any) -> None:
     n = 25
     exe = fixtures.usdt_target()
     with fixtures.spawn(exe, str(n)) as proc:
-        with _spec(proc.pid).load() as obj:
+        with bpf_load("tests/probes_usdt", target_pid=proc.pid) as obj:
             p = obj.progs
             with p.on_tick.attach_usdt(str(exe), "bpfkit", "tick", cookie=77), \
                     p.on_libtick.attach_usdt(str(fixtures.usdt_lib()), "bpfkit_lib", "libtick", pid=proc.pid), \
@@ -40,20 +38,20 @@ def test_usdt_arguments_cookie_library_semaphore_and_constants() -> None:
             assert (b.consts_calls, b.const_a, b.const_b, b.const_c) == (1, 7, -9, 200)
 
 
-def test_semaphore_guarded_probe_stays_off_without_a_tracer() -> None:
+def test_semaphore_guarded_probe_stays_off_without_a_tracer(bpf_load: Any) -> None:
     exe = fixtures.usdt_target()
     with fixtures.spawn(exe, "7") as proc:
-        with _spec(proc.pid).load() as obj:
+        with bpf_load("tests/probes_usdt", target_pid=proc.pid) as obj:
             with obj.progs.on_tick.attach_usdt(str(exe), "bpfkit", "tick"):
                 out = proc.finish()
             assert obj.bss.ticks == 7 and obj.bss.guarded == 0
     assert out.strip() == "guarded=0"
 
 
-def test_usdt_by_pid_only_finds_the_probe_in_a_mapped_library() -> None:
+def test_usdt_by_pid_only_finds_the_probe_in_a_mapped_library(bpf_load: Any) -> None:
     exe = fixtures.usdt_target()
     with fixtures.spawn(exe, "9") as proc, fixtures.spawn(exe, "4") as other:
-        with _spec(0).load() as obj:  # no BPF-side filter: the kernel's pid filter must do it
+        with bpf_load("tests/probes_usdt", target_pid=0) as obj:  # no BPF-side filter: the kernel's pid filter must do it
             with obj.progs.on_libtick.attach_usdt(None, "bpfkit_lib", "libtick", pid=proc.pid) as link:
                 assert str(fixtures.usdt_lib().resolve()) in link.links[0].description
                 proc.finish()
@@ -61,9 +59,9 @@ def test_usdt_by_pid_only_finds_the_probe_in_a_mapped_library() -> None:
             assert obj.bss.libticks == 9
 
 
-def test_spec_slots_are_reused_after_detach() -> None:
+def test_spec_slots_are_reused_after_detach(bpf_load: Any) -> None:
     exe = fixtures.usdt_target()
-    with _spec(1).load() as obj:
+    with bpf_load("tests/probes_usdt", target_pid=1) as obj:
         specs = obj.maps["__bpf_usdt_specs"]
         for _ in range(3):
             with obj.progs.on_tick.attach_usdt(str(exe), "bpfkit", "tick"):
@@ -71,9 +69,9 @@ def test_spec_slots_are_reused_after_detach() -> None:
         assert len(usdt_mod._allocator(specs).free) == specs.max_entries
 
 
-def test_missing_probe_lists_what_the_binary_has() -> None:
+def test_missing_probe_lists_what_the_binary_has(bpf_load: Any) -> None:
     exe = fixtures.usdt_target()
-    with _spec(1).load() as obj:
+    with bpf_load("tests/probes_usdt", target_pid=1) as obj:
         with pytest.raises(bpfkit.BpfNotFoundError, match=r"bpfkit:nope not found.*bpfkit:tick"):
             obj.progs.on_tick.attach_usdt(str(exe), "bpfkit", "nope")
         with pytest.raises(bpfkit.BpfNotFoundError, match="no USDT probes"):
@@ -202,7 +200,7 @@ def _read_semaphore(pid: int, lib: str, file_offset: int) -> int:
     raise AssertionError(f"{lib} offset {file_offset:#x} is not mapped writable by {pid}")
 
 
-def test_semaphore_guarded_probe_in_a_shared_library_is_on_only_while_attached(guarded_lib) -> None:  # type: ignore[no-untyped-def]
+def test_semaphore_guarded_probe_in_a_shared_library_is_on_only_while_attached(guarded_lib, bpf_load: Any) -> None:  # type: ignore[no-untyped-def]
     import time
 
     from bpfkit.binaries import read_usdt_notes
@@ -213,7 +211,7 @@ def test_semaphore_guarded_probe_in_a_shared_library_is_on_only_while_attached(g
     assert note.semaphore_offset != 0
     with fixtures.spawn(exe, str(n)) as proc:
         assert _read_semaphore(proc.pid, lib, note.semaphore_offset) == 0
-        with _spec(proc.pid).load() as obj:
+        with bpf_load("tests/probes_usdt", target_pid=proc.pid) as obj:
             # by library path, no pid: the kernel raises the semaphore in every process mapping it
             with obj.progs.on_guarded.attach_usdt(lib, "bpfkit_lib", "libguarded"):
                 assert _read_semaphore(proc.pid, lib, note.semaphore_offset) == 1

@@ -10,7 +10,10 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from typing import Any, TypeVar
 
 __all__ = ["Resource", "OwnedFd"]
@@ -42,6 +45,13 @@ class Resource:
         # an exception in __del__ is only printed; a half-built object may lack attributes
         try:
             self.close()
+        except KeyboardInterrupt:
+            # Ctrl-C landed in a finalizer, which cannot raise it: finish closing (a half-closed
+            # object would leak), then deliver the signal again so the program still sees it
+            with contextlib.suppress(Exception):
+                self.close()
+            if threading.current_thread() is threading.main_thread():
+                signal.raise_signal(signal.SIGINT)
         except Exception:
             pass
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from bpfkit.errors import BpfError
 
-from ._elf import ElfReader
+from ..binaries.elfreader import ElfReader
 
 DEFAULT_DEBUG_DIRS: tuple[str, ...] = ("/usr/lib/debug",)
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from bpfkit.errors import BpfError, BpfNotFoundError, BpfPermissionError, ObjectFormatError
 
-from ._elf import SHT_DYNSYM, SHT_SYMTAB, ElfReader, LoadSegment
+from ..binaries.elfreader import SHT_DYNSYM, SHT_SYMTAB, ElfReader, LoadSegment
 from .debuginfo import DEFAULT_DEBUG_DIRS, find_debug_file
 from .dwarf import LineTable
 from .framepointers import has_frame_pointers

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._elf import EM_AARCH64, EM_X86_64, ElfReader, LoadSegment
+from ..binaries.elfreader import EM_AARCH64, EM_X86_64, ElfReader, LoadSegment
 
 # Enough functions for a stable ratio, few enough to cost well under a millisecond.
 _SAMPLE = 200

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stage 2 of a bpfkit guest: PID 1 inside the host's tree (see vm_initramfs.sh). Sets up the mounts a
+# Stage 2 of a bpfkit guest: PID 1 inside the host's tree (see initramfs.sh). Sets up the mounts a
 # BPF test expects, runs the share's run.sh with its output and exit status written back to the share,
 # then powers the guest off so qemu exits.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root

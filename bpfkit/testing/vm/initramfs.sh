@@ -3,7 +3,7 @@
 # Distribution kernels have 9p/virtio/overlay as modules, so they are loaded here before the host's
 # / can be mounted (read-only 9p, with a tmpfs overlay so the guest may write anywhere without touching
 # the host). The read-write 9p share carrying the command and its results is mounted at the same path
-# as on the host, then PID 1 passes to stage 2 (vm_init.sh), read from the host tree.
+# as on the host, then PID 1 passes to stage 2 (init.sh), read from the host tree.
 export PATH=/bin
 fail() { echo "bpfkit-vm: $*"; sleep 1; poweroff -f; }
 mount -t proc proc /proc

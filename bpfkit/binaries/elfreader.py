@@ -1,6 +1,7 @@
 """A small, strict ELF reader: headers, program headers, sections, notes and symbol arrays.
 
-Symbolization needs only a few things from an ELF file (PT_LOAD segments, the build-id note,
+(The one raw ELF reader of bpfkit: the symbolizers build on it; uprobe/USDT lookups and the object
+loader can too.) Symbolization needs only a few things from an ELF file (PT_LOAD segments, the build-id note,
 ``.gnu_debuglink``, ``.gnu_debugdata`` and the raw ``.symtab``/``.dynsym`` arrays), and needs them
 fast and without surprises on hostile input. Every read here is bounds-checked against the file
 size, so a truncated or corrupted file raises :class:`~bpfkit.errors.ObjectFormatError` naming the
@@ -25,7 +26,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from bpfkit.errors import BpfNotFoundError, BpfPermissionError, ObjectFormatError
+from ..errors import BpfNotFoundError, BpfPermissionError, ObjectFormatError
+
+__all__ = ["ElfReader", "LoadSegment", "Section", "PT_LOAD", "SHT_SYMTAB", "SHT_NOTE", "SHT_NOBITS", "SHT_DYNSYM", "PF_X",
+           "ET_EXEC", "ET_DYN", "EM_X86_64", "EM_AARCH64", "NT_GNU_BUILD_ID"]
 
 PT_LOAD = 1
 SHT_SYMTAB = 2
