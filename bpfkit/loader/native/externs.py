@@ -20,8 +20,6 @@ from typing import Optional
 
 from ...btf.index import KIND_FUNC, KIND_VAR, BtfIndex
 from ...errors import BpfError, LoadError
-from ...features import helper
-from ...probes.kprobe import syscall_function
 from . import core
 from .collect import kernel_version
 from .model import (EXT_KCFG, EXT_KSYM, KCFG_BOOL, KCFG_CHAR, KCFG_CHAR_ARR, KCFG_INT, KCFG_TRISTATE, Extern,
@@ -100,6 +98,8 @@ def _has_syscall_wrapper(target: Target) -> bool:
     kernel's BTF rather than in /proc/kallsyms (a long read)."""
     if not os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
         return False
+    from ...probes.kprobe import syscall_function  # only objects with this extern need it
+
     try:
         return target.find(syscall_function("bpf"), KIND_FUNC)[0] > 0
     except BpfError:
@@ -107,6 +107,8 @@ def _has_syscall_wrapper(target: Target) -> bool:
 
 
 def _has_bpf_cookie() -> bool:
+    from ...features import helper  # only objects with this extern need it
+
     return helper("get_attach_cookie", "tracepoint")
 
 

@@ -21,9 +21,7 @@ from typing import Optional
 
 from ... import _sys as sc
 from ...errors import BpfError, BpfPermissionError, LoadError, VerifierError
-from ...features import load_failure
 from ...sections import find as find_section
-from ..verifier import summarize_verifier_log
 from . import core
 from .relocate import Linked
 
@@ -117,20 +115,26 @@ def load_program(req: LoadRequest) -> int:
 
 
 def _error(req: LoadRequest, err: int, log: str) -> BpfError:
+    from ...features import load_failure  # probing features is for failures, not every start
+    from ..verifier import explain_too_large, summarize_verifier_log
+
     unsupported = load_failure(req.section, req.name, err)
     if unsupported is not None:
         return unsupported
     poison = explain_poison(req.linked, log, req.target_name)
     head = f"program {req.name!r} of {req.obj_name!r} was rejected by the verifier ({_errno_name(err)})"
     if poison:
-        return VerifierError(f"{head}: {poison}\n{summarize_verifier_log(log)}", err, log, req.name)
+        return VerifierError(f"{head}: {poison}\n{summarize_verifier_log(log, errno=err)}", err, log, req.name)
     if log.strip():
-        return VerifierError(f"{head}:\n{summarize_verifier_log(log)}", err, log, req.name)
+        return VerifierError(f"{head}:\n{summarize_verifier_log(log, errno=err)}", err, log, req.name)
     if err in (_errno.EPERM, _errno.EACCES):
         return BpfPermissionError(f"loading program {req.name!r} of {req.obj_name!r} was refused "
                                   f"({_errno_name(err)}): run as root or with CAP_BPF+CAP_PERFMON", err)
+    too_large = explain_too_large(err, len(req.linked.insns) // 8)
+    why = "\n".join("  " + ln for ln in too_large.lines()) if too_large is not None else \
+        "the kernel gave no verifier log"
     return LoadError(f"loading program {req.name!r} of {req.obj_name!r} failed ({_errno_name(err)}: "
-                     f"{os.strerror(err)}); the kernel gave no verifier log", err, log)
+                     f"{os.strerror(err)}):\n{why}", err, log)
 
 
 def explain_poison(linked: Linked, log: str, target_name: str) -> str:
