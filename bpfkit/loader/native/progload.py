@@ -131,10 +131,9 @@ def _error(req: LoadRequest, err: int, log: str) -> BpfError:
         return BpfPermissionError(f"loading program {req.name!r} of {req.obj_name!r} was refused "
                                   f"({_errno_name(err)}): run as root or with CAP_BPF+CAP_PERFMON", err)
     too_large = explain_too_large(err, len(req.linked.insns) // 8)
-    why = "\n".join("  " + ln for ln in too_large.lines()) if too_large is not None else \
-        "the kernel gave no verifier log"
-    return LoadError(f"loading program {req.name!r} of {req.obj_name!r} failed ({_errno_name(err)}: "
-                     f"{os.strerror(err)}):\n{why}", err, log)
+    why = ("\n".join("  " + ln for ln in too_large.lines()) if too_large is not None else
+           f"  {os.strerror(err)}; the kernel gave no verifier log")
+    return LoadError(f"loading program {req.name!r} of {req.obj_name!r} failed ({_errno_name(err)}):\n{why}", err, log)
 
 
 def explain_poison(linked: Linked, log: str, target_name: str) -> str:
