@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
     "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
+    "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }
 
 

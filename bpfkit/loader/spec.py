@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from ..btf import Btf
 from ..errors import FeatureNotSupported
+from . import views
 from .globals import GlobalVars
 from .native import backend as native_backend
 from .object import Object
@@ -109,3 +110,13 @@ class ObjectSpec:
 
     def __repr__(self) -> str:
         return f"<ObjectSpec {self.name} ({self.loader}): programs={list(self.programs)} maps={list(self.maps)}>"
+
+    def _facts(self) -> list[tuple[str, object]]:
+        return [("path", self.path or "(bytes)"), ("loader", self.loader), ("programs", len(self.programs)),
+                ("maps", sum(not m.internal for m in self.maps.values()))]
+
+    def _repr_html_(self) -> str:
+        return views.html(f"ObjectSpec {self.name}", self._facts(), views.spec_tables(self))
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else views.text(f"ObjectSpec {self.name}", self._facts(), views.spec_tables(self)))
