@@ -111,7 +111,8 @@ def test_unknown_section_and_missing_attach_target_are_explained() -> None:
 # -- BTF sanitizing ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["tests/count", "tests/corpus/core_kinds", "tests/corpus/globals",
-                                  "tests/corpus/tool_runqlat", "tests/corpus/tool_taskinfo"])
+                                  "tests/corpus/tool_runqlat", "tests/corpus/tool_taskinfo",
+                                  "tests/corpus/btf_tags"])
 def test_btf_sanitized_for_an_older_kernel_loads_the_same_programs(name: str) -> None:
     spec = open_spec(name)
     missing = [f for f in btfload.FEATURES if f != "func"]  # as a kernel of ~5.1: FUNCs, no DATASEC...
