@@ -130,6 +130,29 @@ def test_btf_sanitized_for_an_older_kernel_loads_the_same_programs(name: str) ->
     assert all(p["func_info"] and p["line_info"] for p in nat.progs.values())
 
 
+def test_enum64_and_signed_enum_sanitized_as_libbpf_does() -> None:
+    """clang 14 cannot emit ENUM64 or signed enums (kflag): append both to an object's BTF, then
+    check the rewrite a pre-6.0 kernel needs (ENUM64 -> a union of 1-byte ints of the same size,
+    the signed enum -> unsigned) and that this kernel takes both the original and the rewrite."""
+    from bpfkit.btf.index import KIND_ENUM, KIND_UNION
+    from bpfkit.loader.native.objbtf import info_word
+
+    spec = open_spec("tests/corpus/btf_tags")
+    btf = spec.model.btf.copy()
+    e64 = btf.add_type([btf.add_string("bpfkit_e64"), info_word(KIND_ENUM64, 2), 8,
+                        btf.add_string("BPFKIT_BIG"), 0, 1, btf.add_string("BPFKIT_SMALL"), 7, 0])
+    signed = btf.add_type([btf.add_string("bpfkit_signed"), info_word(KIND_ENUM, 1, kflag=True), 4,
+                           btf.add_string("BPFKIT_MINUS"), 0xFFFFFFFF])
+    assert "enum64" in btfload.needed_features(btf)
+    os.close(sc.btf_load(btf.encode(), "enum64 BTF"))  # 6.0+ takes it as it is
+    btfload.sanitize(btf, ["enum64"])
+    idx = BtfIndex.parse(btf.encode())
+    assert idx.kind(e64) == KIND_UNION and btf.vlen(e64) == 2 and idx.size(e64) == 8
+    assert idx.kind(signed) == KIND_ENUM and not btf.kflag(signed)
+    assert not {idx.kind(t) for t in idx.type_ids()} & {KIND_ENUM64}
+    os.close(sc.btf_load(btf.encode(), "sanitized enum64 BTF"))
+
+
 def test_without_func_btf_programs_load_without_func_and_line_info() -> None:
     spec = open_spec("tests/count")
     nat = load_with(spec, "native", sanitize=btfload.FEATURES)
