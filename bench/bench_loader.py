@@ -69,14 +69,16 @@ def child(loader: str, path: str, reps: int) -> list[float]:
     return [float(x) for x in out.split()]
 
 
-def cold(loader: str, runs: int) -> float:
-    walls = []
-    env = dict(ENV, BPFKIT_LOADER=loader)
+def cold(loaders: tuple[str, ...], runs: int) -> dict[str, float]:
+    """Median wall time of a whole process per loader, the loaders' runs interleaved (noise hits both alike)."""
+    walls: dict[str, list[float]] = {loader: [] for loader in loaders}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", COLD], check=True, env=env, stdout=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls)
+        for loader in loaders:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", COLD], check=True, env=dict(ENV, BPFKIT_LOADER=loader),
+                           stdout=subprocess.DEVNULL)
+            walls[loader].append(time.perf_counter() - t0)
+    return {loader: statistics.median(w) for loader, w in walls.items()}
 
 
 def main() -> None:
@@ -97,7 +99,7 @@ def main() -> None:
         model = parse(open(path, "rb").read(), "bench").model
         n_core = sum(len(v) for v in model.ext.core_relos.values()) if model.ext else 0
         # interleave the two loaders so machine noise hits both alike
-        first = {"native": [], "libbpf": []}
+        first: dict[str, list[float]] = {"native": [], "libbpf": []}
         for _ in range(args.runs):
             for loader in ("libbpf", "native"):
                 first[loader].append(child(loader, path, 1)[0])
@@ -108,9 +110,9 @@ def main() -> None:
               f"ratio {f_nat / f_lib:.2f}x")
         print(f"    repeated in one process: native {warm['native'] * 1e3:7.1f} ms  libbpf {warm['libbpf'] * 1e3:7.1f} ms"
               f"  ratio {warm['native'] / warm['libbpf']:.2f}x")
-    cold(cold_loader := "native", 2)
-    cold("libbpf", 2)
-    c_nat, c_lib = cold(cold_loader, args.runs), cold("libbpf", args.runs)
+    cold(("native", "libbpf"), 2)  # warm-up: page cache, the BTF index cache
+    c = cold(("libbpf", "native"), args.runs)
+    c_nat, c_lib = c["native"], c["libbpf"]
     print(f"  cold start (import, load tests/count, attach, exit): native {c_nat * 1e3:.1f} ms  "
           f"libbpf {c_lib * 1e3:.1f} ms  ratio {c_nat / c_lib:.2f}x")
 
