@@ -109,7 +109,7 @@ class ObjectSpec:
         return Object(self.name, self.programs, self.maps, self.btf, loaded)
 
     def __repr__(self) -> str:
-        return f"<ObjectSpec {self.name} ({self.loader}): programs={list(self.programs)} maps={list(self.maps)}>"
+        return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"
 
     def _facts(self) -> list[tuple[str, object]]:
         return [("path", self.path or "(bytes)"), ("loader", self.loader), ("programs", len(self.programs)),
