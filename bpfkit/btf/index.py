@@ -458,7 +458,8 @@ def _starts_fit(words: np.ndarray, starts: np.ndarray, quick: bool = False) -> b
     if starts[0] != 0 or starts[-1] + 3 > n or (len(starts) > 1 and not bool((np.diff(starts[::997]) > 0).all())):
         return False
     if quick and len(starts) > 8192:
-        pick = np.unique(np.linspace(0, len(starts) - 1, 4096).astype(np.int64))
+        # strictly increasing (a step of 2+ records), so no np.unique: on numpy 2 it imports numpy.ma
+        pick = np.linspace(0, len(starts) - 1, 4096).astype(np.int64)
         nxt = np.append(starts, n)[pick + 1]
         info = words[starts[pick] + 1]
         kinds = ((info >> 24) & 0x1F).astype(np.intp)

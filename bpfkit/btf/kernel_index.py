@@ -28,6 +28,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .. import _sys as sc
+from ..cachedir import cache_root
 from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 from .index import BtfIndex, Buffer
 
@@ -38,8 +39,6 @@ _CACHE_VERSION = "v1"
 
 
 def _cache_dir() -> Path:
-    from ..compiler import cache_root  # (compiler imports the build tools: only when an index is cached)
-
     return cache_root() / "btf-index"
 
 
