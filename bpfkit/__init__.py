@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # type checkers see the real signatures; at run time they loa
     from . import (btf, compiler, counters, events, features, hist, loader, maps, probes, sections, shipped,  # noqa: F401
                    testing, tools, tracefs)
     from .compiler import compile  # noqa: F401
+    from .tools.trace import trace  # noqa: F401
     from .loader import Object, ObjectSpec, Program, load, open  # noqa: F401
     from .maps import Map
 
@@ -57,6 +58,7 @@ _LAZY = {
     "open": ("loader", "open"), "load": ("loader", "load"), "Object": ("loader", "Object"),
     "ObjectSpec": ("loader", "ObjectSpec"), "Program": ("loader", "Program"), "Map": ("maps", "Map"),
     "compile": ("compiler", "compile"),
+    "trace": ("tools.trace", "trace"),
 }
 _SUBPACKAGES = ("btf", "compiler", "counters", "events", "features", "hist", "loader", "maps", "probes", "sections",
                 "shipped", "testing", "tools", "tracefs")
@@ -77,7 +79,7 @@ def __dir__() -> list[str]:
 
 # `from bpfkit import *` leaves out open and compile, which would shadow the builtins of those names
 __all__ = [
-    "load", "Object", "ObjectSpec", "Program", "Map",
+    "load", "Object", "ObjectSpec", "Program", "Map", "trace",
     "BpfError", "BpfUsageError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
     "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError", "MapFullError",
     "ClosedError",
