@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
+    "argdist": ("bpfkit.tools.argdist", "main", "count or histogram a function's arguments or return values"),
     "trace": ("bpfkit.tools.trace", "main", "print a line per call of a function, tracepoint or USDT probe"),
 }
 
