@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "argdist": ("bpfkit.tools.argdist", "main", "count or histogram a function's arguments or return values"),
+    "funccount": ("bpfkit.tools.funccount", "main", "count calls of functions, tracepoints or USDT probes (patterns)"),
+    "strace": ("bpfkit.tools.strace", "main", "system calls of a command or process, shown as strace does (-c, -f, -e, -T)"),
     "trace": ("bpfkit.tools.trace", "main", "print a line per call of a function, tracepoint or USDT probe"),
 }
 
