@@ -194,12 +194,14 @@ def parse_expr(text: str, spec: str = "", base: int = 0) -> Expr:
         src, cols, casts = _translate(stripped)
     except ProbeSpecError as e:
         raise ProbeSpecError(spec, base + lead + e.pos, e.expected) from None
+    cut = len(src) - len(src.lstrip())  # "!a" became " not a": no indent for ast
+    src, cols = src[cut:], cols[cut:]
     expr = Expr(stripped, ast.Constant(0), spec, base + lead, casts)
     expr._map = cols + [len(stripped)]
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError as e:
-        col = (e.offset or 1) - 1
+        col = e.offset - 1 if e.offset else len(src)  # 0/None: at the end of the text
         raise expr.error(f"expected a C expression ({e.msg})", ast.Constant(0, col_offset=col)) from None
     for node in ast.walk(tree):
         if not isinstance(node, _OK_NODES):
