@@ -169,9 +169,10 @@ def _stat(blob: bytes) -> str:
 
 
 def format_arg(fmt: str, value: int, blob: Optional[tuple[int, bytes]], strsize: int, ret: int,
-               failed: bool) -> str:
+               failed: bool, length: Optional[int] = None) -> str:
     """One argument: ``fmt`` from the table, the raw register ``value`` and the fetched ``blob``
-    ((length or -errno, bytes)) when the plan read one."""
+    ((length or -errno, bytes)) when the plan read one; ``length`` is the size the call was given
+    for a buffer it reads ("bi:N": argument N), so a cut buffer ends in ``...``."""
     if fmt in ("s", "bi", "bo") or fmt.startswith("bi:"):
         if value == 0:
             return "NULL"
@@ -181,7 +182,7 @@ def format_arg(fmt: str, value: int, blob: Optional[tuple[int, bytes]], strsize:
         if fmt == "s":
             data = data.split(b"\0", 1)[0]
             return quote(data)
-        full = ret if fmt == "bo" else None
+        full = ret if fmt == "bo" else length
         shown = data[:strsize]
         more = len(data) > strsize or (full is not None and full > len(shown))
         return quote(shown, truncated=more)

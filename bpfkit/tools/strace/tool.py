@@ -180,13 +180,13 @@ class Printer:
         self.only = only
         self.timestamps = timestamps
         self.entered: dict[int, Event] = {}
-        self.seen_tids: set[int] = {first_tid}
+        self.live: set[int] = {first_tid}  # tracees seen and not exited: more than one, and lines get [pid N]
         self.exit_code: Optional[int] = None
         self.boot_offset = time.time() - time.monotonic()
 
     def _prefix(self, ev: Event) -> str:
         p = ""
-        if self.prefix_pids and (ev.tid != self.first_tid or len(self.seen_tids) > 1):
+        if self.prefix_pids and len(self.live) > 1:
             p = f"[pid {ev.tid:>5}] "
         if self.timestamps:
             t = ev.ts / 1e9 + self.boot_offset
@@ -198,14 +198,16 @@ class Printer:
         return p
 
     def line(self, ev: Event) -> Optional[str]:
-        self.seen_tids.add(ev.tid)
+        self.live.add(ev.tid)
         if ev.flags & EV_EXIT:
             status = ev.args[1] or ev.args[0]
             if ev.tid == self.first_tid:
                 self.exit_code = status
             sig = status & 0x7F
             what = f"killed by {_signame(sig)}" if sig else f"exited with {(status >> 8) & 0xFF}"
-            return f"{self._prefix(ev)}+++ {what} +++"
+            text = f"{self._prefix(ev)}+++ {what} +++"
+            self.live.discard(ev.tid)
+            return text
         sc = name(ev.nr)
         if ev.flags & EV_ENTER:
             self.entered[ev.tid] = ev
@@ -229,11 +231,14 @@ class Printer:
             if fmt in ("s", "bo", "stat", "ts_in", "ts_out", "fds2") or fmt.startswith("bi:"):
                 blob = blobs[k] if k < len(blobs) else None
                 k += 1
-            parts.append(format_arg(fmt, ev.args[i], blob, self.strsize, _s64(ev.ret), failed))
+            length = ev.args[int(fmt[3:])] if fmt.startswith("bi:") else None
+            parts.append(format_arg(fmt, ev.args[i], blob, self.strsize, _s64(ev.ret), failed, length))
+        # strace starts "= " at column 40 when the call is shorter
         text = f"{self._prefix(ev)}{sc}({', '.join(parts)})"
+        text = text.ljust(39) + " = "
         if ev.flags & EV_NO_RETURN:
-            return text + " = ?"
-        text += f" = {format_return(sc, ev.ret)}"
+            return text + "?"
+        text += format_return(sc, ev.ret)
         if self.show_time:
             text += f" <{ev.duration / 1e9:.6f}>"
         return text
