@@ -40,7 +40,7 @@ def collect(probe: str, n1: int, n2: int = 0, *extra: str, **kw: Any) -> tuple[n
 def test_uprobe_arguments_and_strings_exactly() -> None:
     n = 12
     ev, out = collect("p:TARGET:ol_f1(int i, const char *name)", n)
-    assert out.strip() == f"done {sum(2 * i - 3 for i in range(n))}"
+    assert out.split()[:2] == ["done", str(sum(2 * i - 3 for i in range(n)))]
     assert ev["i"].tolist() == list(range(n))
     assert ev["name"].tolist() == [NAMES[i % 3] for i in range(n)]
     assert ev["i"].dtype == np.dtype("<i4") and ev["name"].dtype == np.dtype("S80")

@@ -530,12 +530,20 @@ def check_probe(spec: ProbeSpec, pid: Optional[int] = None) -> None:
                              f"no USDT probe {spec.provider + ':' if spec.provider else ''}{spec.name} in {path}",
                              hint or f"it has: {', '.join(have[:12])}")
         return
+    from ..binaries.functions import function_offsets
+
     try:
-        names = sorted({s.name for s in list_symbols(path, "*")})
+        offsets = function_offsets(path)
     except BpfError as e:
         raise spec.error("binary", f"cannot read the functions of {path}", str(e)) from None
-    if not any(fnmatch.fnmatchcase(n, spec.name) for n in names):
-        base = spec.name.split("@", 1)[0]
-        if base in names:
-            return  # a versioned name: symbol_offset checks the version at attach
-        raise spec.error("name", f"no function {spec.name!r} in {path}", _did_you_mean(close_names(spec.name, names)))
+    base = spec.name.split("@", 1)[0]
+    if base in offsets or (spec.is_pattern and any(fnmatch.fnmatchcase(n, spec.name) for n in offsets)):
+        return
+    if "@" in spec.name or base not in offsets:
+        try:  # a versioned name, an ifunc, or a symbol only the full reader knows
+            if any(s.name == base for s in list_symbols(path, base)):
+                return
+        except BpfError:
+            pass
+    raise spec.error("name", f"no function {spec.name!r} in {path}",
+                     _did_you_mean(close_names(spec.name, sorted(offsets))))

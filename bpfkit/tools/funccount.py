@@ -112,7 +112,7 @@ def targets(spec: ProbeSpec, regex: bool = False) -> list[Target]:
         features.require("kprobes", str(spec))
         names = kernel_functions("*") if regex or spec.is_pattern else kernel_functions(spec.name)
         return [Target(n, n) for n in names if match(n)]
-    from ..binaries import list_symbols, read_usdt_notes, resolve_library
+    from ..binaries import read_usdt_notes, resolve_library
 
     path = resolve_library(spec.binary)
     if spec.kind == "usdt":
@@ -122,11 +122,9 @@ def targets(spec: ProbeSpec, regex: bool = False) -> list[Target]:
             if (match(n.name) or match(full)) and (not spec.provider or n.provider == spec.provider):
                 seen.setdefault((n.provider, n.name), None)
         return [Target(f"{p}:{n}", (path, p, n)) for p, n in seen]
-    by_offset: dict[int, str] = {}
-    for sym in list_symbols(path, "*" if regex else spec.name):
-        if not sym.is_ifunc and match(sym.name):
-            by_offset.setdefault(sym.offset, sym.name)
-    return [Target(name, (path, off)) for off, name in sorted(by_offset.items(), key=lambda kv: kv[1])]
+    from ..binaries.functions import matching
+
+    return [Target(name, (path, off)) for name, off in matching(path, spec.name, regex)]
 
 
 class Counter(Resource):

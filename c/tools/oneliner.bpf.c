@@ -263,33 +263,32 @@ static __always_inline void ol_fetch_all(__u8 *rec, const void *ctx)
 	}
 }
 
-static __always_inline __u8 *ol_begin(void)
+static __always_inline __u8 *ol_scratch_record(void)
 {
 	__u32 zero = 0;
-	__u8 *rec = bpf_map_lookup_elem(&ol_scratch, &zero);
 
-	if (!rec)
-		return 0;
-	struct ol_header *h = (struct ol_header *)rec;
-	__u64 id = bpf_get_current_pid_tgid();
-	h->ts = bpf_ktime_get_ns();
-	h->pid = id >> 32;
-	h->tid = (__u32)id;
-	__u64 ug = bpf_get_current_uid_gid();
-	h->uid = (__u32)ug;
-	h->gid = ug >> 32;
-	h->cpu = bpf_get_smp_processor_id();
-	h->ustack = -1;
-	h->kstack = -1;
-	return rec;
+	return bpf_map_lookup_elem(&ol_scratch, &zero);
 }
 
-static __always_inline int ol_finish(void *ctx, __u8 *rec, const void *tp)
+/* The filter first (so a rejected event costs only its loads), then the header, strings, stacks,
+ * and out. */
+static __always_inline int ol_finish(void *ctx, __u8 *rec, const void *tp, __u32 cookie, __u64 ts)
 {
 	struct ol_header *h = (struct ol_header *)rec;
 
 	if (!ol_pass(rec))
 		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+	h->ts = ts ? ts : bpf_ktime_get_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->uid = (__u32)ug;
+	h->gid = ug >> 32;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ustack = -1;
+	h->kstack = -1;
+	h->cookie = cookie;
 	if (ol_want_comm)
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
 	else
@@ -311,16 +310,15 @@ int ol_tp(void *ctx)
 {
 	if (!bpfkit_filter_pass())
 		return 0;
-	__u8 *rec = ol_begin();
+	__u8 *rec = ol_scratch_record();
 	if (!rec)
 		return 0;
 	__u32 n = ol_tp_size;
 	if (n > OL_MAX_RECORD - OL_HEADER)
 		return 0;
-	((struct ol_header *)rec)->cookie = bpf_get_attach_cookie(ctx);
 	if (bpf_probe_read_kernel(rec + OL_HEADER, n, ctx))
 		return 0;
-	return ol_finish(ctx, rec, ctx);
+	return ol_finish(ctx, rec, ctx, bpf_get_attach_cookie(ctx), 0);
 }
 
 SEC("kprobe")
@@ -328,11 +326,11 @@ int ol_fn(struct pt_regs *ctx)
 {
 	if (!bpfkit_filter_pass())
 		return 0;
-	__u8 *rec = ol_begin();
+	__u8 *rec = ol_scratch_record();
 	if (!rec)
 		return 0;
-	((struct ol_header *)rec)->cookie = bpf_get_attach_cookie(ctx);
 	__u64 *v = (__u64 *)(rec + OL_HEADER);
+	__u64 ts = 0;
 	v[0] = PT_REGS_PARM1(ctx);
 	v[1] = PT_REGS_PARM2(ctx);
 	v[2] = PT_REGS_PARM3(ctx);
@@ -348,13 +346,14 @@ int ol_fn(struct pt_regs *ctx)
 			__sync_fetch_and_add(&ol_unpaired, 1);
 			return 0;
 		}
-		v[7] = ((struct ol_header *)rec)->ts - e->ts;
+		ts = bpf_ktime_get_ns();
+		v[7] = ts - e->ts;
 #pragma unroll
 		for (int i = 0; i < 6; i++)
 			v[8 + i] = e->args[i];
 		bpf_map_delete_elem(&ol_entries, &id);
 	}
-	return ol_finish(ctx, rec, 0);
+	return ol_finish(ctx, rec, 0, bpf_get_attach_cookie(ctx), ts);
 }
 
 /* The entry half of a paired return probe ($latency, $entry(arg) in argdist). */
@@ -379,11 +378,9 @@ int ol_usdt(struct pt_regs *ctx)
 {
 	if (!bpfkit_filter_pass())
 		return 0;
-	__u8 *rec = ol_begin();
+	__u8 *rec = ol_scratch_record();
 	if (!rec)
 		return 0;
-	/* the attach cookie of a USDT site is libbpf's spec id; ours travels in the spec */
-	((struct ol_header *)rec)->cookie = bpf_usdt_cookie(ctx);
 	__u64 *v = (__u64 *)(rec + OL_HEADER);
 #pragma unroll
 	for (int i = 0; i < OL_MAX_USDT_ARGS; i++) {
@@ -393,7 +390,8 @@ int ol_usdt(struct pt_regs *ctx)
 		bpf_usdt_arg(ctx, i, &x);
 		v[i] = x;
 	}
-	return ol_finish(ctx, rec, 0);
+	/* the attach cookie of a USDT site is libbpf's spec id; ours travels in the spec */
+	return ol_finish(ctx, rec, 0, bpf_usdt_cookie(ctx), 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

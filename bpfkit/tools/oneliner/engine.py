@@ -19,6 +19,8 @@ from ..._sys import Resource
 from ...errors import BpfUsageError
 from ...events import Poller
 from ...loader import open as open_object
+from ...probes.link import LinkGroup
+from ...probes.uprobe import attach_uprobe_offset
 from ..common import Scope
 from .expr import evaluate, truth
 from .plan import Plan
@@ -74,6 +76,7 @@ class ProbeSession(Resource):
                  cookie: int = 0) -> None:
         self.plan = plan
         self.obj: Any = None
+        self.links = LinkGroup()
         spec = open_object(OBJECT)
         wanted = {plan.program} | ({"ol_fn_entry"} if plan.paired else set())
         for p in spec.programs.values():
@@ -100,7 +103,7 @@ class ProbeSession(Resource):
             self.reader = self.obj.reader("ol_events")
             self.reader.dtype = plan.dtype
         except BaseException:
-            self.obj.close()
+            self.close()
             raise
         self._strings = [(c.field, plan.dtype[c.field].itemsize) for c in plan.strings.values()
                          if f"{c.field}__len" in (plan.dtype.names or ())]
@@ -118,12 +121,23 @@ class ProbeSession(Resource):
             if self.plan.paired:
                 self.obj.progs.ol_fn_entry.attach_kprobe(s.name)
             prog.attach_kretprobe(s.name, cookie=cookie)
-        elif s.kind == "uprobe":
-            prog.attach_uprobe(s.binary, s.name, offset=s.offset, pid=pid, cookie=cookie)
-        elif s.kind == "uretprobe":
+        elif s.kind in ("uprobe", "uretprobe"):
+            ret = s.kind == "uretprobe"
+            found = _function_offset(s.binary, s.name)
+            if found is None:  # versioned names, ifuncs: the full ELF reader
+                if self.plan.paired:
+                    self.obj.progs.ol_fn_entry.attach_uprobe(s.binary, s.name, pid=pid)
+                (prog.attach_uretprobe(s.binary, s.name, pid=pid, cookie=cookie) if ret else
+                 prog.attach_uprobe(s.binary, s.name, offset=s.offset, pid=pid, cookie=cookie))
+                return
+            path, off = found
+            kpid = -1 if pid is None else pid
+            what = f"{s.kind} {path}:{s.name}" + (f"+{s.offset:#x}" if s.offset else "")
             if self.plan.paired:
-                self.obj.progs.ol_fn_entry.attach_uprobe(s.binary, s.name, pid=pid)
-            prog.attach_uretprobe(s.binary, s.name, pid=pid, cookie=cookie)
+                self.links.add(attach_uprobe_offset(self.obj.progs.ol_fn_entry.fd, path, off, pid=kpid,
+                                                    what=f"uprobe {path}:{s.name}"))
+            self.links.add(attach_uprobe_offset(prog.fd, path, off + s.offset, pid=kpid, retprobe=ret,
+                                                cookie=cookie, what=what))
         elif s.kind == "usdt":
             prog.attach_usdt(s.binary or None, self.plan.provider, s.name, pid=pid, cookie=cookie)
         else:  # pragma: no cover - the parser knows no other kinds
@@ -166,9 +180,25 @@ class ProbeSession(Resource):
         return self.obj.maps.ol_stacks.addresses(int(stack_id))
 
     def close(self) -> None:
+        links = getattr(self, "links", None)
+        if links is not None:
+            links.close()
         obj, self.obj = getattr(self, "obj", None), None
         if obj is not None:
             obj.close()
+
+
+def _function_offset(binary: str, name: str) -> Optional[tuple[str, int]]:
+    """(path, file offset) of function ``name`` through the fast symbol table, or None when only
+    the full ELF reader can resolve it (``name@VERSION``, ifuncs)."""
+    from ...binaries import resolve_library
+    from ...binaries.functions import function_offsets
+
+    if "@" in name:
+        return None
+    path = resolve_library(binary)
+    off = function_offsets(path).get(name)
+    return None if off is None else (path, off)
 
 
 class Tracer(Resource):
