@@ -59,6 +59,7 @@ while True:
 
 
 def median(xs: list[float]) -> float:
+    xs = [x for x in xs if x == x]  # a run whose CPU time could not be read is left out
     return statistics.median(xs) if xs else float("nan")
 
 
@@ -181,28 +182,28 @@ def build_getpid_loop() -> Path:
     return out
 
 
-def decode_once(n: int, ring_bytes: int) -> dict[str, float]:
-    exe = build_getpid_loop()
-    child = subprocess.Popen([str(exe), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    got = 0
-    t_go = 0.0
-    cpu0 = time.process_time()
-
-    def go() -> None:
-        nonlocal t_go
-        assert child.stdin is not None
-        t_go = time.monotonic()
-        child.stdin.write("x")
-        child.stdin.flush()
-
+def decode_once(n: int, ring_bytes: int, drain_after: bool) -> dict[str, float]:
+    """``n`` getpid() events of a child through bpfkit.trace's engine. Live: consumed while the
+    child runs (events/s is then the producer's pace: the traced getpid loop). ``drain_after``:
+    the child finishes first (the ring holds all events), then the timed part is the consumer
+    alone, from the first drain to the last event decoded: the decode rate."""
     from bpfkit.probes.spec import parse_probe
     from bpfkit.tools.common import Scope
     from bpfkit.tools.oneliner import Tracer, build_plan
 
+    exe = build_getpid_loop()
+    child = subprocess.Popen([str(exe), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None
     plan = build_plan(parse_probe("t:syscalls:sys_enter_getpid"))
+    got = 0
     with Tracer([plan], scope=Scope(pid=child.pid), ring_bytes=ring_bytes) as t:
+        t_go = time.monotonic()
+        child.stdin.write("x")
+        child.stdin.flush()
+        if drain_after:
+            child.wait()
+            t_go = time.monotonic()
         cpu0 = time.process_time()
-        go()
         t_last = t_go
         for _, batch in t.batches(timeout=1.0):
             got += len(batch)
@@ -211,29 +212,46 @@ def decode_once(n: int, ring_bytes: int) -> dict[str, float]:
                 break
         cpu = time.process_time() - cpu0
         lost = t.dropped
+        last = batch
     out, _ = child.communicate()
+    assert last.dtype.names is not None and "pid" in last.dtype.names  # decoded records, not bytes
     loop_ns = int(out.strip() or 0)
     return {"received": got, "lost": lost, "wall_s": t_last - t_go, "events_per_s": got / max(t_last - t_go, 1e-9),
             "cpu_s_per_million": cpu / max(got, 1) * 1e6, "workload_s": loop_ns / 1e9}
 
 
 def bench_decode(runs: int, n: int, ring_bytes: int) -> dict[str, Any]:
-    rs = [decode_once(n, ring_bytes) for _ in range(runs)]
-    keys = rs[0].keys()
-    med = {k: median([r[k] for r in rs]) for k in keys}
-    print(f"\n## Decode rate: bpfkit.trace('t:syscalls:sys_enter_getpid'), {n:,} getpid() (median of {runs}; "
-          f"{ring_bytes >> 20} MiB ring)")
-    print("| received | lost | events/s (go -> last event decoded) | consumer CPU s per M | workload loop |")
-    print("|---|---|---|---|---|")
-    print(f"| {med['received']:,.0f} | {med['lost']:.0f} | **{med['events_per_s'] / 1e6:.2f} M/s** | "
-          f"{med['cpu_s_per_million']:.3f} | {med['workload_s']:.2f} s |")
-    return {"median": med, "runs": rs}
+    out: dict[str, Any] = {}
+    print(f"\n## Decode: bpfkit.trace('t:syscalls:sys_enter_getpid') engine, {n:,} getpid() of a child "
+          f"(median of {runs}; 72-byte records)")
+    print("| mode | received | lost | events/s | consumer CPU s per M | traced workload loop |")
+    print("|---|---|---|---|---|---|")
+    for mode, drain_after, ring in (("live (producer-paced)", False, ring_bytes),
+                                    ("decode rate (ring filled first)", True, 256 << 20)):
+        rs = [decode_once(n, ring, drain_after) for _ in range(runs)]
+        med = {k: median([r[k] for r in rs]) for k in rs[0]}
+        out[mode] = {"median": med, "runs": rs, "ring_mib": ring >> 20}
+        print(f"| {mode}, {ring >> 20} MiB ring | {med['received']:,.0f} | {med['lost']:.0f} | "
+              f"**{med['events_per_s'] / 1e6:.2f} M/s** | {med['cpu_s_per_million']:.3f} | {med['workload_s']:.2f} s |")
+    return out
 
 
 # -- 3. filter cost ------------------------------------------------------------------------------
 
-def loop_ns(argv_tool: Optional[list[str]], n: int, env: dict[str, str], target: str, match_header: str) -> int:
-    """ol_f2's loop time (ns) in the fixture, bare or while ``argv_tool`` (given ``-p PID``) traces it."""
+def prog_ns(names: tuple[str, ...], runs: int) -> tuple[float, int]:
+    """(ns per run, runs) of the loaded program named one of ``names`` that ran exactly ``runs``
+    times (BPF stats on; this bpftool lists no owner pids, so the count says it is ours)."""
+    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
+    for prog in json.loads(r.stdout or "[]"):
+        if prog.get("name") in names and prog.get("run_cnt") == runs:
+            return prog.get("run_time_ns", 0) / runs, runs
+    return float("nan"), 0
+
+
+def loop_ns(argv_tool: Optional[list[str]], n: int, env: dict[str, str], target: str, match_header: str,
+            stats: Optional[list[tuple[float, int]]] = None) -> int:
+    """ol_f2's loop time (ns) in the fixture, bare or while ``argv_tool`` (given ``-p PID``) traces it;
+    the tool's BPF run time per call is appended to ``stats``."""
     with fixtures.spawn(target, "0", str(n), timeout=120) as proc:
         tool = None
         master = -1
@@ -252,6 +270,8 @@ def loop_ns(argv_tool: Optional[list[str]], n: int, env: dict[str, str], target:
                 raise RuntimeError(f"{argv_tool[0]} did not start: {buf!r}")
         out = proc.finish()
         if tool is not None:
+            if stats is not None:
+                stats.append(prog_ns(("ol_fn", "probe_ol_f2_1"), n))
             for _ in range(5):
                 with_signal(tool, signal.SIGINT)
                 try:
@@ -277,27 +297,36 @@ def bench_filter(runs: int, n: int) -> dict[str, Any]:
         "bpfkit": [BPFKIT, "trace", "-p", "PID", probe],
     }
     times: dict[str, list[int]] = {k: [] for k in cmds}
+    bpf_ns: dict[str, list[tuple[float, int]]] = {k: [] for k in cmds}
+    from bpfkit import _sys as sc
+
+    stats_fd = sc.enable_stats()  # run time of every program, for the BPF-side cost alone
     try:
         for i in range(runs + 1):
             order = list(cmds)[i % 3:] + list(cmds)[:i % 3]
             for name in order:
-                t = loop_ns(cmds[name], n, {}, target, "PID")
+                got: list[tuple[float, int]] = []
+                t = loop_ns(cmds[name], n, {}, target, "PID", got)
                 if i:
                     times[name].append(t)
+                    bpf_ns[name] += got
     finally:
+        stats_fd.close()
         if env_prev is None:
             os.environ.pop("OL_NO_GETPPID", None)
     bare = median([float(x) for x in times["bare"]])
     res = {k: {"loop_ns_median": median([float(x) for x in v]), "all": v} for k, v in times.items()}
     added = {k: (res[k]["loop_ns_median"] - bare) / n for k in ("bcc", "bpfkit")}
+    prog = {k: median([x for x, c in bpf_ns[k] if c == n]) for k in ("bcc", "bpfkit")}
     print(f"\n## BPF-side filter cost: uprobe on ol_f2(long size), filter size > 4096 never true, {n:,} calls "
           f"(median of {runs})")
-    print("| | loop time | added per call | vs bcc |\n|---|---|---|---|")
-    print(f"| bare | {bare / 1e6:.1f} ms | | |")
+    print("| | loop time | added per call | vs bcc | BPF program per call (bpf_stats) | vs bcc |")
+    print("|---|---|---|---|---|---|")
+    print(f"| bare | {bare / 1e6:.1f} ms | | | | |")
     for k in ("bcc", "bpfkit"):
         print(f"| {k} trace | {res[k]['loop_ns_median'] / 1e6:.1f} ms | {added[k]:.0f} ns | "
-              f"{added[k] / added['bcc']:.2f}x |")
-    return {"loop": res, "added_ns_per_call": added, "calls": n}
+              f"{added[k] / added['bcc']:.2f}x | {prog[k]:.0f} ns | {prog[k] / prog['bcc']:.2f}x |")
+    return {"loop": res, "added_ns_per_call": added, "bpf_ns_per_call": prog, "calls": n}
 
 
 # -- 4. strace -c ----------------------------------------------------------------------------------

@@ -234,9 +234,11 @@ class Tracer(Resource):
             yield from group
 
     def rounds(self, *, duration: Optional[float] = None, timeout: Optional[float] = None,
-               stop: Any = None) -> Iterator[list[tuple[int, np.ndarray]]]:
+               stop: Any = None, gather: float = 0.005) -> Iterator[list[tuple[int, np.ndarray]]]:
         """Like :meth:`batches`, but everything one look at the buffers found comes together, so
-        events of several probes can be put in time order."""
+        events of several probes can be put in time order. After a look that found events, the
+        next one waits ``gather`` seconds: under a steady stream the batches grow and the kernel
+        stops waking a consumer that keeps catching up (both cost more than the records)."""
         assert self._poller is not None
         deadline = None if duration is None else time.monotonic() + duration
         idle_since = time.monotonic()
@@ -256,6 +258,8 @@ class Tracer(Resource):
                     group = self._decode(pairs)
                     if group:
                         yield group
+                    if gather:
+                        time.sleep(gather)
                 if stop is not None and stop():
                     return
                 if timeout is not None and not pairs and now - idle_since >= timeout:
