@@ -38,6 +38,8 @@ KPROBE_MULTI = KPROBE + "test_kprobe_multi_link_for_a_pattern"
 FMOD_RET = FENTRY + "test_fmod_ret_runs_before_the_function"
 HW_PMU = "tests/test_perf.py::test_hardware_counters_count_a_busy_loop"  # qemu TCG has no PMU
 PORTABILITY = "tests/test_core_portability.py::test_shipped_object_loads_on_this_kernel[{}]"
+ONELINERS = "tests/test_oneliners_kprobe.py::"
+ONELINERS_KPROBE_MULTI = ONELINERS + "test_funccount_kernel_functions_exactly[kprobe_multi]"
 
 # What the host cannot run, plus the end-to-end paths that use the same prebuilt objects.
 EVERY_KERNEL = {
@@ -57,13 +59,16 @@ EVERY_KERNEL = {
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_raw_sys_enter-<lambda>-raw_tp_hits]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits0]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits1]",
+    ONELINERS + "test_kprobe_arguments_and_user_string_exactly",
+    ONELINERS + "test_kretprobe_return_values_and_latency",
+    ONELINERS + "test_funccount_kernel_functions_exactly[one_kprobe_each]",
 }
 # kernel -> (tests that must skip there, shipped objects that cannot load there)
 MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {
     # 6.1: no CONFIG_FPROBE (kprobe_multi); fmod_ret refused on bpf_modify_return_test (no
     # CONFIG_FUNCTION_ERROR_INJECTION, and the BTF allowlist came in 6.2), so probes_fentry's
     # on_modify does not load.
-    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU}, {"tests/probes_fentry"}),
+    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU, ONELINERS_KPROBE_MULTI}, {"tests/probes_fentry"}),
     "6.12": ({HW_PMU}, set()),
 }
 
@@ -73,7 +78,7 @@ def expected(kernel: str) -> tuple[set[str], set[str]]:
     skip, unloadable = MAY_SKIP[kernel]
     portability = {PORTABILITY.format(name) for name in shipped_objects()}
     skipped = skip | {PORTABILITY.format(name) for name in unloadable}
-    passed = (EVERY_KERNEL | {KPROBE_MULTI, FMOD_RET} | portability) - skipped
+    passed = (EVERY_KERNEL | {KPROBE_MULTI, FMOD_RET, ONELINERS_KPROBE_MULTI} | portability) - skipped
     return passed, skipped
 
 
