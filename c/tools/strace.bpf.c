@@ -130,6 +130,12 @@ static __always_inline __u64 st_bound(__u64 v)
 	return v;
 }
 
+static __always_inline __s64 st_bound_blob(__s64 v)
+{
+	asm volatile("%0 &= 0x1fff" : "+r"(v));
+	return v;
+}
+
 static __always_inline bool is_traced(__u32 tid)
 {
 	return bpf_map_lookup_elem(&traced, &tid) != 0;
@@ -162,6 +168,9 @@ static __always_inline __u32 put_blob(__u8 *buf, __u32 off, const struct st_fetc
 			len = 0;
 		if (len > cap)
 			len = cap;
+		/* a no-op for len <= cap (<= ST_MAX_BLOB), but a constant bound: 6.1's verifier does not
+		 * carry the bound of a comparison between two registers */
+		len = st_bound_blob(len);
 		got = len ? bpf_probe_read_user(dst, len, (const void *)ptr) : 0;
 		if (got == 0)
 			got = len;
