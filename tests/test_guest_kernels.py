@@ -53,6 +53,7 @@ EVERY_KERNEL = {
     "tests/test_discovery.py::test_fentry_lists_btf_functions_ftrace_can_patch",
     "tests/test_discovery.py::test_kernel_functions_kprobes_can_attach",
     "tests/test_foundation.py::test_globals_round_trip_both_ways",
+    "tests/test_stacktools.py::test_stackcount_kprobe_kernel_stack",
     "tests/test_foundation.py::test_n_getpid_counted_exactly_for_the_child",
     "tests/test_foundation.py::test_ring_buffer_delivers_exactly_n_events",
     "tests/test_foundation.py::test_uprobe_counts_calls_and_uretprobe_sees_return_values",

@@ -34,7 +34,7 @@ IS_ROOT = os.geteuid() == 0
 ])
 def test_bcc_and_bpftrace_spellings(text: str, kind: str, binary: str, category: str, provider: str,
                                     name: str) -> None:
-    s = parse_probe(text)
+    s = parse_probe(text, u="usdt")  # bcc's tools: u: is USDT
     assert (s.kind, s.binary, s.category, s.provider, s.name, s.offset, s.params) == \
         (kind, binary, category, provider, name, 0, None)
     assert s.text == text
@@ -67,20 +67,20 @@ def _caret(err: ProbeSpecError) -> int:
     ("p:c:(int x)", 4, "expected a function name after 'p:c:'"),
     ("p:c", 3, "expected ':FUNCTION'"),
     ("x:y:z:w", 0, "unknown probe kind 'x'"),
-    ("t:syscalls", 10, "expected ':' and the second part of t:CATEGORY:EVENT"),
+    ("t:syscalls", 10, "expected ':' and the second part of t:CATEGORY:NAME"),
     ("p:c:malloc(size_t)", 11, "expected a parameter as 'TYPE NAME'"),
     ("p:c:f(int a, struct foo b)", 13, "struct passed by value"),
     ("p:c:f(bogus_t x)", 6, "unknown type 'bogus_t'"),
     ("p:c:f(int a, int a)", 13, "declared twice"),
     ("r:c:read+4", 8, "a return probe sits on the function's entry"),
-    ("p:c:str*", 4, "not the pattern 'str*'"),
+    ("p:c:str*", 4, "not the pattern 'str*'"),  # trace's parse: one function
     ("p:c:f(int x", 5, "expected ')' closing the signature"),
     ("t:syscalls:sys_enter_openat(int x)", 27, "a tracepoint has no C signature"),
     ("p:c:mal%loc", 7, "unexpected character '%'"),
 ])
 def test_bad_specs_point_at_the_problem(text: str, pos: int, expected: str) -> None:
     with pytest.raises(ProbeSpecError) as exc:
-        parse_probe(text)
+        parse_probe(text, patterns=False)
     assert exc.value.pos == pos
     assert expected in str(exc.value)
     assert _caret(exc.value) == pos
@@ -122,3 +122,12 @@ def test_kprobe_specs_on_a_kernel_without_kprobes_name_the_feature() -> None:
         pytest.skip("this kernel has kprobes")
     with pytest.raises(FeatureNotSupported, match="CONFIG_KPROBES"):
         check_probe(parse_probe("p::vfs_read"))
+
+
+def test_u_is_usdt_for_bcc_tools_and_a_uprobe_for_bpftrace() -> None:
+    assert parse_probe("u:c:malloc").kind == "uprobe"
+    assert parse_probe("u:c:malloc", u="usdt").kind == "usdt"
+    s = parse_probe("software:page-faults:100")
+    assert (s.kind, s.name, s.period, s.program) == ("software", "page-faults", 100, "perf_event")
+    assert parse_probe("rt:sched_switch").program == "raw_tracepoint"
+    assert parse_probe("kprobe::vfs_read").name == "vfs_read"

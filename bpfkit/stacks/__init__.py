@@ -15,8 +15,8 @@ Example::
 from __future__ import annotations
 
 from .flamegraph import render_svg
-from .profile import MISSED_KERNEL, MISSED_USER, SEPARATOR, FunctionStat, StackProfile
+from .profile import MISSED_KERNEL, MISSED_USER, SEPARATOR, FunctionStat, NamedStacks, StackProfile, name_stacks
 from .speedscope import to_speedscope
 
-__all__ = ["MISSED_KERNEL", "MISSED_USER", "SEPARATOR", "FunctionStat", "StackProfile", "render_svg",
-           "to_speedscope"]
+__all__ = ["MISSED_KERNEL", "MISSED_USER", "SEPARATOR", "FunctionStat", "NamedStacks", "StackProfile",
+           "name_stacks", "render_svg", "to_speedscope"]

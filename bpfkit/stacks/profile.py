@@ -75,6 +75,7 @@ class StackProfile:
     frames). ``unit`` is ``"samples"`` or a unit of time/size (``"us"``, ``"ns"``, ``"bytes"``...).
     ``warnings`` (from :meth:`from_addresses`) say why stacks may be poor: binaries without frame
     pointers, processes that exited before their stacks were symbolized. Tools print them.
+    ``lost`` counts what the BPF side could not record (a full stack map, hash collisions).
 
     Example::
 
@@ -88,6 +89,7 @@ class StackProfile:
     title: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    lost: int = 0  # stacks or samples the kernel side could not record (full maps, collisions)
 
     def __post_init__(self) -> None:
         self.counts = np.asarray(self.counts, np.float64)
@@ -177,11 +179,8 @@ class StackProfile:
         if user is not None and pids is None:
             raise BpfUsageError("user stacks need the pid of each stack (pids=...)")
         kinds: dict[str, str] = {separator: "separator", MISSED_USER: "unknown", MISSED_KERNEL: "unknown"}
-        ulists = [_as_list(s) for s in user] if user is not None else None
-        klists = [_as_list(s) for s in kernel] if kernel is not None else None
-        warnings: list[str] = []
-        unames = _symbolize_user(sym, ulists, pids, offsets, kinds, warnings) if ulists is not None else None
-        knames = _symbolize_kernel(sym, klists, offsets, kinds) if klists is not None else None
+        named = name_stacks(user=user, kernel=kernel, pids=pids, symbolizer=sym, offsets=offsets, kinds=kinds)
+        unames, knames, warnings = named.user, named.kernel, named.warnings
         stacks: list[list[str]] = []
         for i in range(n):
             st: list[str] = []
@@ -217,6 +216,7 @@ class StackProfile:
         out = StackProfile.from_frames(self.stacks + other.stacks, np.concatenate([self.counts, other.counts]),
                                        unit=self.unit, title=self.title, kinds={**self.kinds, **other.kinds})
         out.warnings = self.warnings + [w for w in other.warnings if w not in self.warnings]
+        out.lost = self.lost + other.lost
         return out
 
     def functions(self) -> list[FunctionStat]:
@@ -303,6 +303,43 @@ class StackProfile:
         height = svg_height(self)
         return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height + 20}px;'
                 f'border:0" sandbox="allow-scripts allow-modals"></iframe>')  # modals: the search prompt
+
+
+@dataclass
+class NamedStacks:
+    """What :func:`name_stacks` gives: per stack, its frame names innermost first (None where no
+    stacks of that kind were given); ``kinds`` of the names for colours; ``warnings``."""
+
+    user: list[list[str]] | None
+    kernel: list[list[str]] | None
+    kinds: dict[str, str]
+    warnings: list[str]
+
+
+def name_stacks(*, user: Sequence[Any] | None = None, kernel: Sequence[Any] | None = None,
+                pids: Sequence[int] | np.ndarray | None = None, symbolizer: "Symbolizer | None" = None,
+                offsets: bool = False, kinds: dict[str, str] | None = None) -> NamedStacks:
+    """Symbolize raw stacks (innermost first, as in :meth:`StackProfile.from_addresses`) without
+    folding them: for tools that print each stack with its process, as bcc does. One vectorised
+    lookup per process plus one for the kernel. A None stack gets no names (``[]``).
+
+    Example::
+
+        named = name_stacks(user=ustacks, kernel=kstacks, pids=pids)
+        named.user[0]          # ['inner', 'middle', 'outer', 'main', '__libc_start_call_main', ...]
+    """
+    from ..symbols import Symbolizer  # imported on use: most profiles come folded
+
+    sym = symbolizer if symbolizer is not None else Symbolizer()
+    if user is not None and pids is None:
+        raise BpfUsageError("user stacks need the pid of each stack (pids=...)")
+    kinds = kinds if kinds is not None else {}
+    warnings: list[str] = []
+    ulists = [_as_list(s) for s in user] if user is not None else None
+    klists = [_as_list(s) for s in kernel] if kernel is not None else None
+    unames = _symbolize_user(sym, ulists, pids, offsets, kinds, warnings) if ulists is not None else None
+    knames = _symbolize_kernel(sym, klists, offsets, kinds) if klists is not None else None
+    return NamedStacks(unames, knames, kinds, warnings)
 
 
 def _symbolize_user(sym: "Symbolizer", stacks: list[list[int]], pids: Sequence[int] | np.ndarray | None,

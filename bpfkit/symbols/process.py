@@ -19,13 +19,14 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from bpfkit.errors import BpfError
+from bpfkit.errors import BpfError, BpfNotFoundError
 
 from .debuginfo import DEFAULT_DEBUG_DIRS
 from .elfsyms import ElfCache, ElfSymbols, default_cache
@@ -46,6 +47,15 @@ def _root_prefix(pid: int) -> str:
     except OSError:
         return proc_root
     return "" if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) else proc_root
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()[0] in (b"Z", b"X")
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _read_own_vdso() -> bytes | None:
@@ -94,6 +104,11 @@ class ProcessSymbolizer:
         self._perf: PerfMap | None = None
         self._perf_path_seen = ""
         self.maps: ProcMaps = self._read_maps()
+        if not self.maps.mappings and _is_zombie(pid):
+            # an exited process not yet reaped keeps its pid and /proc entry but no mappings:
+            # say it is gone (as for a reaped one) instead of naming every address [unknown]
+            raise BpfNotFoundError(f"process {pid} exited before its mappings were read "
+                                   "(remember() it while it runs)", errno.ESRCH)
 
     def _read_maps(self) -> ProcMaps:
         pm = read_maps(self.pid)
@@ -113,9 +128,12 @@ class ProcessSymbolizer:
         if not self.alive:
             return False
         try:
-            self.maps = self._read_maps()
+            maps = self._read_maps()
         except BpfError:
             return False
+        if not maps.mappings and self.maps.mappings:
+            return False  # exiting: its mappings are gone already; keep the last snapshot
+        self.maps = maps
         return True
 
     # -- sources of symbols -------------------------------------------------------------------

@@ -29,6 +29,7 @@ import numpy as np
 
 from bpfkit.errors import BpfError, BpfNotFoundError, BpfUsageError
 
+from ..maps.stacktrace import BUILD_ID_FRAME  # the stack map's frame layout: one definition
 from .debuginfo import DEFAULT_DEBUG_DIRS
 from .elfsyms import ElfCache, ElfSymbols, default_cache
 from .kernel import KernelSymbols, kernel_symbols
@@ -36,9 +37,6 @@ from .procmaps import start_time
 from .process import ProcessSymbolizer
 from .table import Frames
 
-# struct bpf_stack_build_id { __s32 status; unsigned char build_id[20]; union { __u64 offset; __u64 ip; }; }
-BUILD_ID_FRAME = np.dtype({"names": ["status", "build_id", "offset"],
-                           "formats": ["<i4", ("u1", (20,)), "<u8"], "offsets": [0, 4, 24], "itemsize": 32})
 BPF_STACK_BUILD_ID_EMPTY = 0
 BPF_STACK_BUILD_ID_VALID = 1
 BPF_STACK_BUILD_ID_IP = 2

@@ -67,7 +67,7 @@ def parse_specifier(text: str, kind: str) -> ArgdistProbe:
         p.types, [e.text for e in p.exprs]      # (['size_t'], ['size'])
     """
     body, hash_, label = text.partition("#")
-    spec, pos = parse_probe_prefix(body, colon_tail=True)
+    spec, pos = parse_probe_prefix(body, colon_tail=True, patterns=False, u="usdt")
     if spec.params is None and spec.kind not in ("tracepoint", "usdt"):
         raise ProbeSpecError(text, pos, "expected the function's signature in parentheses, e.g. malloc(size_t size) "
                              "or read()")

@@ -365,8 +365,11 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def print_json(obj: Any, out: IO[str] = sys.stdout) -> None:
-    """One JSON document on one line, flushed (so ``--json`` output can be piped record by record)."""
+def print_json(obj: Any, out: Optional[IO[str]] = None) -> None:
+    """One JSON document on one line, flushed (so ``--json`` output can be piped record by record).
+    ``out`` defaults to the ``sys.stdout`` of the moment (a default bound at import would miss a
+    replaced stdout: pytest's capsys, redirect_stdout)."""
+    out = out if out is not None else sys.stdout
     out.write(json.dumps(to_jsonable(obj), separators=(",", ":")) + "\n")
     out.flush()
 

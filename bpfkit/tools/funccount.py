@@ -58,7 +58,7 @@ def parse_pattern(text: str, regex: bool = False) -> ProbeSpec:
         parse_pattern("c:str*").binary        # 'c'
     """
     if not regex:
-        spec = parse_probe(text, signature=False, patterns=True)
+        spec = parse_probe(text, signature=False, patterns=True, u="usdt")
         if spec.is_return:
             raise ProbeSpecError(text, 0, "funccount counts calls: use p:, t: or u:, not a return probe")
         if spec.offset:
@@ -79,9 +79,7 @@ def parse_pattern(text: str, regex: bool = False) -> ProbeSpec:
         raise ProbeSpecError(text, len(text) - len(parts[2]) + (e.pos or 0), f"bad regular expression: {e.msg}") \
             from None
     kind = {"t": "tracepoint", "u": "usdt"}.get(parts[0], "uprobe" if parts[1] else "kprobe")
-    if kind == "tracepoint":
-        return ProbeSpec(kind, parts[2], category=parts[1], text=text)
-    return ProbeSpec(kind, parts[2], binary=parts[1], text=text)
+    return ProbeSpec(kind, parts[1], parts[2], text=text)
 
 
 def _matcher(pattern: str, regex: bool) -> Callable[[str], bool]:

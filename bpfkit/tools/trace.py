@@ -84,7 +84,7 @@ def parse_trace_probe(text: str) -> TraceProbe:
         p = parse_trace_probe('p:c:open (arg2 == 0) "%s", arg1')
         p.filter, p.format, [a.text for a in p.args]    # ('arg2 == 0', '%s', ['arg1'])
     """
-    spec, pos = parse_probe_prefix(text)
+    spec, pos = parse_probe_prefix(text, patterns=False, u="usdt")
     probe = TraceProbe(text, spec)
     pos = _skip(text, pos)
     if pos < len(text) and text[pos] == "(":
@@ -242,7 +242,7 @@ def trace(probe: str, filter: Optional[str] = None, *, pid: Optional[int] = None
         for b in bpfkit.trace("t:syscalls:sys_enter_openat", pid=1234, max_events=10):
             print(b["filename"])
     """
-    spec = parse_probe(probe)
+    spec = parse_probe(probe, patterns=False, u="usdt")
     check_probe(spec, pid)
     plan = build_plan(spec, strings=strings, filter=filter, string_size=string_size, ustack=user_stack,
                       kstack=kernel_stack, bpf_filter=bpf_filter,
