@@ -144,6 +144,16 @@ def test_funccount_tracepoints_and_usdt() -> None:
         got = funccount("t:syscalls:sys_enter_get*pid", pid=proc.pid, duration=1.5, on_attached=proc.release)
         proc.finish()
     assert got == {"syscalls:sys_enter_getpid": n1, "syscalls:sys_enter_getppid": n2}
+    # the same through one perf event per tracepoint instead of raw_syscalls and a number -> slot table
+    for multi in (None, False):
+        spec = parse_pattern("t:syscalls:sys_e*_get*pid")
+        with fixtures.spawn(target(), str(n1), str(n2)) as proc:
+            with Counter(spec, scope=Scope(pid=proc.pid), multi=multi) as c:
+                assert (c.syscalls is not None) is (multi is None)
+                proc.release()
+                proc.finish()
+                assert c.read() == {"syscalls:sys_enter_getpid": n1, "syscalls:sys_enter_getppid": n2,
+                                    "syscalls:sys_exit_getpid": n1, "syscalls:sys_exit_getppid": n2}
     with fixtures.spawn(target(), str(n1), "0") as proc:
         got = funccount(f"u:{target()}:tick*", pid=proc.pid, duration=1.0, on_attached=proc.release)
         proc.finish()

@@ -125,6 +125,22 @@ def targets(spec: ProbeSpec, regex: bool = False) -> list[Target]:
     return [Target(name, (path, off)) for name, off in matching(path, spec.name, regex)]
 
 
+def _syscall_slots(found: list[Target]) -> Optional[dict[str, dict[int, int]]]:
+    """For targets that are all ``syscalls:sys_{enter,exit}_NAME`` of this machine's syscall
+    table: {"enter"|"exit": {syscall number: slot + 1}}; else None (one perf event each)."""
+    from .strace.syscalls import TRACEPOINT_NAMES, table
+
+    by_tp = {TRACEPOINT_NAMES.get(n, n): nr for n, nr in table().items() if 0 <= nr < 1024}
+    out: dict[str, dict[int, int]] = {"enter": {}, "exit": {}}
+    for slot, t in enumerate(found):
+        cat, name = t.where
+        side, _, call = name.partition("_")[2].partition("_")
+        if cat != "syscalls" or side not in out or call not in by_tp:
+            return None
+        out[side][by_tp[call]] = slot + 1
+    return out if len(found) > 1 else None
+
+
 class Counter(Resource):
     """``spec``'s targets counted in the kernel. :meth:`read` returns the counts since the last
     read (exact: the BPF side only adds, Python subtracts what it printed before).
@@ -145,8 +161,12 @@ class Counter(Resource):
             raise BpfNotFoundError(f"no {spec.kind} matches {spec.text!r}")
         obj_spec = open_object("tools/funccount")
         prog_name = {"tracepoint": "fc_tp", "usdt": "fc_usdt"}.get(spec.kind, "fc_fn")
+        self.syscalls = _syscall_slots(self.targets) if spec.kind == "tracepoint" and multi is not False else None
+        wanted = {prog_name}
+        if self.syscalls is not None:
+            wanted = {f"fc_sys_{side}" for side, slots in self.syscalls.items() if slots}
         for p in obj_spec.programs.values():
-            p.autoload = p.name == prog_name
+            p.autoload = p.name in wanted
         self.multi = False
         if spec.kind in ("uprobe", "kprobe") and len(self.targets) > 1:
             feature = "uprobe_multi" if spec.kind == "uprobe" else "kprobe_multi"
@@ -161,7 +181,7 @@ class Counter(Resource):
         scope.apply(obj_spec)
         self.obj = obj_spec.load()
         try:
-            self._attach(self.obj.progs[prog_name], scope.pid)
+            self._attach(self.obj.progs[prog_name] if prog_name in self.obj.progs else None, scope.pid)
         except BaseException:
             self.close()
             raise
@@ -169,6 +189,14 @@ class Counter(Resource):
 
     def _attach(self, prog: Any, pid: Optional[int]) -> None:
         kind = self.spec.kind
+        if self.syscalls is not None:
+            for side, slots in self.syscalls.items():
+                if not slots:
+                    continue
+                m = self.obj.maps[f"sys_{side}_slots"]
+                m.update(np.array(list(slots), np.uint32), np.array(list(slots.values()), np.uint32))
+                self.links.add(self.obj.progs[f"fc_sys_{side}"].attach())
+            return
         if kind == "tracepoint":
             for i, t in enumerate(self.targets):
                 self.links.add(prog.attach_tracepoint(*t.where, cookie=i))
