@@ -155,8 +155,12 @@ class _Stacks:
 
         self.sym = Symbolizer()
         self.addresses = addresses
+        self.seen: set[int] = set()
 
     def lines(self, tracer: Tracer, index: int, stack_id: int, pid: Optional[int]) -> list[str]:
+        if pid is not None and pid not in self.seen:
+            self.seen.add(pid)
+            self.sym.remember(pid)  # its mappings now, while it runs: it may exit before the next event
         if stack_id < 0:
             return [f"        {stack_id}"]
         addrs = tracer.sessions[index].stack(stack_id)
