@@ -145,11 +145,17 @@ def bench_ttfe(runs: int) -> dict[str, Any]:
         for label, (probe, match) in cases.items():
             times: dict[str, list[float]] = {"bpfkit": [], "bcc": []}
             cpus: dict[str, list[float]] = {"bpfkit": [], "bcc": []}
+            failures: dict[str, list[str]] = {"bpfkit": [], "bcc": []}
             cmds = {"bpfkit": [BPFKIT, "trace", "-p", pid, probe], "bcc": [BCC_TRACE, "-p", pid, probe]}
             for i in range(runs + 1):  # run 0 warms the page cache, not counted
                 order = list(cmds) if i % 2 else list(reversed(cmds))
                 for name in order:
-                    t, cpu = first_event(cmds[name], match)
+                    try:
+                        t, cpu = first_event(cmds[name], match)
+                    except RuntimeError as e:  # e.g. bcc's "Failed to attach BPF to uprobe" now and then
+                        failures[name].append(str(e)[:200])
+                        print(f"# {label}: {name} run {i} failed: {e}", file=sys.stderr)
+                        continue
                     if i:
                         times[name].append(t)
                         cpus[name].append(cpu)
@@ -157,7 +163,7 @@ def bench_ttfe(runs: int) -> dict[str, Any]:
             bc, cc = median(cpus["bpfkit"]), median(cpus["bcc"])
             out[label] = {"bpfkit_s": b, "bcc_s": c, "bcc_over_bpfkit": c / b, "runs": runs,
                           "bpfkit_cpu_s": bc, "bcc_cpu_s": cc, "cpu_bcc_over_bpfkit": cc / bc,
-                          "bpfkit_all": times["bpfkit"], "bcc_all": times["bcc"]}
+                          "bpfkit_all": times["bpfkit"], "bcc_all": times["bcc"], "failures": failures}
     finally:
         trig.kill()
         trig.wait()
@@ -167,7 +173,9 @@ def bench_ttfe(runs: int) -> dict[str, Any]:
     for label, r in out.items():
         print(f"| {label} | {r['bpfkit_s'] * 1000:.0f} ms | {r['bcc_s'] * 1000:.0f} ms | "
               f"**{r['bcc_over_bpfkit']:.1f}x** | {r['bpfkit_cpu_s'] * 1000:.0f} ms | {r['bcc_cpu_s'] * 1000:.0f} ms | "
-              f"{r['cpu_bcc_over_bpfkit']:.1f}x |")
+              f"{r['cpu_bcc_over_bpfkit']:.1f}x |" + (f" (failed runs: bpfkit {len(r['failures']['bpfkit'])}, "
+                                                     f"bcc {len(r['failures']['bcc'])})" if any(r['failures'].values())
+                                                     else ""))
     return out
 
 
