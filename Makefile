@@ -1,7 +1,7 @@
 # Developer and CI entry points. Every target that runs Python first runs `setup` (idempotent, fast when done).
 PY := .venv/bin/python
 
-.PHONY: setup bpf demo test test-kernels bench typecheck clean distclean
+.PHONY: setup bpf demo test test-host test-kernels bench typecheck clean distclean
 
 setup:
 	./scripts/setup.sh
@@ -11,17 +11,22 @@ bpf:
 	$(PY) bpfkit/_build.py
 
 demo: setup
-	$(PY) -m bpfkit.tools.syscount --duration 3
+	$(PY) -m bpfkit.tools.syscount -d 3
 
 test: setup
 	$(PY) -m pytest -ra tests/
 
+# Only what runs on this machine's kernel: no qemu guests, no kernel downloads (~3 min).
+test-host: setup
+	$(PY) -m pytest -ra -m "not vm" tests/
+
 test-kernels: setup
 	$(PY) -m bpfkit.testing.vm
 
-# Each bench/*.py is a standalone script printing its own results.
+# Each bench/*.py is a standalone script printing its own results (bench/_*.py are its helper modules).
 bench: setup
 	@set -e; for f in bench/*.py; do \
+		case "$$f" in bench/_*) continue;; esac; \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; $(PY) "$$f"; \
 	done

@@ -1,18 +1,25 @@
 """Packaging for bpfkit. The custom build_py compiles c/**/*.bpf.c with clang.
 
-``pip install .``     -> objects built into the wheel under bpfkit/bpf/
+``pip install .``     -> objects built into the wheel under bpfkit/bpf/, headers under bpfkit/include/
 ``pip install -e .``  -> objects built into the source tree's bpfkit/bpf/ (gitignored)
+Both also generate bpfkit/loader/_libbpf_ffi.py, cffi's out-of-line module for the libbpf bindings.
 """
 from __future__ import annotations
 
 import importlib.util
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 from types import ModuleType
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
+
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70 has it from the wheel package
+    from wheel.bdist_wheel import bdist_wheel
 
 ROOT = Path(__file__).resolve().parent
 
@@ -56,6 +63,19 @@ class BuildPyWithBpf(build_py):
         self._generated = [str(r.out) for r in results]
         if not editable:
             self._generated += self._copy_headers(pkg_out / "include")
+        # syscall names for machines without <asm/unistd*.h> (bpfkit/_sys/syscall_names.py)
+        table = pkg_out / "_sys" / "_syscall_table.py"
+        _build.generate_syscall_table(table)
+        if table.exists():
+            self._generated.append(str(table))
+        # cffi's out-of-line ABI module: importing it skips parsing the libbpf declarations
+        ffi_out = pkg_out / "loader" / "_libbpf_ffi.py"
+        try:
+            _build.generate_libbpf_ffi(ffi_out, ROOT / "bpfkit" / "loader" / "libbpf_cdef.py")
+            self._generated.append(str(ffi_out))
+        except ImportError:
+            self.announce("cffi missing at build time: bpfkit will parse the libbpf declarations at run time",
+                          level=3)
 
     def _copy_headers(self, dest: Path) -> list[str]:
         src = ROOT / "c" / "include"
@@ -71,6 +91,15 @@ class BuildPyWithBpf(build_py):
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         return list(super().get_outputs(include_bytecode)) + list(getattr(self, "_generated", []))
+
+
+class PlatformWheel(bdist_wheel):
+    """The BPF objects are compiled for the build machine's CPU architecture (``__TARGET_ARCH_*``,
+    pt_regs layouts), so the wheel says so: ``py3-none-<platform>``, any Python 3, no C ABI."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        plat = self.plat_name if getattr(self, "plat_name_supplied", False) else sysconfig.get_platform()
+        return "py3", "none", plat.replace("-", "_").replace(".", "_")
 
 
 setup(
@@ -89,11 +118,19 @@ setup(
     install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
     extras_require={
         "net": ["pyroute2>=0.7"],
-        # pandas, matplotlib and prometheus_client so the optional paths are tested, not skipped
-        "test": ["pytest>=7", "mypy>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5",
-                 "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
+        # the optional paths' packages, so that they are tested, not skipped; build for
+        # tests/test_packaging.py (sdist, then the wheel from it); nbconvert renders an executed example
+        # notebook to HTML in tests/test_notebooks.py
+        "test": ["pytest>=7", "mypy>=1.0", "build>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5",
+                 "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'", "pyarrow>=14", "polars>=0.20",
+                 "ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "nbconvert>=7"],
         "pandas": ["pandas>=1.5"],
+        # to_arrow(), Recorder / bpfkit record / replay (Parquet)
+        "arrow": ["pyarrow>=14"],
+        "polars": ["polars>=0.20", "pyarrow>=14"],
         "plot": ["matplotlib>=3.5"],
+        # %load_ext bpfkit and running the example notebooks headless
+        "notebook": ["ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "matplotlib>=3.5"],
         # `bpfkit exporter`: TOML configs are read with tomllib (3.11+) or tomli
         "exporter": ["prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
     },
@@ -101,7 +138,7 @@ setup(
         "console_scripts": ["bpfkit = bpfkit.cli:main"],
         "pytest11": ["bpfkit = bpfkit.testing.plugin"],
     },
-    cmdclass={"build_py": BuildPyWithBpf},
+    cmdclass={"build_py": BuildPyWithBpf, "bdist_wheel": PlatformWheel},
     zip_safe=False,
     classifiers=[
         "Operating System :: POSIX :: Linux",

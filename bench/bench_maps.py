@@ -1,20 +1,27 @@
-"""Maps benchmark (issue 3), one run, same machine, ratios printed.
+"""Maps benchmark, one run, same machine, ratios printed; every figure a median [min-max].
 
-1. A 1,000,000-entry u64 -> u64 hash read into numpy: bpfkit ``to_numpy()`` (BPF_MAP_LOOKUP_BATCH)
-   vs a C program using libbpf's ``bpf_map_lookup_batch`` (bench/bench_maps_baseline.c, compiled
-   here with cc -lbpf) vs iterating with get_next_key + lookup per key (bcc's ``items()`` way), in
-   C and in Python. Target: bpfkit <= 1.5x C.
+1. A 1,000,000-entry u64 -> u64 hash:
+   - read into numpy: bpfkit ``to_numpy()`` (BPF_MAP_LOOKUP_BATCH) vs a C program using libbpf's
+     ``bpf_map_lookup_batch`` (bench/bench_maps_baseline.c, compiled here with cc -lbpf). Target
+     <= 1.5x C.
+   - read per key: C get_next_key + lookup per key (the classic loop), bpfkit ``dict(m.items())``
+     (a batch snapshot, then Python pairs; target <= 1.2x the C loop), bpfkit ``keys()`` + ``m[k]``
+     (two syscalls per key, like the C loop), and bcc 0.26's own ``items()`` and
+     ``items_lookup_batch()`` on a map of the same shape (bench/bcc_items.py, run by Debian's
+     python3-bpfcc; skipped with the reason when bcc cannot compile here).
+   - one lookup: ``m[k]`` in microseconds (target <= 3 us) vs C ``bpf_map_lookup_elem`` per key.
 2. A BPF_F_MMAPABLE array of 1K vs 1M u64, opened fresh by id each time (so nothing is cached):
    the first ``.array`` access (the mmap) plus a real read - every 1000th element, or the sum of
    all - and, for contrast, a plain (non-mmapable) array read with ``to_numpy()`` (one batch
    syscall that copies every element). The mmap itself is not free: the kernel maps every page
    of the array at mmap time, so it grows with the size; reading through it costs no syscall.
 
-Run as root: ``.venv/bin/python bench/bench_maps.py [--entries N] [--repeats R]``
+Run as root: ``.venv/bin/python bench/bench_maps.py [--entries N] [--repeats R] [--no-bcc]``
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,6 +39,7 @@ from bpfkit import _sys as sc  # noqa: E402
 from bpfkit.maps import Map  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+BCC_PYTHON = "/usr/bin/python3"  # Debian's, with python3-bpfcc
 
 
 def build_baseline(out_dir: Path) -> Path:
@@ -42,17 +51,43 @@ def build_baseline(out_dir: Path) -> Path:
     return exe
 
 
-def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
+def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
+    """Seconds per call of ``fn``, ``repeats`` times."""
+    out = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
+        out.append(time.perf_counter() - t0)
+    return out
 
 
-def bench_hash(entries: int, repeats: int, exe: Path) -> None:
-    print(f"== {entries:,}-entry u64->u64 hash to numpy (best of {repeats})")
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def fmt(xs: list[float], scale: float = 1e3, unit: str = "ms") -> str:
+    return f"{med(xs) * scale:9.1f} {unit} [{min(xs) * scale:.1f}-{max(xs) * scale:.1f}]"
+
+
+def run_bcc(entries: int, repeats: int) -> tuple[list[dict[str, Any]], str]:
+    """bcc's items() / items_lookup_batch() runs, or ([], why not)."""
+    if not Path(BCC_PYTHON).exists():
+        return [], f"{BCC_PYTHON} not found"
+    runs = []
+    for _ in range(repeats):
+        p = subprocess.run([BCC_PYTHON, str(HERE / "bcc_items.py"), str(entries)], capture_output=True, text=True)
+        if p.returncode != 0:
+            return [], (p.stderr.strip().splitlines() or ["bcc failed"])[-1][:200]
+        r = json.loads(p.stdout.splitlines()[-1])
+        if not r["ok"]:
+            return [], "bcc read wrong values"
+        runs.append(r)
+    return runs, ""
+
+
+def bench_hash(entries: int, repeats: int, exe: Path, bcc: bool) -> None:
+    print(f"== {entries:,}-entry u64->u64 hash (median [min-max]; {repeats} runs, per-key loops 3)")
+    per_key_runs = min(repeats, 3)
     with Map.create("hash", "u8", "u8", entries, name="bench_hash") as m:
         keys = np.arange(entries, dtype=np.uint64) * 2654435761 % (1 << 40)
         t0 = time.perf_counter()
@@ -60,29 +95,64 @@ def bench_hash(entries: int, repeats: int, exe: Path) -> None:
         fill_ms = (time.perf_counter() - t0) * 1e3
         k, v = m.to_numpy()
         assert len(k) == entries and np.array_equal(v, k ^ 0xABCDEF)
-        py_ms = best_of(m.to_numpy, repeats)
+        want = {int(a): int(a) ^ 0xABCDEF for a in keys[:1000]}
         out = subprocess.run([str(exe), str(m.id), str(repeats)], check=True, capture_output=True, text=True).stdout
-        res = {ln.split()[0]: (float(ln.split()[1]), int(ln.split()[2])) for ln in out.splitlines()}
-        c_ms, c_n = res["batch"]
-        c_perkey_ms, _ = res["perkey"]
-        assert c_n == entries
-        t0 = time.perf_counter()
-        n = sum(1 for _ in _items_per_key(m))
-        py_perkey_ms = (time.perf_counter() - t0) * 1e3
-        assert n == entries
-    print(f"  fill with update() (UPDATE_BATCH)         {fill_ms:9.1f} ms")
-    print(f"  bpfkit to_numpy() (LOOKUP_BATCH)          {py_ms:9.1f} ms")
-    print(f"  C bpf_map_lookup_batch                    {c_ms:9.1f} ms")
-    print(f"  C get_next_key + lookup per key           {c_perkey_ms:9.1f} ms")
-    print(f"  Python get_next_key + lookup (bcc items)  {py_perkey_ms:9.1f} ms")
-    print(f"  ratio bpfkit/C batch: {py_ms / c_ms:.2f}x (target <= 1.5x)   "
-          f"per-key Python/bpfkit: {py_perkey_ms / py_ms:.0f}x   per-key C/bpfkit: {c_perkey_ms / py_ms:.1f}x")
+        c: dict[str, list[float]] = {}
+        for ln in out.splitlines():
+            what, ms, n = ln.split()
+            assert int(n) == entries, ln
+            c.setdefault(what, []).append(float(ms) / 1e3)
+        # the batch reads interleaved, C then bpfkit, so that the machine's drift hits both alike
+        py_batch: list[float] = []
+        c["batch"] = []
+        for _ in range(repeats):
+            line = subprocess.run([str(exe), str(m.id), "1", "batch"], check=True, capture_output=True,
+                                  text=True).stdout.split()
+            c["batch"].append(float(line[1]) / 1e3)
+            py_batch += timed(m.to_numpy, 1)
 
+        def items() -> None:
+            d = dict(m.items())
+            assert len(d) == entries and all(d[a] == b for a, b in want.items())
 
-def _items_per_key(m: Map):  # type: ignore[no-untyped-def]
-    # what bcc's table.items() does: one get_next_key and one lookup syscall per element
-    for k in m.keys():
-        yield k, m.lookup(k)
+        def keys_and_getitem() -> None:
+            total = 0
+            for key in m.keys():
+                total += m[key]
+            assert total == int((keys ^ 0xABCDEF).sum(dtype=np.uint64))
+
+        py_items = timed(items, per_key_runs)
+        py_keys = timed(keys_and_getitem, per_key_runs)
+        probe = [int(a) for a in keys[:: max(1, entries // 100_000)]]
+
+        def getitems() -> None:
+            for key in probe:
+                m[key]
+
+        per_get = [t / len(probe) for t in timed(getitems, repeats)]
+    c_lookup = [t / entries for t in c["lookup"]]
+    bcc_runs, why = run_bcc(entries, per_key_runs) if bcc else ([], "--no-bcc")
+    print(f"  fill with update() (UPDATE_BATCH)                 {fill_ms:9.1f} ms")
+    print(f"  bpfkit to_numpy() (LOOKUP_BATCH)                 {fmt(py_batch)}")
+    print(f"  C bpf_map_lookup_batch                           {fmt(c['batch'])}")
+    print(f"  C get_next_key + lookup per key                  {fmt(c['perkey'])}")
+    print(f"  bpfkit dict(m.items())                           {fmt(py_items)}")
+    print(f"  bpfkit keys() + m[k]                             {fmt(py_keys)}")
+    if bcc_runs:
+        bi = [r["items_s"] for r in bcc_runs]
+        bb = [r["lookup_batch_s"] for r in bcc_runs]
+        print(f"  bcc {bcc_runs[0]['bcc']} table.items() (its own map, same shape) {fmt(bi)}")
+        print(f"  bcc {bcc_runs[0]['bcc']} list(items_lookup_batch())           {fmt(bb)}")
+    else:
+        print(f"  bcc: not measured ({why})")
+    print(f"  bpfkit m[k], one lookup                          {fmt(per_get, 1e6, 'us')}")
+    print(f"  C bpf_map_lookup_elem, one lookup                {fmt(c_lookup, 1e6, 'us')}")
+    print(f"  ratios (medians): to_numpy/C batch {med(py_batch) / med(c['batch']):.2f}x (target <= 1.5x); "
+          f"items()/C per-key loop {med(py_items) / med(c['perkey']):.2f}x (target <= 1.2x); "
+          f"keys()+m[k]/C per-key loop {med(py_keys) / med(c['perkey']):.1f}x; "
+          f"m[k]/C lookup {med(per_get) / med(c_lookup):.1f}x")
+    if bcc_runs:
+        print(f"  bcc items()/bpfkit items(): {med(bi) / med(py_items):.1f}x")
 
 
 def bench_mmap(repeats: int) -> None:
@@ -146,11 +216,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--entries", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--no-bcc", action="store_true", help="skip bcc's items() (a minute or more per run)")
+    p.add_argument("--no-mmap", action="store_true", help="skip the mmapable array part")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_baseline(Path(tmp))
-        bench_hash(args.entries, args.repeats, exe)
-    bench_mmap(args.repeats * 10)
+        bench_hash(args.entries, args.repeats, exe, not args.no_bcc)
+    if not args.no_mmap:
+        bench_mmap(args.repeats * 10)
 
 
 if __name__ == "__main__":

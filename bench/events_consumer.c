@@ -1,7 +1,13 @@
 // C baseline for bench_events.py: libbpf's ring_buffer__poll / perf_buffer__poll consumer.
-//   events_consumer ring|perf|perf-batched OBJ TARGET_PID N [PERF_PAGES [WATERMARK_BYTES FLUSH_MS]]
-// Loads OBJ with target_pid set, attaches the matching program, prints "ready", consumes until
-// received + dropped == N (or 2 s without events), then prints one JSON line of results.
+//   events_consumer ring|plain|perf|perf-batched OBJ TARGET_PID N [PERF_PAGES [WATERMARK_BYTES [FLUSH_MS
+//                   [WAKE_EVERY [IDLE_LIMIT_S]]]]]
+// Loads OBJ with target_pid (and wake_every, if the object has it) set in .rodata, attaches the
+// mode's program only, prints "ready", consumes until received + lost + dropped == N (or
+// IDLE_LIMIT_S, default 2, without events), then prints one JSON line of results.
+// ring: map `events`, program ring_getpid, drop counter __bpfkit_drops__events (events_bench.bpf.c);
+// plain: map `plain`, program plain_getpid, drop counter plain_drops (events_plain.bpf.c).
+// Ring modes: a wakeup drains the ring; no wakeup within FLUSH_MS: ring_buffer__consume() anyway
+// (records submitted with BPF_RB_NO_WAKEUP, or by bpfkit.h's adaptive submit, wait for a look).
 // perf: libbpf's perf_buffer__new, a kernel wakeup per sample. perf-batched: the configuration
 // bpfkit's PerfBuffer uses by default -- the kernel wakes the reader every WATERMARK_BYTES, and
 // the reader also drains every ring after FLUSH_MS without a wakeup -- so that the bench can tell
@@ -98,13 +104,19 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
-	int ring = !strcmp(argv[1], "ring");
+	int plain = !strcmp(argv[1], "plain");
+	int ring = plain || !strcmp(argv[1], "ring");
 	int batched = !strcmp(argv[1], "perf-batched");
+	const char *map_name = plain ? "plain" : ring ? "events" : "pevents";
+	const char *prog_name = plain ? "plain_getpid" : ring ? "ring_getpid" : "perf_getpid";
+	const char *drops_name = plain ? "plain_drops" : ring ? "__bpfkit_drops__events" : "__bpfkit_drops__pevents";
 	unsigned int pid = atoi(argv[3]);
 	unsigned long long n = atoll(argv[4]);
 	size_t pages = argc > 5 ? atol(argv[5]) : 64;
 	unsigned int watermark = argc > 6 ? atol(argv[6]) : pages * 4096 / 4;
 	int flush_ms = argc > 7 ? atoi(argv[7]) : 50;
+	unsigned int wake_every = argc > 8 ? atoi(argv[8]) : 0;
+	double idle_limit = argc > 9 ? atof(argv[9]) : 2.0;
 
 	struct bpf_object *obj = bpf_object__open_file(argv[2], NULL);
 	if (!obj) {
@@ -120,9 +132,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memcpy(ro + off, &pid, sizeof(pid));
-	struct bpf_program *want = bpf_object__find_program_by_name(obj, ring ? "ring_getpid" : "perf_getpid");
-	struct bpf_program *other = bpf_object__find_program_by_name(obj, ring ? "perf_getpid" : "ring_getpid");
-	bpf_program__set_autoload(other, false);
+	long wake_off = var_offset(obj, ".rodata", "wake_every");
+	if (wake_off >= 0)
+		memcpy(ro + wake_off, &wake_every, sizeof(wake_every));
+	struct bpf_program *want = bpf_object__find_program_by_name(obj, prog_name), *p;
+	bpf_object__for_each_program(p, obj)
+		bpf_program__set_autoload(p, p == want);
 	if (bpf_object__load(obj)) {
 		perror("load");
 		return 1;
@@ -133,14 +148,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct bpf_map *bss = bpf_object__find_map_by_name(obj, ".bss");
-	long drops_off = var_offset(obj, ".bss", ring ? "__bpfkit_drops__events" : "__bpfkit_drops__pevents");
+	long drops_off = var_offset(obj, ".bss", drops_name);
 	char *bss_val = calloc(1, bpf_map__value_size(bss));
 	int zero = 0;
 
 	struct ring_buffer *rb = NULL;
 	struct perf_buffer *pb = NULL;
 	if (ring) {
-		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"), on_ring, NULL, NULL);
+		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, map_name), on_ring, NULL, NULL);
 	} else if (batched) {
 		struct perf_event_attr attr = {
 			.type = PERF_TYPE_SOFTWARE,
@@ -165,10 +180,12 @@ int main(int argc, char **argv)
 
 	double cpu0 = cpu_seconds(), idle_since = now();
 	unsigned long long dropped = 0;
-	while (received + dropped < n) {
+	while (received + lost + dropped < n) {
 		int got;
 		if (ring) {
-			got = ring_buffer__poll(rb, 100);
+			got = ring_buffer__poll(rb, flush_ms);
+			if (got == 0)
+				got = ring_buffer__consume(rb);
 		} else if (batched) {
 			/* a wakeup drains the ring that signalled; no wakeup within FLUSH_MS: look at all */
 			unsigned long long before = received;
@@ -189,7 +206,7 @@ int main(int argc, char **argv)
 		} else {
 			bpf_map_lookup_elem(bpf_map__fd(bss), &zero, bss_val);
 			memcpy(&dropped, bss_val + drops_off, sizeof(dropped));
-			if (now() - idle_since > 2.0)
+			if (now() - idle_since > idle_limit)
 				break;
 		}
 	}

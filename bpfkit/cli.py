@@ -5,10 +5,12 @@ Example::
     $ bpfkit compile prog.bpf.c -o prog.bpf.o
     $ sudo bpfkit syscount --duration 5
     $ sudo bpfkit list 'tracepoint:sched:*'
+    $ bpfkit --version
 """
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -18,11 +20,12 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
-    "syscount": ("bpfkit.tools.syscount", "main", "syscalls per process and a histogram of read sizes"),
+    "syscount": ("bpfkit.tools.syscount", "main", "count system calls by syscall or process, like bcc's syscount"),
     "profile": ("bpfkit.tools.profile", "main", "CPU profile: sampled stacks, folded or as a flame graph"),
     "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
     "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
+    "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
     "argdist": ("bpfkit.tools.argdist", "main", "count or histogram a function's arguments or return values"),
     "funccount": ("bpfkit.tools.funccount", "main", "count calls of functions, tracepoints or USDT probes (patterns)"),
     "strace": ("bpfkit.tools.strace", "main", "system calls of a command or process, shown as strace does (-c, -f, -e, -T)"),
@@ -31,22 +34,52 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: bpfkit COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: bpfkit [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<10} {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
     lines += ["", "`bpfkit COMMAND --help` for a command's options."]
     return "\n".join(lines)
 
 
+def _show_warnings() -> None:
+    """bpfkit's warnings (a kind of probe this kernel lacks, symbols not found...) on stderr, as
+    ``bpfkit: ...``: a library only logs them, a command must show them. libbpf's own messages
+    stay in their logger: the errors that matter quote them."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("bpfkit: %(message)s"))
+    handler.addFilter(lambda record: not record.name.startswith("bpfkit.libbpf"))
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger("bpfkit")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Dispatch to a subcommand; returns the exit status."""
+    """Dispatch to a subcommand; returns the exit status (2 for a usage error, as argparse does).
+
+    Example::
+
+        main(["--version"])   # prints 'bpfkit 0.1.0'
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:
+        print(_usage(), file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(_usage())
-        return 0 if args else 2
+        return 0
+    if args[0] in ("-V", "--version"):
+        from importlib.metadata import version  # the installed distribution's, which is what ran
+
+        print(f"bpfkit {version('bpfkit')}")
+        return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"bpfkit: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        what = "option" if name.startswith("-") else "command"
+        print(f"bpfkit: unknown {what} {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if argv is None:
+        _show_warnings()
     module, func, _ = COMMANDS[name]
     entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
     return int(entry(rest) or 0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
 from functools import lru_cache
 from typing import Optional
 
@@ -42,6 +41,8 @@ def tracefs_root() -> str:
         if os.path.isdir(os.path.join(path, "events")):
             return path
     if os.geteuid() == 0 and os.path.isdir(_CANDIDATES[0]):
+        import subprocess  # rarely needed: not worth its import at every start
+
         res = subprocess.run(["mount", "-t", "tracefs", "tracefs", _CANDIDATES[0]], capture_output=True)
         if res.returncode == 0 and os.path.isdir(os.path.join(_CANDIDATES[0], "events")):
             return _CANDIDATES[0]

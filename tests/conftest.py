@@ -7,16 +7,21 @@
 * Objects are loaded through the plugin's ``bpf_load`` fixture (closed after the test, tracked by
   the leak check): ``bpf_load(source, target_pid=pid)`` sets globals before load.
 * ``events_obj`` / ``trigger``: the event tests' program and its deterministic getpid() child.
+* ``cgroup``: a cgroup v2 directory of the test's own (move fixture children into it).
 """
 from __future__ import annotations
 
 import os
+import time
+import uuid
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 import bpfkit
 from _event_trigger import EVENTS_SRC, Trigger
+from bpfkit.cgroups import cgroup2_mount
 
 IS_ROOT = os.geteuid() == 0
 
@@ -73,3 +78,23 @@ def events_obj(bpf_load: Any, events_src: Any) -> Callable[..., bpfkit.Object]:
         return bpf_load(spec, target_pid=pid, **globals_)
 
     return load
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Path]:
+    """A fresh cgroup v2 directory of the test's own below the cgroup2 mount, removed after the test
+    (the children moved into it must have exited by then)."""
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 hierarchy mounted: bpf_get_current_cgroup_id() needs one")
+    path = Path(mount) / f"bpfkit-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        for _ in range(50):  # exited children leave the cgroup when they are reaped, a moment later
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -2,7 +2,6 @@
 USDT probes of a binary or a process, and the `bpfkit list` CLI (issue 5)."""
 from __future__ import annotations
 
-import logging
 import os
 import platform
 
@@ -21,6 +20,7 @@ from bpfkit.tracefs import available_filter_functions, tracefs_root
 pytestmark = pytest.mark.root
 KPROBES = features.check("kprobes")
 FENTRY = features.check("fentry")
+HW = features.check("hw_pmu")
 
 
 def test_tracepoints_by_pattern() -> None:
@@ -67,21 +67,52 @@ def test_tracepoint_dtype_decodes_the_record_the_kernel_passes() -> None:
 
 def test_perf_events_by_kind() -> None:
     assert {p.name for p in bpfkit.probes.list("software:*faults")} >= {"page-faults", "major-faults"}
-    assert "cycles" in [p.name for p in bpfkit.probes.list("hardware:*")]
+
+
+@pytest.mark.skipif(not HW[0], reason=HW[1])
+def test_hardware_events_listed_are_the_ones_the_pmu_opens() -> None:
+    listed = [p.name for p in bpfkit.probes.list("hardware:*")]
+    assert "cycles" in listed
+    for name in listed:  # every listed event counts for real
+        with bpfkit.counters.count([name], pid=os.getpid()) as c:
+            sum(range(100_000))
+        assert c[name] > 0, name
+
+
+@pytest.mark.skipif(HW[0], reason="this machine has a hardware PMU")
+def test_hardware_events_without_a_pmu_say_why_instead_of_listing(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(bpfkit.FeatureNotSupported) as exc:
+        bpfkit.probes.list("hardware:*")
+    assert exc.value.feature == "hw_pmu" and HW[1] in str(exc.value)
+    assert list_main(["hardware:cycles"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"bpfkit list: not listing hardware events, this machine cannot use them: {HW[1]}\n"
 
 
 @pytest.mark.skipif(KPROBES[0] and FENTRY[0], reason="this kernel has kprobes and fentry")
-def test_kinds_this_kernel_cannot_attach_list_nothing_with_a_warning(caplog) -> None:  # type: ignore[no-untyped-def]
-    # like bpftrace -l: 60k+ functions nobody can probe here would only mislead
-    for kind, (ok, reason) in (("kprobe", KPROBES), ("fentry", FENTRY)):
+def test_kinds_this_kernel_cannot_attach_say_why(capsys) -> None:  # type: ignore[no-untyped-def]
+    # an empty listing would read as "no such function": the user is told what the kernel lacks
+    for kind, what, feature, (ok, reason) in (("kprobe", "kprobes", "kprobes", KPROBES),
+                                              ("fentry", "fentry targets", "fentry", FENTRY)):
         if ok:
             continue
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="bpfkit.probes"):
-            assert bpfkit.probes.list(f"{kind}:*") == [] and bpfkit.probes.list(f"{kind}:vfs_read") == []
-        assert f"{kind}: listing nothing, this kernel cannot attach them: {reason}" in caplog.messages
+        for pattern in (f"{kind}:*", f"{kind}:vfs_read"):
+            with pytest.raises(bpfkit.FeatureNotSupported) as exc:
+                bpfkit.probes.list(pattern)
+            assert exc.value.feature == feature
+            assert str(exc.value) == f"not listing {what}, this machine cannot use them: {reason}"
+        assert list_main([f"{kind}:vfs_read"]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"bpfkit list: not listing {what}, this machine cannot use them: {reason}\n"
     # the function names stay available for what the kernel could probe once it can
     assert kernel_functions("vfs_read") == ["vfs_read"]
+
+
+def test_list_says_when_nothing_matches(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert list_main(["tracepoint:sched:sched_switch", "tracepoint:no_such_category_x:*"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "tracepoint:sched:sched_switch\n"
+    assert err == "bpfkit list: no probe matches 'tracepoint:no_such_category_x:*'\n"
 
 
 @pytest.mark.guest

@@ -105,7 +105,10 @@ def test_asyncio_api(obj: Any, trigger: Trigger) -> None:
 def test_ctrl_c_while_waiting_exits_cleanly(events_src: Any, tmp_path: Path) -> None:
     script = tmp_path / "consumer.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, bpfkit
+        import signal, sys, bpfkit
+        # Ctrl-C as a terminal gives it, also when the suite runs as a background job (which
+        # starts children with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         spec = bpfkit.open({str(events_src)!r})
         spec.rodata.target_pid = 1  # nothing will arrive
         with spec.load() as obj:
@@ -231,3 +234,20 @@ def test_poller_gives_back_what_it_could_not_deliver(obj: Any, trigger: Trigger,
         assert (b["cpu"] == cpu).all() and pb.received_per_cpu[cpu] == len(b)
     assert rb.received == pb.received == 300 and not p.pending()
     p.close()
+
+
+def test_fileno_loop_must_look_every_max_latency_for_adaptive_rings(events_obj: Any, trigger: Trigger) -> None:
+    # BPFKIT_SUBMIT skips wake-ups within __bpfkit_wake_ns__ of the last one: such a record never
+    # makes fileno() readable, so an outside loop looks every max_latency() (here the 10 s window)
+    with events_obj(trigger.pid, __bpfkit_wake_ns__events=10 * 10**9) as obj, Poller(obj.reader("events")) as p:
+        fd = p.fileno()
+        assert p.max_latency() is None  # nothing came yet: the next record wakes
+        with obj.progs.ring_adaptive_getpid.attach():
+            trigger.run(1)
+            assert select.select([fd], [], [], 2.0)[0] == [fd]
+            assert [int(b["seq"][0]) for _, b in p.drain()] == [0]
+            assert 9.0 < p.max_latency() <= 10.0  # type: ignore[operator]
+            select.select([fd], [], [], 0)  # the ring is empty: nothing keeps the fd readable
+            trigger.run(1)  # within the window: no wake-up
+            assert select.select([fd], [], [], 0.3)[0] == []
+            assert [int(b["seq"][0]) for _, b in p.drain()] == [1]  # found by looking

@@ -17,7 +17,7 @@ from bpfkit import BpfUsageError
 import bpfkit
 from bpfkit.exporter import Exporter, collectors
 
-from _cgroup import cgroup, move  # noqa: F401 (cgroup is a fixture)
+from _cgroup import move
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")
 

@@ -94,7 +94,7 @@ def test_tools_expand_to_their_object_and_metrics() -> None:
     assert (sysc.name, sysc.kind, sysc.object_name, sysc.rodata) == ("syscalls", "tool", "exporter/syscalls",
                                                                       {"target_pid": 5})
     assert [m.name for m in sysc.metrics] == ["bpfkit_syscalls_total", "bpfkit_syscalls_out_of_range_total"]
-    assert sc.name == "sc" and sc.object_name == "tools/syscount"
+    assert sc.name == "sc" and sc.object_name == "exporter/procs"
     assert [m.type for m in sc.metrics] == ["counter", "counter", "histogram", "counter"]
     assert (st.collector, st.metrics) == ("progstats:ProgStatsCollector", ())
     assert tools.available() == ["syscalls", "syscount", "bpf_stats"]
@@ -263,10 +263,10 @@ def _plan_err(metric: dict[str, Any], obj: str = "tests/exporter_test") -> str:
     ({**COUNTER, "map": ".bss"}, "tests/exporter_test", "has no map '.bss' (global variables: use global = \"name\")"),
     ({**COUNTER, "map": "events"}, "tests/count",
      "map 'events' is a ringbuf map; metrics read hash, array, percpu_hash, percpu_array, lru_hash, lru_percpu_hash"),
-    ({**COUNTER, "map": "procs"}, "tools/syscount",
+    ({**COUNTER, "map": "procs"}, "exporter/procs",
      "map 'procs' has struct values; name the field to export with value = \"...\" (numeric fields: calls, reads)"),
-    ({**COUNTER, "map": "procs", "value": "comm"}, "tools/syscount", "value value.comm is |S16, not a number"),
-    ({**COUNTER, "map": "procs", "value": "cals"}, "tools/syscount",
+    ({**COUNTER, "map": "procs", "value": "comm"}, "exporter/procs", "value value.comm is |S16, not a number"),
+    ({**COUNTER, "map": "procs", "value": "cals"}, "exporter/procs",
      "value has no field 'cals'; its fields: calls, reads, comm"),
     ({**COUNTER, "labels": [{"name": "p", "field": "key.tid"}]}, "tests/exporter_test",
      "key has no field 'tid'; its fields: pid, nr"),
@@ -289,7 +289,7 @@ def _plan_err(metric: dict[str, Any], obj: str = "tests/exporter_test") -> str:
      "map 'arg_stats' has [('count', '<u8'), ('total', '<i8'), ('min', '<i8'), ('max', '<i8')] values; a "
      "histogram map counts in integer slots"),
     ({"name": "h", "type": "histogram", "map": "read_bytes", "labels": [{"name": "x", "field": "key"}]},
-     "tools/syscount", "map 'read_bytes' is one histogram (its key is the slot): it has no key fields for labels"),
+     "exporter/procs", "map 'read_bytes' is one histogram (its key is the slot): it has no key fields for labels"),
     ({"name": "h", "type": "histogram", "map": "arg_hist", "labels": [{"name": "x", "field": "key.pid"}]},
      "tests/exporter_test", "key has no field 'pid'; its fields: none (it is a uint32)"),
     ({"name": "h", "type": "histogram", "map": "lin"}, "tests/maps_hist",

@@ -43,15 +43,9 @@ def test_syscall_names_match_the_c_library(monkeypatch: pytest.MonkeyPatch) -> N
     assert d.decode(np.array([0, 39, 231, 9999], np.uint32)) == ["read", "getpid", "exit_group", "9999"]
 
 
-def test_syscall_table_absent_gives_numbers(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-                                            ) -> None:
-    monkeypatch.setattr(decoders, "UNISTD_64", ("/nonexistent/unistd_64.h",))
-    decoders.syscall_table.cache_clear()
-    try:
-        assert decoders.make("syscall").decode(np.array([39], np.uint32)) == ["39"]
-        assert "no readable /nonexistent/unistd_64.h (Debian: apt-get install linux-libc-dev)" in caplog.text
-    finally:
-        decoders.syscall_table.cache_clear()
+def test_syscall_table_absent_gives_numbers() -> None:
+    # a machine with no table (no headers, no built table) gets numbers
+    assert decoders.make("syscall", {"table": {}}).decode(np.array([39], np.uint32)) == ["39"]
 
 
 def test_comm_reads_proc_and_keeps_the_name_while_the_pid_is_in_the_map() -> None:

@@ -14,7 +14,7 @@ import pytest
 from bpfkit.exporter import Exporter
 from bpfkit.testing.triggers import syscall_number
 
-from _cgroup import cgroup, move  # noqa: F401 (cgroup is a fixture)
+from _cgroup import move
 from _prometheus import Prometheus
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load BPF programs")

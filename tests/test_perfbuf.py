@@ -15,7 +15,7 @@ import pytest
 
 from bpfkit import _sys as sc
 from bpfkit.errors import BpfError, BpfUsageError
-from bpfkit.events import PerfBuffer
+from bpfkit.events import PerfBuffer, RawBatch
 from bpfkit.events.perf_decode import sample_size
 
 from _event_trigger import Trigger, comm_of, ctrl_c_after_commits, drain_through_interrupts
@@ -78,21 +78,43 @@ def test_wraparound_reassembles_split_records(events_obj: Any, trigger: Trigger)
         assert pb.lost == 0 and pb.dropped == 0
 
 
-def test_slow_consumer_losses_are_counted(events_obj: Any, trigger: Trigger) -> None:
+def test_slow_consumer_losses_are_counted_once(events_obj: Any, trigger: Trigger) -> None:
+    # A full ring: the kernel counts the loss (lost); bpf_perf_event_output also fails with
+    # -ENOSPC, which BPFKIT_PERF_OUTPUT must not count again as dropped. Every event is counted
+    # exactly once: received + lost + dropped == produced, at any moment, without waiting for the
+    # kernel's PERF_RECORD_LOST (written only when a later sample fits).
     cpu = usable_cpus()[0]
     with events_obj(trigger.pid) as obj:
         pb = obj.reader("pevents").open(pages=1)
         with obj.progs.perf_getpid.attach():
             trigger.run(1000, cpu=cpu)  # nobody reads: (4096 - 1) // 56-byte samples = 73 fit
             first = pb.drain()
-            assert len(first) == 73 and pb.dropped == 1000 - 73
+            assert len(first) == 73
             np.testing.assert_array_equal(first["seq"], np.arange(len(first)))
-            # the kernel reports the loss with the next sample that fits
+            assert (pb.received, pb.lost, pb.dropped) == (73, 1000 - 73, 0)
+            # the kernel's PERF_RECORD_LOST comes with the next sample that fits: not counted again
             trigger.run(1, cpu=cpu)
             nxt = pb.drain()
         assert list(nxt["seq"]) == [1000]
-        assert pb.lost == pb.dropped == 1000 - len(first)
+        assert pb.stats() == {"received": 74, "lost": 1000 - 73, "dropped": 0}
         assert pb.lost_per_cpu[cpu] == pb.lost
+        lost = pb.lost
+    assert pb.lost == lost  # still readable after close
+
+
+def test_output_without_a_reader_is_dropped_not_lost(events_obj: Any, trigger: Trigger) -> None:
+    # a CPU with no ring in the map slot: bpf_perf_event_output fails with -ENOENT; the kernel
+    # counts nothing, BPFKIT_PERF_OUTPUT counts it as dropped
+    cpus = usable_cpus()
+    if len(cpus) < 2:
+        pytest.skip("needs two usable CPUs (one with a reader, one without)")
+    with events_obj(trigger.pid) as obj:
+        pb = obj.reader("pevents").open(pages=4, cpus=[cpus[0]])
+        with obj.progs.perf_getpid.attach():
+            trigger.run(7, cpu=cpus[1])
+            trigger.run(3, cpu=cpus[0])
+        assert list(pb.drain()["seq"]) == [7, 8, 9]
+        assert pb.stats() == {"received": 3, "lost": 0, "dropped": 7}
 
 
 def test_raw_samples_without_dtype(events_obj: Any, trigger: Trigger) -> None:
@@ -128,7 +150,7 @@ def test_read_does_not_stop_on_a_stale_wakeup(events_obj: Any, trigger: Trigger)
             trigger.start(n, cpu=usable_cpus()[-1])
             got = sum(len(b) for b in pb.read(timeout=0.3))
             trigger.done()
-        assert got + pb.dropped == n and got == pb.received
+        assert got + pb.lost + pb.dropped == n and got == pb.received
         assert not pb.pending()
 
 
@@ -265,3 +287,26 @@ def test_sample_smaller_than_dtype_raises_and_stays(events_obj: Any, trigger: Tr
         with pytest.raises(BpfUsageError, match="sample of 44 bytes is smaller than the 100-byte"):
             pb.drain(big)
         np.testing.assert_array_equal(pb.drain()["seq"], [0, 1, 2])
+
+
+def test_plain_perf_buffer_without_dtype(events_obj: Any, trigger: Trigger) -> None:
+    # declared without BPFKIT_PERFBUF: samples of struct event (named in the BTF) come as arrays
+    # of it; u64[3] samples (no such type) as a RawBatch of one size (the kernel pads 24 bytes
+    # of data to 28), cut out as one block
+    cpu = usable_cpus()[0]
+    with events_obj(trigger.pid) as obj:
+        typed = obj.reader("plainperf").open(pages=16)
+        raw = obj.reader("plainperf24").open(pages=16)
+        assert typed.dtype is None and raw.dtype is None
+        with obj.progs.plainperf_getpid.attach():
+            trigger.run(500, cpu=cpu)
+            a = typed.drain()
+            b = raw.drain()
+        assert typed.record_type == "struct event" and a.dtype == obj.reader("events").dtype
+        np.testing.assert_array_equal(a["seq"], np.arange(500))
+        assert (a["pid"] == trigger.pid).all() and (a["comm"] == comm_of(trigger.pid)).all()
+        assert raw.record_type is None and isinstance(b, RawBatch) and len(b) == 500 and b.size == 28
+        v = b.view(np.dtype([("seq", "<u8"), ("pid", "<u8"), ("inv", "<u8")]))
+        np.testing.assert_array_equal(v["seq"], np.arange(500))
+        assert (v["inv"] == ~v["seq"]).all() and (v["pid"] == trigger.pid).all()
+        assert typed.received == raw.received == 500

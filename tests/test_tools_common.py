@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -45,22 +44,6 @@ def test_scope_by_command_name() -> None:
         assert got.get(a.pid) == 5
         with triggers.syscalls("getpid", 5) as b:
             assert _count(common.Scope(comm="bpfkit-nomatch"), b) == {}
-
-
-@pytest.fixture
-def cgroup() -> Iterator[Path]:
-    root = Path(common.cgroup2_root())
-    path = root / f"bpfkit-test-{os.getpid()}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        for _ in range(50):  # the fixture process must have left (exited) before rmdir
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def test_scope_by_cgroup(cgroup: Path) -> None:

@@ -2,7 +2,9 @@
 what really happens inside. Three boots in all, ~1 minute."""
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 import textwrap
 import time
@@ -202,3 +204,26 @@ def test_bad_arguments_are_usage_errors(kernel: vm.GuestKernel) -> None:
         vm.run_in_guest(kernel, ["true"], timeout=TIMEOUT, env={"BAD-NAME": "x"})
     with pytest.raises(BpfUsageError, match="argv must name a command"):
         vm.run_in_guest(kernel, [], timeout=TIMEOUT)
+
+
+def test_boot_and_run_report_progress(kernel: vm.GuestKernel, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bpfkit.testing.vm"):
+        res = vm.run_in_guest(kernel, ["sleep", "3"], timeout=TIMEOUT, progress_every=1.0)
+    assert res.returncode == 0
+    msgs = [m for m in caplog.messages if m.startswith(f"guest {kernel.version}: ")]
+    assert msgs[0].startswith(f"guest {kernel.version}: booting under qemu (")
+    assert any(re.fullmatch(rf"guest {re.escape(kernel.version)}: booted in [0-9.]+ s, running sleep 3", m)
+               for m in msgs)
+    beats = [m for m in msgs if re.fullmatch(rf"guest {re.escape(kernel.version)}: (running|still booting), \d+ s "
+                                             r"so far \(\d+ bytes of output\)", m)]
+    assert len(beats) >= 2  # at least one a second while the guest slept 3 s (and booted)
+
+
+def test_download_reports_what_and_how_far(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bpfkit.testing.vm"):
+        vm.download("hello", tmp_path, progress_every=0.01)
+    [deb] = tmp_path.glob("hello_*.deb")
+    assert re.fullmatch(r"downloading hello \(\d+ MB\) into .*", caplog.messages[0])
+    assert re.fullmatch(r"downloaded hello in \d+ s", caplog.messages[-1])
+    with pytest.raises(vm.GuestUnavailable, match="download no-such-package-bpfkit failed"):
+        vm.download("no-such-package-bpfkit", tmp_path)

@@ -10,7 +10,9 @@ from .attrs import *  # noqa: F401,F403
 from .bpf import *  # noqa: F401,F403
 from .consts import *  # noqa: F401,F403
 from .cpus import *  # noqa: F401,F403
+from .elem import ElemCall  # noqa: F401
 from .fd import OwnedFd, Resource  # noqa: F401
 from .maps import *  # noqa: F401,F403
 from .perf import *  # noqa: F401,F403
 from .progs import *  # noqa: F401,F403
+from .syscall_names import syscall_name, syscall_names  # noqa: F401

@@ -7,13 +7,24 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 from ctypes import c_int, c_long
 
 __all__ = ["libc", "syscall", "ioctl"]
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _libc() -> ctypes.CDLL:
+    # glibc's soname first: ctypes.util.find_library runs `ldconfig -p` in a subprocess, which
+    # costs every start of every tool; musl and others go through it
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so", use_errno=True)
+
+
+libc = _libc()
 syscall = libc.syscall
 syscall.restype = c_long
 ioctl = libc.ioctl
@@ -23,8 +34,9 @@ _NR = {
     "x86_64": {"bpf": 321, "perf_event_open": 298},
     "aarch64": {"bpf": 280, "perf_event_open": 241},
 }
+_MACHINE = os.uname().machine  # what platform.machine() returns, without importing platform
 try:
-    SYS_BPF = _NR[platform.machine()]["bpf"]
-    SYS_PERF_EVENT_OPEN = _NR[platform.machine()]["perf_event_open"]
+    SYS_BPF = _NR[_MACHINE]["bpf"]
+    SYS_PERF_EVENT_OPEN = _NR[_MACHINE]["perf_event_open"]
 except KeyError as exc:  # pragma: no cover - only x86_64 and arm64 are supported
-    raise ImportError(f"bpfkit does not know the syscall numbers of {platform.machine()}") from exc
+    raise ImportError(f"bpfkit does not know the syscall numbers of {_MACHINE}") from exc

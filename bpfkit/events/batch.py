@@ -13,21 +13,24 @@ Example::
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator, Sequence, Union, overload
+from typing import Any, Iterator, Optional, Sequence, Union, overload
 
 import numpy as np
 
+from .. import columnar, display
 from ..errors import BpfError, BpfUsageError
 
 __all__ = [
     "RawBatch", "Batch", "split", "join", "concat_records", "convert", "gather_fixed", "strided_words",
-    "decode_strings", "to_dicts", "to_pandas",
+    "decode_strings", "to_dicts", "to_pandas", "to_arrow", "to_polars", "batch_html", "batch_text",
 ]
 
 
 class RawBatch(Sequence[bytes]):
     """Variable-size records copied out of a buffer: ``data`` holds the payloads back to back,
     record ``i`` is ``data[offsets[i]: offsets[i] + lengths[i]]``. Indexing gives ``bytes``.
+    ``size`` is the common record size when every record has the same one (None otherwise): such
+    a batch is one block of ``len * size`` bytes, and :meth:`view` is a reshape, not a gather.
 
     Example::
 
@@ -35,12 +38,41 @@ class RawBatch(Sequence[bytes]):
         heads = batch.view(np.dtype([("seq", "u8")]))   # decode each record's leading bytes
     """
 
-    __slots__ = ("data", "offsets", "lengths")
+    __slots__ = ("data", "_offsets", "_lengths", "size", "_n")
 
     def __init__(self, data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         self.data = data
-        self.offsets = offsets
-        self.lengths = lengths
+        self._offsets: Optional[np.ndarray] = offsets
+        self._lengths: Optional[np.ndarray] = lengths
+        self.size: Optional[int] = None
+        self._n = int(offsets.shape[0])
+
+    @classmethod
+    def fixed(cls, data: np.ndarray, size: int, count: int) -> "RawBatch":
+        """``count`` records of ``size`` bytes each, back to back in ``data`` (uint8); the offsets
+        and lengths arrays are made only if asked for.
+
+        Example::
+
+            RawBatch.fixed(np.zeros(64, np.uint8), 32, 2)   # two 32-byte records
+        """
+        b = cls.__new__(cls)
+        b.data, b._offsets, b._lengths, b.size, b._n = data, None, None, size, count
+        return b
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each record starts in ``data``."""
+        if self._offsets is None:
+            self._offsets = np.arange(self._n, dtype=np.int64) * (self.size or 0)
+        return self._offsets
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each record's size in bytes."""
+        if self._lengths is None:
+            self._lengths = np.full(self._n, self.size or 0, np.uint32)
+        return self._lengths
 
     @classmethod
     def empty(cls) -> "RawBatch":
@@ -66,6 +98,11 @@ class RawBatch(Sequence[bytes]):
             return cls.empty()
         if len(batches) == 1:
             return batches[0]
+        size = batches[0].size
+        if size is not None and all(b.size == size for b in batches):
+            return cls.fixed(np.frombuffer(bytearray().join([b.data for b in batches]),  # type: ignore[misc]
+                                           np.uint8), size,
+                             sum(len(b) for b in batches))
         bases = np.cumsum([0] + [b.data.size for b in batches[:-1]])
         return cls(np.concatenate([b.data for b in batches]),
                    np.concatenate([b.offsets + base for b, base in zip(batches, bases)]),
@@ -74,12 +111,10 @@ class RawBatch(Sequence[bytes]):
     @classmethod
     def of_array(cls, arr: np.ndarray) -> "RawBatch":
         """Each element of a (fixed-size record) array as one raw record."""
-        size = arr.dtype.itemsize
-        return cls(np.ascontiguousarray(arr).view(np.uint8).reshape(-1),
-                   np.arange(len(arr), dtype=np.int64) * size, np.full(len(arr), size, np.uint32))
+        return cls.fixed(np.ascontiguousarray(arr).view(np.uint8).reshape(-1), arr.dtype.itemsize, len(arr))
 
     def __len__(self) -> int:
-        return int(self.offsets.shape[0])
+        return self._n
 
     @overload
     def __getitem__(self, i: int) -> bytes: ...
@@ -90,11 +125,19 @@ class RawBatch(Sequence[bytes]):
     def __getitem__(self, i: Union[int, slice]) -> Union[bytes, list[bytes]]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
+        if self.size is not None:
+            j = range(self._n)[i]  # IndexError and negative indexes as for a list
+            return self.data[j * self.size: (j + 1) * self.size].tobytes()
         o = int(self.offsets[i])
         return self.data[o: o + int(self.lengths[i])].tobytes()
 
     def __iter__(self) -> Iterator[bytes]:
         data = self.data.tobytes()
+        if self.size is not None:
+            size = self.size
+            for o in range(0, self._n * size, size):
+                yield data[o: o + size]
+            return
         for o, n in zip(self.offsets.tolist(), self.lengths.tolist()):
             yield data[o: o + n]
 
@@ -104,6 +147,11 @@ class RawBatch(Sequence[bytes]):
         dt = np.dtype(dtype)
         if len(self) == 0:
             return np.empty(0, dtype=dt)
+        if self.size is not None and self.size >= dt.itemsize:
+            if self.size == dt.itemsize:
+                return self.data.view(dt)
+            rows = self.data.reshape(self._n, self.size)[:, :dt.itemsize]
+            return np.ascontiguousarray(rows).view(dt).reshape(-1)
         if int(self.lengths.min()) < dt.itemsize:
             raise BpfError(f"a record of {int(self.lengths.min())} bytes is shorter than the "
                            f"{dt.itemsize}-byte dtype {dt}")
@@ -113,6 +161,12 @@ class RawBatch(Sequence[bytes]):
     def __repr__(self) -> str:
         return f"<RawBatch {len(self)} records, {self.data.nbytes} bytes>"
 
+    def _repr_html_(self) -> str:
+        return batch_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else batch_text(self))
+
 
 Batch = Union[np.ndarray, RawBatch]
 
@@ -120,6 +174,11 @@ Batch = Union[np.ndarray, RawBatch]
 def split(batch: Batch, k: int) -> tuple[Batch, Batch]:
     """(first ``k`` records, the rest)."""
     if isinstance(batch, RawBatch):
+        if batch.size is not None:
+            k = min(max(k, 0), len(batch))
+            cut = k * batch.size
+            return (RawBatch.fixed(batch.data[:cut], batch.size, k),
+                    RawBatch.fixed(batch.data[cut:], batch.size, len(batch) - k))
         return (RawBatch(batch.data, batch.offsets[:k], batch.lengths[:k]),
                 RawBatch(batch.data, batch.offsets[k:], batch.lengths[k:]))
     return batch[:k], batch[k:]
@@ -173,9 +232,10 @@ def gather_fixed(buf: np.ndarray, start: int, count: int, stride: int, offset: i
     return buf[start: start + count * stride].view(holder)["p"].copy().view(dtype)
 
 
-def strided_words(buf: np.ndarray, start: int, count: int, stride: int, word: str = "<u8") -> np.ndarray:
-    """A (view) array of the ``word`` at the start of each of ``count`` records ``stride`` apart."""
-    return buf[start: start + count * stride].view(_holder(word, 0, stride))["p"]
+def strided_words(buf: np.ndarray, start: int, count: int, stride: int, word: str = "<u8",
+                  offset: int = 0) -> np.ndarray:
+    """A (view) array of the ``word`` at ``offset`` in each of ``count`` records ``stride`` apart."""
+    return buf[start: start + count * stride].view(_holder(word, offset, stride))["p"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -236,29 +296,65 @@ def to_dicts(batch: Batch, decode: bool = True) -> list[Any]:
 
 
 def to_pandas(batch: np.ndarray, decode: bool = True) -> Any:
-    """A pandas DataFrame with one column per field; ``char[]`` fields become str columns when
-    ``decode``, nested structs are flattened as ``outer.inner``. Needs pandas installed.
+    """A pandas DataFrame with one column per field; ``char[]`` fields become str columns (up to
+    the first NUL) when ``decode``, nested structs are flattened as ``outer.inner``. Needs pandas.
 
     Example: ``to_pandas(batch).groupby("pid").size()``
     """
-    try:
-        import pandas as pd
-    except ImportError:
-        raise BpfError("to_pandas() needs pandas: pip install pandas (or use to_dicts())") from None
-    cols: dict[str, Any] = {}
-    _flatten(batch, "", cols, decode)
-    return pd.DataFrame(cols)
+    return columnar.to_pandas(batch, decode)
 
 
-def _flatten(arr: np.ndarray, prefix: str, out: dict[str, Any], decode: bool) -> None:
-    dt = arr.dtype
-    if dt.names is None:
-        if dt.kind == "S" and decode:
-            out[prefix] = decode_strings(arr)
-        elif arr.ndim > 1:
-            out[prefix] = list(arr)
-        else:
-            out[prefix] = arr
-        return
-    for name in dt.names:
-        _flatten(arr[name], f"{prefix}.{name}" if prefix else name, out, decode)
+def to_arrow(batch: np.ndarray, decode: bool = True) -> Any:
+    """A ``pyarrow.Table`` with the columns of :func:`to_pandas` (numeric fields copied once into
+    their columns, ``char[]`` as string columns). Needs pyarrow.
+
+    Example: ``to_arrow(batch).column("pid")``
+    """
+    return columnar.to_arrow(batch, decode)
+
+
+def to_polars(batch: np.ndarray, decode: bool = True) -> Any:
+    """A polars DataFrame with the columns of :func:`to_pandas` (made from :func:`to_arrow`
+    without another copy). Needs polars and pyarrow.
+
+    Example: ``to_polars(batch).group_by("comm").len()``
+    """
+    return columnar.to_polars(batch, decode)
+
+
+def _raw_rows(batch: RawBatch, limit: int) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for i in range(min(len(batch), limit)):
+        rec = batch[i]
+        rows.append([i, len(rec), rec[:24].hex(" ") + (" …" if len(rec) > 24 else "")])
+    return ["#", "bytes", "data"], rows
+
+
+def batch_html(batch: Batch, title: str = "events", limit: int = display.ROWS) -> str:
+    """The notebook view of a batch: record count, dtype, the first ``limit`` records as a table
+    (``char[]`` as text). The IPython extension (``%load_ext bpfkit``) shows record arrays so.
+
+    Example::
+
+        IPython.display.HTML(batch_html(batch))
+    """
+    if isinstance(batch, RawBatch):
+        header, rows = _raw_rows(batch, limit)
+        return display.card(title, [("records", f"{len(batch):,}"), ("bytes", f"{batch.data.nbytes:,}"),
+                                    ("dtype", "variable-size bytes")],
+                            [display.html_table(header, rows, more=len(batch) - len(rows))])
+    return display.records_html(batch, title, limit=limit)
+
+
+def batch_text(batch: Batch, title: str = "events", limit: int = display.ROWS) -> str:
+    """The same view as text.
+
+    Example::
+
+        print(batch_text(batch))
+    """
+    if isinstance(batch, RawBatch):
+        header, rows = _raw_rows(batch, limit)
+        head = f"{title}: {len(batch):,} records, {batch.data.nbytes:,} bytes, variable-size"
+        return head + ("\n" + display.text_table(header, rows, more=len(batch) - len(rows)) if len(batch) else "")
+    return display.records_text(batch, title, limit=limit)

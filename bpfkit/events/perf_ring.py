@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from typing import Optional
 
 import numpy as np
@@ -24,10 +25,14 @@ DATA_HEAD = 1024  # offsetof(struct perf_event_mmap_page, data_head)
 DATA_TAIL = 1032
 HEAD_WORD = DATA_HEAD // 8  # data_head/data_tail as indexes into the mapping viewed as u64 words
 TAIL_WORD = DATA_TAIL // 8
+_VALUE_LOST = struct.Struct("<QQ")  # read() with read_format PERF_FORMAT_LOST: {u64 value; u64 lost}
+
+
 class CpuRing:
     """One CPU's perf event fd and its mapping."""
 
-    def __init__(self, cpu: int, fd: int, mm: mmap.mmap, size: int, per_sample: bool) -> None:
+    def __init__(self, cpu: int, fd: int, mm: mmap.mmap, size: int, per_sample: bool,
+                 live_lost: bool = False) -> None:
         self.cpu = cpu
         self.fd = fd
         self.mm = mm
@@ -41,11 +46,21 @@ class CpuRing:
         self.data = np.frombuffer(mm, dtype=np.uint8, offset=PAGE)
         self.prev: Optional["CpuRing"] = None  # the ring this one replaced; read first until empty
         self.retired_at = 0.0
+        self.live_lost = live_lost  # opened with PERF_FORMAT_LOST: read() gives the lost samples
         self._final_tail = 0
+        self._final_lost = 0
 
     def committed(self) -> int:
         """data_tail: bytes handed back to the kernel."""
         return self.words[TAIL_WORD] if self.mm is not None else self._final_tail
+
+    def lost(self) -> int:
+        """Samples the kernel could not write because the ring was full (``event->lost_samples``,
+        read with PERF_FORMAT_LOST; 0 when the ring was opened without it). Live: a sample that
+        did not fit is counted here at once, not when the kernel's PERF_RECORD_LOST arrives."""
+        if self.mm is None or not self.live_lost:
+            return self._final_lost
+        return int(_VALUE_LOST.unpack(os.read(self.fd, _VALUE_LOST.size))[1])
 
     def empty(self) -> bool:
         words = self.words
@@ -67,6 +82,7 @@ class CpuRing:
     def release(self) -> None:
         if self.mm is None:
             return
+        self._final_lost = self.lost()
         self._final_tail = self.words[TAIL_WORD]
         self.words.release()
         self.dmv.release()

@@ -22,9 +22,11 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
@@ -33,9 +35,11 @@ from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError
 from .batch import Batch, RawBatch, split
 from .ledger import Held
-from .perf_decode import decode_fixed, decode_raw, decode_small, sample_size
+from .perf_decode import (EVENT_HDR, decode_fixed, decode_raw, decode_small, header, same_size_samples,
+                          sample_size)
 from .perf_ring import HEAD_WORD, PAGE, TAIL_WORD, CpuRing
 from .reader import EventReader
+from .record_type import find_record_type
 
 if TYPE_CHECKING:
     from ..maps import Map
@@ -55,8 +59,9 @@ RETIRE_GRACE = 1.0
 class PerfBuffer(EventReader):
     """Reader of a perf event array map. ``dtype`` is the record dtype (default: the map's, from
     ``BPFKIT_PERFBUF`` / ``BPFKIT_RECORD_TYPE``); without one, :meth:`drain` returns a RawBatch.
-    Counters: ``received``/``received_per_cpu``, ``lost``/``lost_per_cpu`` (the kernel's
-    PERF_RECORD_LOST), ``dropped`` (failed outputs counted by ``BPFKIT_PERF_OUTPUT``).
+    Counters, each lost sample counted once: ``received``/``received_per_cpu``,
+    ``lost``/``lost_per_cpu`` (samples the kernel could not write because a ring was full),
+    ``dropped`` (other failed outputs, e.g. no reader on a CPU, counted by ``BPFKIT_PERF_OUTPUT``).
 
     Example::
 
@@ -83,7 +88,15 @@ class PerfBuffer(EventReader):
         self._last_out: Optional[tuple[int, list[tuple[CpuRing, int]]]] = None
         ncpu = sc.possible_cpus()
         self.received_per_cpu = np.zeros(ncpu, dtype=np.int64)
-        self.lost_per_cpu = np.zeros(ncpu, dtype=np.int64)
+        # the C type of the samples when it was found in the BTF rather than declared or given
+        self.record_type: Optional[str] = None
+        self._infer = self.dtype is None and btf is not None
+        # Full-ring losses come from one source: the kernel's live per-event count
+        # (PERF_FORMAT_LOST, 6.0+; _lost_gone keeps what closed rings had counted) or, on older
+        # kernels, the PERF_RECORD_LOST records read from the rings (_lost_records)
+        self._live_lost: Optional[bool] = None  # None: not probed yet
+        self._lost_records = np.zeros(ncpu, dtype=np.int64)
+        self._lost_gone = np.zeros(ncpu, dtype=np.int64)
         self.other_records = 0
 
     # -- setup ------------------------------------------------------------------
@@ -196,7 +209,19 @@ class PerfBuffer(EventReader):
             attr.wakeup_events = mark  # the union's wakeup_watermark
         else:
             attr.wakeup_events = max(1, wakeup)
-        fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=f"(bpf output for {self.name!r} on CPU {cpu})")
+        what = f"(bpf output for {self.name!r} on CPU {cpu})"
+        if self._live_lost is not False:
+            attr.read_format = sc.PERF_FORMAT_LOST
+            try:
+                fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=what)
+                self._live_lost = True
+            except BpfError as e:
+                if e.errno != errno.EINVAL or self._live_lost:
+                    raise
+                self._live_lost = False  # before 6.0: count the PERF_RECORD_LOST records instead
+        if not self._live_lost:
+            attr.read_format = 0
+            fd = sc.perf_event_open(attr, pid=-1, cpu=cpu, what=what)
         try:
             mm = mmap.mmap(fd, PAGE * (1 + pages), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as e:
@@ -204,7 +229,8 @@ class PerfBuffer(EventReader):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {pages} perf pages for {self.name!r} on CPU "
                                       f"{cpu} (raise RLIMIT_MEMLOCK/perf_event_mlock_kb or use fewer "
                                       "pages)") from None
-        ring = CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1)
+        ring = CpuRing(cpu, fd, mm, pages * PAGE, per_sample=not mark and wakeup <= 1,
+                       live_lost=bool(self._live_lost))
         try:
             sc.map_update(self.fd, np.array([cpu], np.uint32), np.array([fd], np.uint32),
                           what=f"perf buffer {self.name!r}")
@@ -227,10 +253,15 @@ class PerfBuffer(EventReader):
                 except BpfError:
                     pass
             if ring.prev is not None:
-                ring.prev.release()
-            ring.release()
+                self._release(ring.prev)
+            self._release(ring)
         self._rings = []
         self.fd_generation += 1
+
+    def _release(self, ring: CpuRing) -> None:
+        """Close one ring, keeping the losses it counted."""
+        self._lost_gone[ring.cpu] += ring.lost()
+        ring.release()
 
     def close(self) -> None:
         """Disable and unmap every CPU's ring (the map fd itself is closed by its owner)."""
@@ -247,6 +278,32 @@ class PerfBuffer(EventReader):
         """One perf event fd per CPU (opens the rings with the current settings if needed)."""
         self._ensure_open()
         return [r.fd for r in self._rings]
+
+    def settle(self) -> Optional[float]:
+        """0: read now; None: nothing is there (the kernel's wakeups, per sample or per watermark,
+        say when); ``x``: samples came since a drain less than ``coalesce`` ago, and less than
+        1/16 of any ring: let more gather for ``x`` seconds. A poller naps meanwhile rather than
+        sleep in epoll: with a wakeup per sample, a reader asleep in epoll makes the traced
+        process pay a task wakeup for each sample; one that naps through a dense stream spares it
+        that, and a light stream (nothing there after a drain) still wakes it at once."""
+        if not self._rings:
+            self.open()
+        if self._ledger.entries:
+            return 0.0
+        most = 0
+        for r in self._rings:
+            words = r.words
+            n = words[HEAD_WORD] - words[TAIL_WORD]
+            if n > most:
+                most = n
+            if r.prev is not None and not r.prev.empty():
+                return 0.0
+        if not most:
+            return self._dense_nap()
+        if most * 16 >= self._rings[0].size or not self.coalesce:
+            return 0.0
+        left = self._drained_at + self.coalesce - time.monotonic()
+        return left if left > 0 else 0.0
 
     def pending(self) -> bool:
         """True if any CPU's ring has unread records, or records are held for the next drain (opens
@@ -267,13 +324,29 @@ class PerfBuffer(EventReader):
         return int(self.received_per_cpu.sum())
 
     @property
+    def lost_per_cpu(self) -> np.ndarray:
+        """Per CPU, samples the kernel could not write because that CPU's ring was full. Read live
+        from each perf event (PERF_FORMAT_LOST, kernel 6.0+: one read() per CPU); on older
+        kernels the sum of the PERF_RECORD_LOST records read so far, which the kernel writes only
+        when a later sample fits, so it can lag."""
+        if not self._live_lost:
+            return self._lost_records.copy()
+        out = self._lost_gone.copy()
+        for r in self._rings:
+            out[r.cpu] += r.lost()
+            if r.prev is not None:
+                out[r.cpu] += r.prev.lost()
+        return out
+
+    @property
     def lost(self) -> int:
-        """Samples the kernel reported lost (sc.PERF_RECORD_LOST), all CPUs. The kernel writes that
-        record only when space frees up again, so it can lag; :attr:`dropped` does not."""
+        """Samples lost to a full ring, all CPUs (see :attr:`lost_per_cpu`). Outputs that failed
+        for other reasons are :attr:`dropped`; no sample is in both."""
         return int(self.lost_per_cpu.sum())
 
     def stats(self) -> dict[str, int]:
-        """``received``, ``lost`` (kernel-reported) and ``dropped`` (BPF-side failed outputs)."""
+        """``received``, ``lost`` (full rings, counted by the kernel) and ``dropped`` (other failed
+        outputs, counted by ``BPFKIT_PERF_OUTPUT``): together, every sample the program sent."""
         return {"received": self.received, "lost": self.lost, "dropped": self.dropped}
 
     # -- consuming --------------------------------------------------------------------
@@ -288,17 +361,64 @@ class PerfBuffer(EventReader):
         Ctrl-C may interrupt a long drain: samples already handed back to the kernel are kept
         and come first from the next drain."""
         self._ensure_open()
-        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=False)  # type: ignore[return-value]
+        self._drained_at = time.monotonic()
+        dt = self._dtype_for(dtype)
+        try:
+            return self._drain(dt, max_records, per_cpu=False)  # type: ignore[return-value]
+        except BpfUsageError as e:
+            if dt is None or dt is not self.dtype or self.record_type is None:
+                raise
+            warnings.warn(f"perf buffer {self.name!r}: {e}; {self.record_type} was taken from the object's BTF: "
+                          "samples are read as RawBatch from now on (pass dtype= to choose)", RuntimeWarning,
+                          stacklevel=2)
+            self.dtype = self.record_type = None
+            return self._drain(None, max_records, per_cpu=False)  # type: ignore[return-value]
+
+    def _dtype_for(self, dtype: Any) -> Optional[np.dtype]:
+        if dtype is not None:
+            return self.resolve_dtype(dtype)
+        if self.dtype is None and self._infer:
+            self._infer_dtype()
+        return self.dtype
+
+    def _infer_dtype(self) -> None:
+        """Take the samples' type from the BTF (see :mod:`~bpfkit.events.record_type`), decided
+        once, at the first drain that finds a sample: if the samples there (up to 64, on the
+        first CPU with any) all have its size. The kernel pads samples, so a type of any size that
+        pads to theirs fits; if types of several such sizes are named, none is taken."""
+        for r in self._rings:
+            words = r.words
+            span = words[HEAD_WORD] - words[TAIL_WORD]
+            if not span:
+                continue
+            _, buf = r.unread(min(span, 1 << 16))
+            if buf.size < EVENT_HDR:
+                return
+            rtype, size = header(buf, 0, self.name)
+            if rtype != sc.PERF_RECORD_SAMPLE or size > buf.size:
+                return  # decide on a sample
+            self._infer = False
+            n = min(buf.size // size, 64)
+            if same_size_samples(buf, 0, n, size) < n:
+                return  # samples of several sizes: read them raw
+            raw = int(buf[EVENT_HDR: EVENT_HDR + 4].view(np.uint32)[0])
+            fits = [s for s in range(max(1, raw - 7), raw + 1) if sample_size(s) == size]
+            found = find_record_type(self._btf, fits, self.name) if self._btf is not None else None
+            if found is not None:
+                self.record_type, self.dtype = found
+            return
 
     def drain_per_cpu(self, dtype: Any = None, max_records: Optional[int] = None) -> dict[int, Batch]:
         """Available samples by CPU: ``{cpu: batch}``, every open CPU present."""
         self._ensure_open()
-        return self._drain(self.resolve_dtype(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
+        self._drained_at = time.monotonic()
+        return self._drain(self._dtype_for(dtype), max_records, per_cpu=True)  # type: ignore[return-value]
 
     def drain_raw(self, max_records: Optional[int] = None) -> RawBatch:
         """Every CPU's samples as raw bytes (the kernel pads each so that ``4 + len`` is a multiple
         of 8), whatever the buffer's dtype."""
         self._ensure_open()
+        self._drained_at = time.monotonic()
         batch = self._drain(None, max_records, per_cpu=False)
         assert isinstance(batch, RawBatch)
         return batch
@@ -320,6 +440,8 @@ class PerfBuffer(EventReader):
 
     def _hand_out(self, dt: Optional[np.dtype], max_records: Optional[int],
                   per_cpu: bool) -> Union[Batch, dict[int, Batch]]:
+        if self._ledger.entries:
+            self._found()
         out, keep = self._ledger.split(max_records)
         result: Union[Batch, dict[int, Batch]]
         if not per_cpu and len(out) == 1:
@@ -333,7 +455,7 @@ class PerfBuffer(EventReader):
                 # no calls or backward jumps until the return (see below); numpy's item access
                 # and += are C slots, not calls
                 self.received_per_cpu[cpu] += n
-                self.lost_per_cpu[cpu] += h.skipped
+                self._lost_records[cpu] += h.skipped
                 self.other_records += h.other
                 self._ledger.entries = keep
                 self._last_out = last
@@ -347,7 +469,7 @@ class PerfBuffer(EventReader):
             if n or h.skipped:
                 if received is None:
                     received = np.zeros(len(self.received_per_cpu), np.int64)
-                    lost = np.zeros(len(self.lost_per_cpu), np.int64)
+                    lost = np.zeros(len(self._lost_records), np.int64)
                 received[h.ring.cpu] += n
                 lost[h.ring.cpu] += h.skipped  # type: ignore[index]
             other += h.other
@@ -365,7 +487,7 @@ class PerfBuffer(EventReader):
         # the batch reaches the caller.
         if received is not None:
             self.received_per_cpu += received
-            self.lost_per_cpu += lost  # type: ignore[arg-type]
+            self._lost_records += lost  # type: ignore[arg-type]
         self.other_records += other
         self._ledger.entries = keep
         self._last_out = last
@@ -396,7 +518,7 @@ class PerfBuffer(EventReader):
             if not prev.empty():
                 return got  # limit reached: the newer ring waits, to keep the CPU's order
             if time.monotonic() - prev.retired_at > self.retire_grace:
-                prev.release()
+                self._release(prev)
                 ring.prev = None
             if limit is not None:
                 limit -= got
@@ -405,19 +527,22 @@ class PerfBuffer(EventReader):
         return got + self._drain_ring(ring, dt, limit)
 
     def _drain_ring(self, ring: CpuRing, dt: Optional[np.dtype], limit: Optional[int]) -> int:
+        """Read the samples written before the call (one pass, as the ring buffer reader does:
+        chasing the producer would cut its stream into pieces that each pay the fixed costs)."""
         got = 0
         words = ring.words
+        head = words[HEAD_WORD]  # acquire: the records before head are complete
         stride = 0 if dt is None else sample_size(dt.itemsize)
         small = min(SMALL_SAMPLES * stride, self.chunk_bytes)
         while limit is None or got < limit:
             left = None if limit is None else limit - got
+            tail = words[TAIL_WORD]
+            if tail >= head:
+                break
             if small:
                 # a few samples (the usual read with a wakeup per sample, or while catching up
                 # with the producer): struct, not numpy
-                tail = words[TAIL_WORD]
-                span = words[HEAD_WORD] - tail  # acquire: the records before head are complete
-                if not span:
-                    break
+                span = head - tail
                 off = tail & ring.mask
                 if span <= small and off + span <= ring.size:  # whole samples that do not wrap
                     fast = decode_small(ring.dmv, off, span, stride, dt, left)  # type: ignore[arg-type]
@@ -427,7 +552,7 @@ class PerfBuffer(EventReader):
                         got += len(fast)
                         continue
             # a chunk at a time, handing space back to the producer after each
-            tail, buf = ring.unread(self.chunk_bytes)
+            tail, buf = ring.unread(min(self.chunk_bytes, head - tail))
             if not buf.size:
                 break
             b: Batch

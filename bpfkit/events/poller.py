@@ -37,13 +37,21 @@ Callback = Callable[[Batch], Any]
 
 
 class Source(Protocol):
-    """What a Poller needs of a buffer (every :class:`~bpfkit.events.EventReader` is one)."""
+    """What a Poller needs of a buffer (every :class:`~bpfkit.events.EventReader` is one).
+
+    ``settle()`` says when to read: 0 now; None nothing is there (sleep until a kernel wakeup);
+    ``x`` seconds: look again after ``x`` (a few records are gathering, or a dense stream is
+    expected to go on). A poller naps for ``x`` rather than sleep in epoll: a reader asleep in
+    epoll makes the traced process pay a task wakeup for every record that wakes it."""
+
+    coalesce: float
 
     name: str
     fd_generation: int
 
     def poll_fds(self) -> list[int]: ...
     def pending(self) -> bool: ...
+    def settle(self) -> Optional[float]: ...
     def max_latency(self) -> Optional[float]: ...
     def wake_per_record(self) -> None: ...
     def drain(self, dtype: Any = None, max_records: Optional[int] = None) -> Batch: ...
@@ -129,7 +137,8 @@ class Poller(Resource):
 
     def _sync(self, source: Source) -> None:
         """Register the source's current fds: a perf buffer replaces its rings when it switches to
-        per-record wakeups (``fd_generation`` tells; a closed fd number may have been reused)."""
+        per-record wakeups (``fd_generation`` tells; a closed fd number may have been reused).
+        """
         ep = self._epoll()
         key = id(source)
         gen = source.fd_generation
@@ -164,8 +173,10 @@ class Poller(Resource):
         serves, so the fd reads ready again only for later records). Records already waiting when
         you first ask for fileno() do not make it ready: drain() once before waiting.
 
-        A ring buffer wakes on every submit (unless the program passes ``BPF_RB_NO_WAKEUP``). A
-        perf buffer opened with the default batched wakeups wakes only every ``watermark`` bytes
+        A ring buffer wakes on a submit when its reader has caught up, unless the program passes
+        ``BPF_RB_NO_WAKEUP`` or submits with ``bpfkit.h``'s adaptive ``BPFKIT_SUBMIT``, which
+        skips wakeups for a few milliseconds after one: such records reach an outside loop only if
+        it also looks every :meth:`max_latency` seconds (its select timeout). A perf buffer opened with the default batched wakeups wakes only every ``watermark`` bytes
         (a quarter of its ring, at most 1 MiB), so a trickle of events would never reach an outside
         loop: asking for fileno() therefore switches every watched perf buffer (and any added
         later) to a wakeup per sample, as ``open(wakeup_events=1)`` does. Records in the old rings
@@ -178,7 +189,8 @@ class Poller(Resource):
             sel = selectors.DefaultSelector()
             sel.register(poller.fileno(), selectors.EVENT_READ)
             handle(poller.drain())
-            while sel.select():
+            while True:
+                sel.select(poller.max_latency())
                 handle(poller.drain())         # [(buffer, batch), ...]
         """
         self._epoll()
@@ -202,25 +214,52 @@ class Poller(Resource):
                 return True
         return False
 
+    def settle(self) -> Optional[float]:
+        """When to read, over every buffer: 0 now, None nothing is there, ``x``: look again in
+        ``x`` seconds (see :class:`Source`)."""
+        out: Optional[float] = None
+        for s in self._sources:
+            d = s.settle()
+            if d is not None and (out is None or d < out):
+                out = d
+        return out
+
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until a buffer has data or ``timeout`` seconds pass; True if data is there."""
+        """Block until a buffer has data to read now or ``timeout`` seconds pass; True if data
+        is there (or, at the timeout, a look is due). In a dense stream records gather for up to
+        each buffer's ``coalesce`` time (1 ms) while the poller naps; a light one is read as
+        soon as the kernel's wakeup comes."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ep = self._epoll()
         for s in self._sources:
             self._sync(s)
-        cap = self._latency_cap()
         while True:
             # the buffers are the truth: a wakeup can be stale (its records were already drained),
             # so returning on any epoll event would look like an idle timeout to callers
-            if self.pending():
+            due = self.settle()
+            if due is not None and due <= 0:
                 return True
-            if deadline is None:
-                ep.poll(-1 if cap is None else cap, self._max_events)
+            cap = self._latency_cap()  # after settle(): a look may end a buffer's need for more
+            t = cap if due is None else due if cap is None else min(cap, due)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return due is not None
+                t = left if t is None else min(t, left)
+            if due is not None:
+                time.sleep(t if t is not None else due)  # gathering: a nap, which no record wakes
                 continue
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ep.poll(left if cap is None else min(left, cap), self._max_events)
+            ep.poll(-1 if t is None else t, self._max_events)
+
+    def max_latency(self) -> Optional[float]:
+        """How long a loop waiting on :meth:`fileno` may go without calling :meth:`drain` (None:
+        the kernel's wakeups suffice): some buffer's records can come without a wakeup.
+
+        Example::
+
+            sel.select(poller.max_latency())
+        """
+        return self._latency_cap()
 
     def _latency_cap(self) -> Optional[float]:
         cap = None
@@ -259,14 +298,15 @@ class Poller(Resource):
         after an idle timeout), or None on Ctrl-C, which may land in the wait or in a drain."""
         try:
             while True:
+                due = self.settle()  # a look without a syscall spares the empty drain before a wait
+                if (due is None or due > 0) and not self.wait(timeout):
+                    # one last look: wakeups may be batched (watermark), data can sit without one
+                    return self.drain(dtype)
                 got = self.drain(dtype)
                 if got:
                     return got
-                # wait() saw data, but a drain can still come back empty (only loss notices,
-                # records an interrupted drain had not committed): wait again
-                if not self.wait(timeout):
-                    # one last look: wakeups may be batched (watermark), data can sit without one
-                    return self.drain(dtype)
+                # a drain can come back empty (only loss notices, busy records, records an
+                # interrupted drain had not committed): wait again
         except KeyboardInterrupt:
             self.interrupted = True
             return None
@@ -340,31 +380,44 @@ class Poller(Resource):
         out = _HandOut()
         try:
             while True:
-                got = self.drain()
-                if got:
-                    out.refill(got)
-                    while out:
-                        yield out.take()
-                    idle_since = time.monotonic()
-                    continue
+                due = self.settle()
+                if due is not None and due <= 0:
+                    got = self.drain()
+                    if got:
+                        out.refill(got)
+                        while out:
+                            yield out.take()
+                        idle_since = time.monotonic()
+                        continue
+                    if due <= 0:  # e.g. a record still being written: look again, as wait() does
+                        await asyncio.sleep(0)
+                        continue
                 wait_for = None
                 if timeout is not None:
                     wait_for = timeout - (time.monotonic() - idle_since)
                     if wait_for <= 0:
+                        if due is not None:  # a last look, as read() does
+                            got = self.drain()
+                            out.refill(got)
+                            while out:
+                                yield out.take()
                         return
                 cap = self._latency_cap()
                 if cap is not None:
                     wait_for = cap if wait_for is None else min(wait_for, cap)
+                if due is not None and due > 0:
+                    # gathering: a nap, as wait() does
+                    await asyncio.sleep(due if wait_for is None else min(wait_for, due))
+                    continue
                 for s in self._sources:
                     self._sync(s)
                 ready = asyncio.Event()
                 loop.add_reader(fd, ready.set)
                 try:
-                    if not self.pending():
-                        try:
-                            await asyncio.wait_for(ready.wait(), wait_for)
-                        except asyncio.TimeoutError:
-                            pass
+                    try:
+                        await asyncio.wait_for(ready.wait(), wait_for)
+                    except asyncio.TimeoutError:
+                        pass
                 finally:
                     loop.remove_reader(fd)
         except KeyboardInterrupt:

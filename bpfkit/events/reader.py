@@ -14,6 +14,7 @@ Example::
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Optional
 
 import numpy as np
@@ -28,7 +29,12 @@ from .poller import Callback, Poller
 if TYPE_CHECKING:
     from ..maps import Map
 
-__all__ = ["EventReader"]
+__all__ = ["EventReader", "COALESCE"]
+
+# How long a few records that came during a drain may wait for more before a poller reads them
+# (EventReader.coalesce): a Python reader that chased a fast producer would pay its fixed cost per
+# read for a handful of records each time.
+COALESCE = 0.001
 
 
 class EventReader(Resource):
@@ -42,6 +48,10 @@ class EventReader(Resource):
     """
 
     fd_generation = 0  # bumped when poll_fds() changes, so pollers re-register
+    coalesce = COALESCE  # seconds; see settle() of each reader. 0: read whatever is there at once
+    _drained_at = 0.0  # time.monotonic() when the last drain started
+    _found_at = 0.0    # ... the last drain that found records started
+    _gap = 1e9         # seconds between the last two drains that found records
 
     def __init__(self, map: "Map", dtype: Any = None, *, btf: Optional[Btf] = None,
                  drops: Optional[np.ndarray] = None) -> None:
@@ -131,6 +141,27 @@ class EventReader(Resource):
     def pending(self) -> bool:
         """True if records (or loss notices) are waiting, without a syscall."""
         raise NotImplementedError
+
+    def settle(self) -> Optional[float]:
+        """When a poller should read: 0 now, None nothing is there (sleep until a wakeup), ``x``
+        seconds: look again then (records gathering, or a dense stream going on)."""
+        return 0.0 if self.pending() else None
+
+    def _found(self) -> None:
+        """Note that the drain started at ``_drained_at`` found records."""
+        self._gap = self._drained_at - self._found_at
+        self._found_at = self._drained_at
+
+    def _dense_nap(self) -> Optional[float]:
+        """Nothing is there: while records have been coming closer together than ``coalesce``,
+        how long to nap before the next look (None: sleep until the kernel's wakeup). A reader
+        that slept in epoll through a dense stream would be woken, at the traced process's
+        expense, for nearly every record; napping, it reads them in ``coalesce``-sized batches."""
+        if self._gap < self.coalesce:
+            left = self._found_at + self.coalesce - time.monotonic()
+            if left > 0:
+                return left
+        return None
 
     def max_latency(self) -> Optional[float]:
         """Longest a poller may sleep without checking this buffer (None: wakeups suffice).

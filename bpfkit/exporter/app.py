@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
-from ..errors import BpfError, BpfUsageError
+from ..errors import AttachError, BpfError, BpfUsageError
 from . import collectors, config as _config
 from .config import Config, Entry
 from .exposition import TEXT_FORMAT, Family, render, to_metric
@@ -92,12 +92,11 @@ class _Links:
 
 def _attach(entry: Entry, obj: Any) -> Any:
     if entry.attach is None:
-        group = obj.attach()
-        if len(obj.progs) and not obj.links:
-            group.close()
-            raise entry.error(f"no program of {obj.name!r} names its target in SEC() ({', '.join(obj.progs)}), "
-                              "so none was attached; this exporter attaches by SEC() only")
-        return group
+        try:
+            return obj.attach()  # all or nothing: a program without a target in its SEC() is an error
+        except AttachError as e:
+            raise entry.error(f"{e}\nthis exporter attaches by SEC() only: list the programs to attach with "
+                              "attach = [...]") from None
     links = _Links([])
     try:
         for name in entry.attach:

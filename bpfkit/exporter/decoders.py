@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
-import os
-import platform
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from ..errors import BpfUsageError
+from ..cgroups import cgroup2_mount, cgroup_paths
+from .._sys.syscall_names import syscall_names
 
 log = logging.getLogger("bpfkit.exporter")
 
@@ -122,11 +119,12 @@ class CommDecoder(Decoder):
 
 
 class SyscallDecoder(Decoder):
-    """x86-64 syscall number -> name (``39`` -> ``getpid``) from the kernel headers' table;
-    the number itself when it is not in the table (or no table could be read)."""
+    """Syscall number -> name (``39`` -> ``getpid``) from :func:`syscall_table`, or ``table`` in
+    the options; the number itself when it is not in the table (or no table could be read)."""
 
     def one(self, value: Any) -> str:
-        return syscall_table().get(int(value), str(int(value)))
+        table = self.options.get("table")
+        return (table if table is not None else syscall_table()).get(int(value), str(int(value)))
 
 
 class ErrnoDecoder(Decoder):
@@ -154,15 +152,7 @@ class CgroupDecoder(Decoder):
         self._walked_for: set[int] = set()
 
     def _walk(self) -> None:
-        index: dict[int, str] = {}
-        for dirpath, _dirs, _files in os.walk(self.root):
-            try:
-                ino = os.stat(dirpath).st_ino
-            except OSError:  # removed while walking
-                continue
-            rel = os.path.relpath(dirpath, self.root)
-            index[ino] = "/" if rel == "." else "/" + rel
-        self._index = index
+        self._index = cgroup_paths(self.root)
 
     def one(self, value: Any) -> str:
         cgid = int(value)
@@ -232,56 +222,21 @@ def default_for(dtype: np.dtype) -> str:
     return "string" if dtype.kind == "S" else "int"
 
 
-@lru_cache(maxsize=1)
 def syscall_table() -> dict[int, str]:
-    """x86-64 syscall numbers -> names, read from ``<asm/unistd_64.h>`` (Debian: linux-libc-dev).
-
-    Empty, with one warning logged, on another architecture or when the header is absent:
-    the syscall decoder then labels with the number.
+    """This machine's syscall numbers -> names (:func:`bpfkit._sys.syscall_names.syscall_names`):
+    from the C library's headers, else the table the package was built with. Empty, with one
+    warning, when neither exists: the syscall decoder then labels with the number.
 
     Example::
 
         decoders.syscall_table()[0]   # 'read'
     """
-    if platform.machine() not in ("x86_64", "AMD64"):
-        log.warning("syscall names: only the x86-64 table is known (this is %s); labels are numbers",
-                    platform.machine())
-        return {}
-    for path in UNISTD_64:
-        try:
-            text = Path(path).read_text()
-        except OSError:
-            continue
-        table = {int(m.group(2)): m.group(1)
-                 for m in re.finditer(r"^#define\s+__NR_(\w+)\s+(\d+)\s*$", text, re.M)}
-        if table:
-            return table
-    log.warning("syscall names: no readable %s (Debian: apt-get install linux-libc-dev); labels are "
-                "numbers", " or ".join(UNISTD_64))
-    return {}
+    table = syscall_names()
+    if not table and not _warned:
+        _warned.append(True)
+        log.warning("syscall names: no unistd header (Debian: apt-get install linux-libc-dev) and no table "
+                    "built into the package; labels are numbers")
+    return table
 
 
-def _unescape_mount(path: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> Optional[str]:
-    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or ``/sys/fs/cgroup/unified``
-    on hybrid systems), or None.
-
-    Example::
-
-        decoders.cgroup2_mount()   # '/sys/fs/cgroup'
-    """
-    try:
-        lines = Path(mountinfo).read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        left, sep, right = line.partition(" - ")
-        if sep and right.split(" ", 1)[0] == "cgroup2":
-            fields = left.split(" ")
-            if len(fields) >= 5:
-                return _unescape_mount(fields[4])
-    return None
+_warned: list[bool] = []

@@ -55,9 +55,9 @@ TOOLS: dict[str, Tool] = {
             ],
         }),
     "syscount": Tool(
-        "bpfkit syscount's object: syscalls and reads per process, and the sizes read() returned",
+        "syscalls and reads per process, and the sizes read() returned (every process or rodata target_pid)",
         fragment={
-            "object": "tools/syscount",
+            "object": "exporter/procs",
             "metrics": [
                 {"name": "bpfkit_process_syscalls_total", "type": "counter", "map": "procs", "value": "calls",
                  "help": "System calls per process (tgid) and its name at its first call",

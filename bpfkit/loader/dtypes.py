@@ -14,10 +14,11 @@ import numpy as np
 from ..btf import Btf, Kind, default_dtype
 from ..errors import BpfError, BpfNotFoundError
 
-__all__ = ["RECORD_MARKER", "DROPS_PREFIX", "btf_dtype", "record_types", "datasec_dtype"]
+__all__ = ["RECORD_MARKER", "DROPS_PREFIX", "WAKE_NS_PREFIX", "btf_dtype", "record_types", "datasec_dtype"]
 
 RECORD_MARKER = "__bpfkit_record__"   # bpfkit.h: a pointer to a map's record type, by map name
 DROPS_PREFIX = "__bpfkit_drops__"     # bpfkit.h: a map's count of failed submissions
+WAKE_NS_PREFIX = "__bpfkit_wake_ns__"  # bpfkit.h: a ring's adaptive wake-up window (rodata, ns)
 
 
 def datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:

@@ -19,7 +19,10 @@ import numpy as np
 
 from ..errors import BpfError, ClosedError, MapError
 
-__all__ = ["GlobalVars"]
+__all__ = ["GlobalVars", "INTERNAL_PREFIX"]
+
+# bpfkit.h's own globals (record-type markers, drop counters): kept in the section, never listed
+INTERNAL_PREFIX = "__bpfkit_"
 
 
 class GlobalVars:
@@ -56,12 +59,24 @@ class GlobalVars:
         """The section's structured dtype, one field per variable."""
         return self._arr.dtype
 
+    def _public_names(self) -> list[str]:
+        # a method, not a property: a BPF global may be called anything
+        return [n for n in self._arr.dtype.names or () if not n.startswith(INTERNAL_PREFIX)]
+
+    def _no_such(self, name: str) -> AttributeError:
+        import difflib  # only for this message: it costs a start-up milliseconds otherwise
+
+        names = self._public_names()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return AttributeError(f"{self._name} has no variable {name!r}{hint}; it has: "
+                              f"{', '.join(names) or 'nothing'}")
+
     def __getattr__(self, name: str) -> Any:
         self._check_open()
         arr = object.__getattribute__(self, "_arr")
         if arr.dtype.names is None or name not in arr.dtype.names:
-            raise AttributeError(f"{self._name} has no variable {name!r}; it has: "
-                                 f"{', '.join(arr.dtype.names or ()) or 'nothing'}")
+            raise self._no_such(name)
         field = arr[name]
         if field.ndim == 1 and field.dtype.names is None:
             return field[0].item() if field.dtype.kind != "S" else field[0]
@@ -70,7 +85,7 @@ class GlobalVars:
     def __setattr__(self, name: str, value: Any) -> None:
         arr = self._arr
         if arr.dtype.names is None or name not in arr.dtype.names:
-            raise AttributeError(f"{self._name} has no variable {name!r}")
+            raise self._no_such(name)
         self._check_open()
         if self._readonly_reason:
             raise BpfError(f"{self._name}.{name} is read-only: {self._readonly_reason}", errno.EPERM)
@@ -88,9 +103,9 @@ class GlobalVars:
             raise MapError(f"{what}: cannot store {value!r}: {exc}") from None
 
     def __dir__(self) -> list[str]:
-        return list(self._arr.dtype.names or ()) + ["array", "dtype"]
+        return self._public_names() + ["array", "dtype"]
 
     def __repr__(self) -> str:
-        names = self._arr.dtype.names or ()
+        names = self._public_names()
         body = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
         return f"<{self._name}: {body}>"

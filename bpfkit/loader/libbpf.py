@@ -1,5 +1,8 @@
 """cffi ABI-mode bindings to the system ``libbpf.so.1`` (no C extension to build).
 
+The declarations are in :mod:`bpfkit.loader.libbpf_cdef`; the build turns them into an out-of-line
+module (``_libbpf_ffi``) so that a start-up does not parse them.
+
 Only the loader uses these: libbpf parses the ELF object, applies CO-RE
 relocations and creates maps and programs. Attaching, map access and event
 reading are bpfkit's own code on top of the fds libbpf hands back.
@@ -13,91 +16,35 @@ import logging
 import threading
 from typing import Any, Iterator, Optional
 
-import cffi
-
 from ..errors import FeatureNotSupported
+from .libbpf_cdef import CDEF, cdef_digest
 
 __all__ = [
     "capture_messages", "string", "prog_type_name", "attach_type_name", "open_object", "programs", "maps",
     "object_btf", "initial_value", "ffi", "lib",
 ]
 
-CDEF = """
-struct bpf_object;
-struct bpf_program;
-struct bpf_map;
-struct btf;
 
-struct bpf_object_open_opts {
-    size_t sz;
-    const char *object_name;
-    bool relaxed_maps;
-    const char *pin_root_path;
-    uint32_t _stub_attach_prog_fd;
-    const char *kconfig;
-    const char *btf_custom_path;
-    char *kernel_log_buf;
-    size_t kernel_log_size;
-    uint32_t kernel_log_level;
-};
+def _make_ffi() -> Any:
+    """The FFI of the out-of-line module generated at build time (only cffi's C backend needed),
+    else one made by parsing CDEF now (cffi + pycparser, ~60 ms)."""
+    try:
+        import importlib
 
-typedef int (*libbpf_print_fn_t)(int level, const char *fmt, void *args);
-libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
-int vsnprintf(char *str, size_t size, const char *format, void *ap);
+        generated = importlib.import_module(f"{__package__}._libbpf_ffi")
+        if getattr(generated, "CDEF_DIGEST", None) == cdef_digest():
+            return generated.ffi
+        logging.getLogger("bpfkit").debug("bpfkit.loader._libbpf_ffi is stale: parsing the declarations")
+    except ImportError:
+        pass
+    import cffi
 
-struct bpf_object *bpf_object__open_mem(const void *obj_buf, size_t obj_buf_sz,
-                                        const struct bpf_object_open_opts *opts);
-struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
-int bpf_object__load(struct bpf_object *obj);
-void bpf_object__close(struct bpf_object *obj);
-const char *bpf_object__name(const struct bpf_object *obj);
-struct btf *bpf_object__btf(const struct bpf_object *obj);
-const void *btf__raw_data(const struct btf *btf, uint32_t *size);
+    made = cffi.FFI()
+    made.cdef(CDEF)
+    return made
 
-struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struct bpf_program *prog);
-const char *bpf_program__name(const struct bpf_program *prog);
-const char *bpf_program__section_name(const struct bpf_program *prog);
-bool bpf_program__autoload(const struct bpf_program *prog);
-int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
-size_t bpf_program__insn_cnt(const struct bpf_program *prog);
-int bpf_program__fd(const struct bpf_program *prog);
-int bpf_program__type(const struct bpf_program *prog);
-int bpf_program__set_type(struct bpf_program *prog, int type);
-int bpf_program__expected_attach_type(const struct bpf_program *prog);
-int bpf_program__set_expected_attach_type(struct bpf_program *prog, int type);
-uint32_t bpf_program__flags(const struct bpf_program *prog);
-int bpf_program__set_flags(struct bpf_program *prog, uint32_t flags);
-int bpf_program__set_attach_target(struct bpf_program *prog, int attach_prog_fd,
-                                   const char *attach_func_name);
 
-struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
-const char *bpf_map__name(const struct bpf_map *map);
-int bpf_map__fd(const struct bpf_map *map);
-int bpf_map__type(const struct bpf_map *map);
-uint32_t bpf_map__max_entries(const struct bpf_map *map);
-int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
-uint32_t bpf_map__map_flags(const struct bpf_map *map);
-int bpf_map__set_map_flags(struct bpf_map *map, uint32_t flags);
-uint32_t bpf_map__key_size(const struct bpf_map *map);
-uint32_t bpf_map__value_size(const struct bpf_map *map);
-int bpf_map__set_value_size(struct bpf_map *map, uint32_t size);
-uint32_t bpf_map__btf_key_type_id(const struct bpf_map *map);
-uint32_t bpf_map__btf_value_type_id(const struct bpf_map *map);
-int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
-const void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
-bool bpf_map__is_internal(const struct bpf_map *map);
-bool bpf_map__autocreate(const struct bpf_map *map);
-struct bpf_map *bpf_map__inner_map(struct bpf_map *map);
-int bpf_map__set_pin_path(struct bpf_map *map, const char *path);
-int bpf_map__reuse_fd(struct bpf_map *map, int fd);
-uint64_t bpf_map__map_extra(const struct bpf_map *map);
-
-const char *libbpf_bpf_prog_type_str(int t);
-const char *libbpf_bpf_attach_type_str(int t);
-"""
-
-ffi = cffi.FFI()
-ffi.cdef(CDEF)
+ffi = _make_ffi()
 
 _log = logging.getLogger("bpfkit.libbpf")
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -121,16 +68,24 @@ _libc = ffi.dlopen(None)
 _capture = threading.local()
 
 
+_PRINT_BUF = 65536
+
+
 @ffi.callback("int(int, const char *, void *)")
 def _print_cb(level: int, fmt: Any, args: Any) -> int:
     try:
-        buf = ffi.new("char[]", 65536)
-        n = _libc.vsnprintf(buf, 65536, fmt, args)
-        text = ffi.string(buf).decode(errors="replace").rstrip("\n")
         sink = getattr(_capture, "lines", None)
+        py_level = _LEVELS.get(level, logging.DEBUG)
+        if sink is None and not _log.isEnabledFor(py_level):
+            return 0  # a load prints ~100 debug lines: format only what someone reads
+        buf = getattr(_capture, "buf", None)
+        if buf is None:  # one buffer per thread, not 64 KiB zeroed per message
+            buf = _capture.buf = ffi.new("char[]", _PRINT_BUF)
+        n = _libc.vsnprintf(buf, _PRINT_BUF, fmt, args)
+        text = ffi.string(buf).decode(errors="replace").rstrip("\n")
         if sink is not None:
             sink.append((level, text))
-        _log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+        _log.log(py_level, "%s", text)
         return int(n)
     except Exception:  # never let an exception unwind into C
         return 0

@@ -15,17 +15,16 @@ import re
 from typing import Any
 
 from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
-from ..features import load_failure
 from . import libbpf as lb
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
-from .verifier import summarize_verifier_log
 
 __all__ = ["load"]
 
 LOG_BUF_SIZE = 16 * 1024 * 1024
-_PROG_FAIL = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
-_LOG = re.compile(r"-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --", re.S)
+# patterns, compiled by re when a load fails (not at every start)
+_PROG_FAIL = r"prog '([^']+)': (?:BPF program load failed|failed to load)"
+_LOG = r"(?s)-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --"
 
 
 def load(elf: bytes, name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec],
@@ -95,16 +94,20 @@ def _check(ret: int, what: str) -> None:
 
 def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: list[tuple[int, str]],
                 log: str) -> BpfError:
+    from .verifier import explain_too_large, summarize_verifier_log  # for failures: not on every start
+
     text = "\n".join(t for _, t in lines)
     prog = ""
-    m = _PROG_FAIL.search(text)
+    m = re.search(_PROG_FAIL, text)
     if m:
         prog = m.group(1)
     if not log:
-        logs = _LOG.findall(text)
+        logs = re.findall(_LOG, text)
         log = logs[-1] if logs else ""
     if prog and prog in programs:
         # fentry/fexit/lsm the kernel cannot do: say which feature is missing, not a bare EPERM
+        from ..features import load_failure  # probing features is for failures, not every start
+
         unsupported = load_failure(programs[prog].section, prog, err)
         if unsupported is not None:
             return unsupported
@@ -116,6 +119,9 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: li
     if err in (_errno.EPERM, _errno.EACCES) and not prog:
         return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): run as root or "
                                   f"with CAP_BPF+CAP_PERFMON.\n{detail}", err)
+    too_large = explain_too_large(err, programs[prog].insn_count) if prog in programs else None
+    if too_large is not None:  # refused before the verifier ran: no log, but a reason we can give
+        detail = "\n".join(["  " + ln for ln in too_large.lines()] + [detail])
     return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)
 
 

@@ -14,23 +14,23 @@ Example::
 from __future__ import annotations
 
 import mmap
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import _sys as sc
 from .._sys import Resource
 from ..btf import Btf
-from ..errors import BpfError, BpfUsageError, ClosedError
+from ..errors import AttachError, BpfError, BpfUsageError, ClosedError
 from ..events import EventReader, PerfBuffer, RingBuffer
 from ..maps import Map
-from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
+from ..probes.auto import UsdtMaps, attach_by_section
 from ..probes.link import Link, LinkGroup
-from ..probes.usdt import IP_MAP, SPECS_MAP
-from .dtypes import DROPS_PREFIX
+from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
-from .program import Program
+from . import views
+from .program import Program, explicit_attach_call
 
 __all__ = ["Object"]
 
@@ -80,7 +80,11 @@ class Object(Resource):
             m.dtype_error = ms.dtype_error
             m.record_dtype = ms.record_dtype
             live[name] = m
-        usdt = UsdtMaps(live.get(SPECS_MAP), live.get(IP_MAP))
+        usdt = UsdtMaps(None, None)
+        if any(n.startswith("__bpf_usdt_") for n in live):  # libbpf's usdt.bpf.h maps: only then load USDT code
+            from ..probes.usdt import IP_MAP, SPECS_MAP
+
+            usdt = UsdtMaps(live.get(SPECS_MAP), live.get(IP_MAP))
         self.progs = Namespace({n: Program(ps, loaded.prog_fds[n], self._links, usdt) for n, ps in programs.items()
                                 if loaded.prog_fds.get(n, -1) >= 0}, "program")
 
@@ -142,32 +146,44 @@ class Object(Resource):
             buffers = [n for n, mm in self.maps.items() if mm.type in _READERS]
             raise BpfUsageError(f"map {name!r} is a {m.type_name} map, not a ring or perf buffer; this object's "
                                 f"event buffers: {', '.join(buffers) or 'none'}")
-        r = self._readers[name] = kind(m, btf=self.btf, drops=self._drop_counter(name))
+        r = self._readers[name] = kind(m, btf=self.btf, drops=self._global(DROPS_PREFIX + name, (".bss", ".data")))
+        wake_ns = self._global(WAKE_NS_PREFIX + name, (".rodata",))
+        if isinstance(r, RingBuffer) and wake_ns is not None and int(wake_ns[0]):
+            r.wake_window = int(wake_ns[0]) / 1e9  # BPFKIT_SUBMIT may skip wake-ups this long
         return r
 
-    def _drop_counter(self, name: str) -> Optional[np.ndarray]:
-        """The 1-element view of ``__bpfkit_drops__<name>`` (bpfkit.h) in .bss/.data, if declared."""
-        var = DROPS_PREFIX + name
-        for sec in (".bss", ".data"):
+    def _global(self, var: str, sections: tuple[str, ...]) -> Optional[np.ndarray]:
+        """The 1-element view of global ``var`` (bpfkit.h's per-map state) in one of ``sections``."""
+        for sec in sections:
             gv = self.sections.get(sec)
             if gv is not None and gv.dtype.names and var in gv.dtype.names:
                 return gv.array[var]
         return None
 
     # -- attaching ------------------------------------------------------------------
-    def attach(self) -> LinkGroup:
-        """Attach every program whose SEC() names its target; returns a LinkGroup (context manager).
-        Programs with bare sections (``SEC("uprobe")``, ``SEC("xdp")``...) are left for explicit calls.
+    def attach(self, *names: str) -> LinkGroup:
+        """Attach every program (or only the programs ``names``) by its SEC() name; returns a
+        LinkGroup (a context manager). A program whose SEC() names no target (``SEC("uprobe")``,
+        ``SEC("perf_event")``, ``SEC("xdp")``...) cannot be attached this way: AttachError names
+        each one and the call that attaches it, and nothing is attached. To attach the others
+        only, name them.
 
-        Example: ``with obj.attach(): ...``"""
+        Example: ``with obj.attach(): ...``  or  ``with obj.attach("on_exec", "on_exit"): ...``"""
+        chosen = [self.progs[n] for n in names] if names else list(self.progs.values())
+        bare = {p.name: why for p in chosen if (why := explicit_attach_call(p)) is not None}
+        if bare:
+            lines = [f"  {name}: {why}" for name, why in bare.items()]
+            others = [p.name for p in chosen if p.name not in bare]
+            hint = (f"\nTo attach only the programs that name their target: "
+                    f"obj.attach({', '.join(repr(n) for n in others)})") if others else ""
+            raise AttachError(f"object {self.name!r}: {len(bare)} of {len(chosen)} programs cannot be attached by "
+                              f"their SEC() name:\n" + "\n".join(lines) + hint)
         group = LinkGroup()
         try:
-            for prog in self.progs.values():
-                if needs_explicit_attach(prog.section) is not None:
-                    continue
+            for prog in chosen:
                 link = attach_by_section(prog.fd, prog.section, prog._usdt)
-                if link is not None:
-                    group.add(self._links.add(link))
+                assert link is not None  # explicit_attach_call() said it has a target
+                group.add(self._links.add(link))
         except BaseException:
             group.close()
             raise
@@ -206,4 +222,16 @@ class Object(Resource):
     def __repr__(self) -> str:
         state = "closed" if self._loaded is None else f"progs={list(self.progs)} maps={list(self.maps)}"
         return f"<Object {self.name} {state}>"
+
+    def _view(self) -> tuple[str, list[tuple[str, object]], list[views.Table]]:
+        if self._loaded is None:
+            return f"Object {self.name}", [("state", "closed")], []
+        return f"Object {self.name}", [("programs", len(self.progs)), ("links", len(self.links))], \
+            views.object_tables(self)
+
+    def _repr_html_(self) -> str:
+        return views.html(*self._view())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else views.text(*self._view()))
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _sys as sc
 from ..errors import BpfNotFoundError, MapError
+from .globals import INTERNAL_PREFIX
 
 __all__ = ["Namespace", "ProgramSpec", "MapSpec", "Loaded"]
 
@@ -128,8 +129,30 @@ class MapSpec:
         return sc.MAP_TYPE_NAMES.get(self.map_type, str(self.map_type))
 
     def __repr__(self) -> str:
-        return (f"<MapSpec {self.name} {self.type} key={self.key_size}B value={self.value_size}B "
-                f"max_entries={self.max_entries}>")
+        if self.map_type == sc.BPF_MAP_TYPE_RINGBUF:  # no key or value: its size and what it carries
+            return f"<MapSpec {self.name} ringbuf {_size(self.max_entries)} record={_dt(self.record_dtype)}>"
+        if self.map_type == sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            return f"<MapSpec {self.name} perf_event_array record={_dt(self.record_dtype)}>"
+        if self.internal:  # a global-data section: its variables, as spec.rodata/obj.bss list them
+            names = [n for n in (self.value_dtype.names or ()) if not n.startswith(INTERNAL_PREFIX)] \
+                if self.value_dtype is not None else []
+            return f"<MapSpec {self.name} global variables: {', '.join(names) or 'none'}>"
+        key = _dt(self.key_dtype) if self.key_dtype is not None else f"{self.key_size}B"
+        value = _dt(self.value_dtype) if self.value_dtype is not None else f"{self.value_size}B"
+        return f"<MapSpec {self.name} {self.type} key={key} value={value} max_entries={self.max_entries}>"
+
+
+def _dt(dtype: Optional[np.dtype]) -> str:
+    if dtype is None:
+        return "unknown (declare it with BPFKIT_RINGBUF/BPFKIT_PERFBUF, or pass dtype= to the reader)"
+    return str(dtype)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
 
 
 @dataclass

@@ -9,24 +9,22 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .. import _sys as sc
 from ..errors import AttachError, BpfUsageError, ClosedError
 from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
-from ..probes.fentry import attach_fentry
-from ..probes.kprobe import attach_kprobe, syscall_function
 from ..probes.link import Link, LinkGroup
-from ..probes.net import attach_tc, attach_xdp
-from ..probes.perf_events import EventSpec
-from ..probes.sampling import attach_perf_event
-from ..probes.tracepoint import attach_raw_tracepoint, attach_tracepoint
-from ..probes.uprobe import attach_uprobe
-from ..probes.usdt import attach_usdt
-from ..sections import example_for, prog_types_for
+from ..sections import example_for, find, prog_types_for
 from .parts import ProgramSpec
 
-__all__ = ["Program", "TestRunResult"]
+if TYPE_CHECKING:
+    from ..probes.perf_events import EventSpec
+
+# Each attach_* method imports its probe kind's module when called: start-up pays only for the
+# kinds a program uses (uprobes parse ELF files, net needs sockets, fentry reads kernel BTF).
+
+__all__ = ["Program", "TestRunResult", "explicit_attach_call"]
 
 
 @dataclass
@@ -47,6 +45,37 @@ EVENT_ONLY_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint"
 def _pid(pid: Optional[int]) -> int:
     """``pid=None`` (any process) as the -1 the kernel takes."""
     return -1 if pid is None else pid
+
+
+def explicit_attach_call(prog: "Program") -> Optional[str]:
+    """Why ``prog`` cannot be attached by its SEC() name alone, with the call that attaches it
+    (None when it can).
+
+    Example::
+
+        explicit_attach_call(obj.progs.on_malloc)   # 'SEC("uprobe") names no target: call
+                                                    #  obj.progs.on_malloc.attach_uprobe(BINARY, SYMBOL)'
+    """
+    why = needs_explicit_attach(prog.section)
+    if why is None:
+        return None
+    m = find(prog.section)
+    if m is None:
+        return why
+    method = m.definition.method
+    if not method:
+        return f"SEC({prog.section!r}) has no attach call in bpfkit; attach its fd ({prog.name}.fd) yourself"
+    return (f"SEC({prog.section!r}) names no target: call obj.progs.{prog.name}.{method}"
+            f"({ATTACH_ARGS.get(method, '...')})")
+
+
+# what each explicit attach call needs, for messages
+ATTACH_ARGS = {
+    "attach_tracepoint": "CATEGORY, NAME", "attach_raw_tracepoint": "NAME", "attach_uprobe": "BINARY, SYMBOL",
+    "attach_uretprobe": "BINARY, SYMBOL", "attach_kprobe": "FUNCTION", "attach_kretprobe": "FUNCTION",
+    "attach_ksyscall": "SYSCALL", "attach_usdt": "BINARY, PROVIDER, NAME", "attach_perf_event": "EVENT, frequency=HZ",
+    "attach_xdp": "IFACE", "attach_tc": "IFACE, DIRECTION",
+}
 
 
 class Program:
@@ -98,7 +127,7 @@ class Program:
         """Attach according to the program's SEC() name (e.g. ``tracepoint/syscalls/sys_enter_read``).
 
         Example: ``with prog.attach(): ...``"""
-        why = needs_explicit_attach(self.section)
+        why = explicit_attach_call(self)
         if why is not None:
             raise AttachError(f"program {self.name!r}: {why}")
         link = attach_by_section(self.fd, self.section, self._usdt)
@@ -112,6 +141,8 @@ class Program:
         self._expect("attach_tracepoint")
         if name is None:
             category, _, name = category.partition(":")
+        from ..probes.tracepoint import attach_tracepoint
+
         return self._track(attach_tracepoint(self.fd, category, name, cookie))
 
     def attach_raw_tracepoint(self, name: str) -> Link:
@@ -119,6 +150,8 @@ class Program:
 
         Example: ``with prog.attach_raw_tracepoint("sys_enter"): ...``"""
         self._expect("attach_raw_tracepoint")
+        from ..probes.tracepoint import attach_raw_tracepoint
+
         return self._track(attach_raw_tracepoint(self.fd, name))
 
     def attach_btf(self) -> Link:
@@ -126,6 +159,8 @@ class Program:
 
         Example: ``with obj.progs.on_switch.attach_btf(): ...``  (``SEC("tp_btf/sched_switch")``)"""
         self._expect("attach_btf")
+        from ..probes.fentry import attach_fentry
+
         return self._track(attach_fentry(self.fd, self.section, self.name))
 
     attach_tp_btf = attach_btf
@@ -142,6 +177,8 @@ class Program:
 
         Example: ``with prog.attach_uprobe("c", "malloc", pid=1234): ...``"""
         self._expect("attach_uprobe")
+        from ..probes.uprobe import attach_uprobe
+
         return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=_pid(pid), cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
 
@@ -151,6 +188,8 @@ class Program:
 
         Example: ``with prog.attach_uretprobe("/usr/bin/bash", "readline"): ...``"""
         self._expect("attach_uretprobe")
+        from ..probes.uprobe import attach_uprobe
+
         return self._track(attach_uprobe(self.fd, binary, symbol, offset=offset, pid=_pid(pid), retprobe=True,
                                          cookie=cookie, multi=self._multi(sc.BPF_TRACE_UPROBE_MULTI)))
 
@@ -159,6 +198,8 @@ class Program:
 
         Example: ``with prog.attach_kprobe("do_sys_openat2"): ...``"""
         self._expect("attach_kprobe")
+        from ..probes.kprobe import attach_kprobe
+
         return self._track(attach_kprobe(self.fd, func, offset=offset, cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
 
@@ -167,6 +208,8 @@ class Program:
 
         Example: ``with prog.attach_kretprobe("vfs_read"): ...``"""
         self._expect("attach_kretprobe")
+        from ..probes.kprobe import attach_kprobe
+
         return self._track(attach_kprobe(self.fd, func, retprobe=True, cookie=cookie,
                                          multi=self._multi(sc.BPF_TRACE_KPROBE_MULTI)))
 
@@ -175,6 +218,8 @@ class Program:
 
         Example: ``with prog.attach_ksyscall("openat"): ...``"""
         self._expect("attach_ksyscall")
+        from ..probes.kprobe import attach_kprobe, syscall_function
+
         return self._track(attach_kprobe(self.fd, syscall_function(syscall), retprobe=retprobe))
 
     def attach_usdt(self, binary: Optional[str], provider: str, name: str, *, pid: Optional[int] = None,
@@ -184,16 +229,20 @@ class Program:
 
         Example: ``with prog.attach_usdt("/usr/bin/python3", "python", "function__entry"): ...``"""
         self._expect("attach_usdt")
+        from ..probes.usdt import attach_usdt
+
         return self._track(attach_usdt(self.fd, self._usdt.specs, self._usdt.ip_to_spec, binary, provider, name,
                                        pid=_pid(pid), cookie=cookie))
 
-    def attach_perf_event(self, event: EventSpec, *, frequency: int = 0, period: int = 0,
+    def attach_perf_event(self, event: "EventSpec", *, frequency: int = 0, period: int = 0,
                           pid: Optional[int] = None, cpus: Optional[list[int]] = None, cookie: int = 0) -> Link:
         """Sample ``event`` (``"cpu-clock"``, ``"page-faults"``, ``"cycles"``...) with a SEC("perf_event")
         program at ``frequency`` Hz or every ``period`` events, on every CPU or for ``pid``.
 
         Example: ``with prog.attach_perf_event("cpu-clock", frequency=99): ...``"""
         self._expect("attach_perf_event")
+        from ..probes.sampling import attach_perf_event
+
         return self._track(attach_perf_event(self.fd, event, frequency=frequency, period=period, pid=_pid(pid),
                                              cpus=cpus, cookie=cookie))
 
@@ -202,6 +251,8 @@ class Program:
 
         Example: ``with prog.attach_xdp("eth0", mode="generic"): ...``"""
         self._expect("attach_xdp")
+        from ..probes.net import attach_xdp
+
         return self._track(attach_xdp(self.fd, iface, mode=mode))
 
     def attach_tc(self, iface: Union[str, int], direction: str = "ingress") -> Link:
@@ -209,6 +260,8 @@ class Program:
 
         Example: ``with prog.attach_tc("eth0", "egress"): ...``"""
         self._expect("attach_tc")
+        from ..probes.net import attach_tc
+
         return self._track(attach_tc(self.fd, iface, direction))
 
     def test_run(self, data: Optional[bytes] = None, *, ctx: Optional[bytes] = None, repeat: int = 0,

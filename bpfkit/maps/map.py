@@ -34,9 +34,12 @@ from .. import _sys as sc
 from .._sys import Resource
 from ..btf import dtypes_from_kernel, load_dtypes
 from ..errors import ENOTSUPP, BpfError, BpfNotFoundError, ClosedError, MapError, MapKeyError
+from .. import columnar
 from . import bulk as _batch
+from . import frames as _frames
 from .codec import (DTypeLike, as_array, as_array_n, checked, columns, convert, dtype_arg, fit, reduce_cpus, scalar,
                     shape_of, slot_dtype)
+from .keyed import MISSING, Keyed, struct_for
 from .kinds import (ARRAY_TYPES, EVENT_TYPES, FD_ARRAY_TYPES, LOCAL_STORAGE_TYPES, NO_BTF_TYPES, PERCPU_TYPES,
                     READABLE_FD_ARRAYS, MapInfo, map_info, map_type_id)
 
@@ -102,6 +105,8 @@ class Map(Resource):
         # commands the kernel said this map type lacks (asked once, then not again)
         self._batch_ok = True
         self._refused: set[int] = set()
+        self._fast: Optional[Keyed] = None  # per-key access with buffers made once (keyed.py)
+        self._fast_checked = False
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -243,7 +248,21 @@ class Map(Resource):
         if value_dtype is not None:
             self.value_dtype = checked(np.dtype(value_dtype), self.value_size, "value", self.name)
         self.dtype_error = ""
+        self._fast, self._fast_checked = None, False  # built again for the new dtypes
         return self
+
+    def _keyed(self) -> Optional[Keyed]:
+        """The fast per-key path, unless this map's class codes keys or values its own way (LPM
+        keys, nested maps' fds, storage owners) or it has no keys and values to code."""
+        if not self._fast_checked:
+            kind = type(self)
+            if (self.key_dtype is not None and self.value_dtype is not None and not self.dtype_error and
+                    self.type not in EVENT_TYPES and kind.key_bytes is Map.key_bytes and
+                    kind._decode_value is Map._decode_value and kind._encode_value is Map._encode_value and
+                    kind.value_buffer is Map.value_buffer):
+                self._fast = Keyed(self)
+            self._fast_checked = True
+        return self._fast
 
     def _check_dtypes(self) -> None:
         if self.dtype_error:
@@ -337,6 +356,12 @@ class Map(Resource):
     # -- dict protocol --------------------------------------------------------
     def lookup(self, key: Any, default: Any = None) -> Any:
         """The value for ``key``, or ``default`` when absent."""
+        fast = self._fast if self._fast_checked else self._keyed()
+        if fast is not None and self._fd >= 0 and fast.lock.acquire(False):
+            try:
+                return fast.get(key, default)
+            finally:
+                fast.lock.release()
         k = self.key_bytes(key)
         v = self.value_buffer()
         if not sc.map_lookup(self.fd, k, v, what=self._what()):
@@ -346,6 +371,15 @@ class Map(Resource):
     get = lookup
 
     def __getitem__(self, key: Any) -> Any:
+        fast = self._fast if self._fast_checked else self._keyed()
+        if fast is not None and self._fd >= 0 and fast.lock.acquire(False):
+            try:
+                v = fast.get(key, MISSING)
+            finally:
+                fast.lock.release()
+            if v is MISSING:
+                raise self._missing(key)
+            return v
         k = self.key_bytes(key)
         v = self.value_buffer()
         if not sc.map_lookup(self.fd, k, v, what=self._what()):
@@ -357,24 +391,53 @@ class Map(Resource):
 
     def update_elem(self, key: Any, value: Any, flags: int = sc.BPF_ANY) -> None:
         """Insert or replace one element; ``flags`` BPF_NOEXIST / BPF_EXIST."""
-        k = self.key_bytes(key)
-        v = self._encode_value(value)
-        try:
-            sc.map_update(self.fd, k, v, flags, what=self._what())
-        except BpfError as e:
-            if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM) or \
-                    (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
-                raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
-                                          indexed=self.type in ARRAY_TYPES) from None
-            raise
+        fast = self._fast if self._fast_checked else self._keyed()
+        if fast is not None and self._fd >= 0 and flags in (0, 1, 2) and fast.lock.acquire(False):
+            try:
+                err = fast.set(key, value, flags)
+            finally:
+                fast.lock.release()
+            if err == 0:
+                return
+            e = sc.errno_error(sc.BPF_MAP_UPDATE_ELEM, self._what(), err)
+        else:
+            k = self.key_bytes(key)
+            v = self._encode_value(value)
+            try:
+                sc.map_update(self.fd, k, v, flags, what=self._what())
+                return
+            except BpfError as exc:
+                e = exc
+        if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM) or \
+                (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
+            raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
+                                      indexed=self.type in ARRAY_TYPES) from None
+        raise e
 
     def __delitem__(self, key: Any) -> None:
         if self.type in ARRAY_TYPES and self.type not in FD_ARRAY_TYPES:
             raise self._unsupported("deleting an element", "array elements always exist; assign 0 or clear()")
+        fast = self._fast if self._fast_checked else self._keyed()
+        if fast is not None and self._fd >= 0 and fast.lock.acquire(False):
+            try:
+                err = fast.delete(key)
+            finally:
+                fast.lock.release()
+            if err == _errno.ENOENT:
+                raise self._missing(key)
+            if err:
+                raise sc.errno_error(sc.BPF_MAP_DELETE_ELEM, self._what(), err)
+            return
         if not sc.map_delete(self.fd, self.key_bytes(key), what=self._what()):
             raise self._missing(key)
 
     def __contains__(self, key: Any) -> bool:
+        fast = self._fast if self._fast_checked else self._keyed()
+        if fast is not None and self._fd >= 0 and fast.lock.acquire(False):
+            try:
+                return fast.contains(key)
+            finally:
+                fast.lock.release()
         v = self.value_buffer()
         return sc.map_lookup(self.fd, self.key_bytes(key), v, what=self._what())
 
@@ -382,23 +445,31 @@ class Map(Resource):
         """Iterate keys with BPF_MAP_GET_NEXT_KEY (a snapshot that may race with the program)."""
         if self.key_dtype is None:
             return
-        cur = np.zeros(1, self.key_dtype)
-        nxt = np.zeros(1, self.key_dtype)
-        if not sc.map_get_next_key(self.fd, None, nxt, what=self._what()):
-            return
-        while True:
-            yield scalar(nxt[0].copy())
-            cur[:] = nxt
-            if not sc.map_get_next_key(self.fd, cur, nxt, what=self._what()):
-                return
+        call = sc.ElemCall(self.fd, self.key_size, 0)  # this iteration's own buffers
+        unpack = struct_for(self.key_dtype)
+        what = self._what()
+        err = call.first()
+        while err == 0:
+            if unpack is not None:
+                yield unpack.unpack_from(call.next_key)[0]
+            else:
+                yield scalar(np.frombuffer(bytearray(call.next_key), self.key_dtype)[0])
+            call.key.raw = call.next_key.raw
+            err = call.next()
+        if err != _errno.ENOENT:
+            raise sc.errno_error(sc.BPF_MAP_GET_NEXT_KEY, what, err)
 
     __iter__ = keys
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """Iterate (key, value) pairs of a snapshot taken with one batch read."""
         keys, values = self.to_numpy()
-        for i in range(len(keys)):
-            yield scalar(keys[i]), (values[i].copy() if self.percpu else scalar(values[i]))
+        kl = keys.tolist() if struct_for(keys.dtype) is not None else [scalar(k) for k in keys]
+        if self.percpu:
+            return zip(kl, (v.copy() for v in values))
+        if struct_for(values.dtype) is not None:
+            return zip(kl, values.tolist())  # plain Python numbers, made in one call
+        return zip(kl, values)
 
     def values(self) -> Iterator[Any]:
         """Iterate values (snapshot)."""
@@ -585,3 +656,39 @@ class Map(Resource):
         columns(keys, "key", cols)
         columns(values, "value", cols)
         return pd.DataFrame(cols)
+
+    # -- columnar and notebook views (maps/frames.py) -------------------------------------------
+    def to_pandas(self, percpu: str = "sum") -> Any:
+        """Every element as a pandas DataFrame: key and value columns (struct fields by name,
+        ``char[]`` as text); per-CPU values reduced by ``percpu`` ("sum", "min", "max") or one row
+        per key and CPU ("cpu"). Needs pandas.
+
+        Example::
+
+            obj.maps.counts.to_pandas().sort_values("value").tail()
+        """
+        return columnar.to_pandas(_frames.columns(self, percpu))
+
+    def to_arrow(self, percpu: str = "sum") -> Any:
+        """Every element as a ``pyarrow.Table`` (columns as :meth:`to_pandas`). Needs pyarrow.
+
+        Example::
+
+            obj.maps.counts.to_arrow().column("value")
+        """
+        return columnar.to_arrow(_frames.columns(self, percpu))
+
+    def to_polars(self, percpu: str = "sum") -> Any:
+        """Every element as a polars DataFrame (columns as :meth:`to_pandas`). Needs polars.
+
+        Example::
+
+            obj.maps.counts.to_polars().sort("value")
+        """
+        return columnar.to_polars(_frames.columns(self, percpu))
+
+    def _repr_html_(self) -> str:
+        return _frames.html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else _frames.text(self))

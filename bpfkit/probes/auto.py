@@ -13,16 +13,17 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import AttachError
 from ..sections import Match, find
-from .fentry import attach_fentry
-from .kprobe import attach_kprobe, syscall_function
 from .link import Link
-from .tracepoint import attach_raw_tracepoint, attach_tracepoint
-from .uprobe import attach_uprobe
-from .usdt import MapLike, attach_usdt
+
+if TYPE_CHECKING:
+    from .usdt import MapLike
+
+# Each handler imports its probe kind's module when it runs: a tool that attaches tracepoints
+# does not pay at start-up for ELF parsing (uprobes), USDT notes, BTF lookups (fentry)...
 
 __all__ = ["UsdtMaps", "attach_by_section", "needs_explicit_attach"]
 
@@ -31,14 +32,16 @@ __all__ = ["UsdtMaps", "attach_by_section", "needs_explicit_attach"]
 class UsdtMaps:
     """The USDT maps of a program's object (``usdt.bpf.h``), which a ``usdt/`` section needs."""
 
-    specs: Optional[MapLike]
-    ip_to_spec: Optional[MapLike]
+    specs: Optional["MapLike"]
+    ip_to_spec: Optional["MapLike"]
 
 
 Handler = Callable[[int, Match, UsdtMaps], Link]
 
 
 def _tracepoint(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    from .tracepoint import attach_tracepoint
+
     cat, sep, name = m.target.partition("/")
     if not sep or not name:
         raise AttachError(f"SEC({m.section!r}): expected {m.definition.prefix}/CATEGORY/NAME")
@@ -46,10 +49,14 @@ def _tracepoint(fd: int, m: Match, usdt: UsdtMaps) -> Link:
 
 
 def _raw_tp(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    from .tracepoint import attach_raw_tracepoint
+
     return attach_raw_tracepoint(fd, m.target)
 
 
 def _btf(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+    from .fentry import attach_fentry
+
     return attach_fentry(fd, m.section)
 
 
@@ -64,6 +71,8 @@ def _uprobe(retprobe: bool, multi: bool) -> Handler:
         if not sep or not binary or not func:
             raise AttachError(f"SEC({m.section!r}): expected {m.definition.prefix}/{m.definition.syntax}")
         sym, off = _offset(func)
+        from .uprobe import attach_uprobe
+
         return attach_uprobe(fd, binary, sym, offset=off, retprobe=retprobe, multi=multi)
     return handler
 
@@ -71,12 +80,16 @@ def _uprobe(retprobe: bool, multi: bool) -> Handler:
 def _kprobe(retprobe: bool, multi: bool) -> Handler:
     def handler(fd: int, m: Match, usdt: UsdtMaps) -> Link:
         func, off = _offset(m.target)
+        from .kprobe import attach_kprobe
+
         return attach_kprobe(fd, func, offset=off, retprobe=retprobe, multi=multi)
     return handler
 
 
 def _ksyscall(retprobe: bool) -> Handler:
     def handler(fd: int, m: Match, usdt: UsdtMaps) -> Link:
+        from .kprobe import attach_kprobe, syscall_function
+
         return attach_kprobe(fd, syscall_function(m.target), retprobe=retprobe)
     return handler
 
@@ -85,6 +98,8 @@ def _usdt(fd: int, m: Match, usdt: UsdtMaps) -> Link:
     parts = m.target.rsplit(":", 2)
     if len(parts) != 3 or not all(parts):
         raise AttachError(f"SEC({m.section!r}): expected usdt/BINARY:PROVIDER:NAME")
+    from .usdt import attach_usdt
+
     return attach_usdt(fd, usdt.specs, usdt.ip_to_spec, parts[0], parts[1], parts[2])
 
 

@@ -13,8 +13,9 @@ Patterns are ``KIND:...`` with shell globs in every part:
 =============================  ============================================================
 
 Short kinds work too: ``t``, ``rt``/``tp_btf``, ``k``, ``f``/``kfunc``, ``u``, ``U``, ``s``, ``h``.
-Like ``bpftrace -l``, a kind this kernel cannot attach (kprobes without CONFIG_KPROBES, fentry
-where trampolines are refused) lists nothing and logs a warning saying why.
+A kind this kernel cannot attach (kprobes without CONFIG_KPROBES, fentry where trampolines are
+refused, hardware events without a PMU) raises FeatureNotSupported saying why, rather than an empty
+list that reads as "no such function"; hardware events the PMU cannot count are left out.
 
 Example::
 
@@ -35,8 +36,9 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from .. import _sys as sc
 from .. import features
-from ..errors import BpfError, BpfNotFoundError, BpfUsageError
+from ..errors import BpfError, BpfNotFoundError, BpfUsageError, FeatureNotSupported
 from ..tracefs import available_filter_functions, tracefs_root
 
 if TYPE_CHECKING:
@@ -296,12 +298,28 @@ def _raw_tracepoints(pattern: str) -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
 
-def _unavailable(kind: str, feature: str) -> bool:
-    """True (and a warning saying why) when this kernel cannot attach ``kind`` probes at all."""
+def _require(what: str, feature: str) -> None:
+    """FeatureNotSupported saying why, when this kernel cannot attach ``what`` at all: an empty
+    listing would read as "no such function"."""
     ok, reason = features.check(feature)
     if not ok:
-        log.warning("%s: listing nothing, this kernel cannot attach them: %s", kind, reason)
-    return not ok
+        raise FeatureNotSupported(f"not listing {what}, this machine cannot use them: {reason}",
+                                  feature=features.status(feature).name)
+
+
+def _openable_hardware(names: list[str]) -> list[str]:
+    """The hardware events this machine's PMU can count (a PMU need not have every generic one)."""
+    from .perf_events import open_event, resolve_event
+
+    out = []
+    for name in names:
+        try:
+            os.close(open_event(resolve_event(name), pid=0, flags=sc.PERF_ATTR_DISABLED
+                                | sc.PERF_ATTR_EXCLUDE_KERNEL | sc.PERF_ATTR_EXCLUDE_HV))
+        except BpfError:
+            continue
+        out.append(name)
+    return out
 
 
 # -- the listing -----------------------------------------------------------------
@@ -375,11 +393,11 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
     elif kind == "kprobe":
         from .kprobe import kernel_functions
 
-        if not _unavailable("kprobe", "kprobes"):
-            out = [ProbeInfo("kprobe", "", f) for f in kernel_functions(rest or "*")]
+        _require("kprobes", "kprobes")
+        out = [ProbeInfo("kprobe", "", f) for f in kernel_functions(rest or "*")]
     elif kind == "fentry":
-        if not _unavailable("fentry", "fentry"):
-            out = [ProbeInfo("fentry", "", f) for f in _btf_functions(rest or "*")]
+        _require("fentry targets", "fentry")
+        out = [ProbeInfo("fentry", "", f) for f in _btf_functions(rest or "*")]
     elif kind == "uprobe":
         from ..binaries import list_symbols
 
@@ -411,7 +429,11 @@ def list_probes(pattern: str = "tracepoint:*", *, pid: Optional[int] = None, ver
         from .perf_events import HARDWARE_EVENTS, SOFTWARE_EVENTS
 
         table = SOFTWARE_EVENTS if kind == "software" else HARDWARE_EVENTS
-        out = [ProbeInfo(kind, "", n) for n in table if fnmatch.fnmatchcase(n, rest or "*")]
+        names = [n for n in table if fnmatch.fnmatchcase(n, rest or "*")]
+        if kind == "hardware" and names:
+            _require("hardware events", "hw_pmu")
+            names = _openable_hardware(names)
+        out = [ProbeInfo(kind, "", n) for n in names]
     return out
 
 

@@ -34,6 +34,8 @@ from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .. import cgroups
+from ..cgroups import cgroup2_mount
 from ..errors import BpfError, BpfNotFoundError, BpfUsageError
 
 __all__ = ["parser", "positive_int", "nonnegative_int", "positive_float", "add_scope", "add_json", "add_duration",
@@ -147,30 +149,20 @@ def comm_of(pid: int) -> str:
 
 
 def cgroup2_root() -> str:
-    """Where the cgroup v2 hierarchy is mounted: ``/sys/fs/cgroup``, or ``/sys/fs/cgroup/unified``
-    on hybrid systems (read from /proc/self/mounts)."""
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and parts[2] == "cgroup2":
-                    return parts[1]
-    except OSError:
-        pass
-    raise ToolError("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)", _errno.ENOENT)
+    """Where the cgroup v2 hierarchy is mounted (ToolError when none is)."""
+    mount = cgroup2_mount()
+    if mount is None:
+        raise ToolError("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)", _errno.ENOENT)
+    return mount
 
 
 def cgroup_id(path: str) -> int:
-    """The id the BPF side sees for cgroup v2 directory ``path`` (``bpf_get_current_cgroup_id()``
-    is the directory's inode number). A relative path is taken under the cgroup v2 mount."""
-    full = path if os.path.isabs(path) else os.path.join(cgroup2_root(), path)
+    """The id the BPF side sees for cgroup v2 directory ``path`` (relative: below the cgroup2
+    mount), with the error said as the ``--cgroup`` option's."""
     try:
-        st = os.stat(full)
-    except FileNotFoundError:
-        raise ToolError(f"--cgroup {path}: no such cgroup (looked at {full})", _errno.ENOENT) from None
-    if not os.path.isfile(os.path.join(full, "cgroup.procs")):
-        raise ToolError(f"--cgroup {path}: {full} is not a cgroup v2 directory (no cgroup.procs)", _errno.EINVAL)
-    return st.st_ino
+        return cgroups.cgroup_id(path)
+    except BpfError as e:
+        raise ToolError(f"--cgroup {path}: {e}".replace(f"cgroup {path}: ", "", 1), e.errno) from None
 
 
 @dataclass(frozen=True)

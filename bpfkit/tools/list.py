@@ -54,7 +54,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if p.args:
                     print(f"    args: {p.args}")
         if not probes:
-            status = status or 1
+            print(f"bpfkit list: no probe matches {pattern!r}", file=sys.stderr)
+            status = 1
     return status
 
 

@@ -23,7 +23,7 @@ from ..loader import open as open_object
 from ..stacks import StackProfile
 from ..symbols import Symbolizer
 from . import _stacks
-from .common import (ToolError, add_json, add_scope, parser, positive_float, positive_int, run_tool, Scope,
+from .common import (ToolError, add_json, parser, positive_float, positive_int, run_tool, Scope,
                      stop_signals)
 
 __all__ = ["profile", "ProfileRun", "main"]

@@ -23,12 +23,42 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } plain SEC(".maps");
 
+/* Declared the plain libbpf way, records of 24 bytes whose type the BTF does not have (a u64[3]
+ * local): read without a dtype they come as a RawBatch of fixed-size records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} plain24 SEC(".maps");
+
+/* Perf buffers declared the plain libbpf/bcc way, without BPFKIT_PERFBUF: struct event samples
+ * (a type the BTF has) and 24-byte u64[3] samples (one it does not have). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} plainperf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} plainperf24 SEC(".maps");
+
+/* Names an 8-byte struct in the BTF the way libbpf-bootstrap programs do, so that a reader of
+ * varevents given no dtype may take it for the record type if the first records are all 8 bytes. */
+struct var_head {
+	__u64 seq;
+};
+const struct var_head *unused_var_head __attribute__((unused));
+
 const volatile __u32 target_pid = 0;
 const volatile __u32 discard_every = 0;	/* discard records whose seq % discard_every == 0 */
 __u64 seq = 0;
 __u64 pseq = 0;
 __u64 vseq = 0;
 __u64 plainseq = 0;
+__u64 plain24seq = 0;
+__u32 var_cycle = 4;	/* varevents record sizes cycle through 8, 16, ... var_cycle * 8 bytes */
 
 static __always_inline int mine(void)
 {
@@ -72,6 +102,20 @@ int perf_getpid(void *ctx)
 	return 0;
 }
 
+/* The same records as ring_getpid, submitted with bpfkit.h's adaptive wake-ups. */
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int ring_adaptive_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event *e = BPFKIT_RESERVE(events);
+	if (!e)
+		return 0;
+	fill(e, __sync_fetch_and_add(&seq, 1));
+	BPFKIT_SUBMIT(events, e);
+	return 0;
+}
+
 /* Variable-size records: 8-byte seq followed by (seq % 4) * 8 bytes each holding seq. */
 SEC("tracepoint/syscalls/sys_enter_getpid")
 int var_getpid(void *ctx)
@@ -79,7 +123,8 @@ int var_getpid(void *ctx)
 	if (!mine())
 		return 0;
 	__u64 s = __sync_fetch_and_add(&vseq, 1);
-	__u32 n = s % 4;
+	__u32 cycle = var_cycle;
+	__u32 n = cycle > 1 ? s % cycle : 0;
 	__u64 *p;
 	switch (n) {
 	case 0: p = BPFKIT_RESERVE_BYTES(varevents, 8); break;
@@ -105,6 +150,35 @@ int plain_getpid(void *ctx)
 	struct event e = {};
 	fill(&e, __sync_fetch_and_add(&plainseq, 1));
 	bpf_ringbuf_output(&plain, &e, sizeof(e), 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int plain24_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	__u64 v[3];
+	v[0] = __sync_fetch_and_add(&plain24seq, 1);
+	v[1] = bpf_get_current_pid_tgid() >> 32;
+	v[2] = ~v[0];
+	bpf_ringbuf_output(&plain24, v, sizeof(v), 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int plainperf_getpid(void *ctx)
+{
+	if (!mine())
+		return 0;
+	struct event e = {};
+	fill(&e, __sync_fetch_and_add(&plainseq, 1));
+	bpf_perf_event_output(ctx, &plainperf, BPF_F_CURRENT_CPU, &e, sizeof(e));
+	__u64 v[3];
+	v[0] = __sync_fetch_and_add(&plain24seq, 1);
+	v[1] = e.pid;
+	v[2] = ~v[0];
+	bpf_perf_event_output(ctx, &plainperf24, BPF_F_CURRENT_CPU, v, sizeof(v));
 	return 0;
 }
 

@@ -9,8 +9,11 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import time
 from pathlib import Path
 
 from . import image
@@ -22,6 +25,7 @@ _HERE = Path(__file__).resolve().parent
 STAGE1 = _HERE / "initramfs.sh"
 STAGE2 = _HERE / "init.sh"
 # Everything the initramfs must load before it can mount the host's / over 9p.
+UNUSED_INITRD_SECONDS = 86400  # another version of the initrd is deleted after a day unused
 _INITRD_MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay"]
 
 
@@ -48,6 +52,7 @@ def build_initrd(root: Path, moddir: Path) -> Path:
     modules = image.module_load_order(moddir, _INITRD_MODULES)
     out = root / f"initrd-{_initrd_key(modules, busybox)}.cpio.gz"
     if out.exists():
+        os.utime(out, ns=(time.time_ns(), out.stat().st_mtime_ns))  # in use (access time): see the pruning
         return out
     cpio = image.CpioWriter()
     for d in ("bin", "dev", "proc", "sys", "lower", "rw", "newroot", "mods"):
@@ -62,7 +67,10 @@ def build_initrd(root: Path, moddir: Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(cpio.finish())
     tmp.replace(out)
+    # Other versions go once unused for a day: checkouts with different init scripts share this
+    # cache, and deleting another's initrd at once would pull it from under a guest it is booting.
     for old in root.glob("initrd-*.cpio.gz"):
-        if old != out:
-            old.unlink()
+        with contextlib.suppress(OSError):
+            if old != out and time.time() - old.stat().st_atime > UNUSED_INITRD_SECONDS:
+                old.unlink()
     return out

@@ -74,7 +74,9 @@ def run_pytest(kernel: GuestKernel, test_args: Sequence[str], *, timeout: float,
         # xunit1 records each test's file, so node ids can be rebuilt from the xml.
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
                 "-o", "junit_family=xunit1", *test_args]
-        res = boot(kernel, share, argv, timeout=timeout, env=env, cwd=cwd, memory=memory, cpus=cpus)
+        # unbuffered: the output grows test by test, which the runner's heartbeat reports
+        res = boot(kernel, share, argv, timeout=timeout, env={"PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd,
+                   memory=memory, cpus=cpus)
         counts, tests = junit_results(junit)
         return PytestResult(res.returncode, res.output, res.boot_seconds, res.total_seconds,
                             res.console, tests=tests, **counts)

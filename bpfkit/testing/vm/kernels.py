@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,7 +29,7 @@ from .initramfs import build_initrd, modules_dir
 from . import image
 from .types import KERNELS, GuestError, GuestKernel, GuestUnavailable, KernelSpec, cache_dir
 
-__all__ = ["Apt", "prepare_kernel", "resolve_package"]
+__all__ = ["Apt", "prepare_kernel", "resolve_package", "download"]
 
 log = logging.getLogger("bpfkit.testing.vm")
 
@@ -125,6 +126,43 @@ def _run_tool(argv: list[str], what: str, cwd: Path | None = None) -> None:
         raise GuestUnavailable(f"{what} failed ({shlex.join(argv)}): {out.stderr.strip()[-2000:]}")
 
 
+def _package_size(package: str) -> int:
+    """The .deb's size in bytes as apt's lists give it (0 when unknown)."""
+    out = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
+    m = re.search(r"^Size: (\d+)$", out.stdout, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def download(package: str, dest: Path, progress_every: float = 5.0) -> None:
+    """``apt-get download package`` into ``dest``, logging how far it got every ``progress_every``
+    seconds: a kernel package is 60-150 MB, and a silent minute reads as a hang.
+
+    Example::
+
+        download("linux-image-6.1.0-57-amd64", Path("/tmp/k"))
+    """
+    if shutil.which("apt-get") is None:
+        raise GuestUnavailable(f"apt-get not found, needed to download {package}")
+    size = _package_size(package)
+    mib = f"{size / 2**20:.0f} MB" if size else "size unknown"
+    log.info("downloading %s (%s) into %s", package, mib, cache_dir())
+    t0 = time.monotonic()
+    # The download runs as root: tell apt not to drop to _apt, which cannot write here.
+    proc = subprocess.Popen(["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", package], cwd=dest,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            _, err = proc.communicate(timeout=progress_every)
+            break
+        except subprocess.TimeoutExpired:  # apt writes the .deb in place: its size is the progress
+            got = sum(f.stat().st_size for f in dest.iterdir() if f.is_file())
+            of = f" of {size / 2**20:.0f} MB" if size else ""
+            log.info("downloading %s: %.0f%s MB after %.0f s", package, got / 2**20, of, time.monotonic() - t0)
+    if proc.returncode != 0:
+        raise GuestUnavailable(f"download {package} failed (apt-get download {package}): {err.strip()[-2000:]}")
+    log.info("downloaded %s in %.0f s", package, time.monotonic() - t0)
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,10 +180,7 @@ def _unpack(package: str, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="download-", dir=root))
     try:
-        log.info("downloading %s", package)
-        # The download runs as root: tell apt not to drop to _apt, which cannot write here.
-        _run_tool(["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", package],
-                  f"download {package}", cwd=work)
+        download(package, work)
         debs = list(work.glob("*.deb"))
         if len(debs) != 1:
             raise GuestUnavailable(f"apt-get download {package} produced {len(debs)} .deb files")

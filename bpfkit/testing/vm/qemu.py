@@ -129,12 +129,15 @@ def _read(path: Path) -> str:
 
 
 def boot(kernel: GuestKernel, share: Path, argv: Sequence[str], *, timeout: float,
-          env: Mapping[str, str] | None, cwd: str | None, memory: str, cpus: int) -> GuestResult:
+          env: Mapping[str, str] | None, cwd: str | None, memory: str, cpus: int,
+          progress_every: float = 15.0) -> GuestResult:
     if not argv:
         raise BpfUsageError("argv must name a command to run in the guest")
     (share / "run.sh").write_text(_run_script(argv, _guest_env(kernel, env), cwd or os.getcwd()))
     cmd = _qemu_argv(kernel, share, memory, cpus)
     log.debug("starting %s", shlex.join(cmd))
+    log.info("guest %s: booting under qemu (%s, %s CPUs)", kernel.version,
+             "KVM" if "kvm" in cmd else "TCG: emulated, slow", cpus)
     console: list[str] = []
     started: list[float] = []
     t0 = time.monotonic()
@@ -148,15 +151,29 @@ def boot(kernel: GuestKernel, share: Path, argv: Sequence[str], *, timeout: floa
             line = raw.decode(errors="replace")
             if not started and _START_MARK in line:
                 started.append(time.monotonic())
+                log.info("guest %s: booted in %.1f s, running %s", kernel.version, started[0] - t0,
+                         shlex.join(argv)[:100])
             console.append(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        deadline = t0 + timeout
+        while True:  # a heartbeat: guest tests run 20-45x slower than on the host
+            try:
+                proc.wait(timeout=max(0.0, min(progress_every, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                try:
+                    done = (share / "output").stat().st_size
+                except OSError:
+                    done = 0
+                log.info("guest %s: %s, %.0f s so far (%d bytes of output)", kernel.version,
+                         "running" if started else "still booting", time.monotonic() - t0, done)
     finally:
         # Timeout, KeyboardInterrupt or any other error: never leave qemu running.
         if proc.poll() is None:
@@ -183,13 +200,14 @@ def boot(kernel: GuestKernel, share: Path, argv: Sequence[str], *, timeout: floa
 
 def run_in_guest(kernel: GuestKernel, argv: Sequence[str], *, timeout: float,
                  env: Mapping[str, str] | None = None, cwd: str | None = None,
-                 memory: str = "2G", cpus: int = 2) -> GuestResult:
+                 memory: str = "2G", cpus: int = 2, progress_every: float = 15.0) -> GuestResult:
     """Boot ``kernel``, run ``argv`` in ``cwd`` (default: the current dir) and power off.
 
     The command sees the host's files, a fresh /proc, /sys, tracefs, debugfs,
     bpffs and cgroup2, working ``modprobe``, and an environment of PATH, HOME,
     LANG, TERM and ``BPFKIT_IN_GUEST`` updated with ``env``. stdout and stderr
-    are combined in ``output``. Raises :class:`GuestTimeout` after ``timeout``
+    are combined in ``output``; the ``bpfkit.testing.vm`` logger reports the boot and, every
+    ``progress_every`` seconds, how long the guest has run. Raises :class:`GuestTimeout` after ``timeout``
     seconds (qemu killed) and :class:`GuestBootError` if the guest never
     reported back.
 
@@ -199,4 +217,5 @@ def run_in_guest(kernel: GuestKernel, argv: Sequence[str], *, timeout: float,
         assert r.returncode == 0
     """
     with share_dir() as share:
-        return boot(kernel, share, argv, timeout=timeout, env=env, cwd=cwd, memory=memory, cpus=cpus)
+        return boot(kernel, share, argv, timeout=timeout, env=env, cwd=cwd, memory=memory, cpus=cpus,
+                    progress_every=progress_every)
