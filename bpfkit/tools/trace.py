@@ -337,7 +337,8 @@ def _body(args: argparse.Namespace) -> int:
             print(head, flush=True)
         with stop_signals():
             for i, batch in _in_time_order(tracer.rounds(
-                    duration=args.duration, stop=lambda: args.max_events is not None and printed >= args.max_events)):
+                    duration=args.duration, stop=lambda: args.max_events is not None and printed >= args.max_events),
+                    tracer):
                 if not args.include_self:
                     batch = batch[batch["pid"] != me]
                 if args.uid is not None:
@@ -398,19 +399,36 @@ def _body(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_time_order(rounds: Iterator[list[tuple[int, np.ndarray]]]) -> Iterator[tuple[int, np.ndarray]]:
-    """Events of several probes found in one look, as runs of one probe in timestamp order."""
+def _in_time_order(rounds: Iterator[list[tuple[int, np.ndarray]]], tracer: Tracer) -> Iterator[tuple[int, np.ndarray]]:
+    """Events of several probes in timestamp order, as runs of one probe. The buffers are read one
+    after the other, so a look can find a later buffer's records newer than what it found in an
+    earlier one, whose next records come only in the next look: records stamped after the moment
+    of the look wait for the next one (bcc's trace prints each buffer as it comes)."""
+    held: list[tuple[int, np.ndarray]] = []
     for group in rounds:
-        if len(group) == 1:
+        if len(group) == 1 and not held and len(tracer.sessions) == 1:
             yield group[0]
             continue
-        ts = np.concatenate([b["ts"] for _, b in group])
-        which = np.concatenate([np.full(len(b), k) for k, (_, b) in enumerate(group)])
-        pos = np.concatenate([np.arange(len(b)) for _, b in group])
-        order = np.argsort(ts, kind="stable")
-        which, pos = which[order], pos[order]
-        cuts = np.flatnonzero(np.diff(which)) + 1
-        for seg_w, seg_p in zip(np.split(which, cuts), np.split(pos, cuts)):
+        yield from _ordered(held + group, tracer.looked_ns, held)
+    yield from _ordered(list(held), None, held)
+
+
+def _ordered(group: list[tuple[int, np.ndarray]], until: Optional[int],
+             held: list[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    """Runs of ``group`` in time order up to ``until`` (all when None); the rest replaces ``held``."""
+    if not group:
+        return
+    ts = np.concatenate([b["ts"] for _, b in group])
+    which = np.concatenate([np.full(len(b), k) for k, (_, b) in enumerate(group)])
+    pos = np.concatenate([np.arange(len(b)) for _, b in group])
+    order = np.argsort(ts, kind="stable")
+    which, pos, ts = which[order], pos[order], ts[order]
+    n = len(ts) if until is None else int(np.searchsorted(ts, np.uint64(until), side="right"))
+    held[:] = [(group[int(k)][0], group[int(k)][1][pos[n:][which[n:] == k]]) for k in np.unique(which[n:])]
+    which, pos = which[:n], pos[:n]
+    cuts = np.flatnonzero(np.diff(which)) + 1
+    for seg_w, seg_p in zip(np.split(which, cuts), np.split(pos, cuts)):
+        if len(seg_w):
             i, b = group[int(seg_w[0])]
             yield i, b[seg_p]
 

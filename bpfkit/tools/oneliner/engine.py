@@ -224,6 +224,9 @@ class Tracer(Resource):
             raise
         self._index = {id(s.reader): i for i, s in enumerate(self.sessions)}
         self.interrupted = False
+        #: CLOCK_MONOTONIC (the clock of the records' ``ts``) just before the last look at the
+        #: buffers: every record stamped before it that was already committed came in that look
+        self.looked_ns = 0
 
     def batches(self, *, duration: Optional[float] = None, timeout: Optional[float] = None,
                 stop: Any = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -251,7 +254,9 @@ class Tracer(Resource):
                     if left <= 0:
                         break
                     wait = min(wait, left)
-                pairs = self._poller.poll(wait)
+                self._poller.wait(wait)
+                self.looked_ns = time.monotonic_ns()
+                pairs = self._poller.drain()
                 now = time.monotonic()
                 if pairs:
                     idle_since = now
@@ -268,6 +273,7 @@ class Tracer(Resource):
             self.interrupted = True
         # the last records: events up to the end are delivered even when the deadline cut the wait
         try:
+            self.looked_ns = time.monotonic_ns()
             group = self._decode(self._poller.drain())
             if group:
                 yield group
