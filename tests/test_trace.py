@@ -3,9 +3,11 @@ arguments: every event, exact values and strings, filters that drop exactly what
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,40 @@ def test_trace_cli_bad_probe_exits_2_with_a_caret() -> None:
     lines = r.stderr.splitlines()
     caret = next(ln for ln in lines if ln.strip() == "^")
     assert caret.index("^") - 4 == 12  # under 'size' in the filter
+
+
+def test_trace_cli_user_and_kernel_stacks() -> None:
+    # -U: the fixture exits right after its calls; its mappings are remembered when -p attaches
+    lines, err = _run_cli(['p:TARGET:ol_f1 "%d", arg1', "-U", "-M", "3"], 3)
+    rows = [ln for ln in lines[1:] if ln.strip()]
+    assert len(rows) == 6, (lines, err)
+    for k in range(3):
+        assert rows[2 * k].split()[3:] == ["ol_f1", str(k)]
+        assert rows[2 * k + 1].strip() == "ol_f1+0x0 [oneliner_target]"  # the entry address itself
+    # -K on a syscall tracepoint: the kernel path from the syscall entry; -a adds the addresses
+    lines, err = _run_cli(["t:syscalls:sys_enter_getpid", "-K", "-a", "-M", "2"], 2)
+    blocks = "\n".join(lines[1:]).strip().split("\n\n")
+    assert len(blocks) == 2, (lines, err)
+    for block in blocks:
+        head, *frames = block.splitlines()
+        assert head.split()[2:] == ["oneliner_target", "sys_enter_getpid"]
+        labels = [f.split(None, 1)[1] for f in frames]
+        assert all(re.fullmatch(r" {8}[0-9a-f]{16} \S+ \[kernel\]", f) for f in frames), frames
+        assert int(frames[0].split()[0], 16) >= 0xffff800000000000  # kernel addresses
+        assert any(lab.startswith("do_syscall_64+0x") for lab in labels), labels
+        assert labels[-1].startswith("entry_SYSCALL_64")
+
+
+def test_trace_cli_time_columns() -> None:
+    t0 = time.time()
+    lines, err = _run_cli(['p:TARGET:ol_f1 "%d", arg1', "-T", "-M", "2"], 2)
+    t1 = time.time()
+    assert lines[0].split() == ["TIME", "PID", "TID", "COMM", "FUNC", "-"], (lines, err)
+    stamps = {time.strftime("%H:%M:%S", time.localtime(t)) for t in range(int(t0), int(t1) + 2)}
+    for k, row in enumerate(lines[1:]):
+        assert row.split()[0] in stamps and row.split()[4:] == ["ol_f1", str(k)]
+    # -t: seconds since the trace started, from the events' own timestamps (increasing)
+    lines, err = _run_cli(['p:TARGET:ol_f1 "%d", arg1', "-t", "-M", "4"], 4)
+    offs = [float(row.split()[0]) for row in lines[1:]]
+    assert len(offs) == 4 and all(re.fullmatch(r"\d+\.\d{6}", row.split()[0]) for row in lines[1:]), lines
+    assert 0 < offs[0] < t1 - t0 and offs == sorted(offs)

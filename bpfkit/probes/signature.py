@@ -76,6 +76,9 @@ _INT_TYPES: dict[str, tuple[int, bool]] = {
     "ptrdiff_t": (8, True), "int8_t": (1, True), "uint8_t": (1, False), "int16_t": (2, True),
     "uint16_t": (2, False), "int32_t": (4, True), "uint32_t": (4, False), "int64_t": (8, True),
     "uint64_t": (8, False),
+    # typedefs of the syscalls:* tracepoint formats
+    "key_serial_t": (4, True), "rwf_t": (4, True), "aio_context_t": (8, False), "qid_t": (4, False),
+    "mqd_t": (4, True), "timer_t": (4, True), "__kernel_old_time_t": (8, True),
 }
 for _bits in (8, 16, 32, 64):
     for _pre in ("u", "__u", "s", "__s"):

@@ -321,6 +321,12 @@ def _body(args: argparse.Namespace) -> int:
     out = sys.stdout
     stacks = _Stacks(args.address) if (args.user_stack or args.kernel_stack) else None
     sym = _Symbols() if any(c in ("K", "U") for pr in probes for _, c in pr.convs) else None
+    if args.pid is not None:  # its mappings now: it may exit before its first event is printed
+        if stacks is not None and args.user_stack:
+            stacks.seen.add(args.pid)
+            stacks.sym.remember(args.pid)
+        if sym is not None:
+            sym.sym.remember(args.pid)
     printed = 0
     counts: dict[str, int] = {}
     with Tracer(plans, scope=scope, ring_bytes=ring) as tracer:

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Union
 
@@ -314,7 +315,7 @@ def _tp_field(f: TracepointField, lay: _Layout, ints: dict[str, Column], strs: d
             str_src[k] = (f.offset, DATALOC, "str")
         return
     if dims:
-        fmt: object = f"S{f.size}" if "char" in base and "*" not in base else f"V{f.size}"
+        fmt: object = f"S{f.size}" if "char" in base and "*" not in base else _array_fmt(base, dims, f.size)
         lay.add(name, fmt, v0 + f.offset)
         if "char" in base and "*" not in base:  # a char array: a string in the record already
             for k in keys:
@@ -325,9 +326,10 @@ def _tp_field(f: TracepointField, lay: _Layout, ints: dict[str, Column], strs: d
         return
     pointer = "*" in base
     size, signed = f.size, f.signed and not pointer
-    if not pointer:
+    if not pointer and user_ptrs:
         # syscalls:sys_enter_* declare "int dfd" in an 8-byte slot holding the raw register: read
-        # the declared type's bytes (little-endian: the low ones), with its sign
+        # the declared type's bytes (little-endian: the low ones), with its sign (their formats
+        # say signed:0 for every argument). Other formats give size and sign right.
         try:
             ct = c_type(base)
             if ct.size <= f.size:
@@ -339,8 +341,23 @@ def _tp_field(f: TracepointField, lay: _Layout, ints: dict[str, Column], strs: d
     lay.add(field_name, fmt, v0 + f.offset)
     for k in keys:
         ints[k] = Column(k, field_name, np.dtype(fmt), f.offset)
-        if pointer:
-            str_src[k] = (f.offset, STR, "str" if "char" in base else "ptr")
+        if pointer:  # char * is a string; char ** (execve's argv) is not
+            str_src[k] = (f.offset, STR, "str" if "char" in base and base.count("*") == 1 else "ptr")
+
+
+def _array_fmt(base: str, dims: str, size: int) -> object:
+    """A numpy sub-array for a non-char array field (``unsigned long mem_allowed[16]``): its element
+    type when the declaration names a known C type of the right size, else raw bytes."""
+    shape = tuple(int(d) for d in re.findall(r"\d+", dims))
+    count = int(np.prod(shape)) if shape else 0
+    if "*" not in base and count and size % count == 0:
+        try:
+            ct = c_type(base)
+        except Exception:
+            ct = None
+        if ct is not None and ct.size == size // count and ct.size in (1, 2, 4, 8):
+            return (_int_fmt(ct.size, ct.signed), shape)
+    return f"V{size}"
 
 
 def _usdt_args(spec: ProbeSpec) -> tuple[list, str]:
