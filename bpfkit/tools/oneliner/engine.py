@@ -108,6 +108,11 @@ class ProbeSession(Resource):
         self._strings = [(c.field, plan.dtype[c.field].itemsize) for c in plan.strings.values()
                          if f"{c.field}__len" in (plan.dtype.names or ())]
         self._strings = list(dict.fromkeys(self._strings))
+        # char arrays of a tracepoint's record (rwbs[10], prev_comm[16]): the kernel writes them up
+        # to their NUL and leaves the rest of the reused trace buffer as it was
+        names = plan.dtype.names or ()
+        self._arrays = list(dict.fromkeys((c.field, plan.dtype[c.field].itemsize) for c in plan.strings.values()
+                                          if c.field != "comm" and f"{c.field}__len" not in names))
 
     def _attach(self, scope: Scope, cookie: int) -> None:
         s = self.plan.spec
@@ -155,6 +160,9 @@ class ProbeSession(Resource):
             keep = np.clip(lens - 1, 0, size)  # bpf_probe_read_str counts the NUL; <0 is an error
             raw = batch[fld].view(np.dtype((np.uint8, (size,))))
             raw[np.arange(size)[None, :] >= keep[:, None]] = 0
+        for fld, size in self._arrays:
+            raw = batch[fld].view(np.dtype((np.uint8, (size,))))
+            raw[np.cumsum(raw == 0, axis=1, dtype=np.int32) > 0] = 0
         if self.plan.py_filter is not None:
             mask = truth(evaluate(self.plan.py_filter, BatchEnv(self.plan, batch)), n)
             batch = batch[mask]

@@ -256,7 +256,8 @@ def build_plan(spec: ProbeSpec, *, strings: Union[str, Iterable[str]] = (), filt
                 raise _unknown(expr, n, ints, str_src)
     want: set[str] = set()
     if strings == "all":
-        want = {n for n, (_, _, how) in str_src.items() if how == "str" and not n.startswith("args.")}
+        want = {n for n, (_, _, how) in str_src.items()
+                if how == "str" and (not n.startswith("args.") or n[5:] in HEADER_NAMES)}
     else:
         want = set(strings)
     if expr is not None:
