@@ -183,3 +183,33 @@ def test_funccount_cli_output() -> None:
     assert out.splitlines() == ["", "FUNC                                    COUNT",
                                 "ol_f1                                       5",
                                 "ol_f2                                       8", "Detaching..."]
+
+
+@pytest.mark.root
+def test_funccount_interval_blocks_add_up_exactly() -> None:
+    n1, n2 = 7, 11
+    with fixtures.spawn(target(), str(n1), str(n2)) as proc:
+        cli = subprocess.Popen([BPFKIT, "funccount", "-p", str(proc.pid), "-i", "1", "-d", "3", f"{target()}:ol_f*"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert cli.stdout is not None
+            assert cli.stdout.readline().startswith("Tracing 2 functions")
+            proc.release()
+            proc.finish()
+            out, err = cli.communicate(timeout=30)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+    lines = out.splitlines()
+    assert lines[-1] == "Detaching...", (out, err)
+    blocks = "\n".join(lines[:-1]).strip("\n").split("\n\n")
+    assert len(blocks) == 3, out  # one per second of -d 3
+    total: Tally[str] = Tally()
+    for block in blocks:
+        head, *rows = block.splitlines()
+        assert head.split() == ["FUNC", "COUNT"]
+        for row in rows:
+            name, count = row.split()
+            total[name] += int(count)
+    assert total == {"ol_f1": n1, "ol_f2": n2}  # every call in exactly one interval

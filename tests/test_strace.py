@@ -103,10 +103,11 @@ def test_follow_forks_prefixes_children() -> None:
     assert r.returncode == 3
     lines = r.stderr.splitlines()
     assert re.fullmatch(r'execve\("/usr/bin/sh", 0x[0-9a-f]+, 0x[0-9a-f]+\) = 0', lines[0])
-    m = re.fullmatch(r'\[pid +(\d+)\] execve\("/bin/true", 0x[0-9a-f]+, 0x[0-9a-f]+\) = 0', lines[1])
+    m = re.fullmatch(r'\[pid +(\d+)\] execve\("/bin/true", 0x[0-9a-f]+, 0x[0-9a-f]+\) = 0', lines[2])
     assert m, lines
     child = m.group(1)
-    assert lines[2:] == [f"[pid {child:>5}] exit_group(0)               = ?", f"[pid {child:>5}] +++ exited with 0 +++",
+    assert lines[1] == f"bpfkit strace: Process {child} attached"  # as strace says it, at the fork
+    assert lines[3:] == [f"[pid {child:>5}] exit_group(0)               = ?", f"[pid {child:>5}] +++ exited with 0 +++",
                          "exit_group(3)                           = ?", "+++ exited with 3 +++"]
 
 
@@ -127,3 +128,36 @@ def test_attach_to_a_running_process() -> None:
                 cli.kill()
                 cli.wait()
     assert err.splitlines() == [f"getpid()                                = {proc.pid}"] * 5 + ["+++ exited with 0 +++"]
+
+
+def _normalized(text: str) -> list[str]:
+    """strace lines with pids and user addresses (ASLR) blanked; without signal lines (bpfkit
+    strace does not show signals yet)."""
+    text = re.sub(r"\[pid +\d+\]", "[pid N]", text)
+    text = re.sub(r"^(bpfkit )?strace: Process \d+ attached$", "Process N attached", text, flags=re.M)
+    return [re.sub(r"0x[0-9a-f]{8,}", "0xADDR", ln) for ln in text.splitlines() if not ln.startswith("--- SIG")]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (apt-get install strace)")
+def test_structs_and_arrays_as_strace_shows_them() -> None:
+    # struct stat, a timespec read before the call, pipe2's int[2] filled by it: line for line
+    # what strace prints for the same commands (-f: the children of sh, attached and prefixed)
+    with tempfile.TemporaryDirectory(prefix="bpfkit-strace-") as d:
+        f = Path(d) / "data.txt"
+        f.write_bytes(b"0123456789abcdefghij")
+        f.chmod(0o640)
+        runs = [(["-f", "-e", "trace=newfstatat,clock_nanosleep"], ["sh", "-c", f"cat {f} >/dev/null; sleep 0.01"]),
+                (["-e", "trace=pipe2"], [sys.executable, "-S", "-c", "import os; os.pipe(); os.pipe2(0)"])]
+        got = []
+        for opts, cmd in runs:
+            real = subprocess.run(["strace", *opts, *cmd], capture_output=True, text=True)
+            ours = subprocess.run([BPFKIT, "strace", *opts, *cmd], capture_output=True, text=True)
+            assert real.returncode == ours.returncode == 0, ours.stderr
+            assert _normalized(ours.stderr) == _normalized(real.stderr)
+            got.append(ours.stderr)
+    assert '{st_mode=S_IFREG|0640, st_size=20, ...}, AT_EMPTY_PATH) = 0' in got[0]
+    assert "clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=0, tv_nsec=10000000}, " in got[0]
+    assert len(re.findall(r"^bpfkit strace: Process \d+ attached$", got[0], flags=re.M)) == 2  # cat, sleep
+    pipes = [ln for ln in got[1].splitlines() if ln.startswith("pipe2(")]
+    assert [re.sub(r" +=", " =", ln) for ln in pipes] == ["pipe2([3, 4], O_CLOEXEC) = 0", "pipe2([5, 6], 0) = 0"]

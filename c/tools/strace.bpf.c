@@ -68,6 +68,7 @@ struct st_event {
 #define ST_EV_NO_RETURN 1 /* exit/exit_group: sent at enter */
 #define ST_EV_EXIT 2      /* the process exited: args[0] = exit code (wait status) */
 #define ST_EV_ENTER 4     /* the arguments of a call that has not returned yet (plan at_enter) */
+#define ST_EV_FORK 8      /* -f: a traced thread's child is traced from now on: args[0] = its tid */
 
 struct st_count {
 	__u64 calls;
@@ -346,6 +347,20 @@ int st_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ctid = BPF_CORE_READ(child, pid);
 	__u8 one = 1;
 	bpf_map_update_elem(&traced, &ctid, &one, BPF_ANY);
+	if (st_mode == 1)
+		return 0;
+	/* strace's "Process N attached": from here on, lines carry [pid N] */
+	__u64 id = bpf_get_current_pid_tgid();
+	struct st_event e = {
+		.ts = bpf_ktime_get_ns(),
+		.pid = id >> 32,
+		.tid = (__u32)id,
+		.nr = -1,
+		.flags = ST_EV_FORK,
+		.size = sizeof(e),
+	};
+	e.args[0] = ctid;
+	BPFKIT_RINGBUF_OUTPUT(events, &e, sizeof(e));
 	return 0;
 }
 

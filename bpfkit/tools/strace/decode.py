@@ -23,10 +23,10 @@ from .syscalls import arg_formats, table
 
 __all__ = ["ST_STR", "ST_BUF_IN", "ST_BUF_OUT", "ST_STRUCT", "ST_STRUCT_IN", "PLAN_DTYPE", "plans",
            "quote", "flags", "format_arg", "format_return", "OPEN_FLAGS", "Event", "EVENT_HEADER", "parse_event",
-           "EV_NO_RETURN", "EV_EXIT", "EV_ENTER"]
+           "EV_NO_RETURN", "EV_EXIT", "EV_ENTER", "EV_FORK"]
 
 ST_STR, ST_BUF_IN, ST_BUF_OUT, ST_STRUCT, ST_STRUCT_IN = 1, 2, 3, 4, 5
-EV_NO_RETURN, EV_EXIT, EV_ENTER = 1, 2, 4
+EV_NO_RETURN, EV_EXIT, EV_ENTER, EV_FORK = 1, 2, 4, 8
 FETCHES = 3
 STAT_SIZE = 144   # struct stat on x86-64
 TIMESPEC_SIZE = 16
@@ -217,6 +217,8 @@ def format_arg(fmt: str, value: int, blob: Optional[tuple[int, bytes]], strsize:
         return "NULL" if value == 0 else f"{value:#x}"
     if fmt == "oflags":
         return flags(value & 0xFFFFFFFF, OPEN_FLAGS, access=True)
+    if fmt == "fdflags":  # pipe2, dup3: O_CLOEXEC and friends, no access mode
+        return flags(value & 0xFFFFFFFF, OPEN_FLAGS)
     if fmt == "prot":
         return flags(value, PROT) if value else "PROT_NONE"
     if fmt == "mflags":

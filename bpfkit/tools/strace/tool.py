@@ -26,7 +26,7 @@ from ..._sys import Resource
 from ...errors import BpfNotFoundError, BpfUsageError
 from ...loader import open as open_object
 from ..common import positive_int, process_exists, run_tool, stop_signals
-from .decode import (EV_ENTER, EV_EXIT, EV_NO_RETURN, Event, format_arg, format_return, parse_event, plans)
+from .decode import (EV_ENTER, EV_EXIT, EV_FORK, EV_NO_RETURN, Event, format_arg, format_return, parse_event, plans)
 from .syscalls import arg_formats, name, resolve_names
 
 __all__ = ["Strace", "SyscallCount", "strace_counts", "format_summary", "main"]
@@ -198,6 +198,9 @@ class Printer:
         return p
 
     def line(self, ev: Event) -> Optional[str]:
+        if ev.flags & EV_FORK:
+            self.live.add(ev.args[0])
+            return f"bpfkit strace: Process {ev.args[0]} attached"
         self.live.add(ev.tid)
         if ev.flags & EV_EXIT:
             status = ev.args[1] or ev.args[0]
