@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
+    "argdist": ("bpfkit.tools.argdist", "main", "count or histogram a function's arguments or return values"),
+    "funccount": ("bpfkit.tools.funccount", "main", "count calls of functions, tracepoints or USDT probes (patterns)"),
+    "strace": ("bpfkit.tools.strace", "main", "system calls of a command or process, shown as strace does (-c, -f, -e, -T)"),
+    "trace": ("bpfkit.tools.trace", "main", "print a line per call of a function, tracepoint or USDT probe"),
 }
 
 

@@ -47,6 +47,8 @@ HW_PMU = "tests/test_perf.py::test_hardware_counters_count_a_busy_loop"  # qemu 
 PORTABILITY = "tests/test_core_portability.py::test_shipped_object_loads_on_this_kernel[{}]"
 # native loader vs libbpf, object by object (both refusing an object the kernel cannot take is a pass)
 DIFFERENTIAL = "tests/test_loader_differential.py::test_both_loaders_put_the_same_object_in_the_kernel[{}]"
+ONELINERS = "tests/test_oneliners_kprobe.py::"
+ONELINERS_KPROBE_MULTI = ONELINERS + "test_funccount_kernel_functions_exactly[kprobe_multi]"
 
 # What the host cannot run, plus the end-to-end paths that use the same prebuilt objects.
 EVERY_KERNEL = {
@@ -69,6 +71,9 @@ EVERY_KERNEL = {
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits0]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits1]",
     "tests/test_native_loader.py::test_kfuncs_and_core_candidates_in_module_btf",
+    ONELINERS + "test_kprobe_arguments_and_user_string_exactly",
+    ONELINERS + "test_kretprobe_return_values_and_latency",
+    ONELINERS + "test_funccount_kernel_functions_exactly[one_kprobe_each]",
 }
 # kernel -> (tests that must skip there, shipped objects that cannot load there)
 MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {
@@ -76,7 +81,8 @@ MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {
     # CONFIG_FUNCTION_ERROR_INJECTION, and the BTF allowlist came in 6.2), so probes_fentry's
     # on_modify does not load.
     # The loader corpus' kfuncs for tracing programs came in 6.2.
-    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU}, {"tests/probes_fentry", "tests/corpus/kfuncs", "tests/corpus/modules"}),
+    "6.1": ({KPROBE_MULTI, FMOD_RET, HW_PMU, ONELINERS_KPROBE_MULTI},
+            {"tests/probes_fentry", "tests/corpus/kfuncs", "tests/corpus/modules"}),
     # tests/corpus/modules calls kfuncs of nf_conntrack, a module nothing has loaded yet when the
     # portability test runs (test_native_loader.py loads it and tests the object then)
     "6.12": ({HW_PMU}, {"tests/corpus/modules"}),
@@ -89,7 +95,7 @@ def expected(kernel: str) -> tuple[set[str], set[str]]:
     portability = {PORTABILITY.format(name) for name in shipped_objects()}
     differential = {DIFFERENTIAL.format(name) for name in shipped_objects()}
     skipped = skip | {PORTABILITY.format(name) for name in unloadable}
-    passed = (EVERY_KERNEL | {KPROBE_MULTI, FMOD_RET} | portability | differential) - skipped
+    passed = (EVERY_KERNEL | {KPROBE_MULTI, FMOD_RET, ONELINERS_KPROBE_MULTI} | portability | differential) - skipped
     return passed, skipped
 
 
