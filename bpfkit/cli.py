@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profile": ("bpfkit.tools.profile", "main", "CPU profile: sampled stacks, folded or as a flame graph"),
     "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
     "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
+    "biolatency": ("bpfkit.tools.biolatency", "main", "block I/O latency histogram, like bcc's biolatency"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 
