@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "offcputime": ("bpfkit.tools.offcputime", "main", "time blocked off CPU per stack"),
     "stackcount": ("bpfkit.tools.stackcount", "main", "count the stacks that reach a probe"),
     "biolatency": ("bpfkit.tools.biolatency", "main", "block I/O latency histogram, like bcc's biolatency"),
+    "biosnoop": ("bpfkit.tools.biosnoop", "main", "trace block I/O with latency, like bcc's biosnoop"),
+    "biotop": ("bpfkit.tools.biotop", "main", "top for disks: block I/O by process, like bcc's biotop"),
+    "bitesize": ("bpfkit.tools.bitesize", "main", "block I/O size histogram per process, like bcc's bitesize"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
 }
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+import time
 
 import pytest
 
 from _blockdev import dio, loop_device
 from _cli import ToolRun
 from bpfkit import cli
-from bpfkit.tools import biolatency
+from bpfkit.tools import biolatency, biosnoop, biotop, bitesize
+from bpfkit.tools._part2 import bcc_counts
 from bpfkit.tools._block import flags_text
 
 pytestmark = pytest.mark.root
 
+COMM = os.path.basename(sys.executable)[:15]  # the dio fixture's command name
 OPS = [("w", 4096, 7), ("r", 16384, 5), ("w", 65536, 3)]
 
 
@@ -88,3 +92,108 @@ def test_flags_text_as_bcc() -> None:
     assert flags_text(1) == "Write" and flags_text(0) == "Read"
     assert flags_text(1 | 1 << 11 | 1 << 15) == "Idle-Sync-Write"
     assert flags_text(0 | 1 << 19) == "ReadAhead-Read" and flags_text(4) == "Unknown"
+
+
+def _offsets(ops: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(op, offset, size) of each request DIO_SCRIPT makes."""
+    out, off = [], 0
+    for op, size, count in ops:
+        for _ in range(count):
+            off = (off + 2 * size + size - 1) // size * size
+            out.append((op, off, size))
+            off += size
+    return out
+
+
+def test_biosnoop_one_row_per_request_in_order() -> None:
+    with loop_device() as dev, dio(dev, OPS) as p:
+        with biosnoop.stream(disk=dev) as s:
+            p.finish()
+            time.sleep(0.1)
+            rows = biosnoop.decode(s.drain())
+            dropped, lost = s.dropped, s.lost
+    assert dropped == 0 and lost == 0
+    name = os.path.basename(dev)
+    got = [(r["rw"], r["sector"] * 512, r["bytes"]) for r in rows]
+    assert got == [("W" if op == "w" else "R", off, size) for op, off, size in _offsets(OPS)]
+    assert {(r["pid"], r["comm"], r["disk"]) for r in rows} == {(p.pid, COMM, name)}
+    assert all(r["lat_ns"] > 0 and r["queue_ns"] >= 0 for r in rows)
+    assert [r["pattern"] for r in rows][1:] == ["R"] * 14  # each skips a gap: never sequential
+
+
+def test_biosnoop_cli_table_and_json() -> None:
+    with loop_device() as dev, dio(dev, OPS) as p:
+        with ToolRun("biosnoop", "-Q", "-P", "-d", dev) as run:
+            p.finish()
+            time.sleep(0.3)
+            rc, out, err = run.stop()
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "P", "QUE(ms)", "LAT(ms)"]
+    rows = [line.split() for line in lines[1:]]
+    assert [(r[4], int(r[5]) * 512, int(r[6])) for r in rows] == \
+        [("W" if op == "w" else "R", off, size) for op, off, size in _offsets(OPS)]
+    assert {(int(r[2]), r[3]) for r in rows} == {(p.pid, os.path.basename(dev))}
+    with loop_device() as dev, dio(dev, [("r", 4096, 4)]) as p:
+        with ToolRun("biosnoop", "--json", "-p", str(p.pid)) as run:
+            p.finish()
+            time.sleep(0.3)
+            rc, out, err = run.stop(signal.SIGTERM)
+    assert rc == 0, err
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert [(d["pid"], d["rw"], d["bytes"], d["disk"]) for d in docs] == [(p.pid, "R", 4096, os.path.basename(dev))] * 4
+
+
+def test_biotop_rows_per_process_and_direction() -> None:
+    with loop_device() as dev, dio(dev, OPS) as p:
+        with biotop.trace(disk=dev) as t:
+            p.finish()
+            rows = t.read()
+            assert t.read() == []  # read() cleared the interval
+    name = os.path.basename(dev)
+    got = {(r.pid, r.write, r.disk): (r.io, r.bytes) for r in rows}
+    assert got == {(p.pid, True, name): (10, 7 * 4096 + 3 * 65536), (p.pid, False, name): (5, 5 * 16384)}
+    assert all(r.avg_ms > 0 for r in rows)
+    table = biotop.format_table(rows).splitlines()
+    assert table[0].split() == ["PID", "COMM", "D", "MAJ", "MIN", "DISK", "I/O", "Kbytes", "AVGms"]
+    assert table[1].split()[2:8] == ["W", str(rows[0].major), str(rows[0].minor), name, "10", str(220)]
+
+
+def test_biotop_cli_json_intervals() -> None:
+    with loop_device() as dev, dio(dev, [("w", 8192, 6)]) as p:
+        with ToolRun("biotop", "--json", "-d", dev, "0.3") as run:
+            p.finish()
+            time.sleep(0.8)
+            rc, out, err = run.stop()
+    assert rc == 0, err
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert len(docs) >= 2
+    rows = [r for d in docs for r in d["rows"]]
+    assert sum(r["io"] for r in rows) == 6 and sum(r["bytes"] for r in rows) == 6 * 8192
+    assert {(r["pid"], r["write"]) for r in rows} == {(p.pid, True)}
+
+
+def test_bitesize_buckets_exact() -> None:
+    with loop_device() as dev, dio(dev, OPS) as p:
+        with bitesize.trace(pid=p.pid) as t:
+            p.finish()
+            hists = t.read()
+    assert len(hists) == 1
+    (comm, h), = hists.items()
+    counts = bcc_counts(h)
+    assert {i: int(c) for i, c in enumerate(counts) if c} == {3: 7, 5: 5, 7: 3}  # 4-7, 16-31, 64-127 KiB
+    text = bitesize.format_text(hists)
+    assert f"Process Name = {comm}" in text
+    assert "         4 -> 7          : 7 " in text and "        64 -> 127        : 3 " in text
+
+
+def test_bitesize_cli_json() -> None:
+    with loop_device() as dev, dio(dev, [("r", 1024, 9), ("w", 2048, 2)]) as p:
+        with ToolRun("bitesize", "--json", "-d", dev) as run:
+            p.finish()
+            rc, out, err = run.stop()
+    assert rc == 0, err
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    (buckets,) = doc["comms"].values()
+    assert [(b["interval-start"], b["interval-end"], b["count"]) for b in buckets] == [(0, 1, 9), (2, 3, 2)]
+    assert list(doc["comms"]) == [COMM]

@@ -83,9 +83,12 @@ class Traced(Resource):
             batch = t.obj.reader("events").poll(1.0)
     """
 
-    def __init__(self, spec: ObjectSpec, progs: Sequence[str] = (), *, counters: Sequence[str] = ()) -> None:
+    def __init__(self, spec: ObjectSpec, progs: Sequence[str] = (), *, counters: Sequence[str] = (),
+                 duration: Optional[float] = None, buffer: str = "events") -> None:
         self.counters = tuple(counters)
+        self.duration, self.buffer = duration, buffer
         self._final: Optional[int] = None
+        self._dropped = 0
         self._links: Any = None
         self._obj: Optional[Object] = spec.load()
         try:
@@ -100,6 +103,34 @@ class Traced(Resource):
         if self._obj is None:
             raise ClosedError("this tool has stopped tracing")
         return self._obj
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Batches (numpy records) of ring buffer ``buffer`` as they come, until ``duration``
+        seconds after the start or :meth:`close`; then what is left in the buffer."""
+        reader = self.obj.reader(self.buffer)
+        end = None if self.duration is None else self.started + self.duration
+        while self._obj is not None:
+            wait = POLL_SECONDS if end is None else min(POLL_SECONDS, end - time.monotonic())
+            if wait <= 0:
+                break
+            batch = _records(reader.poll(wait))
+            if len(batch):
+                yield batch
+        if self._obj is not None:
+            rest = _records(reader.drain())
+            if len(rest):
+                yield rest
+
+    def drain(self) -> np.ndarray:
+        """The records of ``buffer`` that have arrived, without waiting."""
+        return _records(self.obj.reader(self.buffer).drain())
+
+    @property
+    def dropped(self) -> int:
+        """Records lost with the ring buffer full."""
+        if self._obj is None:
+            return self._dropped
+        return self._obj.reader(self.buffer).dropped if self.buffer in self._obj.maps else 0
 
     def detach(self) -> None:
         """Stop tracing; the maps stay readable until :meth:`close`."""
@@ -127,6 +158,7 @@ class Traced(Resource):
             return
         with contextlib.suppress(BpfError, AttributeError):
             self._final = self.lost
+            self._dropped = self.dropped
         self.detach()
         self._obj = None
         obj.close()
