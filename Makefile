@@ -23,9 +23,10 @@ test-host: setup
 test-kernels: setup
 	$(PY) -m bpfkit.testing.vm
 
-# Each bench/*.py is a standalone script printing its own results.
+# Each bench/*.py is a standalone script printing its own results (bench/_*.py are its helper modules).
 bench: setup
 	@set -e; for f in bench/*.py; do \
+		case "$$f" in bench/_*) continue;; esac; \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; $(PY) "$$f"; \
 	done

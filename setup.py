@@ -118,12 +118,19 @@ setup(
     install_requires=["numpy>=1.22", "cffi>=1.15", "pyelftools>=0.29"],
     extras_require={
         "net": ["pyroute2>=0.7"],
-        # pandas, matplotlib and prometheus_client so the optional paths are tested, not skipped; build for
-        # tests/test_packaging.py (sdist, then the wheel from it)
+        # the optional paths' packages, so that they are tested, not skipped; build for
+        # tests/test_packaging.py (sdist, then the wheel from it); nbconvert renders an executed example
+        # notebook to HTML in tests/test_notebooks.py
         "test": ["pytest>=7", "mypy>=1.0", "build>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5",
-                 "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
+                 "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'", "pyarrow>=14", "polars>=0.20",
+                 "ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "nbconvert>=7"],
         "pandas": ["pandas>=1.5"],
+        # to_arrow(), Recorder / bpfkit record / replay (Parquet)
+        "arrow": ["pyarrow>=14"],
+        "polars": ["polars>=0.20", "pyarrow>=14"],
         "plot": ["matplotlib>=3.5"],
+        # %load_ext bpfkit and running the example notebooks headless
+        "notebook": ["ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "matplotlib>=3.5"],
         # `bpfkit exporter`: TOML configs are read with tomllib (3.11+) or tomli
         "exporter": ["prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'"],
     },

@@ -13,7 +13,9 @@ Example::
 The packages, from the bottom up: ``errors``; ``btf`` (the kernel's type format); ``features``,
 ``tracefs``, ``sections`` (what the kernel has, and the one table of ``SEC()`` names); ``maps``,
 ``events`` (ring/perf buffer readers), ``hist``, ``probes`` (attaching), ``counters`` (like
-``perf stat``); ``loader`` (spec → kernel → live object); ``compiler``, ``tools``, ``testing``.
+``perf stat``), ``record`` (batches to Parquet, :func:`replay`); ``loader`` (spec → kernel → live
+object); ``compiler``, ``tools``, ``testing``. ``columnar`` turns record arrays into Arrow/pandas/
+polars columns, ``display`` draws every object in a notebook; ``%load_ext bpfkit`` adds ``%%bpf``.
 """
 from __future__ import annotations
 
@@ -45,9 +47,10 @@ logging.getLogger("bpfkit").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load on first use
-    from . import (btf, compiler, counters, events, features, hist, loader, maps, probes, sections, shipped,  # noqa: F401
-                   testing, tools, tracefs)
+    from . import (btf, columnar, compiler, counters, display, events, features, hist, loader, maps,  # noqa: F401
+                   probes, record, sections, shipped, testing, tools, tracefs)
     from .compiler import compile  # noqa: F401
+    from .record import Recorder, replay  # noqa: F401
     from .loader import Object, ObjectSpec, Program, load, open  # noqa: F401
     from .maps import Map
 
@@ -56,10 +59,10 @@ if TYPE_CHECKING:  # type checkers see the real signatures; at run time they loa
 _LAZY = {
     "open": ("loader", "open"), "load": ("loader", "load"), "Object": ("loader", "Object"),
     "ObjectSpec": ("loader", "ObjectSpec"), "Program": ("loader", "Program"), "Map": ("maps", "Map"),
-    "compile": ("compiler", "compile"),
+    "compile": ("compiler", "compile"), "replay": ("record", "replay"), "Recorder": ("record", "Recorder"),
 }
-_SUBPACKAGES = ("btf", "compiler", "counters", "events", "features", "hist", "loader", "maps", "probes", "sections",
-                "shipped", "testing", "tools", "tracefs")
+_SUBPACKAGES = ("btf", "columnar", "compiler", "counters", "display", "events", "features", "hist", "loader", "maps",
+                "probes", "record", "sections", "shipped", "testing", "tools", "tracefs")
 
 
 def __getattr__(name: str) -> Any:
@@ -71,13 +74,38 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bpfkit' has no attribute {name!r}")
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext bpfkit``: the ``%%bpf NAME`` cell magic and record arrays shown as tables
+    (:mod:`bpfkit.ipython`, imported only here).
+
+    Example::
+
+        %load_ext bpfkit
+    """
+    from .ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext bpfkit``.
+
+    Example::
+
+        %unload_ext bpfkit
+    """
+    from .ipython import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
 
 
 # `from bpfkit import *` leaves out open and compile, which would shadow the builtins of those names
 __all__ = [
-    "load", "Object", "ObjectSpec", "Program", "Map",
+    "load", "Object", "ObjectSpec", "Program", "Map", "replay", "Recorder", "load_ipython_extension",
     "BpfError", "BpfUsageError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
     "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError", "MapFullError",
     "ClosedError",

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "biotop": ("bpfkit.tools.biotop", "main", "top for disks: block I/O by process, like bcc's biotop"),
     "bitesize": ("bpfkit.tools.bitesize", "main", "block I/O size histogram per process, like bcc's bitesize"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
+    "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }
 
 

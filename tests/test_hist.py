@@ -71,15 +71,16 @@ def test_stats_format_like_bpftrace() -> None:
     assert s.format("@st") == "@st: count 4, average 12, total 50\n"
     assert str(hist.Stats.from_values([-7, -8])) == "count 2, average -7, total -15"  # truncates toward 0
     assert str(hist.Stats()) == "count 0, average 0, total 0"
-    assert "<table>" in s._repr_html_()
+    assert "<th>average</th>" in s._repr_html_() and "<td>12</td>" in s._repr_html_()
 
 
 def test_keyed_print_order_and_html() -> None:
     keyed = hist.Keyed({b"bash\0\0": hist.Log2Hist.from_values([1] * 5), b"sshd": hist.Log2Hist.from_values([2])})
     text = keyed.format("@lat")
     assert text == "@lat[sshd]:\n" + row("[2, 4)", 1, 52) + "\n@lat[bash]:\n" + row("[1]", 5, 52)
-    assert "<table>" in keyed._repr_html_()
-    assert "<table>" in hist.Log2Hist.from_values([1])._repr_html_()
+    page = keyed._repr_html_()  # one SVG chart per key, in print order, titled with the key
+    assert page.count("<svg") == 2 and page.index("sshd (total 1)") < page.index("bash (total 5)")
+    assert "<title>[1]: 5</title>" in page and "<title>[2, 4)]: 1</title>" not in page
 
 
 @pytest.mark.root

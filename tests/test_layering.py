@@ -10,14 +10,14 @@ PKG = Path(__file__).resolve().parent.parent / "bpfkit"
 # A module may import its own package (no circles inside it) and any package of a lower rank.
 RANK = {
     "errors": 0, "shipped": 0, "_build": 0,
-    "_sys": 1, "compiler": 1,
-    "btf": 2, "sections": 2, "tracefs": 2, "cgroups": 2,
+    "_sys": 1, "compiler": 1, "columnar": 1,
+    "btf": 2, "sections": 2, "tracefs": 2, "cgroups": 2, "display": 2,
     "features": 3,
     "maps": 4, "binaries": 4,
     "symbols": 5, "hist": 5, "events": 5, "probes": 5,
-    "stacks": 6, "counters": 6,
+    "stacks": 6, "counters": 6, "record": 6,
     "loader": 7,
-    "tools": 8, "testing": 8, "exporter": 8,
+    "tools": 8, "testing": 8, "exporter": 8, "ipython": 8,
     "cli": 9,
     "__init__": 10,
 }

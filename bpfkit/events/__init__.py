@@ -13,11 +13,11 @@ Example::
         for buf, batch in Poller(obj.reader("events"), obj.reader("pevents")):   # Ctrl-C ends the loop
             print(buf.name, to_dicts(batch[:3]))
 """
-from .batch import Batch, RawBatch, decode_strings, to_dicts, to_pandas
+from .batch import Batch, RawBatch, batch_html, batch_text, decode_strings, to_arrow, to_dicts, to_pandas, to_polars
 from .perfbuf import PerfBuffer
 from .poller import Poller
 from .reader import EventReader
 from .ringbuf import RingBuffer
 
 __all__ = ["RingBuffer", "PerfBuffer", "EventReader", "Poller", "Batch", "RawBatch", "decode_strings", "to_dicts",
-           "to_pandas"]
+           "to_pandas", "to_arrow", "to_polars", "batch_html", "batch_text"]

@@ -17,11 +17,12 @@ from typing import Any, Iterator, Optional, Sequence, Union, overload
 
 import numpy as np
 
+from .. import columnar, display
 from ..errors import BpfError, BpfUsageError
 
 __all__ = [
     "RawBatch", "Batch", "split", "join", "concat_records", "convert", "gather_fixed", "strided_words",
-    "decode_strings", "to_dicts", "to_pandas",
+    "decode_strings", "to_dicts", "to_pandas", "to_arrow", "to_polars", "batch_html", "batch_text",
 ]
 
 
@@ -160,6 +161,12 @@ class RawBatch(Sequence[bytes]):
     def __repr__(self) -> str:
         return f"<RawBatch {len(self)} records, {self.data.nbytes} bytes>"
 
+    def _repr_html_(self) -> str:
+        return batch_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else batch_text(self))
+
 
 Batch = Union[np.ndarray, RawBatch]
 
@@ -289,29 +296,65 @@ def to_dicts(batch: Batch, decode: bool = True) -> list[Any]:
 
 
 def to_pandas(batch: np.ndarray, decode: bool = True) -> Any:
-    """A pandas DataFrame with one column per field; ``char[]`` fields become str columns when
-    ``decode``, nested structs are flattened as ``outer.inner``. Needs pandas installed.
+    """A pandas DataFrame with one column per field; ``char[]`` fields become str columns (up to
+    the first NUL) when ``decode``, nested structs are flattened as ``outer.inner``. Needs pandas.
 
     Example: ``to_pandas(batch).groupby("pid").size()``
     """
-    try:
-        import pandas as pd
-    except ImportError:
-        raise BpfError("to_pandas() needs pandas: pip install pandas (or use to_dicts())") from None
-    cols: dict[str, Any] = {}
-    _flatten(batch, "", cols, decode)
-    return pd.DataFrame(cols)
+    return columnar.to_pandas(batch, decode)
 
 
-def _flatten(arr: np.ndarray, prefix: str, out: dict[str, Any], decode: bool) -> None:
-    dt = arr.dtype
-    if dt.names is None:
-        if dt.kind == "S" and decode:
-            out[prefix] = decode_strings(arr)
-        elif arr.ndim > 1:
-            out[prefix] = list(arr)
-        else:
-            out[prefix] = arr
-        return
-    for name in dt.names:
-        _flatten(arr[name], f"{prefix}.{name}" if prefix else name, out, decode)
+def to_arrow(batch: np.ndarray, decode: bool = True) -> Any:
+    """A ``pyarrow.Table`` with the columns of :func:`to_pandas` (numeric fields copied once into
+    their columns, ``char[]`` as string columns). Needs pyarrow.
+
+    Example: ``to_arrow(batch).column("pid")``
+    """
+    return columnar.to_arrow(batch, decode)
+
+
+def to_polars(batch: np.ndarray, decode: bool = True) -> Any:
+    """A polars DataFrame with the columns of :func:`to_pandas` (made from :func:`to_arrow`
+    without another copy). Needs polars and pyarrow.
+
+    Example: ``to_polars(batch).group_by("comm").len()``
+    """
+    return columnar.to_polars(batch, decode)
+
+
+def _raw_rows(batch: RawBatch, limit: int) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for i in range(min(len(batch), limit)):
+        rec = batch[i]
+        rows.append([i, len(rec), rec[:24].hex(" ") + (" …" if len(rec) > 24 else "")])
+    return ["#", "bytes", "data"], rows
+
+
+def batch_html(batch: Batch, title: str = "events", limit: int = display.ROWS) -> str:
+    """The notebook view of a batch: record count, dtype, the first ``limit`` records as a table
+    (``char[]`` as text). The IPython extension (``%load_ext bpfkit``) shows record arrays so.
+
+    Example::
+
+        IPython.display.HTML(batch_html(batch))
+    """
+    if isinstance(batch, RawBatch):
+        header, rows = _raw_rows(batch, limit)
+        return display.card(title, [("records", f"{len(batch):,}"), ("bytes", f"{batch.data.nbytes:,}"),
+                                    ("dtype", "variable-size bytes")],
+                            [display.html_table(header, rows, more=len(batch) - len(rows))])
+    return display.records_html(batch, title, limit=limit)
+
+
+def batch_text(batch: Batch, title: str = "events", limit: int = display.ROWS) -> str:
+    """The same view as text.
+
+    Example::
+
+        print(batch_text(batch))
+    """
+    if isinstance(batch, RawBatch):
+        header, rows = _raw_rows(batch, limit)
+        head = f"{title}: {len(batch):,} records, {batch.data.nbytes:,} bytes, variable-size"
+        return head + ("\n" + display.text_table(header, rows, more=len(batch) - len(rows)) if len(batch) else "")
+    return display.records_text(batch, title, limit=limit)

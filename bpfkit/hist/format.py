@@ -1,5 +1,5 @@
-"""How bpftrace prints histograms, reproduced byte for byte: slot labels, ``@`` bars, and the HTML
-table a notebook shows.
+"""How bpftrace prints histograms, reproduced byte for byte: slot labels and ``@`` bars (the
+notebook view is in :mod:`bpfkit.display`).
 
 Example::
 
@@ -7,11 +7,9 @@ Example::
 """
 from __future__ import annotations
 
-import html
-
 import numpy as np
 
-__all__ = ["LOG2_SLOTS", "BAR_WIDTH", "log2_label", "lin_label", "bar", "lines", "html_table", "nonzero_span"]
+__all__ = ["LOG2_SLOTS", "BAR_WIDTH", "log2_label", "lin_label", "bar", "lines", "nonzero_span"]
 
 LOG2_SLOTS = 66
 BAR_WIDTH = 52
@@ -63,17 +61,6 @@ def lines(labels: list[str], counts: list[int], max_count: int) -> str:
     for label, c in zip(labels, counts):
         out.append(f"{label:<16}{c:>8} |{'@' * bar(c, max_count):<{BAR_WIDTH}}|\n")
     return "".join(out)
-
-
-def html_table(labels: list[str], counts: list[int], title: str = "") -> str:
-    mx = max(counts, default=0) or 1
-    rows = "".join(
-        f"<tr><td style='font-family:monospace;text-align:left'>{html.escape(lb)}</td>"
-        f"<td style='text-align:right'>{c}</td><td style='width:320px'><div style='background:#4c72b0;"
-        f"height:0.9em;width:{100.0 * c / mx:.1f}%'></div></td></tr>"
-        for lb, c in zip(labels, counts))
-    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
-    return f"<table>{cap}<tr><th>range</th><th>count</th><th></th></tr>{rows}</table>"
 
 
 def nonzero_span(counts: np.ndarray) -> range:

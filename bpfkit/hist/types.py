@@ -8,19 +8,19 @@ Example::
 """
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
+from .. import display
 from ..errors import MapError
-from .format import LOG2_SLOTS, html_table, lin_label, lines, log2_label, nonzero_span
+from .format import LOG2_SLOTS, lin_label, lines, log2_label, nonzero_span
 
 __all__ = ["Log2Hist", "LinearHist", "Stats", "Keyed"]
 
 
-class _Hist:
+class _Hist(display.Pretty):
     counts: np.ndarray
 
     def rows(self) -> tuple[list[str], list[int]]:
@@ -49,9 +49,33 @@ class _Hist:
         """
         return f"{name}:\n{self}" if name else str(self)
 
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        labels, _ = self.rows()
+        span = f", rows {labels[0]}..{labels[-1]}" if labels else ""
+        return f"{type(self).__name__}({self._describe()}total={self.total}{span})"
+
+    def _text(self) -> str:
+        return f"{repr(self)}\n{self}".rstrip("\n")
+
+    # IPython takes a __repr__ over a _repr_pretty_ further down the class's bases: restate it here
+    _repr_pretty_ = display.Pretty._repr_pretty_
+
     def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self, title: str = "") -> str:
+        """The notebook view: a summary line and the rows as inline SVG bars (no matplotlib).
+
+        Example::
+
+            IPython.display.HTML(h.html("read latency (us)"))
+        """
         labels, counts = self.rows()
-        return html_table(labels, counts)
+        return display.card(title or type(self).__name__, [("total", f"{self.total:,}"), ("rows", len(labels))],
+                            [display.svg_bars(labels, counts)])
 
     def plot(self, ax: Any = None, title: str = "") -> Any:
         """Bar chart with matplotlib (imported only here; raises ImportError if missing).
@@ -74,7 +98,7 @@ class _Hist:
         return ax
 
 
-@dataclass
+@dataclass(repr=False)
 class Log2Hist(_Hist):
     """A power-of-two histogram in bpftrace's slots (``counts[0]``: negatives, ``[1]``: zero,
     ``[k]``: ``[2^(k-2), 2^(k-1))``).
@@ -127,6 +151,9 @@ class Log2Hist(_Hist):
         slots[neg] = 0
         return cls(np.bincount(slots.ravel(), minlength=LOG2_SLOTS))
 
+    def _describe(self) -> str:
+        return ""
+
     def bounds(self, slot: int) -> tuple[Optional[int], Optional[int]]:
         """``[lo, hi)`` of a slot (None for open ends).
 
@@ -151,7 +178,7 @@ class Log2Hist(_Hist):
         return [log2_label(i) for i in span], [int(self.counts[i]) for i in span]
 
 
-@dataclass
+@dataclass(repr=False)
 class LinearHist(_Hist):
     """A linear histogram: ``counts[0]`` below ``lo``, then ``(hi-lo)/step`` buckets of ``step``,
     then the ``>= hi`` bucket, as bpftrace's ``lhist(v, lo, hi, step)``.
@@ -175,6 +202,9 @@ class LinearHist(_Hist):
         src = np.asarray(self.counts, np.uint64).ravel()[:n]
         c[: len(src)] = src
         self.counts = c
+
+    def _describe(self) -> str:
+        return f"lo={self.lo}, hi={self.hi}, step={self.step}, "
 
     @property
     def buckets(self) -> int:
@@ -339,16 +369,15 @@ class Stats:
         return f"{name}: {self}\n" if name else f"{self}\n"
 
     def _repr_html_(self) -> str:
-        return (f"<table><tr><th>count</th><th>average</th><th>total</th><th>min</th><th>max</th></tr>"
-                f"<tr><td>{self.count}</td><td>{self.average}</td><td>{self.total}</td>"
-                f"<td>{self.min}</td><td>{self.max}</td></tr></table>")
+        return display.card("Stats", (), [display.html_table(
+            ["count", "average", "total", "min", "max"], [[self.count, self.average, self.total, self.min, self.max]])])
 
 
 Value = Union[Log2Hist, LinearHist, Stats]
 
 
-@dataclass
-class Keyed:
+@dataclass(repr=False)
+class Keyed(display.Pretty):
     """Histograms or stats per key (e.g. per pid). Iterates in bpftrace's print order:
     ascending total count, so the biggest comes last.
 
@@ -416,15 +445,29 @@ class Keyed:
     def __str__(self) -> str:
         return self.format()
 
+    def __repr__(self) -> str:
+        kinds = sorted({type(v).__name__ for v in self.items_by_key.values()})
+        keys = [_key_str(k) for k in self.keys()]
+        shown = ", ".join(keys[-display.ROWS:]) + (", …" if len(keys) > display.ROWS else "")
+        return f"Keyed({len(keys)} {'/'.join(kinds) or 'values'} by key: {shown})"
+
+    def _text(self) -> str:
+        return f"{repr(self)}\n{self.format()}".rstrip("\n")
+
+    _repr_pretty_ = display.Pretty._repr_pretty_  # next to __repr__, as IPython wants it
+
     def _repr_html_(self) -> str:
-        out = []
+        stats = [(k, v) for k, v in self.items() if isinstance(v, Stats)]
+        parts = []
+        if stats:
+            parts.append(display.html_table(["key", "count", "average", "total", "min", "max"],
+                                            [[_key_str(k), v.count, v.average, v.total, v.min, v.max]
+                                             for k, v in stats]))
         for k, v in self.items():
-            if isinstance(v, Stats):
-                out.append(f"<b>{html.escape(_key_str(k))}</b>: {html.escape(str(v))}<br>")
-            else:
+            if not isinstance(v, Stats):
                 labels, counts = v.rows()
-                out.append(html_table(labels, counts, _key_str(k)))
-        return "".join(out)
+                parts.append(display.svg_bars(labels, counts, title=f"{_key_str(k)} (total {v.total:,})"))
+        return display.card("Keyed", [("keys", len(self))], parts)
 
 
 def _key_str(k: Any) -> str:

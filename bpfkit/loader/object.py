@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import mmap
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ..probes.link import Link, LinkGroup
 from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
+from . import views
 from .program import Program, explicit_attach_call
 
 __all__ = ["Object"]
@@ -221,4 +222,16 @@ class Object(Resource):
     def __repr__(self) -> str:
         state = "closed" if self._loaded is None else f"progs={list(self.progs)} maps={list(self.maps)}"
         return f"<Object {self.name} {state}>"
+
+    def _view(self) -> tuple[str, list[tuple[str, object]], list[views.Table]]:
+        if self._loaded is None:
+            return f"Object {self.name}", [("state", "closed")], []
+        return f"Object {self.name}", [("programs", len(self.progs)), ("links", len(self.links))], \
+            views.object_tables(self)
+
+    def _repr_html_(self) -> str:
+        return views.html(*self._view())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else views.text(*self._view()))
 

@@ -16,10 +16,10 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..btf import Btf
-from . import libbpf_load
+from . import libbpf_load, views
 from .globals import GlobalVars
 from .object import Object
 from .parts import MapSpec, Namespace, ProgramSpec
@@ -81,3 +81,13 @@ class ObjectSpec:
 
     def __repr__(self) -> str:
         return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"
+
+    def _facts(self) -> list[tuple[str, object]]:
+        return [("path", self.path or "(bytes)"), ("programs", len(self.programs)),
+                ("maps", sum(not m.internal for m in self.maps.values()))]
+
+    def _repr_html_(self) -> str:
+        return views.html(f"ObjectSpec {self.name}", self._facts(), views.spec_tables(self))
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else views.text(f"ObjectSpec {self.name}", self._facts(), views.spec_tables(self)))

@@ -34,7 +34,9 @@ from .. import _sys as sc
 from .._sys import Resource
 from ..btf import dtypes_from_kernel, load_dtypes
 from ..errors import ENOTSUPP, BpfError, BpfNotFoundError, ClosedError, MapError, MapKeyError
+from .. import columnar
 from . import bulk as _batch
+from . import frames as _frames
 from .codec import (DTypeLike, as_array, as_array_n, checked, columns, convert, dtype_arg, fit, reduce_cpus, scalar,
                     shape_of, slot_dtype)
 from .keyed import MISSING, Keyed, struct_for
@@ -654,3 +656,39 @@ class Map(Resource):
         columns(keys, "key", cols)
         columns(values, "value", cols)
         return pd.DataFrame(cols)
+
+    # -- columnar and notebook views (maps/frames.py) -------------------------------------------
+    def to_pandas(self, percpu: str = "sum") -> Any:
+        """Every element as a pandas DataFrame: key and value columns (struct fields by name,
+        ``char[]`` as text); per-CPU values reduced by ``percpu`` ("sum", "min", "max") or one row
+        per key and CPU ("cpu"). Needs pandas.
+
+        Example::
+
+            obj.maps.counts.to_pandas().sort_values("value").tail()
+        """
+        return columnar.to_pandas(_frames.columns(self, percpu))
+
+    def to_arrow(self, percpu: str = "sum") -> Any:
+        """Every element as a ``pyarrow.Table`` (columns as :meth:`to_pandas`). Needs pyarrow.
+
+        Example::
+
+            obj.maps.counts.to_arrow().column("value")
+        """
+        return columnar.to_arrow(_frames.columns(self, percpu))
+
+    def to_polars(self, percpu: str = "sum") -> Any:
+        """Every element as a polars DataFrame (columns as :meth:`to_pandas`). Needs polars.
+
+        Example::
+
+            obj.maps.counts.to_polars().sort("value")
+        """
+        return columnar.to_polars(_frames.columns(self, percpu))
+
+    def _repr_html_(self) -> str:
+        return _frames.html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else _frames.text(self))
