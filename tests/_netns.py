@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from pyroute2 import NetNS, netns
 
-__all__ = ["Netns", "private_netns", "inside", "tcp_session", "recv_exact", "veth_pair"]
+__all__ = ["Netns", "private_netns", "inside", "tcp_session", "recv_exact", "veth_pair", "lossy_pair", "LossyPair"]
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,99 @@ def veth_pair(a: Netns, b: Netns, addr_a: str = "10.201.0.1", addr_b: str = "10.
     yield "va", "vb"
 
 
-def set_link(ns: Netns, ifname: str, up: bool) -> None:
-    with NetNS(ns.name) as n:
-        n.link("set", index=n.link_lookup(ifname=ifname)[0], state="up" if up else "down")
+XDP_DROP_SRC = r'''
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+const volatile __u16 port = 0;
+__u32 to_drop = 0;
+__u32 dropped = 0;
+
+/* Drop the first `to_drop` IPv4 TCP segments with payload to `port`: losses TCP must repair. */
+SEC("xdp")
+int drop_data(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct tcphdr *tcp;
+	__u32 ihl, len;
+
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(0x0800) || ip->protocol != 6)
+		return XDP_PASS;
+	ihl = ip->ihl * 4;
+	if (ihl < 20)
+		return XDP_PASS;
+	tcp = (void *)ip + ihl;
+	if ((void *)(tcp + 1) > end || tcp->dest != bpf_htons(port))
+		return XDP_PASS;
+	len = bpf_ntohs(ip->tot_len) - ihl - tcp->doff * 4;
+	if (len && dropped < to_drop) {
+		dropped++;
+		return XDP_DROP;
+	}
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+'''
 
 
-def in_thread(fn, *args):  # type: ignore[no-untyped-def]
-    t = threading.Thread(target=fn, args=args, daemon=True)
-    t.start()
-    return t
+@dataclass(frozen=True)
+class LossyResult:
+    client_port: int
+    server_port: int
+    dropped: int        # segments the XDP program dropped
+    total_retrans: int  # the sending socket's own count (tcp_info.tcpi_total_retrans)
+
+
+@dataclass
+class LossyPair:
+    """A sender namespace and a receiver namespace joined by a veth, with an XDP program on the
+    receiving end that drops exactly ``drops`` data segments to the server's port."""
+
+    sender: Netns
+    receiver: Netns
+    sender_ip: str
+    receiver_ip: str
+    obj: object
+    srv: socket.socket
+
+    def send(self, nbytes: int) -> LossyResult:
+        """One connection that sends ``nbytes`` through the losses and waits until all arrived."""
+        with inside(self.sender):
+            cli = socket.socket()
+        with cli:
+            cli.connect((self.receiver_ip, self.srv.getsockname()[1]))
+            conn, _ = self.srv.accept()
+            with conn:
+                cli.sendall(b"z" * nbytes)
+                recv_exact(conn, nbytes)
+                info = cli.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+                cport = cli.getsockname()[1]
+        # struct tcp_info: tcpi_total_retrans is the u32 at byte 100
+        return LossyResult(cport, self.srv.getsockname()[1], int(self.obj.bss.dropped),  # type: ignore[attr-defined]
+                           struct.unpack_from("I", info, 100)[0])
+
+
+@contextlib.contextmanager
+def lossy_pair(drops: int) -> Iterator[LossyPair]:
+    """Tail loss probes are off in the sender's namespace (net.ipv4.tcp_early_retrans=0, a
+    per-namespace setting), so that each lost segment is repaired by exactly one RTO
+    retransmission."""
+    import bpfkit
+
+    with private_netns("lossa") as a, private_netns("lossb") as b, veth_pair(a, b) as (_, peer):
+        with inside(a), open("/proc/sys/net/ipv4/tcp_early_retrans", "w") as f:
+            f.write("0")
+        with inside(b):
+            srv = socket.create_server(("10.201.0.2", 0))
+        spec = bpfkit.open(bpfkit.compile(XDP_DROP_SRC))
+        spec.rodata.port = srv.getsockname()[1]
+        with spec.load() as obj, srv:
+            obj.bss.to_drop = drops
+            with inside(b):
+                link = obj.progs.drop_data.attach_xdp(peer)
+            with link:
+                yield LossyPair(a, b, "10.201.0.1", "10.201.0.2", obj, srv)

@@ -11,14 +11,12 @@ import os
 import re
 import signal
 import socket
-import struct
 import time
 
 import pytest
 
-import bpfkit
 from _cli import ToolRun
-from _netns import inside, private_netns, recv_exact, tcp_session, veth_pair
+from _netns import inside, lossy_pair, private_netns, tcp_session
 from bpfkit import cli
 from bpfkit.tools.common import comm_of
 from bpfkit.tools import solisten, tcpaccept, tcpconnect, tcpconnlat, tcplife, tcpretrans, tcpstates, tcptop
@@ -233,90 +231,23 @@ def test_solisten_exact_port_and_backlog() -> None:
         (4, "127.0.0.1", ports[0], 37, ME), (6, "::1", ports[1], 5, ME)]
 
 
-XDP_DROP_SRC = r'''
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
-
-const volatile __u16 port = 0;
-__u32 to_drop = 0;
-__u32 dropped = 0;
-
-/* Drop the first `to_drop` TCP segments with payload to `port`: losses TCP must repair. */
-SEC("xdp")
-int drop_data(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = data + sizeof(*eth);
-	struct tcphdr *tcp;
-	__u32 ihl, len;
-
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(0x0800) || ip->protocol != 6)
-		return XDP_PASS;
-	ihl = ip->ihl * 4;
-	if (ihl < 20)
-		return XDP_PASS;
-	tcp = (void *)ip + ihl;
-	if ((void *)(tcp + 1) > end || tcp->dest != bpf_htons(port))
-		return XDP_PASS;
-	len = bpf_ntohs(ip->tot_len) - ihl - tcp->doff * 4;
-	if (len && dropped < to_drop) {
-		dropped++;
-		return XDP_DROP;
-	}
-	return XDP_PASS;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-'''
-
-
-def _lossy_session(drops: int, *, count_only: bool = False) -> tuple[object, int, tuple[int, int], list, dict]:
-    """A session over a veth between two namespaces of the test's own, with exactly ``drops`` data
-    segments dropped on arrival; tail loss probes off in the sender's namespace so that each loss
-    is repaired by one RTO retransmission. Returns (dropped, the socket's own tcpi_total_retrans,
-    (client port, server port), events, counts)."""
-    with private_netns("rtxa") as a, private_netns("rtxb") as b, veth_pair(a, b):
-        with inside(a):
-            with open("/proc/sys/net/ipv4/tcp_early_retrans", "w") as f:
-                f.write("0")
-            cli = socket.socket()
-        with inside(b):
-            srv = socket.create_server(("10.201.0.2", 0))
-        spec = bpfkit.open(bpfkit.compile(XDP_DROP_SRC))
-        spec.rodata.port = srv.getsockname()[1]
-        with spec.load() as obj, srv, cli:
-            obj.bss.to_drop = drops
-            with inside(b):
-                link = obj.progs.drop_data.attach_xdp("vb")
-            with link, tcpretrans.stream(netns=str(a.inode), count_only=count_only) as t:
-                cli.connect(("10.201.0.2", srv.getsockname()[1]))
-                conn, _ = srv.accept()
-                with conn:
-                    cli.sendall(b"z" * 1000)
-                    recv_exact(conn, 1000)
-                    info = cli.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-                    time.sleep(0.2)
-                    events = [] if count_only else tcpretrans.decode(t.drain())
-                    found = tcpretrans.counts(t) if count_only else {}
-            dropped = int(obj.bss.dropped)
-            ports = (cli.getsockname()[1], srv.getsockname()[1])
-    # struct tcp_info: tcpi_total_retrans is the u32 at byte 100
-    return dropped, struct.unpack_from("I", info, 100)[0], ports, events, found
-
-
 def test_tcpretrans_reports_each_forced_retransmission() -> None:
-    dropped, total, (cport, sport), events, _ = _lossy_session(2)
-    assert dropped == 2 and total == 2
+    with lossy_pair(drops=2) as pair, tcpretrans.stream(netns=str(pair.sender.inode)) as t:
+        r = pair.send(1000)
+        time.sleep(0.2)
+        events = tcpretrans.decode(t.drain())
+    assert r.dropped == 2 and r.total_retrans == 2
     assert [(e["saddr"], e["lport"], e["daddr"], e["dport"], e["state"]) for e in events] == [
-        ("10.201.0.1", cport, "10.201.0.2", sport, "ESTABLISHED")] * 2
+        (pair.sender_ip, r.client_port, pair.receiver_ip, r.server_port, "ESTABLISHED")] * 2
 
 
 def test_tcpretrans_counts_per_flow() -> None:
-    dropped, total, (cport, sport), _, found = _lossy_session(1, count_only=True)
-    assert dropped == 1 and total == 1
-    assert found == {("10.201.0.1", cport, "10.201.0.2", sport): 1}
+    with lossy_pair(drops=1) as pair, tcpretrans.stream(netns=str(pair.sender.inode), count_only=True) as t:
+        r = pair.send(1000)
+        time.sleep(0.2)
+        found = tcpretrans.counts(t)
+    assert r.dropped == 1 and r.total_retrans == 1
+    assert found == {(pair.sender_ip, r.client_port, pair.receiver_ip, r.server_port): 1}
 
 
 def test_tcpretrans_lossprobe_needs_kprobes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from .common import ToolError
 
-__all__ = ["STATES", "ip", "addr_row", "netns_inode", "net_rodata", "add_net_options", "family_of"]
+__all__ = ["STATES", "ip", "ip16", "addr_row", "netns_inode", "net_rodata", "add_net_options", "family_of"]
 
 # enum TCP_ESTABLISHED... of include/net/tcp_states.h, named as bcc's tcpstates prints them
 STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
@@ -33,6 +33,18 @@ def ip(a: Any, which: str = "saddr") -> str:
     if int(a["family"]) == AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[:4])
     return socket.inet_ntop(socket.AF_INET6, raw.ljust(16, b"\0"))
+
+
+V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def ip16(raw: bytes) -> str:
+    """A 16-byte address (IPv4 v4-mapped, as tcpretrans' counts keep it) as text; a char array
+    read back from a map has lost its trailing NULs, which are put back."""
+    raw = bytes(raw).ljust(16, b"\0")
+    if raw.startswith(V4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, raw[12:])
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def addr_row(a: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._net import STATES, add_net_options, addr_row, family_of, ip, net_rodata
+from ._net import STATES, add_net_options, addr_row, family_of, ip, ip16, net_rodata
 from ._part2 import Traced, flag_on_signals, follow, require_kprobes, tool_spec
 from .common import parser, positive_float, print_json, run_tool
 
@@ -48,9 +48,9 @@ def decode(batch: np.ndarray) -> list[dict[str, Any]]:
 def counts(t: Traced) -> dict[tuple[str, int, str, int], int]:
     """The per-flow counts of a ``count_only`` stream: (laddr, lport, raddr, rport) -> n."""
     out: dict[tuple[str, int, str, int], int] = {}
-    for key, n in t.obj.maps["counts"].items():
-        row = addr_row(key)
-        k = (row["saddr"], row["lport"], row["daddr"], row["dport"])
+    keys, vals = t.obj.maps["counts"].to_numpy()
+    for key, n in zip(keys, vals):   # one entry per flow and state: summed per flow, as bcc's -c
+        k = (ip16(key["saddr"]), int(key["lport"]), ip16(key["daddr"]), int(key["dport"]))
         out[k] = out.get(k, 0) + int(n)
     return out
 

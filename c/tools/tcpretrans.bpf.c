@@ -19,12 +19,35 @@ struct retrans_event {
 
 BPFKIT_RINGBUF(events, struct retrans_event, 1 << 20);
 
+/* -c's key, also the exporter's (bpfkit/exporter/tools.py): addresses as char arrays of 16 bytes,
+ * IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d), so that one column names any address. */
+struct flow_key {
+	char saddr[16];
+	char daddr[16];
+	__u32 netns;
+	__u16 lport;
+	__u16 dport;
+	__u16 state;
+	__u16 pad_;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct sk_addr);
+	__type(key, struct flow_key);
 	__type(value, __u64);
 } counts SEC(".maps");
+
+static __always_inline void v6_form(char *dst, const __u8 *src, __u16 family)
+{
+	if (family == AF_INET) {
+		__builtin_memset(dst, 0, 10);
+		dst[10] = dst[11] = (char)0xff;
+		__builtin_memcpy(dst + 12, src, 4);
+	} else {
+		__builtin_memcpy(dst, src, 16);
+	}
+}
 
 __u64 missed = 0;
 
@@ -38,11 +61,20 @@ int BPF_PROG(on_retransmit, const struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	sk_read_addr(sk, &a);
 	if (count_only) {
-		__u64 one = 1, *n = bpf_map_lookup_elem(&counts, &a);
+		struct flow_key k = {};
+		__u64 one = 1, *n;
+
+		v6_form(k.saddr, a.saddr, a.family);
+		v6_form(k.daddr, a.daddr, a.family);
+		k.netns = a.netns;
+		k.lport = a.lport;
+		k.dport = a.dport;
+		k.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		n = bpf_map_lookup_elem(&counts, &k);
 
 		if (n)
 			__sync_fetch_and_add(n, 1);
-		else if (bpf_map_update_elem(&counts, &a, &one, BPF_NOEXIST))
+		else if (bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST))
 			__sync_fetch_and_add(&missed, 1);
 		return 0;
 	}
