@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tcptop": ("bpfkit.tools.tcptop", "main", "top for TCP: bytes per process and flow, like bcc's tcptop"),
     "solisten": ("bpfkit.tools.solisten", "main", "trace listen() on TCP sockets, like bcc's solisten"),
     "oomkill": ("bpfkit.tools.oomkill", "main", "trace OOM kills: trigger and victim, like bcc's oomkill"),
+    "memleak": ("bpfkit.tools.memleak", "main", "outstanding allocations of a process by stack, like bcc's memleak -p"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }

@@ -1,8 +1,10 @@
 """The memory tools on the real kernel: oomkill sees the OOM kill of a fixture process that
-allocates without end inside a memory cgroup of the test's own (tests/_memcg.py)."""
+allocates without end inside a memory cgroup of the test's own (tests/_memcg.py); memleak finds
+exactly the allocations leak_target leaks, by the function that made them, and not those it frees."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +14,9 @@ import pytest
 
 from _cli import ToolRun
 from _memcg import memory_cgroup
-from bpfkit.tools import oomkill
+from bpfkit.testing import fixtures
+from bpfkit.tools import memleak, oomkill
+from bpfkit.tools.common import ToolError
 
 pytestmark = pytest.mark.root
 
@@ -58,3 +62,66 @@ def test_oomkill_cli_text_and_json() -> None:
     assert rc == 0, err
     assert [json.loads(line)["trigger_pid"] for line in out.splitlines()
             if json.loads(line)["pid"] == p.pid] == [p.pid]
+
+
+# -- memleak ------------------------------------------------------------------------------------
+
+LEAKS = {"leak_malloc": (7000, 7), "leak_calloc": (1200, 3), "leak_realloc": (5000, 1), "leak_memalign": (8192, 2)}
+CALLS = 19  # allocator calls returning an allocation in leak_target.c (free not counted)
+
+
+def _by_function(rows: list) -> dict[str, tuple[int, int]]:
+    out = {}
+    for o in rows:
+        inner = o.frames[0].split("+")[0]
+        assert inner not in out, rows
+        out[inner] = (o.size, o.count)
+    return out
+
+
+def _run_leaks(m: memleak.Memleak, p: fixtures.FixtureProcess) -> None:
+    p.release()
+    end = time.monotonic() + 10
+    while m.seen < CALLS and time.monotonic() < end:
+        time.sleep(0.02)
+
+
+def test_memleak_exact_outstanding_allocations_by_function() -> None:
+    with fixtures.spawn(fixtures.leak_target(), timeout=30) as p:
+        with memleak.trace(p.pid) as m:
+            _run_leaks(m, p)
+            rows = m.outstanding()
+            assert m.seen == CALLS and m.lost == 0
+            top2 = m.outstanding(top=2)
+        p.finish()
+    assert _by_function(rows) == LEAKS          # churn()'s five allocations were all freed
+    assert [o.size for o in rows] == sorted(o.size for o in rows)
+    assert all(o.frames[1].startswith("main+") and "[leak_target]" in o.frames[0] for o in rows)
+    assert [o.size for o in top2] == [7000, 8192]
+
+
+def test_memleak_size_filter_and_errors() -> None:
+    with fixtures.spawn(fixtures.leak_target(), timeout=30) as p:
+        with memleak.trace(p.pid, min_size=1500) as m:
+            p.release()
+            time.sleep(0.5)
+            rows = m.outstanding()
+            assert m.seen == 1 + 2 + 5     # realloc to 5000, posix_memalign x2, churn's 2000s
+        p.finish()
+    assert _by_function(rows) == {"leak_realloc": (5000, 1), "leak_memalign": (8192, 2)}
+    with pytest.raises(ToolError, match="no such process"):
+        memleak.trace(2 ** 22 + 12345)
+
+
+def test_memleak_cli_report_on_sigint() -> None:
+    with fixtures.spawn(fixtures.leak_target(), timeout=30) as p:
+        with ToolRun("memleak", "-p", str(p.pid), "60", ready=re.compile("Attaching to pid")) as run:
+            p.release()
+            time.sleep(1.0)
+            rc, out, err = run.stop(signal.SIGINT)
+        p.finish()
+    assert rc == 0, err
+    text = out.split("stacks with outstanding allocations:", 1)[1]
+    for func, (size, count) in LEAKS.items():
+        assert re.search(rf"\t{size} bytes in {count} allocations from stack\n\t\t0x[0-9a-f]{{16}}\t{func}\+", text), out
+    assert "churn" not in text
