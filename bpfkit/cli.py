@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solisten": ("bpfkit.tools.solisten", "main", "trace listen() on TCP sockets, like bcc's solisten"),
     "oomkill": ("bpfkit.tools.oomkill", "main", "trace OOM kills: trigger and victim, like bcc's oomkill"),
     "memleak": ("bpfkit.tools.memleak", "main", "outstanding allocations of a process by stack, like bcc's memleak -p"),
+    "drsnoop": ("bpfkit.tools.drsnoop", "main", "trace direct memory reclaim with latency, like bcc's drsnoop"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }

@@ -1,21 +1,24 @@
 """The memory tools on the real kernel: oomkill sees the OOM kill of a fixture process that
 allocates without end inside a memory cgroup of the test's own (tests/_memcg.py); memleak finds
-exactly the allocations leak_target leaks, by the function that made them, and not those it frees."""
+exactly the allocations leak_target leaks, by the function that made them, and not those it frees;
+drsnoop sees the reclaim a writer over its cgroup's limit must do (at least the excess, in pages)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
 from _cli import ToolRun
 from _memcg import memory_cgroup
 from bpfkit.testing import fixtures
-from bpfkit.tools import memleak, oomkill
+from bpfkit.tools import drsnoop, memleak, oomkill
 from bpfkit.tools.common import ToolError
 
 pytestmark = pytest.mark.root
@@ -125,3 +128,49 @@ def test_memleak_cli_report_on_sigint() -> None:
     for func, (size, count) in LEAKS.items():
         assert re.search(rf"\t{size} bytes in {count} allocations from stack\n\t\t0x[0-9a-f]{{16}}\t{func}\+", text), out
     assert "churn" not in text
+
+
+# -- drsnoop ------------------------------------------------------------------------------------
+
+FILE_MB = 128
+
+
+def _page_cache_over_limit() -> subprocess.Popen[bytes]:
+    """A process writing FILE_MB of page cache inside a cgroup of LIMIT: the kernel makes it
+    reclaim at least FILE_MB - LIMIT of its own pages as it writes."""
+    path = f"/tmp/bpfkit-drsnoop-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    code = ("import os, sys\nf = open(sys.argv[1], 'wb')\nfor i in range(%d):\n    f.write(b'x' * (1 << 20))\n"
+            "    f.flush()\nf.close()\nos.unlink(sys.argv[1])\n" % FILE_MB)
+    with memory_cgroup(LIMIT) as cg:
+        p = subprocess.Popen([sys.executable, "-c", code, path], preexec_fn=cg.enter)
+        p.wait(timeout=120)
+    assert p.returncode == 0
+    return p
+
+
+def test_drsnoop_memcg_reclaim_of_a_writer_over_its_limit() -> None:
+    with drsnoop.stream(memcg=True) as s:
+        p = _page_cache_over_limit()
+        time.sleep(0.2)
+        rows = [r for r in drsnoop.decode(s.drain()) if r["pid"] == p.pid]
+    assert rows and {r["kind"] for r in rows} == {"memcg"} and all(r["lat_ns"] > 0 for r in rows)
+    need = (FILE_MB << 20) - LIMIT
+    assert sum(r["pages"] for r in rows) * 4096 >= need, rows
+
+
+def test_drsnoop_cli_scoped_json() -> None:
+    with ToolRun("drsnoop", "--memcg", "--json", "-n", "drsnoop-none") as run:  # no such command
+        p = _page_cache_over_limit()
+        time.sleep(0.3)
+        rc, out, err = run.stop()
+    assert rc == 0, err
+    assert out == ""
+    with ToolRun("drsnoop", "--memcg", "-T") as run:
+        p = _page_cache_over_limit()
+        time.sleep(0.3)
+        rc, out, err = run.stop()
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["TIME(s)", "COMM", "PID", "LAT(ms)", "PAGES"]
+    assert sum(int(line.split()[4]) for line in lines[1:] if line.split()[2] == str(p.pid)) * 4096 >= \
+        (FILE_MB << 20) - LIMIT
