@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "oomkill": ("bpfkit.tools.oomkill", "main", "trace OOM kills: trigger and victim, like bcc's oomkill"),
     "memleak": ("bpfkit.tools.memleak", "main", "outstanding allocations of a process by stack, like bcc's memleak -p"),
     "drsnoop": ("bpfkit.tools.drsnoop", "main", "trace direct memory reclaim with latency, like bcc's drsnoop"),
+    "mountsnoop": ("bpfkit.tools.mountsnoop", "main", "trace mount() and umount() calls, like bcc's mountsnoop"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }
