@@ -85,16 +85,17 @@ def decode(batch: np.ndarray) -> list[dict[str, Any]]:
     for r in batch:
         mount = int(r["op"]) == 0
         flags = int(r["flags"])
-        row = {"ts_ns": int(r["ts"]), "comm": _text(r["comm"]), "pid": int(r["pid"]), "tid": int(r["tid"]),
+        ret = int(r["ret"])
+        row: dict[str, Any] = {"ts_ns": int(r["ts"]), "comm": _text(r["comm"]), "pid": int(r["pid"]), "tid": int(r["tid"]),
                "mnt_ns": int(r["mnt_ns"]), "op": "mount" if mount else "umount", "source": _text(r["source"]),
                "target": _text(r["target"]), "fstype": _text(r["fstype"]), "flags": flags,
-               "data": _text(r["data"]), "ret": int(r["ret"])}
+               "data": _text(r["data"]), "ret": ret}
         if mount:
             call = 'mount("%s", "%s", "%s", %s, "%s")' % (row["source"], row["target"], row["fstype"],
                                                          mount_flags(flags), row["data"])
         else:
             call = 'umount("%s", %s)' % (row["target"], umount_flags(flags))
-        row["call"] = f"{call} = {_result(row['ret'])}"
+        row["call"] = f"{call} = {_result(ret)}"
         rows.append(row)
     return rows
 
