@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "memleak": ("bpfkit.tools.memleak", "main", "outstanding allocations of a process by stack, like bcc's memleak -p"),
     "drsnoop": ("bpfkit.tools.drsnoop", "main", "trace direct memory reclaim with latency, like bcc's drsnoop"),
     "mountsnoop": ("bpfkit.tools.mountsnoop", "main", "trace mount() and umount() calls, like bcc's mountsnoop"),
+    "vfsstat": ("bpfkit.tools.vfsstat", "main", "VFS calls per second, like bcc's vfsstat (needs kprobes)"),
+    "filetop": ("bpfkit.tools.filetop", "main", "file reads/writes by process and file, like bcc's filetop (kprobes)"),
+    "fileslower": ("bpfkit.tools.fileslower", "main", "slow synchronous file I/O, like bcc's fileslower (kprobes)"),
+    "filelife": ("bpfkit.tools.filelife", "main", "short-lived files with their age, like bcc's filelife (kprobes)"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }

@@ -63,6 +63,11 @@ EVERY_KERNEL = {
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_raw_sys_enter-<lambda>-raw_tp_hits]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits0]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits1]",
+    # the file tools of the toolkit (kprobes: the VFS has no tracepoints)
+    "tests/test_tools_files.py::test_vfsstat_counts_a_process_exactly",
+    "tests/test_tools_files.py::test_filetop_reads_and_bytes_per_file_exactly",
+    "tests/test_tools_files.py::test_fileslower_reports_each_io_over_the_threshold",
+    "tests/test_tools_files.py::test_filelife_sees_a_file_created_and_deleted",
 }
 # kernel -> (tests that must skip there, shipped objects that cannot load there)
 MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {

@@ -15,7 +15,9 @@ import time
 import pytest
 
 from _cli import ToolRun
-from bpfkit.tools import mountsnoop
+from bpfkit import FeatureNotSupported, cli, features
+from bpfkit.testing import fixtures
+from bpfkit.tools import filelife, fileslower, filetop, mountsnoop, vfsstat
 
 pytestmark = pytest.mark.root
 
@@ -83,3 +85,92 @@ def test_mount_flag_names() -> None:
     assert mountsnoop.mount_flags(4096 | 16384) == "MS_BIND|MS_REC"
     assert mountsnoop.mount_flags(1 << 30) == hex(1 << 30)
     assert mountsnoop.umount_flags(1 | 8) == "MNT_FORCE|UMOUNT_NOFOLLOW"
+
+
+# -- the kprobe file tools ------------------------------------------------------------------------
+
+KPROBES = features.check("kprobes")
+KPROBE_TOOLS = {"vfsstat": lambda: vfsstat.trace(), "filetop": lambda: filetop.trace(),
+                "fileslower": lambda: fileslower.stream(), "filelife": lambda: filelife.stream()}
+
+
+@pytest.mark.skipif(KPROBES[0], reason="this kernel has kprobes: the file tools are tested for real")
+@pytest.mark.parametrize("tool", sorted(KPROBE_TOOLS))
+def test_file_tools_name_the_missing_kprobes(tool: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(FeatureNotSupported, match=f"^{tool} .*needs kprobes: ") as exc:
+        KPROBE_TOOLS[tool]()
+    assert exc.value.feature == "kprobes"
+    assert cli.main([tool]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"bpfkit {tool}: {tool} (") and "needs kprobes" in err and "CONFIG_KPROBES" in err
+
+
+N, SIZE = 9, 3000
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_vfsstat_counts_a_process_exactly() -> None:
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(N), str(SIZE)) as p:
+        with vfsstat.trace(pid=p.pid) as t:
+            p.finish()
+            reads = t.read()
+    with fixtures.spawn(fixtures.syscall_target(), "write", str(N), str(SIZE)) as p:
+        with vfsstat.trace(pid=p.pid) as t:
+            p.finish()
+            writes = t.read()
+    assert reads == {"read": N, "write": 0, "fsync": 0, "open": 0, "create": 0}
+    assert writes == {"read": 0, "write": N, "fsync": 0, "open": 0, "create": 0}
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_filetop_reads_and_bytes_per_file_exactly() -> None:
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(N), str(SIZE)) as p:
+        with filetop.trace(pid=p.pid, all_files=True) as t, filetop.trace(pid=p.pid) as regular:
+            p.finish()
+            rows = t.read()
+            assert regular.read() == []             # /dev/zero is not a regular file
+    assert [(r["tid"], r["file"], r["type"], r["reads"], r["rbytes"], r["writes"]) for r in rows] == [
+        (p.pid, "zero", "O", N, N * SIZE, 0)]
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_fileslower_reports_each_io_over_the_threshold() -> None:
+    with fixtures.spawn(fixtures.syscall_target(), "read", str(N), str(SIZE)) as p:
+        with fileslower.stream(min_ms=0, pid=p.pid, all_files=True) as s, \
+                fileslower.stream(min_ms=60_000, pid=p.pid, all_files=True) as none:
+            p.finish()
+            time.sleep(0.1)
+            rows = fileslower.decode(s.drain())
+            assert len(none.drain()) == 0
+    assert [(r["dir"], r["bytes"], r["ret"], r["file"], r["tid"]) for r in rows] == [("R", SIZE, SIZE, "zero", p.pid)] * N
+    assert all(r["lat_ns"] > 0 for r in rows)
+
+
+LIFE = r"""
+import os, sys, time
+sys.stdin.readline()
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600)
+os.close(fd)
+time.sleep(0.3)
+os.unlink(sys.argv[1])
+"""
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_filelife_sees_a_file_created_and_deleted() -> None:
+    # tmpfs: on a stacked file system (overlayfs, as a guest's / may be) the file is created and
+    # deleted twice, once in each layer, and filelife rightly reports both
+    with tempfile.TemporaryDirectory(prefix="bpfkit-life-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as d:
+        path = os.path.join(d, "short-lived")
+        p = subprocess.Popen([sys.executable, "-c", LIFE, path], stdin=subprocess.PIPE, text=True)
+        with filelife.stream(pid=p.pid) as s:
+            p.communicate("\n", timeout=60)
+            time.sleep(0.1)
+            rows = filelife.decode(s.drain())
+    assert p.returncode == 0
+    assert [(r["file"], r["pid"]) for r in rows] == [("short-lived", p.pid)], rows
+    assert 0.3e9 <= rows[0]["age_ns"] < 30e9

@@ -21,7 +21,8 @@ import time
 from typing import Any, Optional, Sequence
 
 from ._net import add_net_options, addr_row, family_of, net_rodata
-from ._part2 import Traced, every, flag_on_signals, tool_spec
+from ..errors import FeatureNotSupported
+from ._part2 import Traced, every, flag_on_signals, has_tracepoint, tool_spec
 from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
 
 __all__ = ["Tcptop", "trace", "main"]
@@ -44,6 +45,11 @@ class Tcptop(Traced):
 def trace(*, pid: Optional[int] = None, comm: Optional[str] = None, cgroup: Optional[str] = None, family: int = 0,
           netns: Optional[str] = None) -> Tcptop:
     """Start counting TCP bytes (of ``pid``/``comm``/``cgroup``, ``family``, ``netns`` when given)."""
+    for tp in ("sock_send_length", "sock_recv_length"):
+        if not has_tracepoint("sock", tp):
+            raise FeatureNotSupported(f"tcptop needs tracepoint sock:{tp} (Linux 6.3+), which this kernel does not "
+                                      "have (bcc's tcptop uses kprobes on tcp_sendmsg/tcp_cleanup_rbuf instead)",
+                                      feature=f"tracepoint sock:{tp}")
     spec = tool_spec("tcptop", Scope(pid=pid, comm=comm, cgroup=cgroup), **net_rodata(netns, family))
     return Tcptop(spec, counters=("missed",))
 

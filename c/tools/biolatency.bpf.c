@@ -55,7 +55,10 @@ int BPF_PROG(on_issue, struct request *rq)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(on_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
 {
-	struct rq_start *s = bpf_map_lookup_elem(&starts, &rq);
+	/* the key is a copy: the verifier forgets that a stack slot held a kernel pointer once a
+	 * helper reads it as a map key (6.1, 6.12), and rq must stay a pointer it can follow */
+	__u64 rq_key = (__u64)rq;
+	struct rq_start *s = bpf_map_lookup_elem(&starts, &rq_key);
 	struct hkey key = {};
 	__u64 delta;
 
@@ -84,7 +87,7 @@ int BPF_PROG(on_complete, struct request *rq, blk_status_t error, unsigned int n
 		}
 	}
 out:
-	bpf_map_delete_elem(&starts, &rq);
+	bpf_map_delete_elem(&starts, &rq_key);
 	return 0;
 }
 

@@ -48,6 +48,7 @@ static __always_inline bool rq_is_write(struct request *rq)
 /* The request was accounted: remember when and by whom, if it is in the scope. */
 static __always_inline int block_started(struct request *rq)
 {
+	__u64 key = (__u64)rq;   /* a copy as the key: see biolatency.bpf.c's on_complete */
 	struct rq_start s = {};
 
 	if (!bpfkit_filter_pass())
@@ -55,7 +56,7 @@ static __always_inline int block_started(struct request *rq)
 	s.start = bpf_ktime_get_ns();
 	s.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(s.comm, sizeof(s.comm));
-	if (bpf_map_update_elem(&starts, &rq, &s, BPF_ANY))
+	if (bpf_map_update_elem(&starts, &key, &s, BPF_ANY))
 		__sync_fetch_and_add(&missed, 1);
 	return 0;
 }
@@ -64,13 +65,14 @@ static __always_inline int block_started(struct request *rq)
  * the entry is made here, with the issuing task as the submitter. */
 static __always_inline struct rq_start *block_issued(struct request *rq)
 {
+	__u64 key = (__u64)rq;
 	struct rq_start *s;
 	__u64 now;
 
 	if (filter_dev && rq_dev(rq) != filter_dev)
 		return NULL;
 	now = bpf_ktime_get_ns();
-	s = bpf_map_lookup_elem(&starts, &rq);
+	s = bpf_map_lookup_elem(&starts, &key);
 	if (!s) {
 		struct rq_start fresh = {};
 
@@ -81,11 +83,11 @@ static __always_inline struct rq_start *block_issued(struct request *rq)
 		fresh.start = now;
 		fresh.pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
-		if (bpf_map_update_elem(&starts, &rq, &fresh, BPF_ANY)) {
+		if (bpf_map_update_elem(&starts, &key, &fresh, BPF_ANY)) {
 			__sync_fetch_and_add(&missed, 1);
 			return NULL;
 		}
-		s = bpf_map_lookup_elem(&starts, &rq);
+		s = bpf_map_lookup_elem(&starts, &key);
 		if (!s)
 			return NULL;
 	}

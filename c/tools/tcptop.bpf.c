@@ -1,6 +1,7 @@
 // tcptop: TCP bytes sent and received per process and flow, summed in the kernel, as bcc's tcptop;
-// from sock:sock_send_length / sock_recv_length (tp_btf, the length sendmsg/recvmsg returned, in
-// the caller's context) instead of bcc's kprobes on tcp_sendmsg / tcp_cleanup_rbuf.
+// from sock:sock_send_length / sock_recv_length (Linux 6.3+: the length sendmsg/recvmsg returned,
+// in the caller's context) instead of bcc's kprobes on tcp_sendmsg / tcp_cleanup_rbuf. raw_tp,
+// not tp_btf, so that the object still loads on older kernels (the tool then says what is missing).
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -60,13 +61,13 @@ static __always_inline int account(struct sock *sk, int ret, bool rx)
 	return 0;
 }
 
-SEC("tp_btf/sock_send_length")
+SEC("raw_tp/sock_send_length")
 int BPF_PROG(on_send, struct sock *sk, int ret, int flags)
 {
 	return account(sk, ret, false);
 }
 
-SEC("tp_btf/sock_recv_length")
+SEC("raw_tp/sock_recv_length")
 int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
 {
 	if (flags & MSG_PEEK_)
