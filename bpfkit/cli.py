@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "filetop": ("bpfkit.tools.filetop", "main", "file reads/writes by process and file, like bcc's filetop (kprobes)"),
     "fileslower": ("bpfkit.tools.fileslower", "main", "slow synchronous file I/O, like bcc's fileslower (kprobes)"),
     "filelife": ("bpfkit.tools.filelife", "main", "short-lived files with their age, like bcc's filelife (kprobes)"),
+    "cachestat": ("bpfkit.tools.cachestat", "main", "page cache hits and misses, like bcc's cachestat (kprobes)"),
     "exporter": ("bpfkit.exporter.cli", "main", "serve BPF maps as Prometheus metrics (config file)"),
     "record": ("bpfkit.tools.record", "main", "record a ring/perf buffer to Parquet (bpfkit.replay reads it)"),
 }

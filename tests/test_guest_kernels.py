@@ -68,6 +68,7 @@ EVERY_KERNEL = {
     "tests/test_tools_files.py::test_filetop_reads_and_bytes_per_file_exactly",
     "tests/test_tools_files.py::test_fileslower_reports_each_io_over_the_threshold",
     "tests/test_tools_files.py::test_filelife_sees_a_file_created_and_deleted",
+    "tests/test_tools_files.py::test_cachestat_counts_hits_of_a_cached_file_exactly",
 }
 # kernel -> (tests that must skip there, shipped objects that cannot load there)
 MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {

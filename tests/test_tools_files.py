@@ -17,7 +17,7 @@ import pytest
 from _cli import ToolRun
 from bpfkit import FeatureNotSupported, cli, features
 from bpfkit.testing import fixtures
-from bpfkit.tools import filelife, fileslower, filetop, mountsnoop, vfsstat
+from bpfkit.tools import cachestat, filelife, fileslower, filetop, mountsnoop, vfsstat
 
 pytestmark = pytest.mark.root
 
@@ -90,7 +90,7 @@ def test_mount_flag_names() -> None:
 # -- the kprobe file tools ------------------------------------------------------------------------
 
 KPROBES = features.check("kprobes")
-KPROBE_TOOLS = {"vfsstat": lambda: vfsstat.trace(), "filetop": lambda: filetop.trace(),
+KPROBE_TOOLS = {"vfsstat": lambda: vfsstat.trace(), "filetop": lambda: filetop.trace(), "cachestat": lambda: cachestat.trace(),
                 "fileslower": lambda: fileslower.stream(), "filelife": lambda: filelife.stream()}
 
 
@@ -174,3 +174,30 @@ def test_filelife_sees_a_file_created_and_deleted() -> None:
     assert p.returncode == 0
     assert [(r["file"], r["pid"]) for r in rows] == [("short-lived", p.pid)], rows
     assert 0.3e9 <= rows[0]["age_ns"] < 30e9
+
+
+PAGES = 64
+READER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+sys.stdin.readline()
+for i in range(int(sys.argv[2])):
+    assert len(os.pread(fd, 4096, i * 4096)) == 4096
+"""
+
+
+@pytest.mark.guest
+@pytest.mark.skipif(not KPROBES[0], reason=KPROBES[1])
+def test_cachestat_counts_hits_of_a_cached_file_exactly() -> None:
+    """A file on tmpfs is all page cache: reading each of its pages once from its start is one
+    access and no miss per page."""
+    with tempfile.NamedTemporaryFile(prefix="bpfkit-cache-", dir="/dev/shm") as f:
+        f.write(b"c" * (PAGES * 4096))
+        f.flush()
+        p = subprocess.Popen([sys.executable, "-c", READER, f.name, str(PAGES)], stdin=subprocess.PIPE, text=True)
+        with cachestat.trace(pid=p.pid) as t:
+            p.communicate("\n", timeout=60)
+            s = t.read()
+    assert p.returncode == 0
+    assert (s.accessed, s.added, s.dirtied, s.buffers_dirtied) == (PAGES, 0, 0, 0)
+    assert (s.hits, s.misses, s.ratio) == (PAGES, 0, 1.0)
