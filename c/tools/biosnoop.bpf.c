@@ -62,6 +62,7 @@ int BPF_PROG(on_complete, struct request *rq, blk_status_t error, unsigned int n
 	struct gendisk *disk;
 	struct bio_event *e;
 	__u64 *next, end;
+	__u32 dev;
 
 	if (!s)
 		return 0;
@@ -85,13 +86,14 @@ int BPF_PROG(on_complete, struct request *rq, blk_status_t error, unsigned int n
 	else
 		e->disk[0] = 0;
 	end = e->sector + (e->len >> 9);
-	next = bpf_map_lookup_elem(&next_sector, &e->dev);
+	dev = e->dev;   /* a key on the stack: before 6.2 a map key may not point into a ring buffer record */
+	next = bpf_map_lookup_elem(&next_sector, &dev);
 	if (next) {
 		e->pattern = *next == e->sector ? PATTERN_SEQUENTIAL : PATTERN_RANDOM;
 		*next = end;
 	} else {
 		e->pattern = PATTERN_UNKNOWN;
-		bpf_map_update_elem(&next_sector, &e->dev, &end, BPF_ANY);
+		bpf_map_update_elem(&next_sector, &dev, &end, BPF_ANY);
 	}
 	BPFKIT_SUBMIT(events, e);
 out:
