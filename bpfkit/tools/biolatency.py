@@ -99,10 +99,12 @@ def trace(*, queued: bool = False, per_disk: bool = False, per_flags: bool = Fal
         raise ToolError("can only use -D or -F")
     scope = Scope(pid=pid, comm=comm, cgroup=cgroup)
     unit_ns = 1_000_000 if milliseconds else 1000
+    started = queued or not scope.any
     spec = tool_spec("biolatency", scope, queued=queued, per_disk=per_disk, per_flags=per_flags, totals=extension,
-                     unit_ns=unit_ns, filter_dev=disk_dev(disk) if disk else 0, scoped=not scope.any)
+                     unit_ns=unit_ns, filter_dev=disk_dev(disk) if disk else 0, scoped=not scope.any,
+                     want_submitter=False, start_attached=started)
     progs = ["on_issue", "on_complete"]
-    if queued or not scope.any:
+    if started:
         progs.append(start_program())
     return Biolatency(spec, progs, unit="msecs" if milliseconds else "usecs",
                       section="disk" if per_disk else "flags" if per_flags else "", unit_ns=unit_ns)

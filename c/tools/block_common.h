@@ -16,6 +16,8 @@
 
 const volatile __u32 filter_dev = 0;   /* -d DISK: this whole disk only (MKDEV), 0: any */
 const volatile bool scoped = 0;        /* a scope is set: only requests the start program saw count */
+const volatile bool want_submitter = 1; /* record the submitter's pid and comm (biolatency does not) */
+const volatile bool start_attached = 1; /* the start program runs: an issued request may have an entry */
 
 struct rq_start {
 	__u64 start;   /* accounted (io_start/insert), or issued when the queue time is not wanted */
@@ -54,15 +56,17 @@ static __always_inline int block_started(struct request *rq)
 	if (!bpfkit_filter_pass())
 		return 0;
 	s.start = bpf_ktime_get_ns();
-	s.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(s.comm, sizeof(s.comm));
+	if (want_submitter) {
+		s.pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(s.comm, sizeof(s.comm));
+	}
 	if (bpf_map_update_elem(&starts, &key, &s, BPF_ANY))
 		__sync_fetch_and_add(&missed, 1);
 	return 0;
 }
 
-/* The request was issued: its entry (NULL when it is not traced). Without the start program,
- * the entry is made here, with the issuing task as the submitter. */
+/* The request was issued: its entry (NULL when it is not traced, or the entry was made here).
+ * Without the start program, the entry is made here, with the issuing task as the submitter. */
 static __always_inline struct rq_start *block_issued(struct request *rq)
 {
 	__u64 key = (__u64)rq;
@@ -72,7 +76,7 @@ static __always_inline struct rq_start *block_issued(struct request *rq)
 	if (filter_dev && rq_dev(rq) != filter_dev)
 		return NULL;
 	now = bpf_ktime_get_ns();
-	s = bpf_map_lookup_elem(&starts, &key);
+	s = start_attached ? bpf_map_lookup_elem(&starts, &key) : NULL;
 	if (!s) {
 		struct rq_start fresh = {};
 
@@ -81,15 +85,15 @@ static __always_inline struct rq_start *block_issued(struct request *rq)
 		if (scoped)
 			return NULL;
 		fresh.start = now;
-		fresh.pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
-		if (bpf_map_update_elem(&starts, &key, &fresh, BPF_ANY)) {
-			__sync_fetch_and_add(&missed, 1);
-			return NULL;
+		fresh.issue = now;
+		if (want_submitter) {
+			fresh.pid = bpf_get_current_pid_tgid() >> 32;
+			bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
 		}
-		s = bpf_map_lookup_elem(&starts, &key);
-		if (!s)
-			return NULL;
+		/* one map operation on the hot path, as for a plain timestamp */
+		if (bpf_map_update_elem(&starts, &key, &fresh, BPF_ANY))
+			__sync_fetch_and_add(&missed, 1);
+		return NULL;
 	}
 	s->issue = now;
 	return s;
