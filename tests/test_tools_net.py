@@ -67,6 +67,10 @@ def test_tcplife_ipv6_and_scoped_to_a_process() -> None:
             tcp_session(ns, send=10, reply=10)
             time.sleep(0.3)
             assert len(t.drain()) == 0
+        with tcplife.stream(netns=str(ns.inode), lports=[7, 9]) as t:  # bcc's -L 7,9: none of ours
+            tcp_session(ns, send=10, reply=10)
+            time.sleep(0.3)
+            assert len(t.drain()) == 0
 
 
 def test_tcplife_cli_json_until_sigint() -> None:

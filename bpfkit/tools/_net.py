@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from .common import ToolError
 
-__all__ = ["STATES", "ip", "ip16", "addr_row", "netns_inode", "net_rodata", "add_net_options", "family_of"]
+__all__ = ["STATES", "ports", "ip", "ip16", "addr_row", "netns_inode", "net_rodata", "add_net_options", "family_of"]
 
 # enum TCP_ESTABLISHED... of include/net/tcp_states.h, named as bcc's tcpstates prints them
 STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
@@ -88,3 +88,14 @@ def add_net_options(p: argparse.ArgumentParser, families: bool = True) -> None:
         g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
     p.add_argument("--netns", metavar="NS", help="trace this network namespace only (name, path or inode)")
 
+
+
+def ports(text: str) -> list[int]:
+    """bcc's comma-separated port list (at most 8 here)."""
+    try:
+        out = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ports") from None
+    if not out or len(out) > 8 or any(not 0 < p < 65536 for p in out):
+        raise argparse.ArgumentTypeError(f"{text}: 1 to 8 ports, each 1..65535")
+    return out

@@ -20,10 +20,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._net import add_net_options, addr_row, family_of, ip, net_rodata
+from ._net import add_net_options, addr_row, family_of, ip, net_rodata, ports
 from ._part2 import Traced, follow, tool_spec
 from .common import Scope, ToolError, add_scope, parser, positive_float, print_json, run_tool
-from .tcpconnect import ports
 
 __all__ = ["stream", "decode", "main"]
 

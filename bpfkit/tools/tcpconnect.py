@@ -22,22 +22,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._net import STATES, add_net_options, addr_row, family_of, ip, net_rodata
+from ._net import STATES, add_net_options, addr_row, family_of, ip, net_rodata, ports
 from ._part2 import Traced, follow, tool_spec
 from .common import Scope, ToolError, add_scope, nonnegative_int, parser, positive_float, print_json, run_tool
 
-__all__ = ["stream", "decode", "main", "ports"]
-
-
-def ports(text: str) -> list[int]:
-    """bcc's comma-separated port list (at most 8 here)."""
-    try:
-        out = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ports") from None
-    if not out or len(out) > 8 or any(not 0 < p < 65536 for p in out):
-        raise argparse.ArgumentTypeError(f"{text}: 1 to 8 ports, each 1..65535")
-    return out
+__all__ = ["stream", "decode", "main"]
 
 
 def stream(*, pid: Optional[int] = None, tid: Optional[int] = None, comm: Optional[str] = None,

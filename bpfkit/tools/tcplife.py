@@ -16,24 +16,25 @@ Example::
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._net import add_net_options, addr_row, family_of, ip, net_rodata
+from ._net import add_net_options, addr_row, family_of, ip, net_rodata, ports
 from ._part2 import Traced, follow, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from .common import Scope, ToolError, add_scope, parser, positive_float, print_json, run_tool
 
 __all__ = ["stream", "decode", "main"]
 
 
 def stream(*, pid: Optional[int] = None, comm: Optional[str] = None, cgroup: Optional[str] = None,
-           lport: Optional[int] = None, dport: Optional[int] = None, family: int = 0, netns: Optional[str] = None,
+           lports: Sequence[int] = (), dports: Sequence[int] = (), family: int = 0, netns: Optional[str] = None,
            duration: Optional[float] = None) -> Traced:
-    """Start tracing TCP sessions (of ``pid``/``comm``/``cgroup``, local port ``lport``, remote
-    port ``dport``, ``family`` 2 or 10, network namespace ``netns`` when given); iterate for numpy
+    """Start tracing TCP sessions (of ``pid``/``comm``/``cgroup``, local ports ``lports``, remote
+    ports ``dports`` (8 at most each), ``family`` 2 or 10, network namespace ``netns`` when given); iterate for numpy
     batches of ``struct life_event`` (``a``: addresses, ``ts``, ``span_ns``, ``rx_b``, ``tx_b``,
     ``pid``, ``comm``) until ``duration`` passes or ``close()``.
 
@@ -44,8 +45,12 @@ def stream(*, pid: Optional[int] = None, comm: Optional[str] = None, cgroup: Opt
             rows = decode(s.drain())
     """
     scope = Scope(pid=pid, comm=comm, cgroup=cgroup)
-    spec = tool_spec("tcplife", scope, scoped=not scope.any, filter_lport=lport, filter_dport=dport,
-                     **net_rodata(netns, family))
+    if len(lports) > 8 or len(dports) > 8:
+        raise ToolError("at most 8 local and 8 remote ports", errno.EINVAL)
+    spec = tool_spec("tcplife", scope, scoped=not scope.any, **net_rodata(netns, family))
+    for name, ports_ in (("filter_lports", lports), ("filter_dports", dports)):
+        if ports_:
+            setattr(spec.rodata, name, np.array(list(ports_) + [0] * (8 - len(ports_)), np.uint16))
     return Traced(spec, counters=("missed",), duration=duration)
 
 
@@ -75,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output (seconds)")
     p.add_argument("-w", "--wide", action="store_true", help="wide column output (fits IPv6 addresses)")
     p.add_argument("-s", "--csv", action="store_true", help="comma separated values output")
-    p.add_argument("-L", "--localport", type=positive_int, help="trace this local port only")
-    p.add_argument("-D", "--remoteport", type=positive_int, help="trace this remote port only")
+    p.add_argument("-L", "--localport", type=ports, help="comma-separated list of local ports to trace")
+    p.add_argument("-D", "--remoteport", type=ports, help="comma-separated list of remote ports to trace")
     p.add_argument("--duration", type=positive_float, metavar="SECONDS", help="trace this long")
     add_scope(p, comm="--comm")
     add_net_options(p)
@@ -85,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    s = stream(pid=args.pid, comm=args.comm, cgroup=args.cgroup, lport=args.localport, dport=args.remoteport,
+    s = stream(pid=args.pid, comm=args.comm, cgroup=args.cgroup, lports=args.localport or (), dports=args.remoteport or (),
                family=family_of(args.ipv4, args.ipv6), netns=args.netns)
     if args.csv:
         cols = ["PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"]

@@ -12,8 +12,22 @@
 #include "tcp_common.h"
 
 const volatile bool scoped = 0;        /* a scope is set: only sockets an in-scope task touched */
-const volatile __u16 filter_lport = 0; /* -L PORT, 0: any */
-const volatile __u16 filter_dport = 0; /* -D PORT, 0: any */
+const volatile __u16 filter_lports[8] = {}; /* -L PORT[,PORT...], all 0: any */
+const volatile __u16 filter_dports[8] = {}; /* -D PORT[,PORT...], all 0: any */
+
+static __always_inline bool port_in(const volatile __u16 *list, __u16 port)
+{
+	bool any = true;
+
+	for (int i = 0; i < 8; i++) {
+		if (!list[i])
+			break;
+		any = false;
+		if (list[i] == port)
+			return true;
+	}
+	return any;
+}
 
 struct ident {
 	__u32 pid;
@@ -112,7 +126,7 @@ int BPF_PROG(on_state, const struct sock *sk, int oldstate, int newstate)
 	if (!e)
 		goto out;
 	sk_read_addr(sk, &e->a);
-	if ((filter_lport && e->a.lport != filter_lport) || (filter_dport && e->a.dport != filter_dport)) {
+	if (!port_in(filter_lports, e->a.lport) || !port_in(filter_dports, e->a.dport)) {
 		bpf_ringbuf_discard(e, 0);
 		goto out;
 	}
