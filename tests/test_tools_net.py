@@ -254,6 +254,27 @@ def test_tcpretrans_counts_per_flow() -> None:
     assert found == {(pair.sender_ip, r.client_port, pair.receiver_ip, r.server_port): 1}
 
 
+def test_tcpretrans_cli_text_and_count() -> None:
+    with lossy_pair(drops=1) as pair:
+        with ToolRun("tcpretrans", "--netns", str(pair.sender.inode)) as run:
+            r = pair.send(1000)
+            time.sleep(0.4)
+            rc, out, err = run.stop()
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[1].split() == ["TIME", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT", "STATE"]
+        assert [line.split()[2:] for line in lines[2:]] == [
+            ["4", f"{pair.sender_ip}:{r.client_port}", "R>", f"{pair.receiver_ip}:{r.server_port}", "ESTABLISHED"]]
+    with lossy_pair(drops=2) as pair:
+        with ToolRun("tcpretrans", "-c", "--netns", str(pair.sender.inode)) as run:
+            r = pair.send(1000)
+            time.sleep(0.4)
+            rc, out, err = run.stop(signal.SIGTERM)
+        assert rc == 0, err
+        assert out.splitlines()[-1].split() == [f"{pair.sender_ip}:{r.client_port}",
+                                                f"{pair.receiver_ip}:{r.server_port}", "2"]
+
+
 def test_tcpretrans_lossprobe_needs_kprobes(capsys: pytest.CaptureFixture[str]) -> None:
     from bpfkit import features
 

@@ -68,7 +68,7 @@ def _body(args: argparse.Namespace) -> int:
     s = stream(pid=args.pid, comm=args.comm, cgroup=args.cgroup, family=family_of(args.ipv4, args.ipv6),
                netns=args.netns)
     head = ("%-9s " % "TIME" if args.show_timestamp else "") + ("%-12s " % "NETNS" if args.show_netns else "")
-    head += "%-7s %-12s %-6s %-8s %-5s %-39s" % ("PID", "COMM", "PROTO", "BACKLOG", "PORT", "ADDR")
+    head += "%-7s %-12s %-6s %-8s %-5s %s" % ("PID", "COMM", "PROTO", "BACKLOG", "PORT", "ADDR")
 
     def show(batch: np.ndarray) -> None:
         if args.json:
@@ -79,7 +79,7 @@ def _body(args: argparse.Namespace) -> int:
             a = r["a"]
             line = ("%-9s " % time.strftime("%H:%M:%S") if args.show_timestamp else "")
             line += "%-12d " % int(a["netns"]) if args.show_netns else ""
-            print(line + "%-7d %-12.12s %-6s %-8d %-5d %-39s" % (
+            print(line + "%-7d %-12.12s %-6s %-8d %-5d %s" % (
                 int(r["pid"]), r["comm"].decode(errors="replace"), "TCPv4" if int(a["family"]) == 2 else "TCPv6",
                 int(r["backlog"]), int(a["lport"]), ip(a, "saddr")))
 

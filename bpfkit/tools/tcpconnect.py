@@ -98,9 +98,9 @@ def _body(args: argparse.Namespace) -> int:
         if args.json:
             print_json([{"saddr": k[0], "daddr": k[1], "dport": k[2], "connects": n} for k, n in counts.items()])
         else:
-            print("\n%-25s %-25s %-20s %-10s" % ("LADDR", "RADDR", "RPORT", "CONNECTS"))
+            print("\n%-25s %-25s %-20s %s" % ("LADDR", "RADDR", "RPORT", "CONNECTS"))
             for (sa, da, dp), n in counts.most_common():
-                print("%-25s %-25s %-20d %-10d" % (sa, da, dp, n))
+                print("%-25s %-25s %-20d %d" % (sa, da, dp, n))
         return 0
     head = ("%-9s " % "TIME(s)" if args.timestamp else "") + ("%-6s " % "UID" if args.print_uid else "")
     head += "%-7s %-12s %-2s %-16s %s%-16s %-6s" % ("PID", "COMM", "IP", "SADDR", "%-6s " % "LPORT" if args.lport

@@ -94,9 +94,9 @@ def _body(args: argparse.Namespace) -> int:
             print_json([{"laddr": k[0], "lport": k[1], "raddr": k[2], "rport": k[3], "retransmits": n}
                         for k, n in found.items()])
         else:
-            print("\n%-25s %-25s %-10s" % ("LADDR:LPORT", "RADDR:RPORT", "RETRANSMITS"))
+            print("\n%-25s %-25s %s" % ("LADDR:LPORT", "RADDR:RPORT", "RETRANSMITS"))
             for (la, lp, ra, rp), n in sorted(found.items(), key=lambda kv: -kv[1]):
-                print("%-25s %-25s %-10d" % (f"{la}:{lp}", f"{ra}:{rp}", n))
+                print("%-25s %-25s %d" % (f"{la}:{lp}", f"{ra}:{rp}", n))
         return 0
     s = stream(family=family, netns=args.netns)
     head = "%-8s %-7s %-2s %-20s %1s> %-20s %s" % ("TIME", "PID", "IP", "LADDR:LPORT", "T", "RADDR:RPORT", "STATE")
