@@ -180,6 +180,7 @@ PAGES = 64
 READER = r"""
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
+os.write(1, b"ready\n")
 sys.stdin.readline()
 for i in range(int(sys.argv[2])):
     assert len(os.pread(fd, 4096, i * 4096)) == 4096
@@ -193,13 +194,15 @@ sys.stdin.readline()
 def test_cachestat_counts_hits_of_a_cached_file_exactly() -> None:
     """A file on tmpfs is all page cache: reading each of its pages once from its start is one
     access and no miss per page. Read before the reader exits: its exit marks the pages it had
-    mapped (the interpreter, its libraries) accessed too, as cachestat rightly counts."""
+    mapped (the interpreter, its libraries) accessed too, as cachestat rightly counts; and trace
+    only once it started (its imports read files through the page cache)."""
     with tempfile.NamedTemporaryFile(prefix="bpfkit-cache-", dir="/dev/shm") as f:
         f.write(b"c" * (PAGES * 4096))
         f.flush()
         p = subprocess.Popen([sys.executable, "-c", READER, f.name, str(PAGES)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
         assert p.stdin is not None and p.stdout is not None
+        assert p.stdout.readline() == "ready\n"   # its start-up (imports read files) is over
         with cachestat.trace(pid=p.pid) as t:
             p.stdin.write("\n")
             p.stdin.flush()
