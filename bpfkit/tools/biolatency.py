@@ -24,7 +24,7 @@ from ..hist import Keyed, Log2Hist, log2
 from ..loader import ObjectSpec
 from ._block import disk_dev, disk_name, disks, flags_text, start_program
 from ._part2 import Traced, every, flag_on_signals, log2_json, log2_text, tool_spec
-from .common import Scope, ToolError, add_json, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from .common import Scope, ToolError, add_scope, parser, positive_float, positive_int, print_json, run_tool
 
 __all__ = ["Latency", "Biolatency", "trace", "run", "main"]
 
