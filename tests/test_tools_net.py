@@ -11,10 +11,14 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from _cgroup import move
 from _cli import ToolRun
 from _netns import inside, lossy_pair, private_netns, tcp_session
 from bpfkit import cli
@@ -303,3 +307,38 @@ def test_tcptop_cli_json_intervals() -> None:
     flows = [f for line in out.splitlines() for f in json.loads(line)["flows"]]
     assert sorted((f["lport"], f["tx_bytes"], f["rx_bytes"]) for f in flows) == sorted(
         [(s.client_port, 2048, 100), (s.server_port, 100, 2048)])
+
+
+CONNECTOR = r"""
+import ctypes, os, socket, sys
+fd = os.open("/run/netns/" + sys.argv[1], os.O_RDONLY)
+assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0   # CLONE_NEWNET
+sys.stdin.readline()                                                  # moved into the cgroup by now
+for _ in range(int(sys.argv[3])):
+    with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as s:
+        s.sendall(b"c")
+"""
+
+
+def test_tcpconnect_scoped_to_a_cgroup(cgroup: Path) -> None:
+    """--cgroup: exactly the connects of the process inside the cgroup, not the test's own."""
+    with private_netns("cgroup") as ns:
+        with inside(ns):
+            srv = socket.create_server(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        child = subprocess.Popen([sys.executable, "-c", CONNECTOR, ns.name, str(port), "3"], stdin=subprocess.PIPE,
+                                 text=True)
+        with srv:
+            move(cgroup, child.pid)
+            with tcpconnect.stream(netns=str(ns.inode), cgroup=str(cgroup)) as t:
+                tcp_session(ns, send=1, reply=1)           # the test's own: outside the cgroup
+                assert child.stdin is not None
+                child.stdin.write("\n")
+                child.stdin.flush()
+                for _ in range(3):
+                    conn, _ = srv.accept()
+                    conn.close()
+                child.wait(timeout=30)
+                rows = tcpconnect.decode(_settle(t, 3))
+    assert child.returncode == 0
+    assert [(r["pid"], r["dport"], r["state"]) for r in rows] == [(child.pid, port, "ESTABLISHED")] * 3
