@@ -5,6 +5,8 @@ against bcc's (Debian's *-bpfcc) and libbpf-tools' tool of the same name, in one
 - overhead: a workload doing exactly N operations, timed bare and under each tool (interleaved), with what each
   tool reported about it (event lines / histogram counts / tcplife bytes) to show it saw the work.
 Rows that cannot run here (no bpfkit tool of that name yet; bcc tools needing kprobes) are listed with the reason.
+bcc's Python execsnoop and opensnoop need kprobes / fentry, which this kernel refuses: for them the bcc peer that runs
+is the same tool ported to tracepoints in bcc's own way (bench/tools/bcc_tp_NAME.py: "bcc NAME (tracepoints)").
 
     sudo .venv/bin/python bench/bench_tools.py [--tools execsnoop,opensnoop] [--runs 3] [--startup-runs 5]
 """
@@ -45,9 +47,21 @@ def tcplife_note(tool: Tool, fin: Finished) -> str:
     return f"{len(rows)} sessions, TX/RX KB {', '.join(kb[:3])}{' ...' if len(kb) > 3 else ''}"
 
 
+def bcc_tracepoint_port(name: str) -> Optional[Tool]:
+    """bcc's tool on tracepoints (bench/tools/bcc_tp_NAME.py, run by Debian's python3 with its bcc), if there is one."""
+    port = Path(__file__).resolve().parent / "tools" / f"bcc_tp_{name}.py"
+    if not port.exists():
+        return None
+    if not Path("/usr/lib/python3/dist-packages/bcc").is_dir():
+        return Tool(f"bcc {name} (tracepoints)", [], missing="bcc's Python module is not installed "
+                                                            "(bench/setup_peers.sh installs python3-bpfcc)")
+    return Tool(f"bcc {name} (tracepoints)", ["/usr/bin/python3", str(port)])
+
+
 def run_tool(name: str, args: argparse.Namespace, stack: ExitStack) -> None:
     ours = bpfkit_tool(name)
-    peers = [bcc_tool(name), libbpf_tool(name)]
+    port = bcc_tracepoint_port(name)
+    peers = [bcc_tool(name), *([port] if port else []), libbpf_tool(name)]
     trigger: Optional[list[object]]
     match: Optional[str]
     check: Check

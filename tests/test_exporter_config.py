@@ -97,7 +97,13 @@ def test_tools_expand_to_their_object_and_metrics() -> None:
     assert sc.name == "sc" and sc.object_name == "exporter/procs"
     assert [m.type for m in sc.metrics] == ["counter", "counter", "histogram", "counter"]
     assert (st.collector, st.metrics) == ("progstats:ProgStatsCollector", ())
-    assert tools.available() == ["syscalls", "syscount", "bpf_stats", "tcpretrans"]
+    assert tools.available() == ["syscalls", "syscount", "bpf_stats", "runqlat", "tcpretrans"]
+    (rq,) = config.parse({"objects": [{"tool": "runqlat", "rodata": {"bpfkit_filter_tgid": 7}}]}).entries
+    assert (rq.object_name, rq.rodata) == ("tools/runqlat",
+                                            {"unit_ns": 1, "with_sum": 1, "bpfkit_filter_tgid": 7})
+    assert [(m.name, m.type, m.scale, m.sum_map) for m in rq.metrics] == [
+        ("bpfkit_runqueue_latency_seconds", "histogram", 1e-9, "hist_sum"),
+        ("bpfkit_runqlat_missed_total", "counter", 1.0, "")]
 
 
 def test_every_ready_tool_fits_its_object() -> None:
@@ -119,9 +125,7 @@ def test_every_ready_tool_fits_its_object() -> None:
     ({"objects": [{"name": "x"}]}, 'exporter config: objects[0] ("x"): needs exactly one of object'),
     ({"objects": [{"tool": "syscalls", "object": "x"}]}, "got object and tool"),
     ({"objects": [{"tool": "nope"}]},
-     "exporter config: objects[0]: unknown tool 'nope'; available: syscalls, syscount, bpf_stats, tcpretrans"),
-    ({"objects": [{"tool": "runqlat"}]}, "tool 'runqlat' (run-queue latency histogram) is not available in this "
-                                         "bpfkit yet: needs the runqlat tool's BPF object"),
+     "exporter config: objects[0]: unknown tool 'nope'; available: syscalls, syscount, bpf_stats, runqlat, tcpretrans"),
     ({"objects": [{"tool": "bpf_stats", "rodata": {"x": 1}}]}, "it takes no rodata, attach or metrics"),
     ({"objects": [{"tool": "syscalls", "atach": []}]},
      "objects[0]: unknown key 'atach'; expected one of: attach, code, metrics, name, object, rodata, source, tool"),

@@ -60,6 +60,7 @@ EVERY_KERNEL = {
     "tests/test_foundation.py::test_n_getpid_counted_exactly_for_the_child",
     "tests/test_foundation.py::test_ring_buffer_delivers_exactly_n_events",
     "tests/test_foundation.py::test_uprobe_counts_calls_and_uretprobe_sees_return_values",
+    "tests/test_tool_capable.py::test_capable_kprobe_sees_the_checks_with_verdict_audit_and_insetid",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_raw_sys_enter-<lambda>-raw_tp_hits]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits0]",
     "tests/test_tracepoint_kinds.py::test_raw_and_btf_tracepoints_count_exactly[on_btf_sys_enter-<lambda>-tp_btf_hits1]",

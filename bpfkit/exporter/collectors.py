@@ -32,7 +32,8 @@ from .config import LabelSpec, MetricSpec
 from .decoders import Decoder, DECODERS, default_for, make
 from .exposition import Family, HistSeries
 
-__all__ = ["plan", "Plan", "Reader", "MapCache", "go_float", "log2_bounds", "linear_bounds", "LOG2_SLOTS"]
+__all__ = ["plan", "Plan", "Reader", "MapCache", "go_float", "scaled_bound", "log2_bounds", "linear_bounds",
+           "LOG2_SLOTS"]
 
 LOG2_SLOTS = 66  # bpfkit_hist.h BPFKIT_LOG2_SLOTS
 # map types whose elements to_numpy() reads as key/value arrays
@@ -391,8 +392,8 @@ class Reader:
         cum = np.cumsum(matrix, axis=1, dtype=np.uint64)
         sums = self._sums(cache) if self.sum_map is not None else None
         s = self.spec
-        emit = [(i, go_float(b * s.scale)) for i, b in enumerate(self.plan.bounds)
-                if b is not None and s.min_le <= b * s.scale <= s.max_le]
+        scaled = [None if b is None else scaled_bound(b, s.scale) for b in self.plan.bounds]
+        emit = [(i, go_float(b)) for i, b in enumerate(scaled) if b is not None and s.min_le <= b <= s.max_le]
         fam = self._family()
         for g, lab in enumerate(groups):
             row = cum[g].tolist()
@@ -414,6 +415,20 @@ class Reader:
         for lab, t in zip(self._labels(self._columns(keys, None)), totals.tolist()):
             out[lab] = out.get(lab, 0) + t
         return out
+
+
+def scaled_bound(bound: int, scale: float) -> float:
+    """``bound * scale`` rounded once from the exact decimal product, so that an integer bound in ns with
+    ``scale = 1e-9`` gives the ``le`` a person would write (``1.023e-06``, not float multiplication's
+    ``1.0230000000000001e-06``).
+
+    Example::
+
+        collectors.scaled_bound(1023, 1e-9)   # 1.023e-06
+    """
+    if scale == 1.0:
+        return float(bound)
+    return float(Decimal(bound) * Decimal(repr(scale)))
 
 
 def _scaled(v: Any, scale: float) -> Any:

@@ -82,9 +82,21 @@ TOOLS: dict[str, Tool] = {
         collector="progstats:ProgStatsCollector",
         families=("bpfkit_prog_run_time_seconds", "bpfkit_prog_runs", "bpfkit_prog_recursion_misses")),
     "runqlat": Tool(
-        "run-queue latency histogram",
-        planned="needs the runqlat tool's BPF object (sched_wakeup/sched_wakeup_new/sched_switch into a "
-                "BPFKIT_LOG2_HIST); add its fragment here when c/tools/runqlat.bpf.c lands"),
+        "run-queue latency: wake-up or preemption to running (sched_wakeup/_new, sched_switch; every task, "
+        "or rodata bpfkit_filter_tgid / bpfkit_filter_cgroup)",
+        fragment={
+            "object": "tools/runqlat",
+            # nanosecond values: each log2 slot's bound is an exact number of ns, and so of seconds
+            "rodata": {"unit_ns": 1, "with_sum": 1},
+            "metrics": [
+                # waits over 2**36 ns (68.7 s) are only in +Inf
+                {"name": "bpfkit_runqueue_latency_seconds", "type": "histogram", "map": "hist", "buckets": "log2",
+                 "scale": 1e-9, "sum_map": "hist_sum", "max_le": 68.719476735,
+                 "help": "Time from a task being woken or preempted until it runs (log2 buckets of ns)"},
+                {"name": "bpfkit_runqlat_missed_total", "type": "counter", "global": "missed", "skip_zero": False,
+                 "help": "Run-queue waits not recorded: the tool's per-thread start table was full"},
+            ],
+        }),
     "tcpretrans": Tool(
         "TCP retransmits by address, port and state (tcp:tcp_retransmit_skb; the tcpretrans tool's object)",
         fragment={
@@ -111,7 +123,7 @@ def available() -> list[str]:
 
     Example::
 
-        tools.available()   # ['syscalls', 'syscount', 'bpf_stats', 'tcpretrans']
+        tools.available()   # ['syscalls', 'syscount', 'bpf_stats', 'runqlat', 'tcpretrans']
     """
     return [n for n, t in TOOLS.items() if not t.planned]
 

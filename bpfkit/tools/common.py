@@ -26,6 +26,7 @@ import contextlib
 import errno as _errno
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -40,6 +41,7 @@ from ..errors import BpfError, BpfNotFoundError, BpfUsageError
 
 __all__ = ["parser", "positive_int", "nonnegative_int", "positive_float", "add_scope", "add_json", "add_duration",
            "add_interval", "Scope", "cgroup_id", "cgroup2_root", "process_exists", "comm_of", "Stop", "stop_signals",
+           "StopFlag", "stop_flag",
            "wait", "sleep_until_stopped",
            "ticks", "Table", "to_jsonable", "print_json", "run_tool", "ToolError"]
 
@@ -102,7 +104,11 @@ def add_scope(p: argparse.ArgumentParser, *, pid: bool = True, tid: bool = False
     if tid:
         p.add_argument("-t", "--tid", type=positive_int, help="trace this thread only")
     if comm:
-        p.add_argument(comm, "--comm" if comm != "--comm" else "--name", dest="comm", metavar="COMM",
+        # the long alias only where the tool has not taken it already (bcc's -n/--name means a
+        # pattern in execsnoop and opensnoop; there the exact BPF-side filter is --comm alone)
+        alias = "--comm" if comm != "--comm" else "--name"
+        flags = [comm] + ([alias] if alias not in p._option_string_actions else [])
+        p.add_argument(*flags, dest="comm", metavar="COMM",
                        help="trace processes with this command name only (exact, as in /proc/PID/comm)")
     if cgroup:
         p.add_argument("--cgroup", metavar="PATH",
@@ -114,9 +120,12 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def add_duration(p: argparse.ArgumentParser) -> None:
-    """``-d SECONDS``: stop after that long (default: run until Ctrl-C)."""
-    p.add_argument("-d", "--duration", type=positive_float, metavar="SECONDS",
+def add_duration(p: argparse.ArgumentParser, short: bool = True) -> None:
+    """``-d SECONDS``: stop after that long (default: run until Ctrl-C). ``short=False`` for tools
+    whose bcc original uses ``-d`` for something else (softirqs' ``-d`` is ``--dist``): only
+    ``--duration`` then."""
+    flags = ["-d", "--duration"] if short else ["--duration"]
+    p.add_argument(*flags, type=positive_float, metavar="SECONDS",
                    help="trace for this many seconds, then print the summary (default: until Ctrl-C)")
 
 
@@ -265,6 +274,67 @@ def stop_signals() -> Iterator[Stop]:
             signal.signal(s, h)
 
 
+class StopFlag:
+    """Set by Ctrl-C or SIGTERM inside :func:`stop_flag` (``bool(flag)`` is True once set);
+    :meth:`sleep` returns early when it is."""
+
+    def __init__(self, wake_fd: int = -1) -> None:
+        self.signaled = False
+        self._wake_fd = wake_fd
+
+    def set(self, *_: Any) -> None:
+        self.signaled = True
+
+    def __bool__(self) -> bool:
+        return self.signaled
+
+    def sleep(self, seconds: Optional[float]) -> bool:
+        """Sleep ``seconds`` (None: until a signal); True if a signal came (now or before)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not self.signaled:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if self._wake_fd < 0:
+                time.sleep(min(left, 0.1) if left is not None else 0.1)
+                continue
+            if select.select([self._wake_fd], [], [], left)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_fd, 512)
+        return self.signaled
+
+
+@contextlib.contextmanager
+def stop_flag() -> Iterator[StopFlag]:
+    """Like :func:`stop_signals`, but Ctrl-C and SIGTERM only set the flag instead of raising:
+    for loops that check it between steps (an event tool printing records must not be cut off
+    after it took a batch from the ring buffer and before it printed it; a histogram must not be
+    cut off half printed). ``flag.sleep(t)`` wakes on the signal (through ``signal.set_wakeup_fd``);
+    other waits must use a timeout (the handler runs, the interrupted wait resumes).
+
+    Example::
+
+        with stop_flag() as stop:
+            while not stop.sleep(1.0):
+                print(histogram(clear=True))
+            print(histogram())
+    """
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    flag = StopFlag(r)
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_wake = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        for s in old:
+            signal.signal(s, flag.set)
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        signal.set_wakeup_fd(old_wake)
+        os.close(r)
+        os.close(w)
+
+
 def wait(duration: Optional[float] = None) -> None:
     """Sleep ``duration`` seconds, or forever (None): inside :func:`stop_signals`, until Ctrl-C."""
     if duration is None:
@@ -284,10 +354,11 @@ def sleep_until_stopped(duration: Optional[float] = None) -> bool:
 
 
 def ticks(interval: Optional[float], count: Optional[int] = None,
-          duration: Optional[float] = None) -> Iterator[bool]:
+          duration: Optional[float] = None, stop: Optional[StopFlag] = None) -> Iterator[bool]:
     """The moments an interval tool prints: every ``interval`` seconds (``count`` times at most),
     or once at the end (``interval`` None: after ``duration``, or on Ctrl-C). Yields True for the
-    last one. Use inside :func:`stop_signals`.
+    last one. Use inside :func:`stop_signals`, or pass the flag of :func:`stop_flag` as ``stop``
+    (then a signal never lands inside the caller's printing).
 
     Example::
 
@@ -301,7 +372,7 @@ def ticks(interval: Optional[float], count: Optional[int] = None,
         if deadline is not None:
             left = max(0.0, deadline - time.monotonic())
             wait = left if wait is None else min(wait, left)
-        stopped = sleep_until_stopped(wait)
+        stopped = stop.sleep(wait) if stop is not None else sleep_until_stopped(wait)
         n += 1
         last = stopped or (count is not None and n >= count) or (
             deadline is not None and time.monotonic() >= deadline) or interval is None

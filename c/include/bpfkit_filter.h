@@ -59,4 +59,31 @@ static __always_inline bool bpfkit_filter_pass_task(__u32 tgid, __u32 tid)
 	return true;
 }
 
+/* The whole scope (process, thread, command name, cgroup) for a task other than the current one,
+ * read from its task_struct with CO-RE: the task woken in sched_wakeup, `next` in sched_switch.
+ * Define BPFKIT_FILTER_TASK before including this header to get it (it needs bpf_core_read.h). */
+#ifdef BPFKIT_FILTER_TASK
+static __always_inline bool bpfkit_filter_pass_task_struct(struct task_struct *t)
+{
+	if (bpfkit_filter_tgid && BPF_CORE_READ(t, tgid) != bpfkit_filter_tgid)
+		return false;
+	if (bpfkit_filter_tid && BPF_CORE_READ(t, pid) != bpfkit_filter_tid)
+		return false;
+	if (bpfkit_filter_cgroup && BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id) != bpfkit_filter_cgroup)
+		return false;
+	if (bpfkit_filter_has_comm) {
+		char comm[16];
+
+		BPF_CORE_READ_STR_INTO(&comm, t, comm);
+		for (int i = 0; i < 16; i++) {
+			if (comm[i] != bpfkit_filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}
+#endif
+
 #endif /* __BPFKIT_FILTER_H */
