@@ -74,6 +74,12 @@ EVERY_KERNEL = {
     ONELINERS + "test_kprobe_arguments_and_user_string_exactly",
     ONELINERS + "test_kretprobe_return_values_and_latency",
     ONELINERS + "test_funccount_kernel_functions_exactly[one_kprobe_each]",
+    # the file tools of the toolkit (kprobes: the VFS has no tracepoints)
+    "tests/test_tools_files.py::test_vfsstat_counts_a_process_exactly",
+    "tests/test_tools_files.py::test_filetop_reads_and_bytes_per_file_exactly",
+    "tests/test_tools_files.py::test_fileslower_reports_each_io_over_the_threshold",
+    "tests/test_tools_files.py::test_filelife_sees_a_file_created_and_deleted",
+    "tests/test_tools_files.py::test_cachestat_counts_hits_of_a_cached_file_exactly",
 }
 # kernel -> (tests that must skip there, shipped objects that cannot load there)
 MAY_SKIP: dict[str, tuple[set[str], set[str]]] = {
