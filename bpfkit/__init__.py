@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # type checkers see the real signatures; at run time they loa
                    probes, record, sections, shipped, testing, tools, tracefs)
     from .compiler import compile  # noqa: F401
     from .record import Recorder, replay  # noqa: F401
+    from .tools.trace import trace  # noqa: F401
     from .loader import Object, ObjectSpec, Program, load, open  # noqa: F401
     from .maps import Map
 
@@ -60,6 +61,7 @@ _LAZY = {
     "open": ("loader", "open"), "load": ("loader", "load"), "Object": ("loader", "Object"),
     "ObjectSpec": ("loader", "ObjectSpec"), "Program": ("loader", "Program"), "Map": ("maps", "Map"),
     "compile": ("compiler", "compile"), "replay": ("record", "replay"), "Recorder": ("record", "Recorder"),
+    "trace": ("tools.trace", "trace"),
 }
 _SUBPACKAGES = ("btf", "columnar", "compiler", "counters", "display", "events", "features", "hist", "loader", "maps",
                 "probes", "record", "sections", "shipped", "testing", "tools", "tracefs")
@@ -105,7 +107,7 @@ def __dir__() -> list[str]:
 
 # `from bpfkit import *` leaves out open and compile, which would shadow the builtins of those names
 __all__ = [
-    "load", "Object", "ObjectSpec", "Program", "Map", "replay", "Recorder", "load_ipython_extension",
+    "load", "Object", "ObjectSpec", "Program", "Map", "replay", "Recorder", "load_ipython_extension", "trace",
     "BpfError", "BpfUsageError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "ObjectFormatError",
     "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError", "MapFullError",
     "ClosedError",

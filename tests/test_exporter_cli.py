@@ -77,12 +77,11 @@ def test_once_and_check(tmp_path: Path) -> None:
 
 
 def test_errors_exit_1_with_one_line(tmp_path: Path) -> None:
-    bad = _config(tmp_path, '[[objects]]\ntool = "tcpretrans"\n')
+    bad = _config(tmp_path, '[[objects]]\ntool = "nope"\n')   # every reserved tool is available now
     r = subprocess.run(_cmd("--config", bad), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
-    assert r.stderr.startswith(f"exporter: {bad}: objects[0]: tool 'tcpretrans' (TCP retransmits by address and "
-                               "state) is not "
-                               "available in this bpfkit yet")
+    assert r.stderr == (f"exporter: {bad}: objects[0]: unknown tool 'nope'; available: syscalls, syscount, "
+                        "bpf_stats, runqlat, tcpretrans\n")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

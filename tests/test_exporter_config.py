@@ -97,7 +97,7 @@ def test_tools_expand_to_their_object_and_metrics() -> None:
     assert sc.name == "sc" and sc.object_name == "exporter/procs"
     assert [m.type for m in sc.metrics] == ["counter", "counter", "histogram", "counter"]
     assert (st.collector, st.metrics) == ("progstats:ProgStatsCollector", ())
-    assert tools.available() == ["syscalls", "syscount", "bpf_stats", "runqlat"]
+    assert tools.available() == ["syscalls", "syscount", "bpf_stats", "runqlat", "tcpretrans"]
     (rq,) = config.parse({"objects": [{"tool": "runqlat", "rodata": {"bpfkit_filter_tgid": 7}}]}).entries
     assert (rq.object_name, rq.rodata) == ("tools/runqlat",
                                             {"unit_ns": 1, "with_sum": 1, "bpfkit_filter_tgid": 7})
@@ -125,8 +125,7 @@ def test_every_ready_tool_fits_its_object() -> None:
     ({"objects": [{"name": "x"}]}, 'exporter config: objects[0] ("x"): needs exactly one of object'),
     ({"objects": [{"tool": "syscalls", "object": "x"}]}, "got object and tool"),
     ({"objects": [{"tool": "nope"}]},
-     "exporter config: objects[0]: unknown tool 'nope'; available: syscalls, syscount, bpf_stats"),
-    ({"objects": [{"tool": "tcpretrans"}]}, "tool 'tcpretrans' (TCP retransmits by address and state) is not"),
+     "exporter config: objects[0]: unknown tool 'nope'; available: syscalls, syscount, bpf_stats, runqlat, tcpretrans"),
     ({"objects": [{"tool": "bpf_stats", "rodata": {"x": 1}}]}, "it takes no rodata, attach or metrics"),
     ({"objects": [{"tool": "syscalls", "atach": []}]},
      "objects[0]: unknown key 'atach'; expected one of: attach, code, metrics, name, object, rodata, source, tool"),
@@ -162,7 +161,7 @@ def test_entry_errors(data: dict[str, Any], message: str) -> None:
     ({**COUNTER, "labels": [{"name": "pid", "field": "keys.pid"}]},
      'labels[0] ("pid"): field \'keys.pid\' must be key, key.<field>[.<field>...], or value.<field>'),
     ({**COUNTER, "labels": [{"name": "pid", "field": "key.pid", "decoder": "pid"}]},
-     "decoder 'pid' is not one of: int, hex, string, comm, syscall, errno, cgroup, static"),
+     "decoder 'pid' is not one of: int, hex, string, comm, syscall, errno, cgroup, ip, static"),
     ({**COUNTER, "labels": [{"name": "op", "field": "key.nr", "decoder": "static"}]}, "decoder 'static' needs 'map'"),
     ({**COUNTER, "labels": [{"name": "op", "field": "key.nr", "decoder": "static", "map": {"one": "x"}}]},
      "decoder 'static': map key 'one' is not an integer"),

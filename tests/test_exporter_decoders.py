@@ -29,6 +29,13 @@ def test_int_hex_errno_static() -> None:
     assert decoders.make("int").decode(np.array([], np.uint32)) == []
 
 
+def test_ip_reads_v4_mapped_and_v6_addresses() -> None:
+    v4 = b"\0" * 10 + b"\xff\xff" + bytes([10, 0, 0, 0])   # trailing NUL bytes: lost in an S16 column
+    v6 = bytes.fromhex("fe800000000000000000000000000001")
+    col = np.array([v4, v6, b"\0" * 16, v4], dtype="S16")
+    assert decoders.make("ip").decode(col) == ["10.0.0.0", "fe80::1", "::", "10.0.0.0"]
+
+
 def test_string_stops_at_nul_and_replaces_bad_utf8() -> None:
     col = np.array([b"bash", b"a\0junk", b"", b"caf\xc3\xa9", b"\xff\xfe"], dtype="S16")
     assert decoders.make("string").decode(col) == ["bash", "a", "", "café", "\ufffd\ufffd"]

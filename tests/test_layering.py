@@ -9,7 +9,7 @@ PKG = Path(__file__).resolve().parent.parent / "bpfkit"
 
 # A module may import its own package (no circles inside it) and any package of a lower rank.
 RANK = {
-    "errors": 0, "shipped": 0, "_build": 0,
+    "errors": 0, "shipped": 0, "_build": 0, "cachedir": 0,
     "_sys": 1, "compiler": 1, "columnar": 1,
     "btf": 2, "sections": 2, "tracefs": 2, "cgroups": 2, "display": 2,
     "features": 3,

@@ -34,12 +34,13 @@ def test_import_bpfkit_imports_no_numpy_cffi_or_pyelftools() -> None:
     assert heavy == set()
 
 
-def test_a_tracepoint_tool_imports_only_what_it_uses() -> None:
+@pytest.mark.parametrize("loader", ["native", "libbpf"])
+def test_a_tracepoint_tool_imports_only_what_it_uses(loader: str) -> None:
     import bpfkit.loader.libbpf as lb
 
     if type(lb.ffi).__module__ != "_cffi_backend":
         pytest.fail("bpfkit/loader/_libbpf_ffi.py is missing or stale: run `make setup` (bpfkit/_build.py)")
-    mods = _modules(FIRST_EVENT)
+    mods = _modules(FIRST_EVENT.replace('bpfkit.open("tests/count")', f'bpfkit.open("tests/count", loader="{loader}")'))
     # parsing C declarations, ELF files, USDT notes, sockets, asyncio, subprocesses: none of it is needed
     unwanted = {m for m in mods if m.split(".")[0] in ("cffi", "pycparser", "elftools", "asyncio", "socket",
                                                        "subprocess", "difflib")}
@@ -48,7 +49,9 @@ def test_a_tracepoint_tool_imports_only_what_it_uses() -> None:
                                                  "bpfkit.probes.kprobe", "bpfkit.probes.fentry",
                                                  "bpfkit.probes.net", "bpfkit.features", "bpfkit.symbols",
                                                  "bpfkit.stacks"))}
-    assert "bpfkit.loader._libbpf_ffi" in mods
+    # the default loader needs no libbpf bindings at all; libbpf's come from the generated module
+    assert ("bpfkit.loader._libbpf_ffi" in mods) == (loader == "libbpf")
+    assert ("_cffi_backend" in mods) == (loader == "libbpf")
 
 
 @pytest.mark.parametrize("generated", ["missing", "stale"])

@@ -72,7 +72,7 @@ def test_missing_raw_tracepoint_is_a_clear_error() -> None:
 
 def test_libbpf_messages_go_to_logging_not_stderr(caplog, capfd) -> None:  # type: ignore[no-untyped-def]
     with caplog.at_level(logging.DEBUG, logger="bpfkit.libbpf"):
-        bpfkit.load("tests/tp_kinds").close()
+        bpfkit.load("tests/tp_kinds", loader="libbpf").close()
     assert any(r.name == "bpfkit.libbpf" for r in caplog.records)
     assert "libbpf" not in capfd.readouterr().err
 

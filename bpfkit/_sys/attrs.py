@@ -17,7 +17,7 @@ from .consts import BPF_OBJ_NAME_LEN
 __all__ = [
     "MapCreateAttr", "MapElemAttr", "MapBatchAttr", "ObjPinAttr", "ProgTestRunAttr", "GetIdAttr", "InfoAttr",
     "RawTracepointAttr", "ProgLoadAttr", "LinkCreateAttr", "LinkDetachAttr", "EnableStatsAttr", "MapFreezeAttr",
-    "MapInfo", "ProgInfo", "LinkInfo", "BtfLoadAttr", "BtfInfo", "PerfEventAttr",
+    "MapInfo", "ProgInfo", "LinkInfo", "BtfLoadAttr", "BtfInfo", "PerfEventAttr", "ProgBindMapAttr",
 ]
 
 
@@ -382,6 +382,18 @@ class BtfLoadAttr(Structure):
 
     _fields_ = [("btf", c_uint64), ("btf_log_buf", c_uint64), ("btf_size", c_uint32),
                 ("btf_log_size", c_uint32), ("btf_log_level", c_uint32)]
+
+
+class ProgBindMapAttr(Structure):
+    """``union bpf_attr``'s ``prog_bind_map`` member, used by BPF_PROG_BIND_MAP (what keeps a
+    program's ``.rodata`` alive and listed in its map ids).
+
+    Example::
+
+        attr = attrs.ProgBindMapAttr(prog_fd=prog_fd, map_fd=rodata_fd)
+    """
+
+    _fields_ = [("prog_fd", c_uint32), ("map_fd", c_uint32), ("flags", c_uint32)]
 
 
 class BtfInfo(Structure):

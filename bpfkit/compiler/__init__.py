@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .. import _build
+from ..cachedir import cache_root  # re-exported: bpfkit.compiler.cache_root is public
 from ..errors import BpfNotFoundError, CompileError
 from . import cache
 
@@ -34,25 +35,6 @@ __all__ = ["compile", "compile_main", "cache_root", "include_dir", "cache"]
 # Bump when the key recipe or the default flags change, so old objects are not reused.
 _KEY_VERSION = b"bpfkit-compile-v1\0"
 _TEXT_STEM = "prog"
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Root of bpfkit's cache: ``cache_dir``, else $BPFKIT_CACHE_DIR, else $XDG_CACHE_HOME/bpfkit,
-    else ~/.cache/bpfkit. Objects go to ``<root>/obj/``, vmlinux.h to ``<root>/include/``.
-
-    Example::
-
-        >>> cache_root()
-        PosixPath('/root/.cache/bpfkit')
-    """
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("BPFKIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "bpfkit"
 
 
 def include_dir() -> Path:

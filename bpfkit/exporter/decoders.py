@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -127,6 +128,22 @@ class SyscallDecoder(Decoder):
         return (table if table is not None else syscall_table()).get(int(value), str(int(value)))
 
 
+class IpDecoder(Decoder):
+    """A 16-byte address (``char addr[16]``, network order) as text: IPv4 when it is v4-mapped
+    (``::ffff:a.b.c.d``, as the tcpretrans tool keeps IPv4), IPv6 otherwise."""
+
+    kinds = "S"
+    expects = "a 16-byte char array field holding an IPv6 (or v4-mapped IPv4) address"
+
+    def one(self, value: Any) -> str:
+        raw = bytes(value).ljust(16, b"\0")  # a char array loses its trailing NULs on the way out
+        if len(raw) != 16:
+            return raw.hex()
+        if raw[:12] == b"\0" * 10 + b"\xff\xff":
+            return socket.inet_ntop(socket.AF_INET, raw[12:])
+        return socket.inet_ntop(socket.AF_INET6, raw)
+
+
 class ErrnoDecoder(Decoder):
     """errno (positive, or negative as syscalls return it) -> its name, ``-2`` -> ``ENOENT``;
     ``0`` stays ``0`` and unknown numbers stay numbers."""
@@ -201,6 +218,7 @@ DECODERS: dict[str, DecoderKind] = {
     "syscall": DecoderKind(SyscallDecoder, doc="x86-64 syscall number -> name"),
     "errno": DecoderKind(ErrnoDecoder, doc="errno (or -errno) -> ENOENT ..."),
     "cgroup": DecoderKind(CgroupDecoder, ("unknown",), doc="cgroup v2 id -> path"),
+    "ip": DecoderKind(IpDecoder, doc="16-byte address (IPv4 v4-mapped) -> 10.0.0.1 or fe80::1"),
     "static": DecoderKind(StaticDecoder, ("map", "default"), ("map",), doc="integer -> text from a table"),
 }
 

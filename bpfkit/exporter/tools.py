@@ -39,6 +39,10 @@ class Tool:
     planned: str = ""
 
 
+# enum TCP_ESTABLISHED... (include/net/tcp_states.h)
+_TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+               7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV"}
+
 _PID_COMM = [{"name": "pid", "field": "key"}, {"name": "comm", "field": "value.comm"}]
 
 TOOLS: dict[str, Tool] = {
@@ -94,9 +98,23 @@ TOOLS: dict[str, Tool] = {
             ],
         }),
     "tcpretrans": Tool(
-        "TCP retransmits by address and state",
-        planned="needs the tcpretrans tool's BPF object (tcp:tcp_retransmit_skb counted per address/port/"
-                "state); add its fragment here when c/tools/tcpretrans.bpf.c lands"),
+        "TCP retransmits by address, port and state (tcp:tcp_retransmit_skb; the tcpretrans tool's object)",
+        fragment={
+            "object": "tools/tcpretrans",
+            "rodata": {"count_only": 1},
+            "metrics": [
+                {"name": "bpfkit_tcp_retransmits_total", "type": "counter", "map": "counts",
+                 "help": "TCP segments retransmitted, by flow and the socket's state at the time",
+                 "labels": [{"name": "laddr", "field": "key.saddr", "decoder": "ip"},
+                            {"name": "lport", "field": "key.lport"},
+                            {"name": "raddr", "field": "key.daddr", "decoder": "ip"},
+                            {"name": "rport", "field": "key.dport"},
+                            {"name": "state", "field": "key.state", "decoder": "static",
+                             "map": _TCP_STATES}]},
+                {"name": "bpfkit_tcpretrans_untracked_total", "type": "counter", "global": "missed",
+                 "skip_zero": False, "help": "Retransmits not counted because the flow table was full"},
+            ],
+        }),
 }
 
 
@@ -105,7 +123,7 @@ def available() -> list[str]:
 
     Example::
 
-        tools.available()   # ['syscalls', 'syscount', 'bpf_stats', 'runqlat']
+        tools.available()   # ['syscalls', 'syscount', 'bpf_stats', 'runqlat', 'tcpretrans']
     """
     return [n for n, t in TOOLS.items() if not t.planned]
 

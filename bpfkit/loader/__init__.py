@@ -1,8 +1,9 @@
 """Loading BPF objects: parse into a spec, load through a backend, use the live object.
 
 Inside, one direction: the spec's parts (``parts``, ``globals``, ``dtypes``) → the live object
-(``program``, ``object``) → the backends (``libbpf``: cffi bindings, ``libbpf_open``, ``libbpf_load``)
-→ the spec (``spec``) → the entry points (``api``).
+(``program``, ``object``) → the backends (``native``: bpfkit's own reader and loader, the default;
+``libbpf``: cffi bindings, ``libbpf_open``, ``libbpf_load``, loaded only when asked for) → the spec
+(``spec``) → the entry points (``api``).
 
 Example::
 

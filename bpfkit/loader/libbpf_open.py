@@ -108,11 +108,13 @@ def _fill_from_table(ps: ProgramSpec) -> None:
     ``uprobe.multi``, ``tcx/ingress`` on libbpf 1.1) get the type, attach type and flags the
     section table gives, as a newer libbpf would."""
     m = find(ps.section)
-    if m is None or ps.prog_type != sc.BPF_PROG_TYPE_UNSPEC:
+    if m is None:
         return
     d = m.definition
+    ps.flags |= d.prog_flags  # sleepable sections say so in the spec (libbpf adds the flag only at load)
+    if ps.prog_type != sc.BPF_PROG_TYPE_UNSPEC:
+        return
     ps.prog_type, ps.expected_attach_type = d.prog_type, d.attach_type
-    ps.flags |= d.prog_flags
     ps.type = sc.PROG_TYPE_NAMES[ps.prog_type]
 
 

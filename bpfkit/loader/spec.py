@@ -19,12 +19,32 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..btf import Btf
-from . import libbpf_load, views
+from ..errors import FeatureNotSupported
+from . import views
 from .globals import GlobalVars
+from .native import backend as native_backend
 from .object import Object
 from .parts import MapSpec, Namespace, ProgramSpec
 
-__all__ = ["ObjectSpec"]
+__all__ = ["ObjectSpec", "LOADERS", "libbpf_backend"]
+
+LOADERS = ("native", "libbpf")
+
+
+def libbpf_backend() -> Any:
+    """The libbpf backend module, imported on first use: cffi and libbpf only when asked for.
+
+    Example::
+
+        libbpf_backend().load(spec.elf, spec.name, spec.programs, spec.maps, spec.sections)
+    """
+    try:
+        from . import libbpf_load
+    except ImportError as e:
+        raise FeatureNotSupported(f"loader='libbpf' needs cffi ({e}): pip install 'bpfkit[libbpf]' (and the "
+                                  "system libbpf: apt-get install libbpf1), or use the default loader='native'",
+                                  feature="libbpf") from None
+    return libbpf_load
 
 
 @dataclass
@@ -45,6 +65,8 @@ class ObjectSpec:
     btf: Optional[Btf]
     sections: dict[str, GlobalVars] = field(default_factory=dict)
     path: Optional[str] = None
+    loader: str = "native"  # the backend load() uses: "native" or "libbpf"
+    model: Any = field(default=None, repr=False)  # the native reader's model, for the native backend
 
     @property
     def progs(self) -> Namespace[ProgramSpec]:
@@ -76,14 +98,21 @@ class ObjectSpec:
         """Create maps and programs in the kernel; returns the live Object (a context manager).
 
         Example: ``with spec.load() as obj: ...``"""
-        loaded = libbpf_load.load(self.elf, self.name, self.programs, self.maps, self.sections)
+        if self.loader == "libbpf":
+            loaded = libbpf_backend().load(self.elf, self.name, self.programs, self.maps, self.sections)
+        else:
+            if self.model is None:
+                from .native.parse import parse
+
+                self.model = parse(self.elf, self.name).model
+            loaded = native_backend.load(self.model, self.name, self.programs, self.maps, self.sections)
         return Object(self.name, self.programs, self.maps, self.btf, loaded)
 
     def __repr__(self) -> str:
         return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"
 
     def _facts(self) -> list[tuple[str, object]]:
-        return [("path", self.path or "(bytes)"), ("programs", len(self.programs)),
+        return [("path", self.path or "(bytes)"), ("loader", self.loader), ("programs", len(self.programs)),
                 ("maps", sum(not m.internal for m in self.maps.values()))]
 
     def _repr_html_(self) -> str:

@@ -31,6 +31,13 @@ if [ -n "$modules" ] && [ -d "$modules" ]; then
 	mnt --bind "$modules" "/lib/modules/$kver"
 fi
 
+# Loaders read CONFIG_* values (for __kconfig externs) from /boot/config-$(uname -r), as on a real
+# install: the unpacked package has it.
+pkgboot="$modules/../../../boot/config-$kver"
+if [ -n "$modules" ] && [ -f "$pkgboot" ] && [ ! -e "/boot/config-$kver" ]; then
+	mkdir -p /boot 2>/dev/null && cp "$pkgboot" "/boot/config-$kver" 2>/dev/null
+fi
+
 echo "bpfkit-vm: start $(cut -d' ' -f1 /proc/uptime)"
 /bin/bash "$share/run.sh" >"$share/output" 2>&1 </dev/null
 echo $? >"$share/rc.tmp" && mv "$share/rc.tmp" "$share/rc"

@@ -1,0 +1,121 @@
+"""The native loader against libbpf, same run, ratios printed:
+
+1. open + load + close of ``tests/count`` (no CO-RE) and of ``tests/corpus/tool_taskinfo``
+   (~70 CO-RE relocations), as the first load in a fresh process (what a tool pays: libbpf parses
+   vmlinux BTF, the native loader reads its cached index) and repeated in one process;
+2. a whole cold start: ``python -c 'import bpfkit; load tests/count; attach; exit'`` with
+   ``BPFKIT_LOADER=native`` and ``=libbpf`` (the native path never imports cffi).
+
+libbpf is driven directly through its cffi bindings (bpf_object__open_mem + bpf_object__load), so
+its figure has no bpfkit parsing in it; the native figure is bpfkit's whole reader and loader.
+
+    sudo .venv/bin/python bench/bench_loader.py [--runs 15]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+OBJECTS = ("tests/count", "tests/corpus/tool_taskinfo")
+
+# one measurement in a fresh process: imports done first, then the timed open+load+close
+CHILD = r"""
+import sys, time
+loader, path, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, "rb").read()
+if loader == "libbpf":
+    from bpfkit.loader import libbpf as lb
+    def once():
+        obj, keep = lb.open_object(data, "bench")
+        if lb.lib.bpf_object__load(obj):
+            raise SystemExit("libbpf load failed")
+        lb.lib.bpf_object__close(obj)
+else:
+    from bpfkit.loader.native import backend, parse
+    def once():
+        parts = parse.parse(data, "bench")
+        from bpfkit.loader.parts import Namespace
+        loaded = backend.load(parts.model, "bench", Namespace(parts.programs, "program"),
+                              Namespace(parts.maps, "map"), parts.sections)
+        loaded.close()
+times = []
+for _ in range(reps):
+    t0 = time.perf_counter(); once(); times.append(time.perf_counter() - t0)
+print(" ".join(f"{t:.6f}" for t in times))
+"""
+
+COLD = """
+import bpfkit, sys
+obj = bpfkit.load("tests/count")
+link = obj.progs.on_getpid.attach_tracepoint("syscalls", "sys_enter_getpid")
+link.close(); obj.close()
+if "cffi" in sys.modules and bpfkit.loader.spec.ObjectSpec and __import__("os").environ["BPFKIT_LOADER"] == "native":
+    raise SystemExit("the native path imported cffi")
+"""
+
+
+# children import bpfkit from bytecode, as an installed package does (PYTHONDONTWRITEBYTECODE
+# would make every run compile every module from source)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def child(loader: str, path: str, reps: int) -> list[float]:
+    out = subprocess.run([sys.executable, "-c", CHILD, loader, path, str(reps)], check=True, capture_output=True,
+                         text=True, env=ENV).stdout
+    return [float(x) for x in out.split()]
+
+
+def cold(loaders: tuple[str, ...], runs: int) -> dict[str, float]:
+    """Median wall time of a whole process per loader, the loaders' runs interleaved (noise hits both alike)."""
+    walls: dict[str, list[float]] = {loader: [] for loader in loaders}
+    for _ in range(runs):
+        for loader in loaders:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", COLD], check=True, env=dict(ENV, BPFKIT_LOADER=loader),
+                           stdout=subprocess.DEVNULL)
+            walls[loader].append(time.perf_counter() - t0)
+    return {loader: statistics.median(w) for loader, w in walls.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    from bpfkit.loader.native.parse import parse
+    from bpfkit.shipped import find_object
+
+    import bpfkit
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(bpfkit.__file__)], check=True, env=ENV,
+                   stdout=subprocess.DEVNULL)
+
+    print(f"loader benchmark, median of {args.runs} runs each (ratios native/libbpf; goal <= 1.5x)")
+    for name in OBJECTS:
+        path = str(find_object(name))
+        model = parse(open(path, "rb").read(), "bench").model
+        n_core = sum(len(v) for v in model.ext.core_relos.values()) if model.ext else 0
+        # interleave the two loaders so machine noise hits both alike
+        first: dict[str, list[float]] = {"native": [], "libbpf": []}
+        for _ in range(args.runs):
+            for loader in ("libbpf", "native"):
+                first[loader].append(child(loader, path, 1)[0])
+        warm = {loader: statistics.median(child(loader, path, args.runs)[1:]) for loader in ("libbpf", "native")}
+        f_nat, f_lib = statistics.median(first["native"]), statistics.median(first["libbpf"])
+        print(f"  {name} ({n_core} CO-RE relocations)")
+        print(f"    first load in a process: native {f_nat * 1e3:7.1f} ms  libbpf {f_lib * 1e3:7.1f} ms  "
+              f"ratio {f_nat / f_lib:.2f}x")
+        print(f"    repeated in one process: native {warm['native'] * 1e3:7.1f} ms  libbpf {warm['libbpf'] * 1e3:7.1f} ms"
+              f"  ratio {warm['native'] / warm['libbpf']:.2f}x")
+    cold(("native", "libbpf"), 2)  # warm-up: page cache, the BTF index cache
+    c = cold(("libbpf", "native"), args.runs)
+    c_nat, c_lib = c["native"], c["libbpf"]
+    print(f"  cold start (import, load tests/count, attach, exit): native {c_nat * 1e3:.1f} ms  "
+          f"libbpf {c_lib * 1e3:.1f} ms  ratio {c_nat / c_lib:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

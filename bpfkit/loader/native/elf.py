@@ -1,0 +1,186 @@
+"""The ELF relocatable objects clang writes for ``-target bpf``: sections, symbols, relocations.
+
+A small strict reader (no pyelftools: it is slow to import and trusting): every header, offset and
+index is checked against the file, so a truncated or corrupt object is an
+:class:`~bpfkit.errors.ObjectFormatError` naming what is wrong, never an IndexError or a crash.
+
+Example::
+
+    elf = ElfObject.parse(open("count.bpf.o", "rb").read())
+    [s.name for s in elf.sections if s.is_exec]      # ['.text', 'tracepoint/syscalls/sys_enter_getpid']
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...errors import ObjectFormatError
+
+__all__ = ["ElfObject", "Section", "Symbol", "Rel", "SHT_PROGBITS", "SHT_SYMTAB", "SHT_NOBITS", "SHT_REL",
+           "SHT_STRTAB", "SHF_EXECINSTR", "STT_NOTYPE", "STT_OBJECT", "STT_FUNC", "STT_SECTION", "STB_LOCAL",
+           "STB_GLOBAL", "STB_WEAK", "STV_HIDDEN", "STV_INTERNAL", "SHN_UNDEF", "SHN_LORESERVE"]
+
+SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_REL = 1, 2, 3, 8, 9
+SHT_LLVM_ADDRSIG = 0x6FFF4C03
+SHF_EXECINSTR = 0x4
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION = 0, 1, 2, 3
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+STV_INTERNAL, STV_HIDDEN = 1, 2
+SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
+ET_REL, EM_NONE, EM_BPF = 1, 0, 247
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
+
+
+@dataclass
+class Section:
+    """One section header; ``data`` is its bytes (empty for SHT_NOBITS), cut from the file on first
+    use (most of an object is DWARF nobody reads)."""
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    file: bytes = b""
+    _data: Optional[bytes] = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = b"" if self.type == SHT_NOBITS else self.file[self.offset: self.offset + self.size]
+        return self._data
+
+    @property
+    def is_exec(self) -> bool:
+        return bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass
+class Symbol:
+    """One symbol: ``bind``/``type``/``visibility`` decoded from st_info/st_other."""
+
+    index: int
+    name: str
+    value: int
+    size: int
+    bind: int
+    type: int
+    visibility: int
+    shndx: int
+
+
+@dataclass
+class Rel:
+    """One SHT_REL entry: byte ``offset`` in the target section, symbol index, relocation type."""
+
+    offset: int
+    sym: int
+    type: int
+
+
+@dataclass
+class ElfObject:
+    """A parsed BPF object file."""
+
+    sections: list[Section]
+    symbols: list[Symbol]
+    symtab_index: int
+    by_name: dict[str, Section] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: bytes, what: str = "object") -> "ElfObject":
+        """Parse ``data``; ObjectFormatError (naming ``what``) if it is not a sound BPF ELF object."""
+        try:
+            return _parse(data, what)
+        except struct.error as e:
+            raise ObjectFormatError(f"{what}: truncated ELF data ({e})") from None
+
+    def section(self, index: int) -> Section:
+        if not 0 <= index < len(self.sections):
+            raise ObjectFormatError(f"section index {index} is out of range (0..{len(self.sections) - 1})")
+        return self.sections[index]
+
+    def find(self, name: str) -> Optional[Section]:
+        """The first section called ``name``."""
+        return self.by_name.get(name)
+
+    def rels(self, sec: Section) -> list[Rel]:
+        """The entries of relocation section ``sec``."""
+        if sec.entsize != _REL.size or sec.size % _REL.size:
+            raise ObjectFormatError(f"relocation section {sec.name} has entries of {sec.entsize} bytes, not 16")
+        out = []
+        for off, info in _REL.iter_unpack(sec.data):
+            out.append(Rel(off, info >> 32, info & 0xFFFFFFFF))
+        return out
+
+
+def _cstr(table: bytes, off: int, what: str) -> str:
+    if not 0 <= off < len(table):
+        raise ObjectFormatError(f"{what}: string offset {off} is outside its string table")
+    end = table.find(b"\0", off)
+    if end < 0:
+        raise ObjectFormatError(f"{what}: string at offset {off} is not NUL-terminated")
+    try:
+        return table[off:end].decode()
+    except UnicodeDecodeError:
+        raise ObjectFormatError(f"{what}: name at offset {off} is not UTF-8") from None
+
+
+def _parse(data: bytes, what: str) -> ElfObject:
+    if data[:4] != b"\x7fELF":
+        raise ObjectFormatError(f"{what} is not an ELF file (expected a clang -target bpf object)")
+    (ident, e_type, machine, _ver, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum, shentsize, shnum,
+     shstrndx) = _EHDR.unpack_from(data, 0)
+    if ident[4] != 2:
+        raise ObjectFormatError(f"{what} is not a 64-bit ELF object")
+    if ident[5] != 1:
+        raise ObjectFormatError(f"{what} is a big-endian ELF object; this machine is little-endian "
+                                "(compile with -target bpfel or -target bpf on x86/arm64)")
+    if e_type != ET_REL or machine not in (EM_NONE, EM_BPF):
+        raise ObjectFormatError(f"{what} is not an eBPF object file (ELF type {e_type}, machine {machine}; "
+                                "expected a relocatable clang -target bpf object)")
+    if shentsize != _SHDR.size:
+        raise ObjectFormatError(f"{what}: ELF section headers are {shentsize} bytes, not {_SHDR.size}")
+    if shnum == 0 or shoff + shnum * shentsize > len(data):
+        raise ObjectFormatError(f"{what}: ELF section header table lies outside the file")
+    if shstrndx >= shnum:
+        raise ObjectFormatError(f"{what}: section-name table index {shstrndx} is out of range")
+    heads = [_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+
+    for i, (_n, typ, _f, _a, off, size) in enumerate(h[:6] for h in heads):
+        if i and typ != SHT_NOBITS and off + size > len(data):
+            raise ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({len(data)} bytes)")
+    _, _, _, _, str_off, str_size = heads[shstrndx][:6]
+    shstr = data[str_off: str_off + str_size]
+    sections = []
+    for i, (name_off, typ, flags, _addr, off, size, link, info, _align, entsize) in enumerate(heads):
+        name = _cstr(shstr, name_off, f"{what}: section #{i} name") if i else ""
+        sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data if i else b""))
+    symtabs = [s for s in sections if s.type == SHT_SYMTAB]
+    if not symtabs:
+        raise ObjectFormatError(f"{what} has no symbol table (a stripped object?); BPF objects need one")
+    if len(symtabs) > 1:
+        raise ObjectFormatError(f"{what} has {len(symtabs)} symbol tables")
+    symtab = symtabs[0]
+    if symtab.entsize != _SYM.size or symtab.size % _SYM.size:
+        raise ObjectFormatError(f"{what}: symbol entries are {symtab.entsize} bytes, not {_SYM.size}")
+    if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
+        raise ObjectFormatError(f"{what}: the symbol table's string table (section #{symtab.link}) is missing")
+    strtab = sections[symtab.link].data
+    symbols = []
+    for i, (name_off, st_info, st_other, shndx, value, size) in enumerate(_SYM.iter_unpack(symtab.data)):
+        name = _cstr(strtab, name_off, f"{what}: symbol #{i}")
+        symbols.append(Symbol(i, name, value, size, st_info >> 4, st_info & 0xF, st_other & 0x3, shndx))
+    obj = ElfObject(sections, symbols, symtab.index)
+    for s in sections[1:]:
+        obj.by_name.setdefault(s.name, s)
+    return obj

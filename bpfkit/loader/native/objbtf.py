@@ -1,0 +1,325 @@
+"""An object's own BTF, editable: what the loader fixes up (data section sizes and variable offsets,
+extern sections), marks (hidden functions as static) and sanitizes for older kernels before it
+hands the BTF to the kernel.
+
+Each type is kept as its list of u32 words, so an edit is a word change and :meth:`ObjBtf.encode`
+is a concatenation. :meth:`ObjBtf.parse` validates everything the loader (or libbpf) would later
+follow: every type id and string offset in range, known kinds, sane integers, no modifier or
+by-value containment loops. A blob that fails is an :class:`~bpfkit.errors.ObjectFormatError`.
+
+Example::
+
+    btf = ObjBtf.parse(elf.find(".BTF").data)
+    btf.name(1), btf.kind(1)
+    raw = btf.encode()
+"""
+from __future__ import annotations
+
+import struct
+from typing import Optional
+
+from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC,
+                          KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_NAMES, KIND_PTR, KIND_STRUCT, KIND_UNION, KIND_VAR,
+                          MODIFIERS, header)
+from ...errors import ObjectFormatError
+
+__all__ = ["ObjBtf", "info_word"]
+
+_MAX_TYPES = 1 << 20
+_MAX_VLEN = 0xFFFF
+_SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT)
+_REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
+
+
+def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
+    """A type's info word: vlen, kind and kind flag."""
+    return (int(kflag) << 31) | (kind << 24) | vlen
+
+
+def _extra_words(kind: int, vlen: int) -> int:
+    if kind in (KIND_INT, KIND_VAR, KIND_DECL_TAG):
+        return 1
+    if kind == KIND_ARRAY:
+        return 3
+    if kind in (KIND_STRUCT, KIND_UNION, KIND_DATASEC, KIND_ENUM64):
+        return 3 * vlen
+    if kind in (KIND_ENUM, KIND_FUNC_PROTO):
+        return 2 * vlen
+    return 0
+
+
+class ObjBtf:
+    """Type id ``i`` is ``types[i]`` (``types[0]`` is void, an empty list)."""
+
+    def __init__(self, types: list[list[int]], strings: bytearray) -> None:
+        self.types = types
+        self.strings = strings
+        self._str_index: Optional[dict[bytes, int]] = None
+        self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
+        self._by_name: Optional[dict[str, list[int]]] = None
+        self._by_name_len = 0
+        self.needed: Optional[frozenset[str]] = None  # BTF features the types use (btfload), once
+
+    # -- parse / encode --------------------------------------------------------------
+    @classmethod
+    def parse(cls, raw: bytes) -> "ObjBtf":
+        """Parse and validate an object's ``.BTF`` section."""
+        hdr_len, type_off, type_len, str_off, str_len = header(raw)
+        strings = bytearray(raw[hdr_len + str_off: hdr_len + str_off + str_len])
+        if not strings or strings[0] != 0 or strings[-1] != 0:
+            raise ObjectFormatError("BTF string section must start with an empty string and end with a NUL")
+        words = struct.unpack_from(f"<{type_len // 4}I", raw, hdr_len + type_off)
+        types: list[list[int]] = [[]]
+        p, n = 0, len(words)
+        while p < n:
+            if p + 3 > n:
+                raise ObjectFormatError(f"BTF type [{len(types)}] is cut off by the end of the type section")
+            info = words[p + 1]
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            if not 1 <= kind < len(KIND_NAMES):
+                raise ObjectFormatError(f"BTF type [{len(types)}] has unknown kind {kind}")
+            end = p + 3 + _extra_words(kind, vlen)
+            if end > n:
+                raise ObjectFormatError(f"BTF type [{len(types)}] ({KIND_NAMES[kind]}, vlen {vlen}) runs past the "
+                                        "end of the type section")
+            types.append(list(words[p:end]))
+            p = end
+            if len(types) > _MAX_TYPES:
+                raise ObjectFormatError("BTF has more than a million types")
+        btf = cls(types, strings)
+        btf.validate()
+        return btf
+
+    def encode(self) -> bytes:
+        """The raw BTF blob (header, types, strings)."""
+        body = b"".join(struct.pack(f"<{len(t)}I", *t) for t in self.types[1:])
+        hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(self.strings))
+        return hdr + body + bytes(self.strings)
+
+    def copy(self) -> "ObjBtf":
+        return ObjBtf([list(t) for t in self.types], bytearray(self.strings))
+
+    # -- reading ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def kind(self, tid: int) -> int:
+        return (self.types[tid][1] >> 24) & 0x1F if tid else 0
+
+    def vlen(self, tid: int) -> int:
+        return self.types[tid][1] & 0xFFFF if tid else 0
+
+    def kflag(self, tid: int) -> bool:
+        return bool(self.types[tid][1] >> 31) if tid else False
+
+    def str_at(self, off: int) -> str:
+        strs = self._strs
+        if strs is None:
+            strs = self._strs = {}
+        s = strs.get(off)
+        if s is None:  # decoded on first use: most strings are source lines for line info
+            end = self.strings.find(b"\0", off)
+            s = strs[off] = self.strings[off:end].decode(errors="replace")
+        return s
+
+    def name(self, tid: int) -> str:
+        return self.str_at(self.types[tid][0]) if tid else ""
+
+    def ref(self, tid: int) -> int:
+        """size_or_type word: the referenced type of PTR/TYPEDEF/modifiers/FUNC/VAR."""
+        return self.types[tid][2]
+
+    def skip_mods(self, tid: int) -> int:
+        while self.kind(tid) in MODIFIERS:  # loops were rejected by validate()
+            tid = self.ref(tid)
+        return tid
+
+    def find(self, name: str, kind: Optional[int] = None) -> int:
+        """First type (of ``kind``) called ``name``; -1 if none."""
+        if self._by_name is None or self._by_name_len != len(self.types):
+            self._by_name = {}
+            for tid in range(1, len(self.types)):
+                self._by_name.setdefault(self.name(tid), []).append(tid)
+            self._by_name_len = len(self.types)
+        for tid in self._by_name.get(name, ()):
+            if self.name(tid) == name and (kind is None or self.kind(tid) == kind):  # names may have been edited
+                return tid
+        return -1
+
+    def resolve_size(self, tid: int) -> int:
+        """Size in bytes (libbpf's btf__resolve_size); -1 when the type has no size."""
+        nelems = 1
+        for _ in range(32):
+            kind = self.kind(tid)
+            if kind in _SIZED:
+                return nelems * self.types[tid][2]
+            if kind == KIND_PTR:
+                return nelems * 8
+            if kind in MODIFIERS or kind in (KIND_VAR, KIND_DECL_TAG):
+                tid = self.ref(tid)
+            elif kind == KIND_ARRAY:
+                nelems *= self.types[tid][5]
+                tid = self.types[tid][3]
+            else:
+                return -1
+        return -1
+
+    def align_of(self, tid: int) -> int:
+        """Alignment in bytes (libbpf's btf__align_of); 0 when it has none."""
+        for _ in range(32):
+            kind = self.kind(tid)
+            if kind in (KIND_INT, KIND_ENUM, KIND_ENUM64, KIND_FLOAT):
+                return min(8, self.types[tid][2])
+            if kind == KIND_PTR:
+                return 8
+            if kind in MODIFIERS:
+                tid = self.ref(tid)
+            elif kind == KIND_ARRAY:
+                tid = self.types[tid][3]
+            elif kind in (KIND_STRUCT, KIND_UNION):
+                t = self.types[tid]
+                best = 1
+                for i in range(self.vlen(tid)):
+                    mtype, moff = t[3 + 3 * i + 1], t[3 + 3 * i + 2]
+                    a = self.align_of(mtype)
+                    if a <= 0:
+                        return a
+                    best = max(best, a)
+                    bits = moff >> 24 if self.kflag(tid) else 0
+                    bit_off = moff & 0xFFFFFF if self.kflag(tid) else moff
+                    if bits == 0 and bit_off % (8 * a):
+                        return 1  # packed
+                return 1 if t[2] % best else best
+            else:
+                return 0
+        return 0
+
+    # -- editing ------------------------------------------------------------------------
+    def add_string(self, s: str) -> int:
+        """Offset of ``s`` in the string section, appending it if absent."""
+        if self._str_index is None:
+            self._str_index = {}
+            pos = 0
+            raw = bytes(self.strings)
+            for part in raw.split(b"\0"):
+                self._str_index.setdefault(part, pos)
+                pos += len(part) + 1
+        b = s.encode()
+        off = self._str_index.get(b)
+        if off is None:
+            off = len(self.strings)
+            self.strings += b + b"\0"
+            self._str_index[b] = off
+            if self._strs is not None:
+                self._strs[off] = s
+        return off
+
+    def add_type(self, words: list[int]) -> int:
+        self.types.append(words)
+        return len(self.types) - 1
+
+    def set_info(self, tid: int, kind: int, vlen: int, kflag: bool = False) -> None:
+        self.types[tid][1] = info_word(kind, vlen, kflag)
+
+    # -- validation ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every reference, name offset and per-kind field; raise ObjectFormatError."""
+        types = self.types
+        n = len(types)
+        slen = len(self.strings)
+        kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
+
+        def bad(tid: int, why: str) -> ObjectFormatError:
+            return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[kinds[tid]]}): {why}")
+
+        def refs_ok(tid: int, ids: list[int], what: str, void_ok: bool) -> None:
+            for t in ids:
+                if t >= n or (t == 0 and not void_ok):
+                    raise bad(tid, f"{what} refers to type id {t} (there are {n - 1} types)")
+
+        def names_ok(tid: int, offs: list[int]) -> None:
+            for off in offs:
+                if off >= slen:
+                    raise bad(tid, f"name offset {off} is outside the string section ({slen} bytes)")
+
+        for tid in range(1, n):
+            t = types[tid]
+            kind, vlen = kinds[tid], t[1] & 0xFFFF
+            if t[0] >= slen:
+                names_ok(tid, [t[0]])
+            if kind in _REFS:
+                refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
+            if kind == KIND_INT:
+                enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
+                if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
+                    raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
+            elif kind == KIND_ARRAY:
+                refs_ok(tid, [t[3], t[4]], "its element or index", False)
+            elif kind in (KIND_STRUCT, KIND_UNION):
+                names_ok(tid, t[3::3])
+                refs_ok(tid, t[4::3], "a member", False)
+            elif kind == KIND_ENUM:
+                names_ok(tid, t[3::2])
+                if t[2] not in (1, 2, 4, 8):
+                    raise bad(tid, f"enum size {t[2]}")
+            elif kind == KIND_ENUM64:
+                names_ok(tid, t[3::3])
+                if t[2] not in (1, 2, 4, 8):
+                    raise bad(tid, f"enum size {t[2]}")
+            elif kind == KIND_FUNC_PROTO:
+                refs_ok(tid, [t[2]], "its return type", True)
+                names_ok(tid, t[3::2])
+                refs_ok(tid, t[4::2], "a parameter", True)
+            elif kind == KIND_FUNC:
+                if kinds[t[2]] != KIND_FUNC_PROTO:
+                    raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
+                if vlen > 2:
+                    raise bad(tid, f"unknown function linkage {vlen}")
+            elif kind == KIND_VAR:
+                if t[3] > 2:
+                    raise bad(tid, f"unknown variable linkage {t[3]}")
+            elif kind == KIND_DATASEC:
+                vars_ = t[3::3]
+                refs_ok(tid, vars_, "a variable", False)
+                for vt in vars_:
+                    if kinds[vt] not in (KIND_VAR, KIND_FUNC):
+                        raise bad(tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
+            elif kind == KIND_FWD and vlen:
+                raise bad(tid, "a forward declaration has members")
+        self._check_loops()
+
+    def _check_loops(self) -> None:
+        """Modifier chains and by-value containment (struct in itself, array of itself) must end:
+        libbpf and the loader follow them without a bound."""
+        state = [0] * len(self.types)  # 0 unseen, 1 on the stack, 2 done
+
+        def edges(tid: int) -> list[int]:
+            kind, t = self.kind(tid), self.types[tid]
+            if kind in MODIFIERS or kind == KIND_VAR:
+                return [t[2]]
+            if kind == KIND_ARRAY:
+                return [t[3]]
+            if kind in (KIND_STRUCT, KIND_UNION):
+                return [t[4 + 3 * i] for i in range(self.vlen(tid))]
+            if kind == KIND_DATASEC:
+                return [t[3 + 3 * i] for i in range(self.vlen(tid))]
+            return []
+
+        for root in range(1, len(self.types)):
+            if state[root]:
+                continue
+            stack = [(root, iter(edges(root)))]
+            state[root] = 1
+            while stack:
+                tid, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    state[tid] = 2
+                    stack.pop()
+                elif nxt and state[nxt] == 1:
+                    raise ObjectFormatError(f"corrupt BTF: type [{nxt}] ({KIND_NAMES[self.kind(nxt)]}) contains "
+                                            "itself (a modifier or by-value loop)")
+                elif nxt and state[nxt] == 0:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(edges(nxt))))
+

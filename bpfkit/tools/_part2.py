@@ -1,0 +1,329 @@
+"""What the disk, file, network and memory tools share, kept small on purpose: a tool object
+loaded and attached (:class:`Traced`), the CLI loop of an event tool (:func:`follow`) and of an
+interval tool (:func:`every`), and bcc's histogram text (:func:`log2_text`).
+
+(The process/CPU toolkit brings fuller versions of these helpers; when they are on main, these
+tools move onto them and this module shrinks to what is specific to part 2.)
+
+Example::
+
+    spec = tool_spec("biosnoop", Scope(pid=42), queued=1)
+    with Traced(spec, counters=("missed",)) as t:
+        follow("biosnoop", t, show, header="TIME(s) COMM ...")
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .._sys import Resource
+from ..errors import BpfError, BpfNotFoundError, ClosedError, FeatureNotSupported
+from ..hist import Log2Hist
+from ..loader import Object, ObjectSpec
+from ..loader import open as open_object
+from ..tracefs import tracefs_root
+from .common import Scope
+
+__all__ = ["tool_spec", "has_tracepoint", "Traced", "Flag", "flag_on_signals", "follow", "every", "bcc_counts",
+           "log2_text", "log2_json", "require_kprobes"]
+
+POLL_SECONDS = 0.2
+
+
+def has_tracepoint(category: str, name: str) -> bool:
+    """Whether this kernel has tracepoint ``category:name``."""
+    try:
+        return os.path.isdir(os.path.join(tracefs_root(), "events", category, name))
+    except FeatureNotSupported:
+        return False
+
+
+def tool_spec(name: str, scope: Optional[Scope] = None, **rodata: Any) -> ObjectSpec:
+    """The spec of shipped object ``tools/NAME`` with ``rodata`` constants set (None: left alone)
+    and ``scope`` checked and applied."""
+    try:
+        spec = open_object(f"tools/{name}")
+    except BpfNotFoundError:
+        raise BpfNotFoundError(f"the BPF side of {name} (tools/{name}.bpf.o) is not in this installation; "
+                               "rebuild bpfkit (make setup)") from None
+    for key, value in rodata.items():
+        if value is not None:
+            setattr(spec.rodata, key, value if isinstance(value, (bytes, str)) else int(value))
+    if scope is not None:
+        scope.check()
+        scope.apply(spec)
+    return spec
+
+
+def require_kprobes(what: str) -> None:
+    """FeatureNotSupported naming kprobes when this kernel cannot attach them (``what`` says which
+    tool needs them and why)."""
+    from .. import features  # kernel facts, probed once per process
+
+    ok, reason = features.check("kprobes")
+    if not ok:
+        raise FeatureNotSupported(f"{what} needs kprobes: {reason}", feature="kprobes")
+
+
+class Traced(Resource):
+    """A tool's object loaded, with the programs ``progs`` attached (all that name a target when
+    empty); tracing is on once the constructor returns. ``counters``: ``.bss`` globals in which
+    the BPF side counts events it could not record (a full map); :attr:`lost` adds them up with
+    the runs the kernel skipped (recursion misses).
+
+    Example::
+
+        with Traced(tool_spec("tcpstates")) as t:
+            batch = t.obj.reader("events").poll(1.0)
+    """
+
+    def __init__(self, spec: ObjectSpec, progs: Sequence[str] = (), *, counters: Sequence[str] = (),
+                 duration: Optional[float] = None, buffer: str = "events") -> None:
+        self.counters = tuple(counters)
+        self.duration, self.buffer = duration, buffer
+        self._final: Optional[int] = None
+        self._dropped = 0
+        self._links: Any = None
+        self._obj: Optional[Object] = spec.load()
+        try:
+            self._links = self._obj.attach(*progs)
+        except BaseException:
+            self.close()
+            raise
+        self.started = time.monotonic()
+
+    @property
+    def obj(self) -> Object:
+        if self._obj is None:
+            raise ClosedError("this tool has stopped tracing")
+        return self._obj
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Batches (numpy records) of ring buffer ``buffer`` as they come, until ``duration``
+        seconds after the start or :meth:`close`; then what is left in the buffer."""
+        reader = self.obj.reader(self.buffer)
+        end = None if self.duration is None else self.started + self.duration
+        while self._obj is not None:
+            wait = POLL_SECONDS if end is None else min(POLL_SECONDS, end - time.monotonic())
+            if wait <= 0:
+                break
+            batch = _records(reader.poll(wait))
+            if len(batch):
+                yield batch
+        if self._obj is not None:
+            rest = _records(reader.drain())
+            if len(rest):
+                yield rest
+
+    def drain(self) -> np.ndarray:
+        """The records of ``buffer`` that have arrived, without waiting."""
+        return _records(self.obj.reader(self.buffer).drain())
+
+    @property
+    def dropped(self) -> int:
+        """Records lost with the ring buffer full."""
+        if self._obj is None:
+            return self._dropped
+        return self._obj.reader(self.buffer).dropped if self.buffer in self._obj.maps else 0
+
+    def detach(self) -> None:
+        """Stop tracing; the maps stay readable until :meth:`close`."""
+        links, self._links = self._links, None
+        if links is not None:
+            links.close()
+
+    @property
+    def lost(self) -> int:
+        """Events the BPF side could not record, and runs the kernel skipped."""
+        if self._obj is None:
+            return self._final or 0
+        obj = self._obj
+        names = (obj.bss.dtype.names or ()) if ".bss" in obj.sections else ()
+        total = sum(int(getattr(obj.bss, n)) for n in self.counters if n in names)
+        for prog in obj.progs.values():
+            with contextlib.suppress(BpfError, OSError):
+                total += int(prog.info().recursion_misses)
+        return total
+
+    def close(self) -> None:
+        """Detach and unload (:attr:`lost` stays readable). Idempotent."""
+        obj = getattr(self, "_obj", None)
+        if obj is None:
+            return
+        with contextlib.suppress(BpfError, AttributeError):
+            self._final = self.lost
+            self._dropped = self.dropped
+        self.detach()
+        self._obj = None
+        obj.close()
+
+
+class Flag:
+    """Set by SIGINT/SIGTERM inside :func:`flag_on_signals`: loops check it between steps, so a
+    signal never cuts a batch off half printed."""
+
+    def __init__(self) -> None:
+        self.signaled = False
+
+    def __bool__(self) -> bool:
+        return self.signaled
+
+    def sleep(self, seconds: Optional[float]) -> bool:
+        """Sleep up to ``seconds`` (None: until a signal); True once a signal came."""
+        end = None if seconds is None else time.monotonic() + seconds
+        while not self.signaled:
+            left = 0.1 if end is None else min(0.1, end - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self.signaled
+
+
+@contextlib.contextmanager
+def flag_on_signals() -> Iterator[Flag]:
+    """SIGINT and SIGTERM set the yielded :class:`Flag` instead of raising (also under nohup,
+    where SIGINT starts ignored); the old handlers come back on exit."""
+    flag = Flag()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.signaled = True
+
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _records(batch: Any) -> np.ndarray:
+    if not isinstance(batch, np.ndarray):  # the tools' buffers are BPFKIT_RINGBUF: fixed-size records
+        raise BpfError(f"expected fixed-size records, got {type(batch).__name__}")
+    return batch
+
+
+def follow(name: str, traced: Traced, show: Callable[[np.ndarray], Optional[int]], *, header: str = "",
+           tracing: str = "", json_mode: bool = False, duration: Optional[float] = None, buffer: str = "events",
+           out: Optional[IO[str]] = None, err: Optional[IO[str]] = None) -> int:
+    """The CLI loop of an event tool: print ``tracing`` and ``header`` (under ``json_mode`` the
+    ``tracing`` line only, on stderr), then ``show(batch)`` for each batch of ring buffer
+    ``buffer`` until ``duration`` passes or Ctrl-C/SIGTERM, then what is left in the buffer; on
+    stderr, the events lost. ``show`` returns how many lines it printed (None: the batch's length).
+    Returns the number shown."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    reader = traced.obj.reader(buffer)
+    shown = 0
+    with traced, flag_on_signals() as stop:
+        if json_mode:
+            print(tracing or f"Tracing {name}... Hit Ctrl-C to end.", file=err, flush=True)
+        else:
+            if tracing:
+                print(tracing, file=out)
+            if header:
+                print(header, file=out)
+            out.flush()
+        end = None if duration is None else time.monotonic() + duration
+        while not stop:
+            wait = POLL_SECONDS if end is None else min(POLL_SECONDS, end - time.monotonic())
+            if wait <= 0:
+                break
+            batch = _records(reader.poll(wait))
+            if len(batch):
+                n = show(batch)
+                shown += len(batch) if n is None else n
+                out.flush()
+        rest = _records(reader.drain())
+        if len(rest):
+            n = show(rest)
+            shown += len(rest) if n is None else n
+            out.flush()
+        dropped = reader.dropped
+    lost = traced.lost
+    if dropped or lost:
+        print(f"{name}: {dropped + lost} events lost ({dropped} with the ring buffer full, {lost} before it)",
+              file=err)
+    return shown
+
+
+def every(interval: Optional[float], count: Optional[int], duration: Optional[float],
+          emit: Callable[[bool], None], stop: Flag) -> None:
+    """Call ``emit(last)`` every ``interval`` seconds (``count`` times at most), or once after
+    ``duration`` / on Ctrl-C when ``interval`` is None; ``last`` is True for the final call."""
+    end = None if duration is None else time.monotonic() + duration
+    n = 0
+    while True:
+        wait = interval
+        if end is not None:
+            left = max(0.0, end - time.monotonic())
+            wait = left if wait is None else min(wait, left)
+        signaled = stop.sleep(wait)
+        n += 1
+        last = signaled or interval is None or (count is not None and n >= count) or (
+            end is not None and time.monotonic() >= end)
+        emit(last)
+        sys.stdout.flush()
+        if last:
+            return
+
+
+# -- bcc's histogram text -------------------------------------------------------------------------
+
+def bcc_counts(h: Log2Hist) -> np.ndarray:
+    """bcc's log2 slots (``i``: ``[2^(i-1), 2^i - 1]``, slot 1 holding 0 and 1) of a histogram in
+    bpfkit's (bpftrace's) slots: 65 counts, index 0 unused."""
+    c = np.asarray(h.counts, np.uint64)
+    out = np.zeros(65, np.uint64)
+    out[1] = c[1] + c[2]
+    out[2:65] = c[3:66]
+    return out
+
+
+def _stars(val: int, top: int, width: int) -> str:
+    if top <= 0:
+        return ""
+    n = min(width, int(val * width // top)) if val < top else width
+    text = "*" * n
+    return text[:-1] + "+" if val > top else text
+
+
+def log2_text(h: Log2Hist, val_type: str) -> str:
+    """bcc's ``print_log2_hist`` of one histogram ('' when empty, as bcc prints nothing)."""
+    vals = bcc_counts(h)
+    nz = np.nonzero(vals)[0]
+    if not len(nz):
+        return ""
+    last = int(nz[-1])
+    top = int(vals.max())
+    if last <= 32:
+        lines = ["     %-19s : count     distribution" % val_type]
+        width, bar = 10, 40
+    else:
+        lines = ["               %-29s : count     distribution" % val_type]
+        width, bar = 20, 20
+    for i in range(1, last + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        if low == high:
+            low -= 1
+        v = int(vals[i])
+        lines.append("%*d -> %-*d : %-8d |%-*s|" % (width, low, width, high, v, bar, _stars(v, top, bar)))
+    return "\n".join(lines)
+
+
+def log2_json(h: Log2Hist) -> list[dict[str, int]]:
+    """bcc's JSON buckets of one histogram (``interval-start``, ``interval-end``, ``count``)."""
+    vals = bcc_counts(h)
+    nz = np.nonzero(vals)[0]
+    out = []
+    for i in range(1, int(nz[-1]) + 1 if len(nz) else 0):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        out.append({"interval-start": 0 if low == high else low, "interval-end": high, "count": int(vals[i])})
+    return out
