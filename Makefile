@@ -1,7 +1,7 @@
 # Developer and CI entry points. Every target that runs Python first runs `setup` (idempotent, fast when done).
 PY := .venv/bin/python
 
-.PHONY: setup bpf demo test test-host test-kernels bench typecheck clean distclean
+.PHONY: setup bpf demo test test-host test-kernels bench typecheck fuzz soak clean distclean
 
 setup:
 	./scripts/setup.sh
@@ -30,6 +30,18 @@ bench: setup
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; $(PY) "$$f"; \
 	done
+
+# Every parser of untrusted input (BTF, ELF, USDT, ld.so.cache, tracefs, /proc...) against
+# BPFKIT_FUZZ_EXAMPLES mutated inputs each (default 100,000; `make test` runs 150 through
+# hypothesis), each parser in a child process so a crash is caught; counts in build/fuzz-report.json,
+# failing inputs in build/fuzz-failures/. FUZZ_ARGS="btf cpu_list" picks parsers.
+fuzz: setup
+	$(PY) tests/fuzz_run.py --report build/fuzz-report.json $(FUZZ_ARGS)
+
+# Every probe kind attached and detached BPFKIT_SOAK_CYCLES times (default 10,000) in one process:
+# fds and memory must stay flat. Not part of `make test` (it takes a while).
+soak: setup
+	BPFKIT_SOAK=1 $(PY) -m pytest -s -q -p no:cacheprovider tests/test_soak.py
 
 typecheck: setup
 	$(PY) -m mypy bpfkit

@@ -123,10 +123,11 @@ setup(
         # the optional paths' packages, so that they are tested, not skipped; build for
         # tests/test_packaging.py (sdist, then the wheel from it); nbconvert renders an executed example
         # notebook to HTML in tests/test_notebooks.py; cffi for the
-        # loader="libbpf" tests
+        # loader="libbpf" tests; hypothesis for the parsers' fuzz test
         "test": ["pytest>=7", "mypy>=1.0", "build>=1.0", "pyroute2>=0.7", "pandas>=1.5", "matplotlib>=3.5",
                  "prometheus_client>=0.16", "tomli>=1.1; python_version<'3.11'", "pyarrow>=14", "polars>=0.20",
-                 "ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "nbconvert>=7", "cffi>=1.15"],
+                 "ipython>=8", "ipykernel>=6", "nbclient>=0.7", "nbformat>=5", "nbconvert>=7", "cffi>=1.15",
+                 "hypothesis>=6.0"],
         "pandas": ["pandas>=1.5"],
         # to_arrow(), Recorder / bpfkit record / replay (Parquet)
         "arrow": ["pyarrow>=14"],

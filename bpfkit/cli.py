@@ -19,6 +19,7 @@ __all__ = ["COMMANDS", "main"]
 # subcommand -> (module, function taking argv without the subcommand, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("bpfkit.compiler", "compile_main", "compile BPF C into a cached CO-RE .bpf.o"),
+    "cache": ("bpfkit.tools.cache", "main", "show or prune the compile cache and guest kernel images"),
     "core-report": ("bpfkit.loader.native.report", "main", "which CO-RE relocations resolve on this or given kernels"),
     "list": ("bpfkit.tools.list", "main", "list probes: tracepoints, functions, symbols, USDT"),
     "syscount": ("bpfkit.tools.syscount", "main", "count system calls by syscall or process, like bcc's syscount"),

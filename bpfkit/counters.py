@@ -15,6 +15,7 @@ Example::
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 from typing import Any, Optional, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 from . import _sys as sc
 from ._sys import Resource
 from .errors import BpfUsageError, ClosedError
-from .probes.perf_events import EventSpec, PerfEvent, open_event, resolve_event
+from .probes.perf_events import EventSpec, PerfEvent, open_event_owned, resolve_event
 
 __all__ = ["COUNT_DTYPE", "Counter", "count"]
 
@@ -49,13 +50,22 @@ class Counter(Resource):
 
     def __init__(self, events: Sequence[EventSpec], pid: Optional[int] = None, cpus: Optional[Sequence[int]] = None,
                  inherit: bool = True, exclude_kernel: bool = False, exclude_user: bool = False) -> None:
-        self._fds: list[list[int]] = []
+        # the perf fds, each inside the FileIO that owns it (closed once, or when dropped)
+        self._fds: list[list[io.FileIO]] = []
         self.result: Optional[np.ndarray] = None
         if not events:
             raise BpfUsageError("count() needs at least one event, e.g. ['page-faults']")
+        if exclude_kernel and exclude_user:
+            raise BpfUsageError("exclude_kernel=True and exclude_user=True together count nothing: keep one side")
         self.events: list[PerfEvent] = [resolve_event(e) for e in events]
-        if pid is not None and pid < 0:
-            raise BpfUsageError(f"pid={pid}: give a process id, or None for every process")
+        if pid is not None:
+            pid = sc.check_pid(pid)
+            if pid < 0:
+                raise BpfUsageError(f"pid={pid}: give a process id, or None for every process")
+        cpus = sc.check_cpus(cpus)
+        if pid is not None and cpus is not None:
+            raise BpfUsageError("give pid= (that process on any CPU) or cpus= (every process on those CPUs), "
+                                "not both")
         self.pid = pid
         flags = sc.PERF_ATTR_DISABLED | sc.PERF_ATTR_EXCLUDE_HV
         if inherit and pid is not None:
@@ -71,8 +81,10 @@ class Counter(Resource):
             targets = [(-1, c) for c in (cpus if cpus is not None else sc.online_cpus())]
         try:
             for ev in self.events:
-                self._fds.append([open_event(ev, pid=p, cpu=c, flags=flags, read_format=_READ_FORMAT)
-                                  for p, c in targets])
+                row: list[io.FileIO] = []
+                self._fds.append(row)
+                for p, c in targets:
+                    row.append(open_event_owned(ev, pid=p, cpu=c, flags=flags, read_format=_READ_FORMAT))
         except BaseException:
             self.close()
             raise
@@ -80,7 +92,7 @@ class Counter(Resource):
     def _all_fds(self) -> list[int]:
         if not self._fds:
             raise ClosedError("the counter is closed (its values stay in .result); make a new one with count()")
-        return [fd for fds in self._fds for fd in fds]
+        return [f.fileno() for fds in self._fds for f in fds]
 
     def start(self) -> None:
         """Reset and enable every counter (done on entering the ``with`` block)."""
@@ -106,8 +118,8 @@ class Counter(Resource):
         for row, (ev, fds) in enumerate(zip(self.events, self._fds)):
             raw = enabled = running = 0
             scaled = 0.0
-            for fd in fds:
-                v, e, r = _VALUE.unpack(os.read(fd, _VALUE.size))
+            for f in fds:
+                v, e, r = _VALUE.unpack(os.read(f.fileno(), _VALUE.size))
                 raw, enabled, running = raw + v, enabled + e, running + r
                 # scale per fd: each CPU's counter was multiplexed independently
                 scaled += v * (e / r) if r and r < e else float(v)
@@ -129,12 +141,10 @@ class Counter(Resource):
 
     def close(self) -> None:
         """Close every counter fd (values read before stay in ``result``). Idempotent."""
-        while self._fds:
-            for fd in self._fds.pop():
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        for fds in getattr(self, "_fds", []):
+            for f in fds:
+                f.close()  # once, however often this runs
+        self._fds = []
 
     def __enter__(self) -> "Counter":
         self.start()

@@ -16,7 +16,7 @@ import errno as _errno
 import os
 
 __all__ = [
-    "ENOTSUPP", "BpfError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "BpfUsageError",
+    "ENOTSUPP", "permission_hint", "BpfError", "BpfPermissionError", "BpfNotFoundError", "FeatureNotSupported", "BpfUsageError",
     "ObjectFormatError", "CompileError", "LoadError", "VerifierError", "AttachError", "MapError", "MapKeyError",
     "MapFullError", "ClosedError",
 ]
@@ -54,9 +54,7 @@ class BpfError(Exception):
         reason = "operation not supported (ENOTSUPP)" if err == ENOTSUPP else os.strerror(err)
         text = f"{what}: {reason} (errno {err})" if err else what
         if err in (_errno.EPERM, _errno.EACCES):
-            return BpfPermissionError(
-                text + "; BPF needs root or CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN on older kernels)", err
-            )
+            return BpfPermissionError(text + "; " + permission_hint(), err)
         if err == _errno.ENOENT:
             return BpfNotFoundError(text, err)
         if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS, ENOTSUPP):
@@ -64,6 +62,21 @@ class BpfError(Exception):
         if err == _errno.E2BIG and cls is BpfError:
             return MapFullError(text, err)
         return cls(text, err)
+
+
+def permission_hint() -> str:
+    """What to do about an EPERM/EACCES from the kernel: become root when not root; as root, the
+    refusal comes from somewhere else, and saying "needs root" would send the reader the wrong way.
+
+    Example::
+
+        permission_hint()   # as root: "refused although this process is root: ..."
+    """
+    if os.geteuid() != 0:
+        return "BPF needs root or CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN on older kernels)"
+    return ("refused although this process is root: a frozen or read-only object, kernel lockdown "
+            "(/sys/kernel/security/lockdown), an LSM, or a container or user namespace without "
+            "CAP_BPF+CAP_PERFMON/CAP_SYS_ADMIN")
 
 
 class BpfPermissionError(BpfError, PermissionError):  # type: ignore[misc]  # errno: int vs int|None

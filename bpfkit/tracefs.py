@@ -14,15 +14,17 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 from functools import lru_cache
 from typing import Optional
 
-from .errors import BpfError, BpfNotFoundError, FeatureNotSupported
+from .errors import BpfError, BpfNotFoundError, BpfPermissionError, FeatureNotSupported, ObjectFormatError
 
-__all__ = ["available_filter_functions", "pmu_retprobe_bit", "pmu_type", "tracefs_root", "tracepoint_id"]
+__all__ = ["available_filter_functions", "parse_id", "parse_pmu_bit", "pmu_retprobe_bit", "pmu_type", "tracefs_root",
+           "tracepoint_id"]
 
 log = logging.getLogger("bpfkit.tracefs")
 
@@ -38,8 +40,13 @@ def tracefs_root() -> str:
         os.path.join(tracefs_root(), "events", "sched")
     """
     for path in _CANDIDATES:
-        if os.path.isdir(os.path.join(path, "events")):
+        try:
+            os.stat(os.path.join(path, "events"))
             return path
+        except PermissionError:  # mounted, but not for this process: say that, not "not mounted"
+            raise permission_error(os.path.join(path, "events"), "tracefs") from None
+        except OSError:
+            continue
     if os.geteuid() == 0 and os.path.isdir(_CANDIDATES[0]):
         import subprocess  # rarely needed: not worth its import at every start
 
@@ -69,7 +76,7 @@ def tracepoint_id(category: str, name: str) -> int:
     path = os.path.join(tracefs_root(), "events", category, name, "id")
     try:
         with open(path) as f:
-            return int(f.read())
+            return parse_id(f.read(), path)
     except FileNotFoundError:
         hint = ""
         if os.path.isdir(os.path.join(tracefs_root(), "events", category)):
@@ -78,7 +85,57 @@ def tracepoint_id(category: str, name: str) -> int:
             hint = " (no such category; list them with bpfkit.probes.list('tracepoint:*'))"
         raise BpfNotFoundError(f"tracepoint {category}:{name} not found{hint}") from None
     except PermissionError:
-        raise BpfError(f"cannot read {path}: reading tracepoint ids needs root") from None
+        raise permission_error(path, "tracepoint ids") from None
+
+
+def parse_id(text: str, path: str) -> int:
+    """The number in a tracefs/sysfs ``id`` or ``type`` file; ObjectFormatError naming ``path`` if
+    it holds anything else.
+
+    Example::
+
+        parse_id("321\n", "/sys/kernel/tracing/events/sched/sched_switch/id")   # 321
+    """
+    t = text.strip()
+    if not t.isascii() or not t.isdigit() or len(t) > 19:
+        raise ObjectFormatError(f"{path} does not hold a number: {text[:40]!r}")
+    return int(t)
+
+
+def parse_pmu_bit(text: str, path: str) -> int:
+    """The bit of a PMU ``format/`` file like ``config:9``; ObjectFormatError otherwise.
+
+    Example::
+
+        parse_pmu_bit("config:0\n", ".../uprobe/format/retprobe")   # 0
+    """
+    field, _, bit = text.strip().partition(":")
+    if field != "config" or not bit.isascii() or not bit.isdigit() or len(bit) > 2 or int(bit) > 63:
+        raise ObjectFormatError(f"{path} is not 'config:BIT' with BIT 0..63: {text[:40]!r}")
+    return int(bit)
+
+
+def permission_error(path: str, what: str) -> BpfPermissionError:
+    """The error for a tracefs/sysfs file this process may not read, saying why: as root it is
+    not a matter of being root (a mount mode root cannot pass without CAP_DAC_OVERRIDE, a user
+    namespace, lockdown), otherwise it is.
+
+    Example::
+
+        raise permission_error("/sys/kernel/tracing/events/sched/sched_switch/format", "tracepoint formats")
+    """
+    if os.geteuid() != 0:
+        return BpfPermissionError(f"cannot read {path}: reading {what} needs root (or a tracefs mounted with "
+                                  "a mode or gid= that lets this user in)", errno.EACCES)
+    try:
+        st = os.stat(os.path.dirname(path))
+        mode = f"its directory is mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid}; "
+    except OSError:
+        mode = ""
+    return BpfPermissionError(
+        f"cannot read {path} even as root: {mode}this process lacks CAP_DAC_OVERRIDE (a container or user "
+        "namespace) or the kernel is locked down; run with full root capabilities, or remount tracefs "
+        "with `mount -o remount,mode=755 /sys/kernel/tracing`", errno.EACCES)
 
 
 def pmu_type(pmu: str) -> int:
@@ -91,7 +148,7 @@ def pmu_type(pmu: str) -> int:
     path = f"/sys/bus/event_source/devices/{pmu}/type"
     try:
         with open(path) as f:
-            return int(f.read())
+            return parse_id(f.read(), path)
     except FileNotFoundError:
         config = {"kprobe": "CONFIG_KPROBES (and CONFIG_KPROBE_EVENTS)",
                   "uprobe": "CONFIG_UPROBES (and CONFIG_UPROBE_EVENTS)"}.get(pmu, f"the {pmu} PMU")
@@ -106,11 +163,11 @@ def pmu_retprobe_bit(pmu: str) -> int:
 
         attr.config |= 1 << pmu_retprobe_bit("uprobe")
     """
+    path = f"/sys/bus/event_source/devices/{pmu}/format/retprobe"
     try:
-        with open(f"/sys/bus/event_source/devices/{pmu}/format/retprobe") as f:
-            spec = f.read().strip()  # e.g. "config:0"
-        return int(spec.split(":")[1])
-    except (FileNotFoundError, IndexError, ValueError):
+        with open(path) as f:
+            return parse_pmu_bit(f.read(), path)  # e.g. "config:0"
+    except FileNotFoundError:
         return 0
 
 

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 from ctypes import Structure, addressof, c_char, c_long, c_void_p, sizeof
 from typing import Any, Optional, Union
@@ -22,10 +23,11 @@ from .attrs import (GetIdAttr, InfoAttr, LinkInfo, MapInfo, ObjPinAttr,
 from .consts import (BPF_BTF_GET_FD_BY_ID, BPF_LINK_GET_FD_BY_ID, BPF_LINK_GET_NEXT_ID, BPF_MAP_GET_FD_BY_ID, BPF_MAP_GET_NEXT_ID,
                      BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN,
                      BPF_PROG_GET_FD_BY_ID, BPF_PROG_GET_NEXT_ID, CMD_NAMES)
-from .libc import SYS_BPF, syscall as _syscall
+from .bpffs import pin_dir
+from .libc import SYS_BPF, syscall as _syscall, syscall_owned as _syscall_owned
 
 __all__ = [
-    "errno_error", "bpf", "bpf_errno", "buf_addr", "ro_addr", "obj_pin", "obj_get", "obj_info", "map_info",
+    "errno_error", "bpf", "bpf_owned", "bpf_errno", "obj_get_owned", "map_fd_by_id_owned", "buf_addr", "ro_addr", "obj_pin", "obj_get", "obj_info", "map_info",
     "prog_info", "link_info", "prog_ids", "map_ids", "link_ids", "prog_fd_by_id", "map_fd_by_id", "link_fd_by_id",
     "btf_fd_by_id",
 ]
@@ -54,6 +56,26 @@ def bpf(cmd: int, attr: Structure, what: str = "") -> int:
         if err == 4:  # EINTR: the kernel restarts nothing for us on some commands
             continue
         raise errno_error(cmd, what, err)
+
+
+def bpf_owned(cmd: int, attr: Structure, what: str = "") -> io.FileIO:
+    """:func:`bpf` for the commands that make an fd: the fd comes back inside an ``io.FileIO``
+    that closes it once, when closed or dropped, so no exception can leave it behind.
+
+    Example::
+
+        f = sc.bpf_owned(sc.BPF_MAP_CREATE, attr, "map 'counts'")
+        fd = f.fileno()   # f.close() releases it
+    """
+    while True:
+        try:
+            return _syscall_owned(c_long(SYS_BPF), c_long(cmd), c_void_p(addressof(attr)),
+                                  c_long(sizeof(attr)))
+        except ValueError:  # FileIO refused the -1 of a failed call
+            err = ctypes.get_errno()
+            if err == 4:
+                continue
+            raise errno_error(cmd, what, err) from None
 
 
 def bpf_errno(cmd: int, attr: Structure) -> tuple[int, int]:
@@ -101,14 +123,16 @@ def ro_addr(data: Union[bytes, Any]) -> tuple[int, Any]:
 # --- objects ----------------------------------------------------------------
 
 def obj_pin(fd: int, path: str) -> None:
-    """BPF_OBJ_PIN: pin a map/prog/link fd at ``path`` in a bpffs.
+    """BPF_OBJ_PIN: pin a map/prog/link fd at ``path``, which must be on a bpf filesystem
+    (BpfUsageError otherwise, naming what the path resolves to).
 
     Example::
 
-        sc.obj_pin(fd, "/sys/fs/bpf/counts")   # os.unlink() the path to unpin
+        sc.obj_pin(fd, "/sys/fs/bpf/counts")   # sc.unpin() the path to unpin
     """
-    p = ctypes.create_string_buffer(os.fsencode(path))
-    bpf(BPF_OBJ_PIN, ObjPinAttr(pathname=addressof(p), bpf_fd=fd), f"at {path!r}")
+    with pin_dir(path) as (dfd, name):
+        p = ctypes.create_string_buffer(os.fsencode(f"/proc/self/fd/{dfd}/{name}"))
+        bpf(BPF_OBJ_PIN, ObjPinAttr(pathname=addressof(p), bpf_fd=fd), f"at {path!r}")
 
 
 def obj_get(path: str, flags: int = 0) -> int:
@@ -118,8 +142,22 @@ def obj_get(path: str, flags: int = 0) -> int:
 
         fd = sc.obj_get("/sys/fs/bpf/counts")
     """
-    p = ctypes.create_string_buffer(os.fsencode(path))
-    return bpf(BPF_OBJ_GET, ObjPinAttr(pathname=addressof(p), file_flags=flags), f"at {path!r}")
+    with pin_dir(path) as (dfd, name):
+        p = ctypes.create_string_buffer(os.fsencode(f"/proc/self/fd/{dfd}/{name}"))
+        return bpf(BPF_OBJ_GET, ObjPinAttr(pathname=addressof(p), file_flags=flags), f"at {path!r}")
+
+
+def obj_get_owned(path: str, flags: int = 0) -> io.FileIO:
+    """:func:`obj_get` returning the fd inside an ``io.FileIO`` (see :func:`bpf_owned`).
+
+    Example::
+
+        with sc.obj_get_owned("/sys/fs/bpf/counts") as f:
+            sc.map_info(f.fileno())
+    """
+    with pin_dir(path) as (dfd, name):
+        p = ctypes.create_string_buffer(os.fsencode(f"/proc/self/fd/{dfd}/{name}"))
+        return bpf_owned(BPF_OBJ_GET, ObjPinAttr(pathname=addressof(p), file_flags=flags), f"at {path!r}")
 
 
 def obj_info(fd: int, info: Structure, what: str = "") -> Structure:
@@ -233,6 +271,16 @@ def map_fd_by_id(map_id: int) -> int:
         fd2 = sc.map_fd_by_id(sc.map_info(fd).id)   # a new fd: os.close() it
     """
     return _fd_by_id(BPF_MAP_GET_FD_BY_ID, map_id, "map")
+
+
+def map_fd_by_id_owned(map_id: int) -> io.FileIO:
+    """:func:`map_fd_by_id` returning the fd inside an ``io.FileIO`` (see :func:`bpf_owned`).
+
+    Example::
+
+        with sc.map_fd_by_id_owned(map_id) as f: ...
+    """
+    return bpf_owned(BPF_MAP_GET_FD_BY_ID, GetIdAttr(id=map_id), f"map id {map_id}")
 
 
 def link_fd_by_id(link_id: int) -> int:

@@ -1,7 +1,8 @@
 """The one base for everything that owns kernel handles (fds, mmaps, links, perf events).
 
 Subclasses implement an idempotent :meth:`Resource.close`; ``with`` blocks and garbage
-collection call it, so no handle outlives its owner.
+collection call it, so no handle outlives its owner. The fds themselves come from the kernel inside
+``io.FileIO`` objects (``sc.*_owned``): one dropped by an exception (a Ctrl-C anywhere) closes its fd.
 
 Example::
 
@@ -11,14 +12,30 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import threading
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
-__all__ = ["Resource", "OwnedFd"]
+__all__ = ["Resource", "OwnedFd", "fd_kind"]
 
 R = TypeVar("R", bound="Resource")
+
+
+def fd_kind(fd: int) -> str:
+    """What an fd is, as /proc names it: ``bpf-map``, ``bpf-prog``, ``bpf_link``, ``[perf_event]``, a
+    path for a file, or ``not an open fd``.
+
+    Example::
+
+        fd_kind(m.fd)   # 'bpf-map'
+    """
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "not an open fd"
+    return target.removeprefix("anon_inode:")
 
 
 class Resource:
@@ -65,16 +82,17 @@ class OwnedFd(Resource):
             ...   # programs' run_cnt / run_time_ns are counted in here
     """
 
-    def __init__(self, fd: int, what: str) -> None:
-        self._fd = fd
+    def __init__(self, fd: Union[int, io.FileIO], what: str) -> None:
+        self._file = fd if isinstance(fd, io.FileIO) else io.FileIO(fd, "rb")
         self.what = what
 
     def fileno(self) -> int:
         """The fd (-1 once closed)."""
-        return self._fd
+        f = getattr(self, "_file", None)
+        return -1 if f is None or f.closed else f.fileno()
 
     def close(self) -> None:
         """Release the fd. Idempotent."""
-        if getattr(self, "_fd", -1) >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()

@@ -1,5 +1,11 @@
 """libc's ``syscall()`` and ``ioctl()`` through ctypes, and this machine's syscall numbers.
 
+``syscall_owned`` is ``syscall()`` for the calls that make an fd: the fd comes back already inside
+an ``io.FileIO`` (built by ctypes in C, before Python runs another bytecode), which closes it
+when dropped and closes it only once. An exception at any point (a Ctrl-C) then cannot leave a
+bare fd behind, and a close cannot hit a number reused since. A failed call raises ValueError
+(FileIO refuses the -1); the errno is in ``ctypes.get_errno()``.
+
 Example::
 
     from bpfkit._sys.libc import SYS_BPF   # 321 on x86-64
@@ -7,10 +13,12 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import functools
+import io
 import os
 from ctypes import c_int, c_long
 
-__all__ = ["libc", "syscall", "ioctl"]
+__all__ = ["libc", "syscall", "syscall_owned", "ioctl"]
 
 
 def _libc() -> ctypes.CDLL:
@@ -27,6 +35,10 @@ def _libc() -> ctypes.CDLL:
 libc = _libc()
 syscall = libc.syscall
 syscall.restype = c_long
+# a second function object for the same symbol: restype is per object. ctypes calls a callable
+# restype with the C int result from C code, so the FileIO exists before control returns to Python.
+syscall_owned = libc._FuncPtr(("syscall", libc))
+syscall_owned.restype = functools.partial(io.FileIO, mode="rb", closefd=True)
 ioctl = libc.ioctl
 ioctl.restype = c_int
 

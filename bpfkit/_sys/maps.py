@@ -7,18 +7,31 @@ Example::
 """
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from .args import check_cstr
 from .attrs import MapBatchAttr, MapCreateAttr, MapElemAttr, MapFreezeAttr
-from .bpf import bpf, bpf_errno, buf_addr, errno_error
+from .bpf import bpf, bpf_errno, bpf_owned, buf_addr, errno_error
 from .consts import (BPF_ANY, BPF_MAP_CREATE, BPF_MAP_DELETE_ELEM, BPF_MAP_FREEZE, BPF_MAP_GET_NEXT_KEY,
                      BPF_MAP_LOOKUP_AND_DELETE_ELEM, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_OBJ_NAME_LEN,
                      MAP_TYPE_NAMES)
 
 __all__ = [
-    "map_create", "map_lookup", "map_update", "map_delete", "map_lookup_and_delete", "map_get_next_key",
+    "map_create", "map_create_owned", "map_lookup", "map_update", "map_delete", "map_lookup_and_delete", "map_get_next_key",
     "map_batch", "map_freeze",
 ]
+
+
+def _map_create_attr(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int, name: str,
+                     inner_map_fd: int, btf_fd: int, btf_key_type_id: int, btf_value_type_id: int,
+                     map_extra: int) -> tuple[MapCreateAttr, str]:
+    attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
+                         max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
+                         map_name=check_cstr("map name", name).encode()[: BPF_OBJ_NAME_LEN - 1], btf_fd=btf_fd,
+                         btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
+                         map_extra=map_extra)
+    return attr, f"map '{name}' ({MAP_TYPE_NAMES.get(map_type, map_type)})"
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, *, flags: int = 0,
@@ -30,12 +43,24 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, 
 
         fd = sc.map_create(sc.BPF_MAP_TYPE_ARRAY, 4, 8, 16, name="counts")
     """
-    attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
-                         max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
-                         map_name=name.encode()[: BPF_OBJ_NAME_LEN - 1], btf_fd=btf_fd,
-                         btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
-                         map_extra=map_extra)
-    return bpf(BPF_MAP_CREATE, attr, f"map '{name}' ({MAP_TYPE_NAMES.get(map_type, map_type)})")
+    attr, what = _map_create_attr(map_type, key_size, value_size, max_entries, flags, name, inner_map_fd, btf_fd,
+                                  btf_key_type_id, btf_value_type_id, map_extra)
+    return bpf(BPF_MAP_CREATE, attr, what)
+
+
+def map_create_owned(map_type: int, key_size: int, value_size: int, max_entries: int, *, flags: int = 0,
+                     name: str = "", inner_map_fd: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
+                     btf_value_type_id: int = 0, map_extra: int = 0) -> io.FileIO:
+    """:func:`map_create` returning the fd inside an ``io.FileIO`` that closes it once, when
+    closed or dropped (see :func:`bpf_owned`).
+
+    Example::
+
+        f = sc.map_create_owned(sc.BPF_MAP_TYPE_ARRAY, 4, 8, 16, name="counts")
+    """
+    attr, what = _map_create_attr(map_type, key_size, value_size, max_entries, flags, name, inner_map_fd, btf_fd,
+                                  btf_key_type_id, btf_value_type_id, map_extra)
+    return bpf_owned(BPF_MAP_CREATE, attr, what)
 
 
 def map_lookup(fd: int, key: Any, value: Any, flags: int = 0, what: str = "") -> bool:

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 from ctypes import addressof
 from typing import Optional
@@ -15,14 +16,15 @@ from typing import Optional
 from ..errors import BpfError
 from .attrs import (BtfInfo, BtfLoadAttr, EnableStatsAttr, LinkCreateAttr, LinkDetachAttr, ProgLoadAttr,
                     ProgTestRunAttr, RawTracepointAttr)
-from .bpf import bpf, bpf_errno, btf_fd_by_id, errno_error, obj_info, ro_addr
+from .args import check_cstr
+from .bpf import bpf, bpf_errno, bpf_owned, btf_fd_by_id, errno_error, obj_info, ro_addr
 from .consts import (BPF_BTF_LOAD, BPF_ENABLE_STATS, BPF_LINK_CREATE, BPF_LINK_DETACH, BPF_OBJ_NAME_LEN,
                      BPF_PROG_LOAD, BPF_PROG_TEST_RUN, BPF_RAW_TRACEPOINT_OPEN, BPF_STATS_RUN_TIME, PROG_TYPE_NAMES)
 from .fd import OwnedFd
 
 __all__ = [
-    "prog_test_run", "prog_load", "link_create", "link_detach", "raw_tracepoint_open", "enable_stats", "btf_load",
-    "btf_raw_by_id",
+    "prog_test_run", "prog_load", "link_create", "link_create_owned", "link_detach", "raw_tracepoint_open",
+    "raw_tracepoint_open_owned", "enable_stats", "btf_load", "btf_load_owned", "btf_raw_by_id",
 ]
 
 
@@ -93,10 +95,26 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
 
         link_fd = sc.link_create(prog_fd, perf_fd, sc.BPF_PERF_EVENT, extra=(cookie,))
     """
+    return bpf(BPF_LINK_CREATE, _link_attr(prog_fd, target_fd, attach_type, flags, extra), what)
+
+
+def link_create_owned(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 0,
+                      extra: tuple[int, ...] = (), what: str = "") -> io.FileIO:
+    """:func:`link_create` returning the link fd inside an ``io.FileIO`` that closes it once, when
+    closed or dropped (see :func:`bpf_owned`).
+
+    Example::
+
+        f = sc.link_create_owned(prog_fd, ifindex, sc.BPF_XDP)
+    """
+    return bpf_owned(BPF_LINK_CREATE, _link_attr(prog_fd, target_fd, attach_type, flags, extra), what)
+
+
+def _link_attr(prog_fd: int, target_fd: int, attach_type: int, flags: int, extra: tuple[int, ...]) -> LinkCreateAttr:
     attr = LinkCreateAttr(prog_fd=prog_fd, target_fd=target_fd, attach_type=attach_type, flags=flags)
     for i, word in enumerate(extra):
         setattr(attr, f"u{i}", word)
-    return bpf(BPF_LINK_CREATE, attr, what)
+    return attr
 
 
 def link_detach(link_fd: int) -> None:
@@ -122,6 +140,19 @@ def raw_tracepoint_open(prog_fd: int, name: Optional[str], what: str = "") -> in
     return bpf(BPF_RAW_TRACEPOINT_OPEN, attr, what or (f"raw tracepoint {name!r}" if name else ""))
 
 
+def raw_tracepoint_open_owned(prog_fd: int, name: Optional[str], what: str = "") -> io.FileIO:
+    """:func:`raw_tracepoint_open` returning the link fd inside an ``io.FileIO`` (see
+    :func:`bpf_owned`).
+
+    Example::
+
+        f = sc.raw_tracepoint_open_owned(raw_tp_prog_fd, "sched_switch")
+    """
+    keep = ctypes.create_string_buffer(check_cstr("raw tracepoint name", name).encode()) if name else None
+    attr = RawTracepointAttr(name=addressof(keep) if keep else 0, prog_fd=prog_fd)
+    return bpf_owned(BPF_RAW_TRACEPOINT_OPEN, attr, what or (f"raw tracepoint {name!r}" if name else ""))
+
+
 def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> OwnedFd:
     """BPF_ENABLE_STATS: programs' run time and count are collected while the handle is open.
 
@@ -131,7 +162,7 @@ def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> OwnedFd:
             ...   # run the workload
             print(sc.prog_info(prog_fd).run_time_ns)
     """
-    return OwnedFd(bpf(BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type), "run-time stats"), "run-time stats")
+    return OwnedFd(bpf_owned(BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type), "run-time stats"), "run-time stats")
 
 
 
@@ -156,6 +187,29 @@ def btf_load(blob: bytes, what: str = "BTF") -> int:
     ret, err = bpf_errno(BPF_BTF_LOAD, attr)
     if ret >= 0:
         return ret
+    text = log.value.decode(errors="replace").strip().splitlines()
+    raise BpfError.from_errno(err, f"BPF_BTF_LOAD of {what}" + (f": {text[-1]}" if text else ""))
+
+
+def btf_load_owned(blob: bytes, what: str = "BTF") -> io.FileIO:
+    """:func:`btf_load` returning the BTF fd inside an ``io.FileIO`` (see :func:`bpf_owned`).
+
+    Example::
+
+        with sc.btf_load_owned(blob) as btf: ...   # btf.fileno() for map_create
+    """
+    data = ctypes.create_string_buffer(blob, len(blob))
+    try:
+        return bpf_owned(BPF_BTF_LOAD, BtfLoadAttr(btf=addressof(data), btf_size=len(blob)), what)
+    except BpfError:
+        pass
+    log = ctypes.create_string_buffer(64 * 1024)
+    attr = BtfLoadAttr(btf=addressof(data), btf_size=len(blob), btf_log_buf=addressof(log),
+                       btf_log_size=len(log), btf_log_level=1)
+    try:
+        return bpf_owned(BPF_BTF_LOAD, attr, what)
+    except BpfError as e:
+        err = e.errno
     text = log.value.decode(errors="replace").strip().splitlines()
     raise BpfError.from_errno(err, f"BPF_BTF_LOAD of {what}" + (f": {text[-1]}" if text else ""))
 

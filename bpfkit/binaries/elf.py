@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, BinaryIO, Iterable
 import numpy as np
 if TYPE_CHECKING:  # pyelftools costs ~25 ms to import: only loaded when a binary is parsed
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import Section
 
-from ..errors import BpfNotFoundError, BpfPermissionError, BpfUsageError, ObjectFormatError
+from ..errors import BpfError, BpfNotFoundError, BpfPermissionError, BpfUsageError, ObjectFormatError
 from .libraries import resolve_library
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "function_at",
     "list_symbols",
     "load_segments",
+    "check_sections",
+    "section_data",
     "symbol_offset",
 ]
 
@@ -161,13 +164,56 @@ def _verdef_names(elf: ELFFile) -> dict[int, str]:
     return names
 
 
+# a compressed section may claim any size: beyond this much per byte of file it is a bomb, not data
+_MAX_EXPANSION = 64
+
+
+def check_sections(elf: "ELFFile") -> None:
+    """Refuse an ELF file whose section headers claim more than the file holds, before pyelftools
+    reads any section (it allocates whatever ``sh_size`` or a compression header says).
+
+    Example::
+
+        check_sections(ELFFile(f))
+    """
+    for sec in elf.iter_sections():
+        if sec["sh_type"] != "SHT_NOBITS" and sec["sh_size"]:
+            section_data_size(sec, elf)
+
+
+def section_data_size(sec: "Section", elf: "ELFFile") -> int:
+    """The size of a section's contents once checked against the file (ObjectFormatError)."""
+    stream = elf.stream
+    end = stream.seek(0, os.SEEK_END)
+    size = sec.data_size if sec.compressed else sec["sh_size"]
+    limit = end * _MAX_EXPANSION if sec.compressed else end
+    if size > limit or sec["sh_offset"] > end or (not sec.compressed and sec["sh_offset"] + size > end):
+        raise ObjectFormatError(f"{getattr(stream, 'name', 'ELF file')}: section {sec.name!r} claims {size} bytes "
+                                f"at offset {sec['sh_offset']}, past the {end}-byte file")
+    return int(size)
+
+
+def section_data(sec: "Section", elf: "ELFFile") -> bytes:
+    """A section's contents, refusing sizes the file cannot hold (pyelftools would try to
+    allocate whatever ``sh_size`` or a compression header says).
+
+    Example::
+
+        section_data(elf.get_section_by_name(".dynsym"), elf)
+    """
+    if sec["sh_type"] == "SHT_NOBITS":
+        return b""
+    section_data_size(sec, elf)
+    return bytes(sec.data())
+
+
 def _read_symbols(elf: ELFFile, section_type: str) -> Iterable[tuple[str, int, int, int, int, int | None]]:
     """(name, value, size, info, index, versym) for defined functions in ``section_type``."""
     dtype = _sym_dtype(elf)
     for sec in elf.iter_sections():
         if sec["sh_type"] != section_type:
             continue
-        raw = sec.data()
+        raw = section_data(sec, elf)
         syms = np.frombuffer(raw, dtype=dtype, count=len(raw) // dtype.itemsize)
         stype = syms["info"] & 0xF
         keep = np.nonzero(
@@ -175,12 +221,12 @@ def _read_symbols(elf: ELFFile, section_type: str) -> Iterable[tuple[str, int, i
         )[0]
         if not len(keep):
             continue
-        strtab = elf.get_section(sec["sh_link"]).data()
+        strtab = section_data(elf.get_section(sec["sh_link"]), elf)
         versym = None
         if section_type == "SHT_DYNSYM":
             for vsec in elf.iter_sections():
                 if vsec["sh_type"] == "SHT_GNU_versym":
-                    vraw = vsec.data()
+                    vraw = section_data(vsec, elf)
                     versym = np.frombuffer(vraw, dtype=("<u2" if elf.little_endian else ">u2"), count=len(vraw) // 2)
         for i in keep.tolist():
             s = syms[i]
@@ -221,6 +267,7 @@ def _parse_elf(path: str, f: BinaryIO) -> _ElfInfo:
 
     try:
         elf = ELFFile(f)
+        check_sections(elf)
         elf_type = elf["e_type"]
         segments = _segments(elf)
         verdefs = _verdef_names(elf)
@@ -263,8 +310,10 @@ def _parse_elf(path: str, f: BinaryIO) -> _ElfInfo:
                 )
     except ELFError as e:
         raise ObjectFormatError(f"{path} is not a valid ELF file ({e}); give a binary or shared library") from e
-    except (struct.error, ValueError) as e:
-        raise ObjectFormatError(f"{path}: malformed ELF file ({e})") from e
+    except (BpfError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pyelftools raises whatever a malformed file makes it hit
+        raise ObjectFormatError(f"{path}: malformed ELF file ({type(e).__name__}: {e})") from e
     symbols.sort(key=lambda s: (s.address, s.name))
     by_name: dict[str, list[Symbol]] = {}
     for s in symbols:

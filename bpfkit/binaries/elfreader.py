@@ -82,6 +82,7 @@ class Section:
     size: int
     link: int
     entsize: int
+    info: int = 0  # SHT_REL: the section the relocations apply to
 
 
 def _sym_dtype(is64: bool, little: bool) -> np.dtype:
@@ -213,7 +214,7 @@ class ElfReader:
             return ()
         sh = struct.Struct(self._e + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
         if shnum == 0 or shstrndx == 0xFFFF:  # extended numbering: the real values live in section 0
-            first = sh.unpack(self._table(shoff, shentsize, 1, sh.size, "section header 0"))
+            first = sh.unpack_from(self._table(shoff, shentsize, 1, sh.size, "section header 0"))
             shnum = shnum or first[5]
             shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
         raw = self._table(shoff, shentsize, shnum, sh.size, "section headers")
@@ -222,10 +223,10 @@ class ElfReader:
         if 0 < shstrndx < shnum and heads[shstrndx][1] != SHT_NOBITS:
             names = self.read(heads[shstrndx][4], min(heads[shstrndx][5], _MAX_SECTION), "section names")
         out = []
-        for name_off, typ, flags, addr, offset, size, link, _info, _align, entsize in heads:
+        for name_off, typ, flags, addr, offset, size, link, info, _align, entsize in heads:
             end = names.find(b"\0", name_off)
             name = names[name_off:end if end >= 0 else None].decode("utf-8", "replace") if name_off < len(names) else ""
-            out.append(Section(name, typ, flags, addr, offset, size, link, entsize))
+            out.append(Section(name, typ, flags, addr, offset, size, link, entsize, info))
         return tuple(out)
 
     # -- sections -------------------------------------------------------------------------------

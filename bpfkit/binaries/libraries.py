@@ -18,7 +18,7 @@ import shutil
 import struct
 import subprocess
 
-from ..errors import BpfNotFoundError, BpfUsageError
+from ..errors import BpfNotFoundError, BpfUsageError, ObjectFormatError
 
 __all__ = ["LD_SO_CACHE", "resolve_library", "parse_ld_cache", "parse_ldconfig_p"]
 
@@ -50,21 +50,36 @@ _OLD_ENTRY_SIZE = 12
 
 
 def parse_ld_cache(data: bytes, machine: str) -> list[tuple[str, str]]:
-    """(soname, path) pairs of ``data`` (an ld.so.cache) usable on ``machine``."""
+    """(soname, path) pairs of ``data`` (an ld.so.cache) usable on ``machine``; ObjectFormatError
+    if it is not one (every count and offset is checked against the data).
+
+    Example::
+
+        parse_ld_cache(open("/etc/ld.so.cache", "rb").read(), "x86_64")[:1]   # [('libc.so.6', '/lib/...')]
+    """
     base = 0
     if data.startswith(_OLD_CACHE_MAGIC):
         # Old-format header (magic[11] + pad + nlibs), entries, then the new format
         # aligned to 8 bytes; new-format string offsets count from its own start.
+        if len(data) < 16:
+            raise ObjectFormatError("ld.so.cache: truncated old-format header")
         (nlibs_old,) = struct.unpack_from("=I", data, 12)
         base = (16 + nlibs_old * _OLD_ENTRY_SIZE + 7) & ~7
     if data[base : base + len(_NEW_CACHE_MAGIC)] != _NEW_CACHE_MAGIC:
-        raise ValueError("unknown ld.so.cache format")
+        raise ObjectFormatError("unknown ld.so.cache format (no glibc-ld.so.cache1.1 header)")
+    if len(data) < base + _NEW_HEADER_SIZE:
+        raise ObjectFormatError("ld.so.cache: truncated header")
     nlibs, _len_strings = struct.unpack_from("=II", data, base + 20)
+    if base + _NEW_HEADER_SIZE + nlibs * _NEW_ENTRY.size > len(data):
+        raise ObjectFormatError(f"ld.so.cache: {nlibs} entries do not fit in {len(data)} bytes")
     want_arch = _ARCH_FLAGS.get(machine)
 
     def cstr(off: int) -> str:
         start = base + off
-        return data[start : data.index(b"\0", start)].decode("utf-8", "replace")
+        end = data.find(b"\0", start)
+        if start >= len(data) or end < 0:
+            raise ObjectFormatError(f"ld.so.cache: string offset {off} is outside the file or unterminated")
+        return data[start:end].decode("utf-8", "replace")
 
     plain: list[tuple[str, str]] = []
     hwcap_only: list[tuple[str, str]] = []
@@ -114,8 +129,8 @@ def _ld_cache_entries() -> list[tuple[str, str]]:
             entries = parse_ld_cache(f.read(), machine)
         _ld_cache_memo = (key, entries)
         return entries
-    except (OSError, ValueError, struct.error):
-        pass
+    except (OSError, ObjectFormatError):
+        pass  # unreadable or not a cache: ask ldconfig
     ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else None)
     if ldconfig is None:
         return []

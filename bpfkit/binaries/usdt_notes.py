@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
-from ..errors import ObjectFormatError
-from .elf import Segment, elf_file_key, load_segments
+from ..errors import BpfError, ObjectFormatError
+from .elf import Segment, check_sections, elf_file_key, load_segments, section_data
 
 __all__ = ["PT_REGS_OFFSETS", "UsdtArg", "UsdtArgKind", "UsdtNote", "parse_usdt_args", "read_usdt_notes"]
 
@@ -127,16 +127,21 @@ def _read_notes(key: tuple[str, int, int, int, int]) -> tuple[UsdtNote, ...]:
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
+            check_sections(elf)
             notes_sec = elf.get_section_by_name(".note.stapsdt")
             if notes_sec is None:
                 return ()
-            data = notes_sec.data()
+            data = section_data(notes_sec, elf)
             base_sec = elf.get_section_by_name(".stapsdt.base")
             actual_base = base_sec["sh_addr"] if base_sec is not None else None
             endian = "<" if elf.little_endian else ">"
             addr_fmt = endian + ("QQQ" if elf.elfclass == 64 else "III")
     except ELFError as e:
         raise ObjectFormatError(f"{path} is not a valid ELF file ({e})") from e
+    except (BpfError, FileNotFoundError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pyelftools raises whatever a malformed file makes it hit
+        raise ObjectFormatError(f"{path}: malformed ELF file ({type(e).__name__}: {e})") from e
 
     addr_size = struct.calcsize(addr_fmt)
     notes: list[UsdtNote] = []
@@ -220,8 +225,15 @@ for _n in range(8, 16):
     _REG_ALIASES.update({f"r{_n}": f"r{_n}", f"r{_n}d": f"r{_n}", f"r{_n}w": f"r{_n}", f"r{_n}b": f"r{_n}"})
 _REG_ALIASES["rip"] = "rip"
 
-_NUM = r"[-+]?(?:0[xX][0-9a-fA-F]+|\d+)"
-_ARG = re.compile(r"^(?P<size>[-+]?\d+)@(?P<loc>\S+)$")
+_NUM = r"[-+]?(?:0[xX][0-9a-fA-F]{1,16}|\d{1,20})"
+_ARG = re.compile(r"^(?P<size>[-+]?\d{1,3})@(?P<loc>\S+)$")
+
+
+def _num(text: str) -> int:
+    """A decimal or 0x number of an operand (``int(x, 0)`` would refuse decimals with a leading 0)."""
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    return sign * (int(digits, 16) if digits[:2] in ("0x", "0X") else int(digits, 10))
 _CONST = re.compile(rf"^\$(?P<val>{_NUM})$")
 _REG = re.compile(r"^%(?P<reg>[a-z0-9]+)$")
 _DEREF = re.compile(rf"^(?P<disp>{_NUM})?\(%(?P<reg>[a-z0-9]+)\)$")
@@ -250,15 +262,15 @@ def _parse_one(text: str) -> UsdtArg:
     signed = size_signed < 0
     loc = m.group("loc")
     if c := _CONST.match(loc):
-        return UsdtArg(size, signed, UsdtArgKind.CONST, value=int(c.group("val"), 0), text=text)
+        return UsdtArg(size, signed, UsdtArgKind.CONST, value=_num(c.group("val")), text=text)
     if r := _REG.match(loc):
         return UsdtArg(size, signed, UsdtArgKind.REG, register=_register(r.group("reg"), text), text=text)
     if d := _DEREF.match(loc):
-        disp = int(d.group("disp"), 0) if d.group("disp") else 0
+        disp = _num(d.group("disp")) if d.group("disp") else 0
         reg = _register(d.group("reg"), text)
         return UsdtArg(size, signed, UsdtArgKind.REG_DEREF, register=reg, offset=disp, text=text)
     if s := _RIPSYM.match(loc):
-        disp = int(s.group("disp"), 0) if s.group("disp") else 0
+        disp = _num(s.group("disp")) if s.group("disp") else 0
         return UsdtArg(
             size, signed, UsdtArgKind.REG_DEREF, register="rip", offset=disp, symbol=s.group("sym"), text=text
         )

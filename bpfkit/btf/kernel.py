@@ -3,9 +3,11 @@
 Example::
 
     btf = vmlinux_btf()                                   # parsed once per process
-    fd, key_id, value_id = load_dtypes(np.dtype("u4"), np.dtype("u8"))
+    btf, key_id, value_id = load_dtypes(np.dtype("u4"), np.dtype("u8"))
 """
 from __future__ import annotations
+
+import io
 
 from functools import lru_cache
 from typing import Optional
@@ -33,15 +35,17 @@ def vmlinux_btf() -> Btf:
     return Btf.load_vmlinux()
 
 
-def load_dtypes(key_dtype: Optional[np.dtype], value_dtype: Optional[np.dtype]) -> tuple[int, int, int]:
-    """Load BTF describing the dtypes; returns ``(btf_fd, key_type_id, value_type_id)``. Caller closes the fd.
+def load_dtypes(key_dtype: Optional[np.dtype], value_dtype: Optional[np.dtype]) -> tuple[io.FileIO, int, int]:
+    """Load BTF describing the dtypes; returns ``(btf, key_type_id, value_type_id)``, the BTF fd inside
+    an ``io.FileIO`` the caller closes (it closes itself if dropped).
 
     Example::
 
-        fd, kid, vid = load_dtypes(np.dtype("u4"), np.dtype([("n", "u8")]))
+        btf, kid, vid = load_dtypes(np.dtype("u4"), np.dtype([("n", "u8")]))
+        with btf: sc.map_create(..., btf_fd=btf.fileno(), btf_key_type_id=kid, ...)
     """
     blob, kid, vid = encode(key_dtype, value_dtype)
-    return sc.btf_load(blob, "map key/value types"), kid, vid
+    return sc.btf_load_owned(blob, "map key/value types"), kid, vid
 
 
 def dtypes_from_kernel(btf_id: int, key_type_id: int, value_type_id: int) -> tuple[Optional[np.dtype],

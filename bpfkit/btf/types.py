@@ -3,6 +3,11 @@
 BTF is how a BPF object describes its types; bpfkit uses it to give map keys,
 values, global variables and ring-buffer records real numpy dtypes.
 
+The blob may be anything (a corrupt object, a fuzzer's output): every offset, size, kind and
+type reference is checked while parsing, and every walk over types is bounded, so a malformed
+blob is an ObjectFormatError, never an IndexError, a hang or a RecursionError (a ``const`` that
+is its own target, a struct that contains itself).
+
 Example::
 
     btf = Btf.parse(raw_bytes)
@@ -53,6 +58,11 @@ class Kind(enum.IntEnum):
 
 
 _MODIFIERS = (Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)
+# kinds whose third word is a size; for the others it is a type id
+_SIZED = (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT)
+# deepest nesting of structs/arrays turned into a dtype (numpy allows 32 array dims; C code that
+# nests deeper is not a map value)
+_MAX_NESTING = 64
 
 INT_SIGNED = 1 << 0
 INT_CHAR = 1 << 1
@@ -80,6 +90,7 @@ class BtfType:
     type_id: int = 0  # PTR/TYPEDEF/modifiers/FUNC/VAR/ARRAY element
     members: list[Member] = field(default_factory=list)  # STRUCT/UNION
     nelems: int = 0  # ARRAY
+    index_type_id: int = 0  # ARRAY
     int_encoding: int = 0
     int_bits: int = 0
     int_offset: int = 0
@@ -100,11 +111,20 @@ class Btf:
 
     @classmethod
     def parse(cls, raw: bytes, base: Optional["Btf"] = None) -> "Btf":
-        """Parse a raw BTF blob (a ``.BTF`` ELF section or ``/sys/kernel/btf/*``)."""
+        """Parse a raw BTF blob (a ``.BTF`` ELF section or ``/sys/kernel/btf/*``); a malformed one
+        raises ObjectFormatError saying what is wrong where.
+
+        Example::
+
+            btf = Btf.parse(open("/sys/kernel/btf/vmlinux", "rb").read())
+        """
+        raw = bytes(raw)
         try:
-            return cls(_parse(raw, base), raw)
+            types = _parse(raw, base)
         except struct.error as exc:
             raise ObjectFormatError(f"truncated BTF data: {exc}") from None
+        _check_references(types, len(base.types) if base else 1)
+        return cls(types, raw)
 
     @classmethod
     def load_vmlinux(cls, path: str = "/sys/kernel/btf/vmlinux") -> "Btf":
@@ -116,6 +136,8 @@ class Btf:
             raise BpfError(f"{path} not found: the kernel needs CONFIG_DEBUG_INFO_BTF=y") from None
 
     def __getitem__(self, type_id: int) -> BtfType:
+        if not 0 <= type_id < len(self.types):
+            raise BpfNotFoundError(f"no BTF type id {type_id} (this BTF has ids 0..{len(self.types) - 1})")
         return self.types[type_id]
 
     def __iter__(self) -> Iterator[BtfType]:
@@ -135,40 +157,45 @@ class Btf:
 
     def resolve(self, type_id: int) -> BtfType:
         """Skip typedefs and const/volatile/restrict/type tags."""
-        t = self.types[type_id]
-        while t.kind in _MODIFIERS:
-            t = self.types[t.type_id]
-        return t
+        t = self[type_id]
+        for _ in range(len(self.types)):  # a longer chain has gone round a loop
+            if t.kind not in _MODIFIERS:
+                return t
+            t = self[t.type_id]
+        raise ObjectFormatError(f"BTF type {type_id}: its typedef/modifier chain loops back on itself")
 
     def size_of(self, type_id: int) -> int:
         """Size in bytes of a type."""
-        t = self.resolve(type_id)
-        if t.kind == Kind.ARRAY:
-            return t.nelems * self.size_of(t.type_id)
-        if t.kind == Kind.PTR:
-            return 8
-        if t.kind == Kind.VAR:
-            return self.size_of(t.type_id)
-        return t.size
+        scale = 1
+        for _ in range(len(self.types)):  # arrays of arrays (of vars) end within as many steps
+            t = self.resolve(type_id)
+            if t.kind == Kind.ARRAY:
+                scale *= t.nelems
+            elif t.kind != Kind.VAR:
+                return scale * (8 if t.kind == Kind.PTR else t.size)
+            type_id = t.type_id
+        raise ObjectFormatError(f"BTF type {type_id}: its array/variable chain loops back on itself")
 
-    def type_name(self, type_id: int) -> str:
+    def type_name(self, type_id: int, _depth: int = 0) -> str:
         """A C-like spelling of a type, for messages."""
-        t = self.types[type_id]
+        if _depth > _MAX_NESTING:
+            return "..."  # a pointer/array/modifier chain that loops: cut the spelling short
+        t = self[type_id]
         if t.kind == Kind.VOID:
             return "void"
         if t.kind == Kind.PTR:
-            return self.type_name(t.type_id) + " *"
+            return self.type_name(t.type_id, _depth + 1) + " *"
         if t.kind == Kind.ARRAY:
-            return f"{self.type_name(t.type_id)}[{t.nelems}]"
+            return f"{self.type_name(t.type_id, _depth + 1)}[{t.nelems}]"
         if t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT):
-            return f"{t.kind.name.lower()} {self.type_name(t.type_id)}"
+            return f"{t.kind.name.lower()} {self.type_name(t.type_id, _depth + 1)}"
         prefix = {Kind.STRUCT: "struct ", Kind.UNION: "union ", Kind.ENUM: "enum ", Kind.ENUM64: "enum "}
         return prefix.get(t.kind, "") + (t.name or "<anon>")
 
     def dtype(self, type_id: int) -> np.dtype:
         """numpy dtype for a BTF type. Structs become structured dtypes (nested structs and arrays
         included), ``char[N]`` becomes ``S{N}``, enums their integer type, pointers ``u8``."""
-        return _dtype(self, type_id, ())
+        return _dtype(self, type_id, (), ())
 
     def datasec_dtype(self, name: str) -> np.dtype:
         """Structured dtype of a global-data section (``.bss``, ``.data``, ``.rodata``...):
@@ -176,15 +203,15 @@ class Btf:
         sec = self.find(name, Kind.DATASEC)
         names, formats, offsets = [], [], []
         for var_id, off, _size in sec.vars:
-            var = self.types[var_id]
+            var = self[var_id]
             if var.kind != Kind.VAR:
                 continue
             names.append(var.name)
             formats.append(self.dtype(var.type_id))
             offsets.append(off)
         end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
-        return np.dtype({"names": names, "formats": formats, "offsets": offsets,
-                         "itemsize": max(sec.size, end)})
+        return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(sec.size, end)},
+                         f"section {name}")
 
 
 def default_dtype(size: int) -> np.dtype:
@@ -194,36 +221,51 @@ def default_dtype(size: int) -> np.dtype:
     return np.dtype(f"V{size}")
 
 
-def _dtype(btf: Btf, type_id: int, path: tuple[str, ...]) -> np.dtype:
+def _np_dtype(spec: object, where: str) -> np.dtype:
+    """np.dtype(spec), its refusals (overlapping or duplicate fields, absurd sizes) as the BTF's fault."""
+    try:
+        return np.dtype(spec)  # type: ignore[call-overload]
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise ObjectFormatError(f"BTF type {where} has no numpy layout: {exc}") from None
+
+
+_NUMBER_SIZES = (1, 2, 4, 8)
+
+
+def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...]) -> np.dtype:
     t = btf.resolve(type_id)
     where = ".".join(path) or btf.type_name(type_id)
+    if t.id in inside or len(inside) > _MAX_NESTING:
+        raise ObjectFormatError(f"BTF type {where}: it contains itself (or nests deeper than {_MAX_NESTING})")
+    inside = inside + (t.id,)
+    if t.kind in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT) and t.size not in _NUMBER_SIZES + (16,):
+        raise ObjectFormatError(f"BTF type {where}: a {t.kind.name} of {t.size} bytes")
     if t.kind == Kind.INT:
-        if t.int_encoding & INT_BOOL:
-            return np.dtype("?") if t.size == 1 else np.dtype(f"u{t.size}")
         if t.size == 16:
             return np.dtype("V16")
+        if t.int_encoding & INT_BOOL:
+            return np.dtype("?") if t.size == 1 else np.dtype(f"u{t.size}")
         return np.dtype(("i" if t.int_encoding & INT_SIGNED else "u") + str(t.size))
     if t.kind in (Kind.ENUM, Kind.ENUM64):
-        return np.dtype(("i" if t.signed else "u") + str(t.size))
+        return np.dtype(("i" if t.signed else "u") + str(t.size)) if t.size != 16 else np.dtype("V16")
     if t.kind == Kind.PTR:
         return np.dtype("u8")
     if t.kind == Kind.FLOAT:
-        return np.dtype(f"f{t.size}")
+        return _np_dtype(f"f{t.size}", where)
     if t.kind == Kind.ARRAY:
         elem = btf.resolve(t.type_id)
         # only plain `char` arrays are strings; `signed char`/`unsigned char` (__s8/__u8) are numbers
         if elem.kind == Kind.INT and elem.size == 1 and elem.name == "char":
-            return np.dtype(f"S{t.nelems}") if t.nelems else np.dtype("V0")
-        sub = _dtype(btf, t.type_id, path)
-        if t.nelems == 0:  # flexible array member: no storage in the fixed part
-            return np.dtype((sub, (0,)))
-        return np.dtype((sub, (t.nelems,)))
+            return _np_dtype(f"S{t.nelems}", where) if t.nelems else np.dtype("V0")
+        sub = _dtype(btf, t.type_id, path, inside)
+        # nelems 0: a flexible array member, no storage in the fixed part
+        return _np_dtype((sub, (t.nelems,)), where)
     if t.kind in (Kind.STRUCT, Kind.UNION):
         names: list[str] = []
         formats: list[np.dtype] = []
         offsets: list[int] = []
-        _flatten_members(btf, t, 0, path, names, formats, offsets)
-        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size})
+        _flatten_members(btf, t, 0, path, names, formats, offsets, inside)
+        return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size}, where)
     if t.kind == Kind.VOID:
         raise BpfError(f"{where}: void has no dtype")
     if t.kind == Kind.FWD:
@@ -232,7 +274,7 @@ def _dtype(btf: Btf, type_id: int, path: tuple[str, ...]) -> np.dtype:
 
 
 def _flatten_members(btf: Btf, t: BtfType, base: int, path: tuple[str, ...], names: list[str],
-                     formats: list[np.dtype], offsets: list[int]) -> None:
+                     formats: list[np.dtype], offsets: list[int], inside: tuple[int, ...]) -> None:
     for i, m in enumerate(t.members):
         if m.bitfield_size or m.bit_offset % 8:
             raise BpfError(
@@ -242,52 +284,66 @@ def _flatten_members(btf: Btf, t: BtfType, base: int, path: tuple[str, ...], nam
         mt = btf.resolve(m.type_id)
         if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
             # anonymous struct/union: its members belong to the parent, as in C
-            _flatten_members(btf, mt, off, path, names, formats, offsets)
+            if mt.id in inside or len(inside) > _MAX_NESTING:
+                raise ObjectFormatError(f"BTF type {btf.type_name(t.id)}: it contains itself")
+            _flatten_members(btf, mt, off, path, names, formats, offsets, inside + (mt.id,))
             continue
         name = m.name or f"_anon{i}"
         names.append(name)
-        formats.append(_dtype(btf, m.type_id, path + (name,)))
+        formats.append(_dtype(btf, m.type_id, path + (name,), inside))
         offsets.append(off)
 
 
 def _parse(raw: bytes, base: Optional[Btf]) -> list[BtfType]:
     if len(raw) < 24:
-        raise ObjectFormatError("BTF blob too short")
+        raise ObjectFormatError(f"BTF blob too short ({len(raw)} bytes; the header alone is 24)")
     magic, version, flags, hdr_len = struct.unpack_from("<HBBI", raw, 0)
     if magic != BTF_MAGIC:
         raise ObjectFormatError(f"bad BTF magic {magic:#x} (big-endian BTF is not supported)")
+    if version != 1:
+        raise ObjectFormatError(f"BTF version {version} is not supported (only 1 exists)")
+    if not 24 <= hdr_len <= len(raw):
+        raise ObjectFormatError(f"BTF header length {hdr_len} is outside 24..{len(raw)}")
     type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", raw, 8)
     types_start = hdr_len + type_off
     strs_start = hdr_len + str_off
+    for what, start, length in (("type", types_start, type_len), ("string", strs_start, str_len)):
+        if start + length > len(raw):
+            raise ObjectFormatError(f"BTF {what} section ({length} bytes at {start}) runs past the "
+                                    f"{len(raw)}-byte blob")
     strings = raw[strs_start: strs_start + str_len]
     base_types = base.types if base else [BtfType(0, Kind.VOID, "")]
-    base_str_len = len(base.raw) if base else 0  # split BTF: string offsets continue past the base's
     base_strings = b""
     if base:
         b_hdr = struct.unpack_from("<HBBIIIII", base.raw, 0)
         base_strings = base.raw[b_hdr[3] + b_hdr[6]: b_hdr[3] + b_hdr[6] + b_hdr[7]]
-        base_str_len = len(base_strings)
+    base_str_len = len(base_strings)  # split BTF: string offsets continue past the base's
 
     def name_at(off: int) -> str:
-        if base and off < base_str_len:
-            end = base_strings.index(b"\0", off)
-            return base_strings[off:end].decode()
-        off -= base_str_len
-        end = strings.index(b"\0", off)
-        return strings[off:end].decode()
+        src, at = (base_strings, off) if off < base_str_len else (strings, off - base_str_len)
+        end = src.find(b"\0", at)
+        if at >= len(src) or end < 0:
+            raise ObjectFormatError(f"BTF name offset {off} is outside the string section or unterminated")
+        try:
+            return src[at:end].decode()
+        except UnicodeDecodeError:
+            raise ObjectFormatError(f"BTF name at offset {off} is not UTF-8: {src[at:end][:40]!r}") from None
 
     types = list(base_types)
     pos = types_start
     end_pos = types_start + type_len
     unpack3 = struct.Struct("<III").unpack_from
-    while pos < end_pos:
+    while pos < end_pos:  # every type is at least 12 bytes: at most type_len / 12 rounds
         name_off, info, size_or_type = unpack3(raw, pos)
         pos += 12
         vlen = info & 0xFFFF
-        kind = Kind((info >> 24) & 0x1F)
+        try:
+            kind = Kind((info >> 24) & 0x1F)
+        except ValueError:
+            raise ObjectFormatError(f"BTF type {len(types)}: unknown kind {(info >> 24) & 0x1F}") from None
         kflag = bool(info >> 31)
         t = BtfType(len(types), kind, name_at(name_off))
-        if kind in (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT):
+        if kind in _SIZED:
             t.size = size_or_type
         else:
             t.type_id = size_or_type
@@ -296,7 +352,7 @@ def _parse(raw: bytes, base: Optional[Btf]) -> list[BtfType]:
             pos += 4
             t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF
         elif kind == Kind.ARRAY:
-            t.type_id, _index_type, t.nelems = unpack3(raw, pos)
+            t.type_id, t.index_type_id, t.nelems = unpack3(raw, pos)
             pos += 12
         elif kind in (Kind.STRUCT, Kind.UNION):
             for _ in range(vlen):
@@ -334,5 +390,28 @@ def _parse(raw: bytes, base: Optional[Btf]) -> list[BtfType]:
                 pos += 12
         elif kind == Kind.DECL_TAG:
             pos += 4
+        if pos > end_pos:
+            raise ObjectFormatError(f"BTF type {t.id} ({kind.name}) runs past the end of the type section")
         types.append(t)
     return types
+
+
+def _check_references(types: list[BtfType], first: int) -> None:
+    """Every type id a type refers to exists (ids from ``first`` on are the ones just parsed)."""
+    n = len(types)
+    for t in types[first:]:
+        refs: list[int] = []
+        if t.kind not in _SIZED and t.kind != Kind.VOID:
+            refs.append(t.type_id)  # pointee, typedef target, return type, variable type...
+        if t.kind == Kind.ARRAY:
+            refs.append(t.index_type_id)
+        refs += [m.type_id for m in t.members]
+        refs += [p for _, p in t.params]
+        refs += [v for v, _, _ in t.vars]
+        bad = [r for r in refs if not 0 <= r < n]
+        if bad:
+            raise ObjectFormatError(f"BTF type {t.id} ({t.kind.name} {t.name!r}) refers to type id {bad[0]}, "
+                                    f"but the last type is {n - 1}")
+        if t.kind in (Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG) \
+                and t.type_id == t.id:
+            raise ObjectFormatError(f"BTF type {t.id} ({t.kind.name}) refers to itself")

@@ -16,7 +16,7 @@ import builtins
 import os
 from typing import Optional, Union
 
-from ..errors import BpfNotFoundError, BpfUsageError, FeatureNotSupported, ObjectFormatError
+from ..errors import BpfNotFoundError, BpfPermissionError, BpfUsageError, FeatureNotSupported, ObjectFormatError
 from ..shipped import find_object
 from .native import parse as native_parse
 from .object import Object
@@ -63,6 +63,10 @@ def open(source: Source, name: Optional[str] = None, loader: Optional[str] = Non
                 data = f.read()
         except FileNotFoundError:
             raise BpfNotFoundError(f"BPF object {path!r} not found") from None
+        except IsADirectoryError:
+            raise BpfUsageError(f"{path!r} is a directory; give a .bpf.o file") from None
+        except PermissionError:
+            raise BpfPermissionError(f"cannot read BPF object {path!r}: permission denied") from None
     if data[:4] != b"\x7fELF":
         raise ObjectFormatError(f"{path or 'data'} is not an ELF file (expected a clang -target bpf object)")
     obj_name = name or (os.path.basename(path).split(".")[0] if path else "bpfkit")

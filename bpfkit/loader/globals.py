@@ -2,6 +2,9 @@
 
 Before load they live in a bytearray of the spec; after load in an mmap of the
 kernel map, so ``obj.bss.counter`` reads kernel memory directly, with no syscall.
+Sections the kernel cannot mmap (libbpf makes a section holding only ``static``
+variables without BPF_F_MMAPABLE) are :class:`MapGlobalVars`: each read is a map
+lookup, each write a lookup and an update of the whole section.
 
 Example::
 
@@ -17,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import _sys as sc
 from ..errors import BpfError, ClosedError, MapError
 
-__all__ = ["GlobalVars", "INTERNAL_PREFIX"]
+__all__ = ["GlobalVars", "MapGlobalVars", "INTERNAL_PREFIX"]
 
 # bpfkit.h's own globals (record-type markers, drop counters): kept in the section, never listed
 INTERNAL_PREFIX = "__bpfkit_"
@@ -109,3 +113,58 @@ class GlobalVars:
         names = self._public_names()
         body = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
         return f"<{self._name}: {body}>"
+
+
+class MapGlobalVars(GlobalVars):
+    """A global-data section read and written through its map (BPF_MAP_LOOKUP_ELEM / UPDATE_ELEM
+    of key 0), for sections the kernel does not mmap. Reads return values, not views: ``array``
+    is a read-only snapshot. A write replaces the whole section, so a variable the program
+    changes between the lookup and the update loses that change (as with libbpf's tools).
+
+    Example::
+
+        obj.bss.hits          # one map lookup
+        obj.bss.hits = 0      # a lookup and an update
+    """
+
+    __slots__ = ("_fd", "_key")
+
+    def __init__(self, fd: int, dtype: np.dtype, name: str, readonly_reason: str = "") -> None:
+        buf = bytearray(dtype.itemsize)
+        super().__init__(buf, dtype, name, readonly_reason, owner=buf)
+        object.__setattr__(self, "_fd", fd)
+        object.__setattr__(self, "_key", np.zeros(1, np.uint32))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._check_open()
+        sc.map_lookup(object.__getattribute__(self, "_fd"), object.__getattribute__(self, "_key"),
+                      object.__getattribute__(self, "_arr"), what=f"section {self._name}")
+
+    @property
+    def array(self) -> np.ndarray:
+        """The whole section, read now, as a read-only structured array of shape (1,)."""
+        self._refresh()
+        snap = self._arr.copy()
+        snap.setflags(write=False)
+        return snap
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self._refresh()
+        value = super().__getattr__(name)
+        if isinstance(value, np.ndarray):
+            value = value.copy()
+            value.setflags(write=False)
+        elif isinstance(value, np.void):
+            value = value.copy()
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._readonly_reason or name not in (self._arr.dtype.names or ()):
+            super().__setattr__(name, value)  # raises the read-only / no-such-variable error
+            return
+        self._refresh()
+        super().__setattr__(name, value)
+        sc.map_update(self._fd, self._key, self._arr, what=f"section {self._name}")

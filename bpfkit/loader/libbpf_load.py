@@ -14,7 +14,7 @@ import errno as _errno
 import re
 from typing import Any
 
-from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError
+from ..errors import BpfError, BpfPermissionError, LoadError, VerifierError, permission_hint
 from . import libbpf as lb
 from .globals import GlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
@@ -38,7 +38,7 @@ def load(elf: bytes, name: str, programs: Namespace[ProgramSpec], maps: Namespac
         with lb.capture_messages() as lines:
             ret = lb.lib.bpf_object__load(obj)
         if ret:
-            raise _load_error(name, programs, -ret, lines, lb.ffi.string(log_buf).decode(errors="replace"))
+            raise _load_error(name, programs, maps, -ret, lines, lb.ffi.string(log_buf).decode(errors="replace"))
         prog_fds = {lb.string(lb.lib.bpf_program__name(p)): lb.lib.bpf_program__fd(p)
                     for p in lb.programs(obj)}
         map_fds = {}
@@ -92,9 +92,10 @@ def _check(ret: int, what: str) -> None:
         raise BpfError.from_errno(-ret, what)
 
 
-def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: list[tuple[int, str]],
-                log: str) -> BpfError:
-    from .verifier import explain_too_large, summarize_verifier_log  # for failures: not on every start
+def _load_error(name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], err: int,
+                lines: list[tuple[int, str]], log: str) -> BpfError:
+    from . import failures  # explaining is for failures: not on every start
+    from .verifier import explain_too_large, summarize_verifier_log
 
     text = "\n".join(t for _, t in lines)
     prog = ""
@@ -111,15 +112,21 @@ def _load_error(name: str, programs: Namespace[ProgramSpec], err: int, lines: li
         unsupported = load_failure(programs[prog].section, prog, err)
         if unsupported is not None:
             return unsupported
-    if prog and log:
-        return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
-                             f"({_errno_name(err)}):\n{summarize_verifier_log(log)}", err, log, prog)
     reasons = [t for lvl, t in lines if lvl == 0 and t.strip()]
     detail = "\n".join(reasons[-8:]) or "libbpf gave no details"
-    if err in (_errno.EPERM, _errno.EACCES) and not prog:
-        return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): run as root or "
-                                  f"with CAP_BPF+CAP_PERFMON.\n{detail}", err)
+    # what was not found, which map or program was refused and why (the same words for every backend)
+    explained = failures.from_libbpf_messages(name, programs, maps, err, [t for _, t in lines], log)
+    if prog and log:
+        head = f"{explained[0]}\n" if explained else ""
+        return VerifierError(f"program {prog!r} of {name!r} was rejected by the verifier "
+                             f"({_errno_name(err)}):\n{head}{summarize_verifier_log(log)}", err, log, prog)
+    # over the instruction limit: the count says more than 'refused before verification'
     too_large = explain_too_large(err, programs[prog].insn_count) if prog in programs else None
+    if explained is not None and too_large is None:
+        return failures.load_error(name, explained[0], explained[1], detail, log)
+    if err in (_errno.EPERM, _errno.EACCES) and not prog:
+        return BpfPermissionError(f"loading {name!r} was refused ({_errno_name(err)}): {permission_hint()}."
+                                  f"\n{detail}", err)
     if too_large is not None:  # refused before the verifier ran: no log, but a reason we can give
         detail = "\n".join(["  " + ln for ln in too_large.lines()] + [detail])
     return LoadError(f"loading {name!r} failed ({_errno_name(err)}):\n{detail}", err, log)

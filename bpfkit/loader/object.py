@@ -27,7 +27,7 @@ from ..maps import Map
 from ..probes.auto import UsdtMaps, attach_by_section
 from ..probes.link import Link, LinkGroup
 from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
-from .globals import GlobalVars
+from .globals import GlobalVars, MapGlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
 from . import views
 from .program import Program, explicit_attach_call
@@ -36,6 +36,10 @@ __all__ = ["Object"]
 
 _READERS: dict[int, type[EventReader]] = {sc.BPF_MAP_TYPE_RINGBUF: RingBuffer,
                                           sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY: PerfBuffer}
+
+
+def _readonly(section: str) -> str:
+    return "rodata is frozen at load; set it on the spec before load()" if section.startswith(".rodata") else ""
 
 
 class Object(Resource):
@@ -74,7 +78,10 @@ class Object(Resource):
             if fd < 0:
                 continue
             if ms.internal and ms.value_dtype is not None and ms.section != ".kconfig":
-                self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, ms.value_dtype)
+                if ms.flags & sc.BPF_F_MMAPABLE:
+                    self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, ms.value_dtype)
+                else:  # e.g. only `static` variables: libbpf made the map without BPF_F_MMAPABLE
+                    self.sections[ms.section] = MapGlobalVars(fd, ms.value_dtype, ms.section, _readonly(ms.section))
             m = Map.class_for(ms.map_type)(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries,
                                            ms.flags, ms.key_dtype, ms.value_dtype)
             m.dtype_error = ms.dtype_error
@@ -98,8 +105,7 @@ class Object(Resource):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {section} (needs kernel 5.5+ for mmapable "
                                       "global data)") from None
         self._mmaps.append(mm)
-        reason = "rodata is frozen at load; set it on the spec before load()" if readonly else ""
-        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=reason, owner=mm)
+        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=_readonly(section), owner=mm)
 
     def _section(self, name: str) -> GlobalVars:
         if self._loaded is None:

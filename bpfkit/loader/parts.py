@@ -15,7 +15,9 @@ from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 import numpy as np
 
 from .. import _sys as sc
+from .._sys import Resource
 from ..errors import BpfNotFoundError, MapError
+from ..maps.codec import plain_dtype
 from .globals import INTERNAL_PREFIX
 
 __all__ = ["Namespace", "ProgramSpec", "MapSpec", "Loaded"]
@@ -81,6 +83,12 @@ class ProgramSpec:
     autoload: bool = True
     flags: int = 0  # BPF_F_SLEEPABLE etc., for sections this libbpf does not know
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # edits are checked here, before anything reaches libbpf or the kernel (u32 fields there)
+        if name in ("prog_type", "expected_attach_type", "flags") and "name" in self.__dict__:
+            value = sc.check_u32(f"program {self.name!r}: {name}", value)
+        super().__setattr__(name, value)
+
     def __repr__(self) -> str:
         return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
 
@@ -114,7 +122,7 @@ class MapSpec:
         elif name in ("key_dtype", "value_dtype") and value is not None and "name" in self.__dict__:
             size = self.key_size if name == "key_dtype" else self.value_size
             try:
-                value = np.dtype(value)
+                value = plain_dtype(np.dtype(value), f"map {self.name!r}: {name[:-6]}")
             except TypeError as exc:
                 raise MapError(f"map {self.name!r}: {name}: {exc}") from None
             if value.itemsize != size:
@@ -156,9 +164,10 @@ def _size(n: int) -> str:
 
 
 @dataclass
-class Loaded:
+class Loaded(Resource):
     """What a loader backend hands back: an fd per program and per map (internal maps under their
-    section name), owned by the backend until :meth:`close` (``release`` closes them its way)."""
+    section name), owned by the backend until :meth:`close` (``release`` closes them its way); closed
+    when collected, so an exception before the live Object takes it leaves nothing behind."""
 
     prog_fds: dict[str, int]
     map_fds: dict[str, int]
@@ -166,7 +175,7 @@ class Loaded:
 
     def close(self) -> None:
         """Close every fd. Idempotent."""
-        release, self.release = self.release, _nothing
+        release, self.release = getattr(self, "release", _nothing), _nothing
         release()
 
 

@@ -8,11 +8,12 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Union
 
 from .. import _sys as sc
-from ..errors import AttachError, BpfUsageError, ClosedError
+from ..errors import AttachError, BpfError, BpfUsageError, ClosedError
 from ..probes.auto import UsdtMaps, attach_by_section, needs_explicit_attach
 from ..probes.link import Link, LinkGroup
 from ..sections import example_for, find, prog_types_for
@@ -43,8 +44,8 @@ EVENT_ONLY_TYPES = {"kprobe": "kprobes, kretprobes, uprobes, USDT", "tracepoint"
 
 
 def _pid(pid: Optional[int]) -> int:
-    """``pid=None`` (any process) as the -1 the kernel takes."""
-    return -1 if pid is None else pid
+    """``pid=None`` (any process) as the -1 the kernel takes; anything but a real pid is refused."""
+    return sc.check_pid(pid)
 
 
 def explicit_attach_call(prog: "Program") -> Optional[str]:
@@ -272,12 +273,29 @@ class Program:
         helpers per program type.
 
         Example: ``r = obj.progs.xdp_filter.test_run(packet); r.retval == 2  # XDP_PASS``"""
+        repeat = sc.check_u32("repeat", repeat, hint="0 or 1 runs the program once")
+        ctx_out_size = sc.check_u32("ctx_out_size", ctx_out_size)
+        flags = sc.check_u32("flags", flags)
+        cpu = sc.check_cpu(cpu)
+        if data_out_size is not None:
+            data_out_size = sc.check_u32("data_out_size", data_out_size)
         self.check_test_runnable()
         if data_out_size is None:
             # room for programs that grow the packet (bpf_xdp_adjust_head/tail, skb helpers)
             data_out_size = len(data) + 4096 if data is not None else 0
-        r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
-                             ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
+        try:
+            r = sc.prog_test_run(self.fd, data_in=data, data_out_size=data_out_size, ctx_in=ctx,
+                                 ctx_out_size=ctx_out_size, repeat=repeat, flags=flags, cpu=cpu)
+        except BpfError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            from .testrun_rules import TestRunRequest, test_run_problem  # for failures: not on every start
+
+            req = TestRunRequest(len(data) if data is not None else 0, len(ctx) if ctx is not None else 0,
+                                 repeat, flags, cpu)
+            why = test_run_problem(self.type, req) or "the kernel gave no more reason"
+            raise BpfUsageError(f"test_run of {self.type} program {self.name!r} was refused (EINVAL): {why}",
+                                e.errno) from None
         return TestRunResult(*r)
 
     def check_test_runnable(self) -> None:

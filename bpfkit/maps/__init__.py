@@ -11,6 +11,7 @@ Example::
     from bpfkit.maps import Map
     m = Map.create("hash", "u4", "u8", 1024)
 """
+from .._sys.args import NameTruncatedWarning
 from .array import ArrayMap
 from .kinds import MapInfo, map_info, map_type_id
 from .lpm import LpmTrie
@@ -21,4 +22,4 @@ from .stacktrace import StackTraceMap
 from .storage import LocalStorage
 
 __all__ = ["Map", "MapInfo", "map_info", "map_type_id", "ArrayMap", "LpmTrie", "MapOfMaps", "QueueMap", "StackMap",
-           "BloomFilter", "StackTraceMap", "LocalStorage"]
+           "BloomFilter", "StackTraceMap", "LocalStorage", "NameTruncatedWarning"]

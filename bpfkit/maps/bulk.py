@@ -164,11 +164,30 @@ def update_batch(fd: int, keys: np.ndarray, values: np.ndarray, flags: int, max_
     raise update_error(err, what, max_entries, done, n, keys[done] if done < n else None, flags, indexed=indexed)
 
 
+# what a slot of an fd-holding map takes: the reason for its EINVAL/EBADF on update
+_FD_SLOTS = {
+    sc.BPF_MAP_TYPE_PROG_ARRAY: "the fd of a loaded BPF program (tail calls: every program in one array must have "
+                                "the same type, e.g. m[0] = obj.progs.handler.fd)",
+    sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY: "a perf event fd opened for that CPU (bpfkit.events.PerfBuffer opens them)",
+    sc.BPF_MAP_TYPE_CGROUP_ARRAY: "the fd of a cgroup v2 directory (os.open('/sys/fs/cgroup/...', os.O_RDONLY))",
+    sc.BPF_MAP_TYPE_ARRAY_OF_MAPS: "the fd of a map shaped like the inner map it was created with (same type, key "
+                                   "and value size, max_entries and flags)",
+    sc.BPF_MAP_TYPE_HASH_OF_MAPS: "the fd of a map shaped like the inner map it was created with (same type, key "
+                                  "and value size, max_entries and flags)",
+}
+
+
 def update_error(err: int, what: str, max_entries: int, done: int, n: int, key: Any, flags: int, *,
-                 indexed: bool = False) -> BpfError:
+                 indexed: bool = False, map_type: Optional[int] = None) -> BpfError:
     """A typed error for a failed update at element ``done`` of ``n``. For ``indexed`` maps (arrays)
     the kernel's E2BIG means the index is past the end, not that the map is full."""
     where = f" after {done} of {n} elements" if n > 1 else ""
+    if err in (_errno.EINVAL, _errno.EBADF) and map_type in _FD_SLOTS:
+        return MapError(f"{what}: the value for key {_show(key)} was refused "
+                        f"({_errno.errorcode.get(err, err)}){where}: a slot takes {_FD_SLOTS[map_type]}", err)
+    if err == _errno.EINVAL and flags & sc.BPF_F_LOCK:
+        return MapError(f"{what}: BPF_F_LOCK was refused (EINVAL){where}: it needs a struct bpf_spin_lock in the "
+                        "map's value, declared in its BTF", err)
     if err == _errno.E2BIG and indexed:
         return MapKeyError(f"index {_show(key)} outside 0..{max_entries - 1} of {what}{where}; array maps "
                            "have exactly max_entries elements", err)

@@ -17,9 +17,9 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..btf import default_dtype
-from ..errors import MapError
+from ..errors import BpfUsageError, MapError
 
-__all__ = ["DTypeLike", "RECORD_LIKE", "dtype_arg", "fit", "checked", "slot_dtype", "as_array", "as_array_n",
+__all__ = ["DTypeLike", "RECORD_LIKE", "dtype_arg", "plain_dtype", "fit", "checked", "slot_dtype", "as_array", "as_array_n",
            "scalar", "convert", "shape_of", "dname", "reduce_cpus", "columns", "records_array"]
 
 DTypeLike = Union[np.dtype, str, type, list, tuple, None]
@@ -51,15 +51,31 @@ def columns(arr: np.ndarray, prefix: str, cols: dict[str, Any]) -> None:
         cols[prefix] = arr
 
 
-def dtype_arg(dt: DTypeLike) -> Optional[np.dtype]:
+def dtype_arg(dt: DTypeLike, what: str = "dtype") -> Optional[np.dtype]:
+    """A key/value dtype argument (a dtype, anything np.dtype takes, or a size in bytes) as a
+    plain-data dtype; None stays None."""
     if dt is None:
         return None
     if isinstance(dt, int) and not isinstance(dt, bool):
+        if dt < 0 or dt >= 1 << 32:
+            raise BpfUsageError(f"{what} size {dt} is out of range: a size in bytes is 1..2**32-1")
         return default_dtype(dt) if dt else None
     try:
-        return np.dtype(dt)
-    except TypeError as exc:
+        out = np.dtype(dt)
+    except (TypeError, ValueError) as exc:
         raise MapError(f"not a dtype: {dt!r} ({exc})") from None
+    return plain_dtype(out, what)
+
+
+def plain_dtype(dt: np.dtype, what: str = "dtype") -> np.dtype:
+    """``dt`` if it is plain data; object dtypes (or structs holding one) are refused: their bytes
+    are pointers into this process, which the kernel would store and a later read would turn
+    back into objects that no longer exist (a crash)."""
+    if dt.hasobject:
+        raise BpfUsageError(f"{what} dtype {dt} holds Python objects (pointers into this process), which "
+                            "cannot go into a BPF map; use plain numbers, fixed-size bytes ('S16') or "
+                            "structs of them")
+    return dt
 
 
 def fit(dt: Optional[np.dtype], size: int) -> Optional[np.dtype]:
@@ -77,7 +93,7 @@ def slot_dtype(value_dtype: Optional[np.dtype], slot: int) -> np.dtype:
 def checked(dt: Optional[np.dtype], size: int, what: str, name: str) -> np.dtype:
     if dt is None:
         return default_dtype(size)
-    dt = np.dtype(dt)
+    dt = plain_dtype(np.dtype(dt), what)
     if dt.itemsize != size:
         raise MapError(f"map {name!r}: {what} dtype {dt} is {dt.itemsize} bytes but the map's {what} "
                        f"size is {size}")

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
+import io
 import logging
 import os
 from typing import Any, Callable, Iterator, Optional, Union
@@ -33,7 +34,7 @@ import numpy as np
 from .. import _sys as sc
 from .._sys import Resource
 from ..btf import dtypes_from_kernel, load_dtypes
-from ..errors import ENOTSUPP, BpfError, BpfNotFoundError, ClosedError, MapError, MapKeyError
+from ..errors import ENOTSUPP, BpfError, BpfNotFoundError, BpfUsageError, ClosedError, MapError, MapKeyError
 from .. import columnar
 from . import bulk as _batch
 from . import frames as _frames
@@ -46,6 +47,15 @@ from .kinds import (ARRAY_TYPES, EVENT_TYPES, FD_ARRAY_TYPES, LOCAL_STORAGE_TYPE
 __all__ = ["Map"]
 
 log = logging.getLogger("bpfkit.maps")
+
+
+def _elem_flags(flags: int) -> int:
+    """Update flags, checked: the kernel answers anything else with a bare EINVAL."""
+    flags = sc.check_u64("flags", flags)
+    if flags & ~(3 | sc.BPF_F_LOCK) or flags & 3 == 3:
+        raise BpfUsageError(f"flags={flags:#x}: an update takes BPF_ANY (0), BPF_NOEXIST (1) or BPF_EXIST (2), "
+                            "optionally | BPF_F_LOCK (4) for values with a bpf_spin_lock", _errno.EINVAL)
+    return flags
 
 
 class Map(Resource):
@@ -83,6 +93,8 @@ class Map(Resource):
     dtype_error: str = ""
     # ring/perf buffers: the record type (BPFKIT_RINGBUF / BPFKIT_PERFBUF), for their readers
     record_dtype: Optional[np.dtype] = None
+    # the owner of the fd when this Map owns it (create/from_*): closes it once, or when dropped
+    _file: Optional[io.FileIO] = None
 
     def __init__(self, fd: int, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, key_dtype: Optional[np.dtype] = None,
@@ -95,6 +107,8 @@ class Map(Resource):
         self.max_entries = max_entries
         self.flags = flags
         self._owns_fd = owns_fd
+        if owns_fd:
+            self._file = io.FileIO(fd, "rb")
         self.key_dtype = checked(key_dtype, key_size, "key", name) if key_size else None
         self.value_dtype = checked(value_dtype, value_size, "value", name) if value_size else None
         self.percpu = map_type in PERCPU_TYPES
@@ -123,8 +137,12 @@ class Map(Resource):
             m = Map.create("hash", "u8", np.dtype([("n", "u8"), ("comm", "S16")]), 4096, name="by_pid")
         """
         mtype = map_type_id(map_type)
-        kdt = dtype_arg(key)
-        vdt = dtype_arg(value)
+        max_entries = sc.check_u32("max_entries", max_entries)
+        flags = sc.check_u32("flags", flags)
+        map_extra = sc.check_u64("map_extra", map_extra)
+        sc.check_obj_name("map", name)
+        kdt = dtype_arg(key, "key")
+        vdt = dtype_arg(value, "value")
         if mtype in (sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS):
             if inner_map is None:
                 raise MapError("array/hash of maps need inner_map= (a Map with the inner maps' shape)")
@@ -140,33 +158,46 @@ class Map(Resource):
             flags |= sc.BPF_F_NO_PREALLOC
         ksize = kdt.itemsize if kdt is not None else 0
         vsize = vdt.itemsize if vdt is not None else 0
-        btf_fd, kid, vid = 0, 0, 0
+        btf_file: Optional[io.FileIO] = None
+        kid = vid = 0
         want_btf = btf if btf is not None else (mtype in LOCAL_STORAGE_TYPES or None)
+        # the fds come back inside FileIO objects (sc.*_owned): dropped by an exception, they close
         if want_btf is not False and mtype not in NO_BTF_TYPES:
             try:
-                btf_fd, kid, vid = load_dtypes(kdt, vdt)
+                btf_file, kid, vid = load_dtypes(kdt, vdt)
             except BpfError:
                 if want_btf:
                     raise
-                btf_fd = 0
         try:
-            fd = sc.map_create(mtype, ksize, vsize, max_entries, flags=flags, name=name,
-                               inner_map_fd=inner_map.fd if inner_map is not None else 0, btf_fd=btf_fd,
-                               btf_key_type_id=kid, btf_value_type_id=vid, map_extra=map_extra)
+            f = sc.map_create_owned(mtype, ksize, vsize, max_entries, flags=flags, name=name,
+                                    inner_map_fd=inner_map.fd if inner_map is not None else 0,
+                                    btf_fd=btf_file.fileno() if btf_file is not None else 0,
+                                    btf_key_type_id=kid, btf_value_type_id=vid, map_extra=map_extra)
+        except BpfError as e:
+            if e.errno not in (_errno.EINVAL, _errno.E2BIG, ENOTSUPP):
+                raise
+            from .rules import MapShape, map_create_problem  # explaining is for failures: not on every start
+
+            shape = MapShape(mtype, ksize, vsize, max_entries, flags, map_extra, has_btf=btf_file is not None)
+            why = map_create_problem(shape) or ("the kernel gave no more reason; check the key/value sizes, "
+                                                "max_entries and flags against the map type")
+            raise MapError(f"creating {sc.MAP_TYPE_NAMES.get(mtype, mtype)} map {name!r} was refused "
+                           f"({_errno.errorcode.get(e.errno, e.errno)}): {why}", e.errno) from None
         finally:
-            if btf_fd:
-                os.close(btf_fd)
-        return cls._wrap(fd, mtype, name, ksize, vsize, max_entries, flags, kdt, vdt)
+            if btf_file is not None:
+                btf_file.close()
+        return cls._wrap(f, mtype, name, ksize, vsize, max_entries, flags, kdt, vdt)
 
     @classmethod
-    def _wrap(cls, fd: int, mtype: int, name: str, ksize: int, vsize: int, max_entries: int, flags: int,
+    def _wrap(cls, f: io.FileIO, mtype: int, name: str, ksize: int, vsize: int, max_entries: int, flags: int,
               kdt: Optional[np.dtype], vdt: Optional[np.dtype]) -> "Map":
         klass: Callable[..., Map] = cls if cls is not Map else Map.class_for(mtype)
         try:
-            m = klass(fd, name, mtype, ksize, vsize, max_entries, flags, kdt, vdt)
+            m = klass(f.fileno(), name, mtype, ksize, vsize, max_entries, flags, kdt, vdt)
         except BaseException:
-            os.close(fd)
+            f.close()
             raise
+        m._file = f  # the owner of the fd from here on
         m._owns_fd = True
         return m
 
@@ -174,28 +205,38 @@ class Map(Resource):
     def from_fd(cls, fd: int, *, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None,
                 name: Optional[str] = None) -> "Map":
         """Wrap a map fd (the Map takes ownership). dtypes default to the map's BTF, if any."""
+        return cls._from_file(fd if isinstance(fd, io.FileIO) else io.FileIO(fd, "rb"), key_dtype=key_dtype,
+                              value_dtype=value_dtype, name=name)
+
+    @classmethod
+    def _from_file(cls, f: io.FileIO, *, key_dtype: DTypeLike = None, value_dtype: DTypeLike = None,
+                   name: Optional[str] = None) -> "Map":
         try:
-            info = map_info(fd)
+            kind = sc.fd_kind(f.fileno())
+            if kind != "bpf-map":  # the kernel would fill a MapInfo from a program's info: garbage
+                raise BpfUsageError(f"fd {f.fileno()} is {kind}, not a BPF map", _errno.EINVAL)
+            info = map_info(f.fileno())
+            kdt, vdt = dtype_arg(key_dtype), dtype_arg(value_dtype)
+            if (kdt is None or vdt is None) and info.btf_id:
+                bk, bv = dtypes_from_kernel(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
+                kdt = kdt if kdt is not None else fit(bk, info.key_size)
+                vdt = vdt if vdt is not None else fit(bv, info.value_size)
         except BaseException:
-            os.close(fd)
+            f.close()
             raise
-        kdt, vdt = dtype_arg(key_dtype), dtype_arg(value_dtype)
-        if (kdt is None or vdt is None) and info.btf_id:
-            bk, bv = dtypes_from_kernel(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
-            kdt = kdt if kdt is not None else fit(bk, info.key_size)
-            vdt = vdt if vdt is not None else fit(bv, info.value_size)
-        return cls._wrap(fd, info.type, name or info.name, info.key_size, info.value_size, info.max_entries,
+        return cls._wrap(f, info.type, name or info.name, info.key_size, info.value_size, info.max_entries,
                          info.flags, kdt, vdt)
 
     @classmethod
     def from_pinned(cls, path: Union[str, os.PathLike], **kwargs: Any) -> "Map":
         """Open a map pinned in bpffs. Example: ``Map.from_pinned("/sys/fs/bpf/counts")``."""
-        return cls.from_fd(sc.obj_get(os.fspath(path)), **kwargs)
+        return cls._from_file(sc.obj_get_owned(os.fspath(path)), **kwargs)
 
     @classmethod
     def from_id(cls, map_id: int, **kwargs: Any) -> "Map":
         """Open a map by its kernel id (as shown by ``bpftool map``)."""
-        return cls.from_fd(sc.map_fd_by_id(map_id), **kwargs)
+        map_id = sc.check_u32("map_id", map_id, lo=1)
+        return cls._from_file(sc.map_fd_by_id_owned(map_id), **kwargs)
 
     # -- identity / lifecycle -------------------------------------------------
     @property
@@ -230,11 +271,9 @@ class Map(Resource):
 
     @staticmethod
     def unpin(path: Union[str, os.PathLike]) -> None:
-        """Remove a pin (the map lives on while fds or programs hold it)."""
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            raise BpfNotFoundError(f"nothing pinned at {os.fspath(path)!r}") from None
+        """Remove a pin (the map lives on while fds or programs hold it); only a path that is on a
+        bpf filesystem once resolved, so a stray path never deletes an ordinary file."""
+        sc.unpin(path)
 
     def freeze(self) -> None:
         """Make the map read-only for user space (programs can still write unless RDONLY_PROG)."""
@@ -278,9 +317,10 @@ class Map(Resource):
 
     def close(self) -> None:
         """Release the fd if this Map owns it; further use raises ClosedError."""
-        if self._fd >= 0 and self._owns_fd:
-            os.close(self._fd)
         self._fd = -1
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()  # FileIO closes the fd once, however often this runs
 
     def _missing(self, key: Any) -> MapKeyError:
         """The error for an absent key (errno ENOENT, as the kernel said)."""
@@ -391,6 +431,7 @@ class Map(Resource):
 
     def update_elem(self, key: Any, value: Any, flags: int = sc.BPF_ANY) -> None:
         """Insert or replace one element; ``flags`` BPF_NOEXIST / BPF_EXIST."""
+        flags = _elem_flags(flags)
         fast = self._fast if self._fast_checked else self._keyed()
         if fast is not None and self._fd >= 0 and flags in (0, 1, 2) and fast.lock.acquire(False):
             try:
@@ -408,10 +449,10 @@ class Map(Resource):
                 return
             except BpfError as exc:
                 e = exc
-        if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM) or \
+        if e.errno in (_errno.E2BIG, _errno.EEXIST, _errno.EPERM, _errno.EINVAL, _errno.EBADF) or \
                 (e.errno == _errno.ENOENT and flags == sc.BPF_EXIST):
             raise _batch.update_error(e.errno, self._what(), self.max_entries, 0, 1, key, flags,
-                                      indexed=self.type in ARRAY_TYPES) from None
+                                      indexed=self.type in ARRAY_TYPES, map_type=self.type) from None
         raise e
 
     def __delitem__(self, key: Any) -> None:
@@ -565,6 +606,7 @@ class Map(Resource):
         """Insert/replace many elements with one BPF_MAP_UPDATE_BATCH; returns how many.
         ``values`` may be one value for all keys; per-CPU maps take ``(n,)`` or ``(n, ncpus)``.
         A full map raises MapFullError saying how many went in."""
+        flags = _elem_flags(flags)
         if self.key_dtype is None or self.value_dtype is None:
             raise self._unsupported("batch update")
         k = self._keys_array(keys)
@@ -580,7 +622,7 @@ class Map(Resource):
                 sc.map_update(self.fd, k[i:i + 1], v[i:i + 1], flags, what=self._what())
             except BpfError as e:
                 raise _batch.update_error(e.errno, self._what(), self.max_entries, i, len(k), k[i], flags,
-                                          indexed=self.type in ARRAY_TYPES) from None
+                                          indexed=self.type in ARRAY_TYPES, map_type=self.type) from None
         return len(k)
 
     def delete(self, keys: Any, *, missing_ok: bool = False) -> int:

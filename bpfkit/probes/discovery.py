@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -38,14 +39,14 @@ import numpy as np
 
 from .. import _sys as sc
 from .. import features
-from ..errors import BpfError, BpfNotFoundError, BpfUsageError, FeatureNotSupported
-from ..tracefs import available_filter_functions, tracefs_root
+from ..errors import BpfError, BpfNotFoundError, BpfUsageError, FeatureNotSupported, ObjectFormatError
+from ..tracefs import available_filter_functions, permission_error, tracefs_root
 
 if TYPE_CHECKING:
     from ..btf import Btf
 
-__all__ = ["ProbeInfo", "TracepointField", "list_probes", "raw_tracepoint_args", "tracepoint_dtype",
-           "tracepoint_fields"]
+__all__ = ["ProbeInfo", "TracepointField", "fields_dtype", "list_probes", "parse_tracepoint_format",
+           "raw_tracepoint_args", "tracepoint_dtype", "tracepoint_fields"]
 
 log = logging.getLogger("bpfkit.probes")
 
@@ -141,7 +142,23 @@ def tracepoint_fields(category: str, name: Optional[str] = None, *, common: bool
         raise BpfNotFoundError(f"tracepoint {category}:{name} not found; list them with "
                                f"bpfkit.probes.list('tracepoint:{category}:*')") from None
     except PermissionError:
-        raise BpfError(f"cannot read {path}: reading tracepoint formats needs root") from None
+        raise permission_error(path, "tracepoint formats") from None
+    return [f for f in parse_tracepoint_format(text) if common or not f.common]
+
+
+# a record field beyond this offset or size is not a tracepoint's (records fit in a page or two)
+_MAX_FIELD = 1 << 20
+
+
+def parse_tracepoint_format(text: str) -> list[TracepointField]:
+    """The fields a tracefs ``format`` file lists, in record order (``common_*`` ones included);
+    lines that are not fields are skipped, a field line that makes no sense (a huge offset or
+    size) raises ObjectFormatError.
+
+    Example::
+
+        parse_tracepoint_format(open(".../sched_switch/format").read())[4].name   # 'prev_comm'
+    """
     out = []
     for line in text.splitlines():
         m = _FIELD.match(line)
@@ -150,11 +167,15 @@ def tracepoint_fields(category: str, name: Optional[str] = None, *, common: bool
         decl = m.group("decl").strip()
         d = _DECL.match(decl)
         ftype, fname = (d.group("type") + d.group("dims"), d.group("name")) if d else (decl, decl)
-        is_common = fname.startswith("common_")
-        if is_common and not common:
-            continue
-        out.append(TracepointField(fname, ftype.strip(), int(m.group("off")), int(m.group("size")),
-                                   m.group("sgn") == "1", is_common))
+        if len(m.group("off")) > 9 or len(m.group("size")) > 9:
+            off = size = _MAX_FIELD + 1
+        else:
+            off, size = int(m.group("off")), int(m.group("size"))
+        if off > _MAX_FIELD or size > _MAX_FIELD:
+            raise ObjectFormatError(f"tracepoint format field {fname!r}: offset {off} / size {size} is not a "
+                                    "tracepoint record's")
+        out.append(TracepointField(fname, ftype.strip(), off, size, m.group("sgn") == "1",
+                                   fname.startswith("common_")))
     return out
 
 
@@ -170,15 +191,31 @@ def tracepoint_dtype(category: str, name: Optional[str] = None) -> np.dtype:
         tracepoint_dtype("sys_enter")["id"]                             # dtype('int64')
     """
     fields = tracepoint_fields(category, name, common=True)
-    raw = name is None and ":" not in category  # a raw tracepoint's u64 args[]
-    names, formats, offsets = [], [], []
+    return fields_dtype(fields, raw=name is None and ":" not in category)
+
+
+def fields_dtype(fields: list[TracepointField], raw: bool = False) -> np.dtype:
+    """The record dtype of tracepoint ``fields`` (see :func:`tracepoint_dtype`); ``raw``: the
+    ``u64 args[]`` of a raw tracepoint. Fields that cannot share a record (the same name twice,
+    absurd array dimensions) raise ObjectFormatError.
+
+    Example::
+
+        fields_dtype(parse_tracepoint_format(text))
+    """
+    names: list[str] = []
+    formats: list[object] = []
+    offsets: list[int] = []
     for f in fields:
         base, _, dims = f.type.partition("[")
-        n_elems = [int(x) for x in re.findall(r"\[(\d+)\]", "[" + dims)] if dims else []
+        n_elems = [int(x) for x in re.findall(r"\[(\d{1,7})\]", "[" + dims)] if dims else []
         if n_elems and "char" in base and "*" not in base and "__data_loc" not in base:
             fmt: object = f"S{f.size}"
         elif n_elems and "__data_loc" not in base:
-            total = int(np.prod(n_elems))
+            total = math.prod(n_elems)  # Python ints: np.prod wraps at 2**63 into a negative element size
+            if total > max(f.size, 1):
+                raise ObjectFormatError(f"tracepoint field {f.name[:60]!r}: {f.type[:80]!r} has {total} "
+                                        f"elements in {f.size} bytes")
             elem = f.size // total if total else f.size
             fmt = (np.dtype(f"{'i' if f.signed else 'u'}{elem}") if elem in (1, 2, 4, 8) else np.dtype(f"V{elem}"),
                    tuple(n_elems))
@@ -190,7 +227,10 @@ def tracepoint_dtype(category: str, name: Optional[str] = None) -> np.dtype:
         formats.append(fmt)
         offsets.append(f.offset)
     size = 8 * len(fields) if raw else max((f.offset + f.size for f in fields), default=0)
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+    try:
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ObjectFormatError(f"tracepoint fields {', '.join(names)[:200]} do not make a record: {exc}") from None
 
 
 def _tracepoints(cat_pat: str, name_pat: str) -> list[tuple[str, str]]:

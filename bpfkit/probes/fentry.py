@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError
 from ..features import feature_for_section, load_failure, refusal
-from .link import Link
+from .link import Link, new_link
 
 __all__ = ["attach_fentry", "feature_for_section", "load_failure"]
 
@@ -30,7 +30,7 @@ def attach_fentry(prog_fd: int, section: str, name: str = "") -> Link:
     """
     what = f"{section} ({name})" if name else section
     try:
-        return Link(sc.raw_tracepoint_open(prog_fd, None, what=what), what)
+        return new_link(lambda: sc.raw_tracepoint_open_owned(prog_fd, None, what=what), what)
     except BpfError as e:
         if isinstance(e, BpfNotFoundError):
             raise

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import io
 import errno
 import fnmatch
 import platform
@@ -26,7 +27,7 @@ from typing import Optional, Sequence, Union
 from .. import features
 from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
-from .link import Link, attach_perf_event, group_links
+from .link import Link, group_links, new_link, perf_event_link
 from ..tracefs import available_filter_functions, pmu_retprobe_bit, pmu_type
 
 __all__ = ["is_pattern", "kernel_functions", "syscall_function", "attach_kprobe", "attach_kprobe_multi"]
@@ -133,6 +134,12 @@ def attach_kprobe(prog_fd: int, func: Union[str, int], *, offset: int = 0, retpr
         link = attach_kprobe(prog.fd, "vfs_read", retprobe=True, cookie=1)
         link = attach_kprobe(prog.fd, "tcp_v4_*")              # one kprobe per function
     """
+    offset = sc.check_u64("offset", offset)
+    cookie = sc.check_u64("cookie", cookie)
+    if isinstance(func, str):
+        sc.check_cstr("kernel function name", func)
+    else:
+        sc.check_u64("func", func, lo=1, hint="a kernel address as /proc/kallsyms lists it")
     kind = "kretprobe" if retprobe else "kprobe"
     pattern = isinstance(func, str) and is_pattern(func)
     if isinstance(func, str) and not pattern:
@@ -170,14 +177,17 @@ def attach_kprobe(prog_fd: int, func: Union[str, int], *, offset: int = 0, retpr
         config1, config2 = ctypes.addressof(name_buf), offset
     attr = sc.PerfEventAttr(type=pmu_type("kprobe"), config=config, config1=config1, config2=config2,
                             sample_period=1, wakeup_events=1)
-    try:
-        perf_fd = sc.perf_event_open(attr, pid=-1, cpu=0, what=what)
-    except BpfError as e:
-        if e.errno in (errno.ENOENT, errno.EINVAL) and isinstance(func, str):
-            raise _not_found(func, _traceable_functions()[1]) from None
-        raise
-    del name_buf
-    return attach_perf_event(prog_fd, perf_fd, what, cookie)
+    def open_fd() -> io.FileIO:
+        try:
+            return sc.perf_event_open_owned(attr, pid=-1, cpu=0, what=what)
+        except BpfError as e:
+            if e.errno in (errno.ENOENT, errno.EINVAL) and isinstance(func, str):
+                raise _not_found(func, _traceable_functions()[1]) from None
+            raise
+
+    link = perf_event_link(prog_fd, open_fd, what, cookie, "attach_kprobe")
+    del name_buf  # the kernel has copied the name
+    return link
 
 
 def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retprobe: bool = False,
@@ -191,6 +201,8 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
         link = attach_kprobe_multi(prog.fd, "vfs_*")
         link = attach_kprobe_multi(prog.fd, ["vfs_read", "vfs_write"], cookies=[1, 2], retprobe=True)
     """
+    if cookies is not None:
+        cookies = [sc.check_u64(f"cookies[{i}]", c) for i, c in enumerate(cookies)]
     kind = "kretprobe.multi" if retprobe else "kprobe.multi"
     if isinstance(funcs, str):
         pattern = funcs
@@ -209,7 +221,7 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
     # kprobe_multi: {u32 flags; u32 cnt; u64 syms; u64 addrs; u64 cookies}
     words = (flags | (len(names) << 32), ctypes.addressof(syms), 0, ctypes.addressof(cks) if cks else 0)
     try:
-        fd = sc.link_create(prog_fd, 0, sc.BPF_TRACE_KPROBE_MULTI, extra=words, what=what)
+        return new_link(lambda: sc.link_create_owned(prog_fd, 0, sc.BPF_TRACE_KPROBE_MULTI, extra=words, what=what), what)
     except BpfError as e:
         if e.errno == errno.EINVAL:
             raise AttachError(f"{what}: the kernel refused (EINVAL): load the program as kprobe_multi "
@@ -217,4 +229,3 @@ def attach_kprobe_multi(prog_fd: int, funcs: Union[str, Sequence[str]], *, retpr
         if e.errno in (errno.ENOENT, errno.ESRCH):
             raise BpfNotFoundError(f"{what}: a function in the list cannot be kprobed ({e})", e.errno) from None
         raise
-    return Link(fd, what)

@@ -4,6 +4,10 @@ Everything bpfkit attaches is fd-based (a BPF link, or a perf event fd with a
 BPF program set on it): when the process dies, the kernel closes the fds and
 the probe disappears with it — nothing is left behind in tracefs.
 
+The fds come from the kernel already inside ``io.FileIO`` objects (``sc.*_owned``), which close
+them once, when closed or dropped: an exception at any point of an attach (a Ctrl-C) cannot leave
+an fd behind, and closing twice cannot hit an fd number reused meanwhile.
+
 Example::
 
     with prog.attach_tracepoint("syscalls", "sys_enter_getpid") as link:
@@ -12,14 +16,28 @@ Example::
 from __future__ import annotations
 
 import errno
-import os
-from typing import Any, Callable, Iterable, Iterator, Optional
+import io
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from .. import _sys as sc
 from .._sys import Resource
-from ..errors import BpfError, ClosedError
+from ..errors import AttachError, BpfError, ClosedError
+from ..sections import example_for, prog_types_for
 
-__all__ = ["Link", "LinkGroup", "MultiLink", "group_links", "open_perf_event", "attach_perf_event"]
+__all__ = ["Link", "LinkGroup", "MultiLink", "group_links", "new_link", "open_perf_event", "open_perf_event_owned",
+           "attach_perf_event", "perf_event_link", "attach_refused"]
+
+FdLike = Union[int, io.FileIO, None]
+
+
+def _owned(fd: FdLike) -> Optional[io.FileIO]:
+    if fd is None or isinstance(fd, io.FileIO):
+        return fd
+    return io.FileIO(fd, "rb") if fd >= 0 else None
+
+
+def _fileno(f: Optional[io.FileIO]) -> int:
+    return -1 if f is None or f.closed else f.fileno()
 
 
 class Link(Resource):
@@ -32,10 +50,19 @@ class Link(Resource):
             print(link.id, link.description)
     """
 
-    def __init__(self, fd: int, description: str, perf_fd: int = -1) -> None:
-        self._fd = fd
-        self._perf_fd = perf_fd
+    def __init__(self, fd: FdLike, description: str, perf_fd: FdLike = -1) -> None:
+        # the Link owns both fds from here (an int is wrapped: the caller hands it over)
+        self._link_file = _owned(fd)
+        self._perf_file = _owned(perf_fd)
         self.description = description
+
+    @property
+    def _fd(self) -> int:
+        return _fileno(getattr(self, "_link_file", None))
+
+    @property
+    def _perf_fd(self) -> int:
+        return _fileno(getattr(self, "_perf_file", None))
 
     @property
     def fd(self) -> int:
@@ -66,14 +93,10 @@ class Link(Resource):
         # The perf event first: the link holds its own reference, so this close is cheap, and the
         # link's close then releases both at once. The other order waits for the kernel to
         # synchronize twice (tens of ms each when detaching a tracepoint), as libbpf avoids too.
-        for attr in ("_perf_fd", "_fd"):
-            fd = getattr(self, attr)
-            if fd >= 0:
-                setattr(self, attr, -1)
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        for attr in ("_perf_file", "_link_file"):
+            f = getattr(self, attr, None)
+            if f is not None:
+                f.close()  # closes once, however often this runs
 
     detach = close
 
@@ -134,7 +157,7 @@ class MultiLink(Link):
 
     def __init__(self, links: list[Link], description: str,
                  on_close: Optional[Callable[[], None]] = None) -> None:
-        super().__init__(-1, description)
+        super().__init__(None, description)
         self.links = list(links)
         self._on_close = on_close
 
@@ -186,6 +209,48 @@ class MultiLink(Link):
         return f"<MultiLink {self.description} {state}>"
 
 
+def new_link(create: Callable[[], io.FileIO], description: str) -> Link:
+    """A Link owning the fd ``create()`` returns inside a FileIO (``sc.link_create_owned``,
+    ``sc.raw_tracepoint_open_owned``).
+
+    Example::
+
+        link = new_link(lambda: sc.link_create_owned(prog_fd, ifindex, sc.BPF_XDP), "xdp on eth0")
+    """
+    return Link(create(), description)
+
+
+def attach_refused(e: BpfError, prog_fd: int, description: str, method: str) -> BpfError:
+    """The error for an attach the kernel refused (its bare EINVAL/EBADF): ``prog_fd`` is no program,
+    or a program of a type ``Program.<method>()`` cannot attach; ``e`` itself when neither.
+
+    Example::
+
+        except BpfError as e:
+            raise attach_refused(e, prog_fd, "tracepoint sched:sched_switch", "attach_tracepoint") from None
+    """
+    if e.errno == errno.EEXIST:
+        return AttachError(f"{description}: this program is attached there already (a program attaches to an "
+                           "event once); close the other link first", e.errno)
+    if e.errno not in (errno.EINVAL, errno.EBADF, errno.EPROTO):
+        return e
+    kind = sc.fd_kind(prog_fd)
+    if kind != "bpf-prog":
+        what = "not an open fd" if kind == "not an open fd" else f"{kind}, not a loaded BPF program"
+        return AttachError(f"{description}: prog_fd {prog_fd} is {what}", e.errno)
+    try:
+        ptype = int(sc.prog_info(prog_fd).type)
+    except BpfError:
+        return e
+    wanted = prog_types_for(method)
+    if wanted and ptype not in wanted:
+        names = " or ".join(sc.PROG_TYPE_NAMES.get(t, str(t)).upper() for t in wanted)
+        return AttachError(f"{description}: the program is a {sc.PROG_TYPE_NAMES.get(ptype, str(ptype)).upper()} "
+                           f"program; {method}() needs a {names} program, e.g. SEC(\"{example_for(method)}\")",
+                           e.errno)
+    return e
+
+
 def group_links(attach_one: Callable[[Any], Link], items: Iterable[Any], description: str,
                 on_close: Optional[Callable[[], None]] = None) -> MultiLink:
     """Attach ``attach_one(item)`` for each item into one MultiLink; on any failure the ones
@@ -217,14 +282,34 @@ def open_perf_event(attr: sc.PerfEventAttr, *, pid: int = -1, cpu: int = -1, gro
     try:
         return sc.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
     except BpfError as e:
-        if e.errno == errno.ESRCH and pid > 0:
-            from ..binaries.procfs import no_process
-
-            raise no_process(pid, what) from None
-        raise
+        raise _no_process(e, pid, what) from None
 
 
-def attach_perf_event(prog_fd: int, perf_fd: int, description: str, cookie: int = 0) -> Link:
+def open_perf_event_owned(attr: sc.PerfEventAttr, *, pid: int = -1, cpu: int = -1, group_fd: int = -1,
+                          what: str = "") -> io.FileIO:
+    """:func:`open_perf_event` returning the fd inside an ``io.FileIO`` that closes it once, when
+    closed or dropped.
+
+    Example::
+
+        f = open_perf_event_owned(attr, pid=1234, what="uprobe /bin/bash:readline")
+    """
+    try:
+        return sc.perf_event_open_owned(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
+    except BpfError as e:
+        raise _no_process(e, pid, what) from None
+
+
+def _no_process(e: BpfError, pid: int, what: str) -> BpfError:
+    if e.errno == errno.ESRCH and pid > 0:
+        from ..binaries.procfs import no_process
+
+        return no_process(pid, what)
+    return e
+
+
+def attach_perf_event(prog_fd: int, perf_fd: FdLike, description: str, cookie: int = 0,
+                      method: str = "attach_perf_event") -> Link:
     """Attach a program to an open perf event fd; the returned Link owns ``perf_fd``.
 
     Prefers a BPF link (BPF_LINK_CREATE with BPF_PERF_EVENT, kernel 5.15+) so the link shows up in
@@ -234,17 +319,34 @@ def attach_perf_event(prog_fd: int, perf_fd: int, description: str, cookie: int 
 
         link = attach_perf_event(prog.fd, open_perf_event(attr, cpu=0), "my event", cookie=7)
     """
+    link = Link(None, description, perf_fd)  # owns perf_fd from here: closed once, by the link
+    pfd = link._perf_fd
     try:
         try:
-            link_fd = sc.link_create(prog_fd, perf_fd, sc.BPF_PERF_EVENT, extra=(cookie,),
-                                     what=description)
-            return Link(link_fd, description, perf_fd)
+            link._link_file = sc.link_create_owned(prog_fd, pfd, sc.BPF_PERF_EVENT, extra=(cookie,),
+                                                   what=description)
+            return link
         except BpfError as e:
             if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP) or cookie:
                 raise
-        sc.ioctl(perf_fd, sc.PERF_EVENT_IOC_SET_BPF, prog_fd, what=description)
-        sc.ioctl(perf_fd, sc.PERF_EVENT_IOC_ENABLE, 0, what=description)
-        return Link(-1, description, perf_fd)
+        sc.ioctl(pfd, sc.PERF_EVENT_IOC_SET_BPF, prog_fd, what=description)
+        sc.ioctl(pfd, sc.PERF_EVENT_IOC_ENABLE, 0, what=description)
+        return link
+    except BpfError as e:
+        link.close()
+        raise attach_refused(e, prog_fd, description, method) from None
     except BaseException:
-        os.close(perf_fd)
+        link.close()
         raise
+
+
+def perf_event_link(prog_fd: int, open_fd: Callable[[], io.FileIO], description: str, cookie: int = 0,
+                    method: str = "attach_perf_event") -> Link:
+    """Open a perf event (``open_fd()``, e.g. :func:`open_perf_event_owned`) and attach the program
+    to it; the returned Link owns the perf fd, or the fd is closed.
+
+    Example::
+
+        link = perf_event_link(prog.fd, lambda: open_perf_event_owned(attr, cpu=0), "tracepoint sched:sched_switch")
+    """
+    return attach_perf_event(prog_fd, open_fd(), description, cookie, method)

@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError, FeatureNotSupported
-from .link import Link
+from .link import Link, attach_refused, new_link
 
 __all__ = ["XDP_MODES", "TC_DIRECTIONS", "attach_xdp", "attach_tc", "interface_index", "xdp_holder"]
 
@@ -45,6 +45,10 @@ def interface_index(iface: Interface) -> tuple[int, str]:
 
         interface_index("lo")   # (1, 'lo')
     """
+    if isinstance(iface, str):
+        sc.check_cstr("interface name", iface)
+    else:
+        iface = sc.check_s32("ifindex", iface, lo=1, hint="an interface index as `ip link` shows it, or its name")
     try:
         if isinstance(iface, int):
             return iface, socket.if_indextoname(iface)
@@ -98,13 +102,13 @@ def attach_xdp(prog_fd: int, iface: Interface, *, mode: str = "auto") -> Link:
     ifindex, name = interface_index(iface)
     what = f"xdp on {name} ({mode})"
     try:
-        fd = sc.link_create(prog_fd, ifindex, sc.BPF_XDP, flags=XDP_MODES[mode], what=what)
+        return new_link(lambda: sc.link_create_owned(prog_fd, ifindex, sc.BPF_XDP, flags=XDP_MODES[mode], what=what),
+                        what)
     except BpfError as e:
-        raise _xdp_error(e, ifindex, name, mode, what) from None
-    return Link(fd, what)
+        raise _xdp_error(e, prog_fd, ifindex, name, mode, what) from None
 
 
-def _xdp_error(e: BpfError, ifindex: int, name: str, mode: str, what: str) -> BpfError:
+def _xdp_error(e: BpfError, prog_fd: int, ifindex: int, name: str, mode: str, what: str) -> BpfError:
     if e.errno == errno.ENODEV:
         return BpfNotFoundError(f"{what}: network interface {name!r} (ifindex {ifindex}) is gone", e.errno)
     if e.errno == errno.EBUSY:
@@ -119,9 +123,7 @@ def _xdp_error(e: BpfError, ifindex: int, name: str, mode: str, what: str) -> Bp
     if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP) and mode == "native":
         return FeatureNotSupported(f"{what}: the driver of {name!r} has no native XDP support; use "
                                    "mode='generic' (or 'auto')", e.errno, feature="xdp_native")
-    if e.errno == errno.EINVAL:
-        return AttachError(f"{e}; attach_xdp() needs an XDP program (SEC(\"xdp\"))", e.errno)
-    return e
+    return attach_refused(e, prog_fd, what, "attach_xdp")
 
 
 def attach_tc(prog_fd: int, iface: Interface, direction: str = "ingress") -> Link:
@@ -143,16 +145,12 @@ def attach_tc(prog_fd: int, iface: Interface, direction: str = "ingress") -> Lin
     what = f"tcx {direction} on {name}"
     try:
         # union tcx = {u32 relative_fd; u64 expected_revision}: zeros append after the others
-        fd = sc.link_create(prog_fd, ifindex, attach_type, what=what)
+        return new_link(lambda: sc.link_create_owned(prog_fd, ifindex, attach_type, what=what), what)
     except BpfError as e:
         if e.errno == errno.ENODEV:
             raise BpfNotFoundError(f"{what}: network interface {name!r} (ifindex {ifindex}) is gone",
                                    e.errno) from None
-        if e.errno == errno.EINVAL:
-            raise AttachError(f"{e}; attach_tc() needs a SCHED_CLS program (SEC(\"tc\") or "
-                              "SEC(\"tcx/ingress\"))", e.errno) from None
-        raise
-    return Link(fd, what)
+        raise attach_refused(e, prog_fd, what, "attach_tc") from None
 
 
 def _require_tcx(direction: str) -> None:

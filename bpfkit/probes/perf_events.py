@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import io
 import re
 from dataclasses import dataclass
 from typing import Union
@@ -23,9 +24,10 @@ from typing import Union
 from .. import features
 from .. import _sys as sc
 from ..errors import BpfError, BpfUsageError, FeatureNotSupported
-from .link import open_perf_event
+from .link import open_perf_event, open_perf_event_owned
 
-__all__ = ["EventSpec", "PerfEvent", "SOFTWARE_EVENTS", "HARDWARE_EVENTS", "resolve_event", "open_event"]
+__all__ = ["EventSpec", "PerfEvent", "SOFTWARE_EVENTS", "HARDWARE_EVENTS", "resolve_event", "open_event",
+           "open_event_owned"]
 
 SOFTWARE_EVENTS = {
     "cpu-clock": 0, "task-clock": 1, "page-faults": 2, "faults": 2, "context-switches": 3, "cs": 3,
@@ -103,6 +105,31 @@ def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 
 
         fd = open_event(resolve_event("page-faults"), pid=1234, period=100)
     """
+    attr, what = _event_attr(event, pid, cpu, period, frequency, flags, read_format)
+    try:
+        return open_perf_event(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
+    except BpfError as e:
+        raise _hardware_error(event, e) from None
+
+
+def open_event_owned(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 0, frequency: int = 0,
+                     flags: int = 0, read_format: int = 0, group_fd: int = -1) -> io.FileIO:
+    """:func:`open_event` returning the fd inside an ``io.FileIO`` that closes it once, when closed
+    or dropped (so an exception cannot leave it behind).
+
+    Example::
+
+        with open_event_owned(resolve_event("page-faults"), pid=1234, period=100) as f: ...
+    """
+    attr, what = _event_attr(event, pid, cpu, period, frequency, flags, read_format)
+    try:
+        return open_perf_event_owned(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=what)
+    except BpfError as e:
+        raise _hardware_error(event, e) from None
+
+
+def _event_attr(event: PerfEvent, pid: int, cpu: int, period: int, frequency: int, flags: int,
+                read_format: int) -> tuple[sc.PerfEventAttr, str]:
     attr = sc.PerfEventAttr(type=event.type, config=event.config, read_format=read_format, flags=flags)
     if frequency:
         attr.sample_period = frequency
@@ -110,11 +137,12 @@ def open_event(event: PerfEvent, *, pid: int = -1, cpu: int = -1, period: int = 
     elif period:
         attr.sample_period = period
     what = f"{event.name}" + (f" pid {pid}" if pid >= 0 else "") + (f" cpu {cpu}" if cpu >= 0 else "")
-    try:
-        return open_perf_event(attr, pid=pid, cpu=cpu, group_fd=group_fd, what=f"perf event {what}")
-    except BpfError as e:
-        if event.is_hardware and e.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
-            ok, reason = features.check("hw_pmu")
-            raise FeatureNotSupported(f"perf event {event.name!r}: " + (reason if not ok else str(e)), e.errno,
-                                      feature="hw_pmu") from None
-        raise
+    return attr, f"perf event {what}"
+
+
+def _hardware_error(event: PerfEvent, e: BpfError) -> BpfError:
+    if event.is_hardware and e.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
+        ok, reason = features.check("hw_pmu")
+        return FeatureNotSupported(f"perf event {event.name!r}: " + (reason if not ok else str(e)), e.errno,
+                                   feature="hw_pmu")
+    return e

@@ -14,10 +14,10 @@ from typing import Optional, Sequence
 
 from .. import _sys as sc
 from ..errors import BpfUsageError
-from .link import Link, attach_perf_event as _attach_fd, group_links
-from .perf_events import EventSpec, open_event, resolve_event
+from .link import Link, group_links, perf_event_link
+from .perf_events import EventSpec, open_event_owned, resolve_event
 
-__all__ = ["attach_perf_event"]
+__all__ = ["attach_perf_event", "max_sample_rate"]
 
 
 def _enabled(link: Link) -> Link:
@@ -27,6 +27,21 @@ def _enabled(link: Link) -> Link:
         link.close()
         raise
     return link
+
+
+def max_sample_rate() -> int:
+    """``kernel.perf_event_max_sample_rate`` (0 when unreadable): the highest frequency= it takes.
+
+    Example::
+
+        max_sample_rate()   # e.g. 100000
+    """
+    try:
+        with open("/proc/sys/kernel/perf_event_max_sample_rate") as f:
+            text = f.read().strip()
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
+    except OSError:
+        return 0
 
 
 def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, period: int = 0, pid: int = -1,
@@ -40,19 +55,32 @@ def attach_perf_event(prog_fd: int, event: EventSpec, *, frequency: int = 0, per
         link = attach_perf_event(prog.fd, "cpu-clock", frequency=99)           # every CPU
         link = attach_perf_event(prog.fd, "page-faults", period=10, pid=1234)
     """
+    frequency = sc.check_u64("frequency", frequency)
+    period = sc.check_u64("period", period)
+    pid = sc.check_pid(pid)
+    cpu_arg = sc.check_cpus(cpus)
+    cookie = sc.check_u64("cookie", cookie)
     if bool(frequency) == bool(period):
         raise BpfUsageError("give exactly one of frequency= (samples per second) or period= (events per sample)")
+    limit = max_sample_rate()
+    if frequency and limit and frequency > limit:
+        raise BpfUsageError(f"frequency={frequency} Hz is over the kernel's limit, sysctl "
+                            f"kernel.perf_event_max_sample_rate = {limit}: sample less often, or raise the limit")
+    if pid >= 0 and cpu_arg is not None:
+        raise BpfUsageError("give pid= (that process on any CPU) or cpus= (every process on those CPUs), not both")
     ev = resolve_event(event)
     rate = f"{frequency} Hz" if frequency else f"every {period}"
     # Opened disabled and enabled once the program is attached (as libbpf does): an event that
     # counts before its program is there would overflow without a sample the program saw.
     if pid >= 0:
-        fd = open_event(ev, pid=pid, cpu=-1, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
-        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} pid {pid}", cookie))
-    cpu_list = list(cpus) if cpus is not None else sc.online_cpus()
+        return _enabled(perf_event_link(
+            prog_fd, lambda: open_event_owned(ev, pid=pid, cpu=-1, period=period, frequency=frequency,
+                                        flags=sc.PERF_ATTR_DISABLED), f"perf_event {ev.name} {rate} pid {pid}", cookie))
+    cpu_list = cpu_arg if cpu_arg is not None else sc.online_cpus()
 
     def one(cpu: int) -> Link:
-        fd = open_event(ev, pid=-1, cpu=cpu, period=period, frequency=frequency, flags=sc.PERF_ATTR_DISABLED)
-        return _enabled(_attach_fd(prog_fd, fd, f"perf_event {ev.name} {rate} cpu {cpu}", cookie))
+        return _enabled(perf_event_link(
+            prog_fd, lambda: open_event_owned(ev, pid=-1, cpu=cpu, period=period, frequency=frequency,
+                                        flags=sc.PERF_ATTR_DISABLED), f"perf_event {ev.name} {rate} cpu {cpu}", cookie))
 
     return group_links(one, cpu_list, f"perf_event {ev.name} {rate} on {len(cpu_list)} CPUs")

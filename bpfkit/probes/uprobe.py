@@ -26,9 +26,9 @@ from typing import Optional, Sequence, Union
 from .. import features
 from .. import _sys as sc
 from ..errors import AttachError, BpfError, BpfNotFoundError, BpfUsageError
-from ..binaries import function_at, list_symbols, resolve_library, symbol_offset
+from ..binaries import function_at, list_symbols, load_segments, resolve_library, symbol_offset
 from .kprobe import is_pattern
-from .link import Link, attach_perf_event, group_links, open_perf_event
+from .link import Link, group_links, new_link, open_perf_event_owned, perf_event_link
 from ..tracefs import pmu_retprobe_bit, pmu_type
 
 __all__ = ["matching_functions", "attach_uprobe", "attach_uprobe_offset", "attach_uprobe_multi"]
@@ -71,6 +71,13 @@ def attach_uprobe(prog_fd: int, binary: str, symbol: Union[str, int], *, offset:
         link = attach_uprobe(prog.fd, "/usr/bin/bash", "readline", retprobe=True)
         link = attach_uprobe(prog.fd, "./app", "handle_*", cookie=7)    # one MultiLink
     """
+    pid = sc.check_pid(pid)
+    sc.check_cstr("binary", os.fspath(binary))
+    offset = sc.check_u64("offset", offset, hint="an offset from the symbol, in bytes")
+    cookie = sc.check_u64("cookie", cookie)
+    ref_ctr_offset = sc.check_u64("ref_ctr_offset", ref_ctr_offset)
+    if isinstance(symbol, int) and not isinstance(symbol, bool):
+        sc.check_u64("symbol", symbol, hint="a virtual address as nm prints it")
     path = resolve_library(binary)
     kind = "uretprobe" if retprobe else "uprobe"
     on = f" pid {pid}" if pid >= 0 else ""
@@ -118,6 +125,18 @@ def _check_function_entry(path: str, spec: str, offset: int, file_off: int, what
                           "at the offset.", errno.EINVAL)
 
 
+def _check_in_code(path: str, file_offset: int, what: str) -> None:
+    """Refuse a file offset outside every executable PT_LOAD segment: the ELF headers, data, or
+    past the end. The kernel would take it, and the probe would never fire or would patch data."""
+    segs = [s for s in load_segments(path) if s.executable]
+    if any(s.offset <= file_offset < s.offset + s.filesz for s in segs):
+        return
+    where = ", ".join(f"{s.offset:#x}-{s.offset + s.filesz:#x}" for s in segs) or "none"
+    raise BpfUsageError(f"{what}: offset {file_offset:#x} is not code: it is outside every executable "
+                        f"segment of {path} (file offsets {where}); probe a function, 'name+0x10', or an "
+                        "address nm prints", errno.EINVAL)
+
+
 def attach_uprobe_offset(prog_fd: int, path: str, file_offset: int, *, pid: int = -1,
                          retprobe: bool = False, ref_ctr_offset: int = 0, cookie: int = 0,
                          what: Optional[str] = None) -> Link:
@@ -127,15 +146,20 @@ def attach_uprobe_offset(prog_fd: int, path: str, file_offset: int, *, pid: int 
 
         attach_uprobe_offset(prog.fd, "/usr/lib/libfoo.so", 0x1a40, pid=1234)
     """
+    pid = sc.check_pid(pid)
+    file_offset = sc.check_u64("offset", file_offset)
+    cookie = sc.check_u64("cookie", cookie)
+    ref_ctr_offset = sc.check_u64("ref_ctr_offset", ref_ctr_offset)
     kind = "uretprobe" if retprobe else "uprobe"
     what = what or f"{kind} {path}@{file_offset:#x}" + (f" pid {pid}" if pid >= 0 else "")
+    _check_in_code(path, file_offset, what)
     cpath = ctypes.create_string_buffer(os.fsencode(os.path.realpath(path)))
     config = (1 << pmu_retprobe_bit("uprobe")) if retprobe else 0
     config |= ref_ctr_offset << _REF_CTR_SHIFT
     attr = sc.PerfEventAttr(type=pmu_type("uprobe"), config=config, config1=ctypes.addressof(cpath),
                             config2=file_offset, sample_period=1, wakeup_events=1)
-    perf_fd = open_perf_event(attr, pid=pid if pid >= 0 else -1, cpu=0 if pid < 0 else -1, what=what)
-    return attach_perf_event(prog_fd, perf_fd, what, cookie)
+    return perf_event_link(prog_fd, lambda: open_perf_event_owned(attr, pid=pid, cpu=0 if pid < 0 else -1, what=what),
+                           what, cookie, "attach_uprobe")
 
 
 def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, retprobe: bool = False,
@@ -149,6 +173,14 @@ def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, re
         offs = [off for _, off in matching_functions(path, "handle_*")]
         link = attach_uprobe_multi(prog.fd, path, offs, pid=1234)
     """
+    pid = sc.check_pid(pid)
+    offsets = [sc.check_u64(f"offsets[{i}]", o) for i, o in enumerate(offsets)]
+    if cookies is not None:
+        cookies = [sc.check_u64(f"cookies[{i}]", c) for i, c in enumerate(cookies)]
+    if ref_ctr_offsets is not None:
+        ref_ctr_offsets = [sc.check_u64(f"ref_ctr_offsets[{i}]", r) for i, r in enumerate(ref_ctr_offsets)]
+    if not offsets:
+        raise BpfUsageError("offsets=[] would attach to nothing: give the file offsets to probe")
     path = resolve_library(binary)
     kind = "uretprobe.multi" if retprobe else "uprobe.multi"
     what = description or f"{kind} {path} ({len(offsets)} offsets)"
@@ -166,10 +198,9 @@ def attach_uprobe_multi(prog_fd: int, binary: str, offsets: Sequence[int], *, re
     words = (ctypes.addressof(cpath), ctypes.addressof(offs), ctypes.addressof(refs) if refs else 0,
              ctypes.addressof(cks) if cks else 0, n | (flags << 32), max(pid, 0))
     try:
-        fd = sc.link_create(prog_fd, 0, sc.BPF_TRACE_UPROBE_MULTI, extra=words, what=what)
+        return new_link(lambda: sc.link_create_owned(prog_fd, 0, sc.BPF_TRACE_UPROBE_MULTI, extra=words, what=what), what)
     except BpfError as e:
         if e.errno == 22:
             raise AttachError(f"{what}: the kernel refused (EINVAL): load the program as uprobe_multi "
                               "(SEC(\"uprobe.multi\")) or attach without multi", e.errno) from None
         raise
-    return Link(fd, what)

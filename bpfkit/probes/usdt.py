@@ -100,6 +100,8 @@ def attach_usdt(prog_fd: int, specs_map: Optional[MapLike], ip_map: Optional[Map
         # ip map None: kernels with bpf_get_attach_cookie (5.15+) do not need it
         link = attach_usdt(prog.fd, obj.maps["__bpf_usdt_specs"], None, "./app", "myapp", "tick", cookie=7)
     """
+    pid = sc.check_pid(pid)
+    cookie = sc.check_u64("cookie", cookie)
     what = f"usdt {binary or f'pid {pid}'}:{provider}:{name}" + (f" pid {pid}" if pid >= 0 and binary else "")
     if specs_map is None:
         raise AttachError(f"{what}: the program's object has no {SPECS_MAP} map; write the program with "

@@ -12,11 +12,11 @@ Example::
 from __future__ import annotations
 
 import os
-import struct
 
 import numpy as np
 
-from bpfkit.errors import BpfNotFoundError, ObjectFormatError
+from ..binaries.elf import check_sections
+from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 
 class LineTable:
@@ -35,7 +35,6 @@ class LineTable:
         """The line table of the ELF file at ``path``; None if it has no ``.debug_line``.
 
         Raises BpfNotFoundError (no such file) or ObjectFormatError (malformed DWARF)."""
-        from elftools.common.exceptions import DWARFError, ELFError
         from elftools.elf.elffile import ELFFile
 
         try:
@@ -45,11 +44,14 @@ class LineTable:
         with f:
             try:
                 elf = ELFFile(f)
+                check_sections(elf)
                 if elf.get_section_by_name(".debug_line") is None:
                     return None
                 return cls._decode(elf)
-            except (ELFError, DWARFError, struct.error, ValueError, KeyError, IndexError, AssertionError) as e:
-                raise ObjectFormatError(f"{path}: malformed DWARF line information ({e})") from None
+            except BpfError:
+                raise
+            except Exception as e:  # noqa: BLE001 - pyelftools raises whatever malformed DWARF makes it hit
+                raise ObjectFormatError(f"{path}: malformed DWARF line information ({type(e).__name__}: {e})") from None
 
     @classmethod
     def _decode(cls, elf: "object") -> "LineTable":

@@ -131,7 +131,8 @@ class ElfSymbols:
             base = np.uint64(min(s.vaddr for s in self.loads) & ~(_PAGE - 1))
             return offs + base, np.ones(len(offs), bool)
         for s in sorted(self.loads, key=lambda s: s.executable):  # executable segments win overlaps
-            m = (offs >= np.uint64(s.offset)) & (offs < np.uint64(s.offset + max(s.filesz, 1)))
+            end = min(s.offset + max(s.filesz, 1), (1 << 64) - 1)  # a corrupt header may claim past 2**64
+            m = (offs >= np.uint64(s.offset)) & (offs < np.uint64(end))
             vaddr[m] = offs[m] - np.uint64(s.offset) + np.uint64(s.vaddr)
             ok |= m
         return vaddr, ok
@@ -312,7 +313,9 @@ class ElfCache:
         except FileNotFoundError:
             raise BpfNotFoundError(f"{name}: no such file (via {path})") from None
         except PermissionError:
-            raise BpfPermissionError(f"{name}: permission denied reading {path}; run as root") from None
+            raise BpfPermissionError(f"{name}: permission denied reading {path}; " +
+                                     ("run as root" if os.geteuid() else "refused even to root (a container without "
+                                      "CAP_DAC_OVERRIDE, or another mount namespace's file)")) from None
         except OSError as e:
             raise ObjectFormatError(f"{name}: cannot open {path} ({e.strerror})", e.errno or 0) from None
         with f:

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import os
 import threading
 
 import numpy as np
@@ -82,7 +83,8 @@ class KernelSymbols:
         # "ADDR T NAME[\tMODULE]": the layout is fixed-width up to the name.
         ok = nl - starts > width + 3
         safe = np.where(ok, starts, 0)
-        ok &= (buf[safe + width] == 32) & (buf[safe + width + 2] == 32)
+        padded = np.concatenate((buf, np.zeros(width + 3, np.uint8)))  # line 0 may be shorter than `safe` reads
+        ok &= (padded[safe + width] == 32) & (padded[safe + width + 2] == 32)
         self._skip(int((~ok).sum()), "not 'ADDRESS TYPE NAME'")
         starts, nl = starts[ok], nl[ok]
         text = _TEXT_TYPES[buf[starts + width + 1]]
@@ -96,8 +98,9 @@ class KernelSymbols:
             addrs = (addrs << np.uint64(4)) | digits[:, k].astype(np.uint64)
         if len(addrs) and not addrs.any():
             raise BpfPermissionError(
-                f"{self.path} shows every address as 0: kernel addresses are hidden from this process; "
-                "run as root (and check sysctl kernel.kptr_restrict)", errno.EPERM)
+                f"{self.path} shows every address as 0: kernel addresses are hidden from this process; " +
+                ("sysctl kernel.kptr_restrict is 2 (hidden even from root): set it to 1" if os.geteuid() == 0
+                 else "run as root (and check sysctl kernel.kptr_restrict)"), errno.EPERM)
         types = buf[starts + width + 1]
         is_global = (types >= ord("A")) & (types <= ord("Z"))
         # Names end at a tab (then "[module]") or at the newline: make both NULs for the lazy decoder.

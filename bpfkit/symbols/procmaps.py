@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ import numpy as np
 from bpfkit.errors import BpfNotFoundError, BpfPermissionError
 
 _LINE = re.compile(
-    r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+([-rwxsp]{4})\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)\s*(.*)$")
+    r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+([-rwxsp]{4})\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d{1,20})\s*(.*)$")
 _DELETED = " (deleted)"
 _ANON_FILES = ("/dev/zero", "/memfd:", "/SYSV")
 
@@ -149,7 +150,9 @@ def read_maps(pid: int) -> ProcMaps:
                                "before their stacks are read, call Symbolizer.remember(pid) while they run",
                                errno.ESRCH) from None
     except PermissionError:
-        raise BpfPermissionError(f"cannot read {path}: run as root (or with CAP_SYS_PTRACE)", errno.EACCES) from None
+        raise BpfPermissionError(f"cannot read {path}: " + ("run as root (or with CAP_SYS_PTRACE)" if os.geteuid() else
+                                 "refused even to root: this process lacks CAP_SYS_PTRACE (a container?) or the "
+                                 "process is in another user namespace"), errno.EACCES) from None
     return parse_maps(text, pid)
 
 

@@ -145,6 +145,11 @@ def _explain(prog: "Program", e: BpfError, hint: str) -> BpfError:
 
 
 def _test_run(prog: "Program", hint: str, **kw: Any) -> tuple[int, bytes, bytes, int]:
+    for name in ("repeat", "flags", "data_out_size", "ctx_out_size"):
+        if name in kw:
+            kw[name] = sc.check_u32(name, kw[name])
+    if "cpu" in kw:
+        kw["cpu"] = sc.check_cpu(kw["cpu"])
     try:
         return sc.prog_test_run(prog.fd, **kw)
     except BpfError as e:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ...compiler.cache import kernel_cache_dir
 from ...errors import BpfError
 
 __all__ = ["GUEST_ENV_VAR", "KERNELS", "KernelSpec", "GuestKernel", "GuestResult", "PytestResult", "GuestError",
@@ -125,5 +126,4 @@ def in_guest() -> bool:
 
 def cache_dir() -> Path:
     """Where unpacked kernels live: ``$BPFKIT_KERNEL_CACHE`` or ``~/.cache/bpfkit/kernels``."""
-    env = os.environ.get("BPFKIT_KERNEL_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "bpfkit" / "kernels"
+    return kernel_cache_dir()  # one definition: `bpfkit cache prune` cleans the same place

@@ -25,11 +25,12 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from . import _build
-from .cachedir import cache_root  # re-exported: bpfkit.compiler.cache_root is public
-from .errors import BpfNotFoundError, CompileError
+from .. import _build
+from ..cachedir import cache_root  # re-exported: bpfkit.compiler.cache_root is public
+from ..errors import BpfNotFoundError, CompileError
+from . import cache
 
-__all__ = ["compile", "compile_main", "cache_root", "include_dir"]
+__all__ = ["compile", "compile_main", "cache_root", "include_dir", "cache"]
 
 # Bump when the key recipe or the default flags change, so old objects are not reused.
 _KEY_VERSION = b"bpfkit-compile-v1\0"
@@ -47,7 +48,7 @@ def include_dir() -> Path:
         >>> include_dir()
         PosixPath('/work/main/c/include')
     """
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parent.parent  # bpfkit/ (this is bpfkit/compiler/__init__.py)
     shipped = pkg / "include"
     if shipped.is_dir():
         return shipped
@@ -148,13 +149,16 @@ def _compile(
     except _build.BuildError as e:
         raise CompileError(str(e)) from None
 
-    root = cache_root(cache_dir)
+    # a cached object is loaded as root: used only from a cache nobody else can write (cache.py)
+    root = cache.usable_root(cache_root(cache_dir))
     obj_dir = root / "obj" / key[:32]
     out = obj_dir / f"{stem}.bpf.o"
-    if out.is_file():
+    if cache.entry_ok(root, out):
+        cache.touch(out)
         return out
 
     try:
+        cache.prepare_entry(root, obj_dir)
         vmlinux_dir: list[Path] = []
         if btf is not None:
             vmlinux_dir = [_build.generate_vmlinux_h(root / "include" / "vmlinux.h").parent]
@@ -166,7 +170,9 @@ def _compile(
             _build.atomic_write(src_file, source)
         else:
             src_file = path
-        return _build.compile_file(src_file, out, flags, clang=clang)
+        built = _build.compile_file(src_file, out, flags, clang=clang)  # atomic: a temp file renamed into place
+        cache.bound(root)
+        return built
     except _build.BuildError as e:
         message = str(e)
         if btf is None and "vmlinux.h' file not found" in e.stderr:
