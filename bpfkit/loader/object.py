@@ -26,6 +26,7 @@ from ..events import EventReader, PerfBuffer, RingBuffer
 from ..maps import Map
 from ..probes.auto import UsdtMaps, attach_by_section
 from ..probes.link import Link, LinkGroup
+from .buffermap import BufferMap
 from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
 from .globals import GlobalVars, MapGlobalVars
 from .parts import Loaded, MapSpec, Namespace, ProgramSpec
@@ -82,8 +83,11 @@ class Object(Resource):
                     self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, ms.value_dtype)
                 else:  # e.g. only `static` variables: libbpf made the map without BPF_F_MMAPABLE
                     self.sections[ms.section] = MapGlobalVars(fd, ms.value_dtype, ms.section, _readonly(ms.section))
-            m = Map.class_for(ms.map_type)(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries,
-                                           ms.flags, ms.key_dtype, ms.value_dtype)
+            cls = BufferMap if ms.map_type in _READERS else Map.class_for(ms.map_type)
+            m = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries,
+                    ms.flags, ms.key_dtype, ms.value_dtype)
+            if isinstance(m, BufferMap):
+                m.bind_reader(self.reader)
             m.dtype_error = ms.dtype_error
             m.record_dtype = ms.record_dtype
             live[name] = m
