@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import importlib
-import json
 from typing import Any, Sequence, Union
 
 import numpy as np
@@ -302,6 +301,8 @@ def dtype_to_json(dtype: np.dtype) -> str:
 
         dtype_from_json(dtype_to_json(batch.dtype)) == batch.dtype   # True
     """
+    import json
+
     return json.dumps(_dtype_obj(np.dtype(dtype)), separators=(",", ":"))
 
 
@@ -312,4 +313,6 @@ def dtype_from_json(text: str) -> np.dtype:
 
         dtype_from_json('"<u4"')   # dtype('uint32')
     """
+    import json
+
     return _dtype_from(json.loads(text))

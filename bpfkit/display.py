@@ -14,7 +14,6 @@ Example::
 """
 from __future__ import annotations
 
-import html
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -27,6 +26,13 @@ __all__ = ["ROWS", "html_table", "text_table", "card", "svg_bars", "dtype_text",
 ROWS = 10  # rows a repr shows before "... N more"
 _CELL_CHARS = 48  # longer cells are cut with an ellipsis
 _ITEMS = 6  # elements of an array field shown in a cell
+
+
+def _escape(text: str) -> str:
+    import html  # imported when something is shown, not at every start-up
+
+    return html.escape(text)
+
 
 _CSS = ("<style>.bpfkit{font-family:var(--jp-ui-font-family,sans-serif);font-size:12px}"
         ".bpfkit table{border-collapse:collapse;margin:2px 0 6px 0}"
@@ -113,10 +119,10 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption:
     cells = [[cell(v) for v in r] for r in rows]
     left = _align(cells[0]) if cells else ["l"] * len(header)
     cls = [" class='l'" if a else "" for a in left]
-    head = "".join(f"<th{a}>{html.escape(h)}</th>" for h, a in zip(header, cls))
-    body = "".join("<tr>" + "".join(f"<td{a}>{html.escape(c)}</td>" for c, a in zip(r, cls)) + "</tr>"
+    head = "".join(f"<th{a}>{_escape(h)}</th>" for h, a in zip(header, cls))
+    body = "".join("<tr>" + "".join(f"<td{a}>{_escape(c)}</td>" for c, a in zip(r, cls)) + "</tr>"
                    for r in cells)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    cap = f"<caption>{_escape(caption)}</caption>" if caption else ""
     tail = f"<div class='more'>… {more:,} more rows</div>" if more > 0 else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
 
@@ -150,9 +156,9 @@ def card(title: str, facts: Sequence[tuple[str, Any]] = (), parts: Sequence[str]
 
         card("Map counts", [("type", "hash"), ("entries", 3)], [html_table(...)])
     """
-    line = " · ".join(f"{html.escape(k)}: <b>{html.escape(cell(v))}</b>" for k, v in facts)
+    line = " · ".join(f"{_escape(k)}: <b>{_escape(cell(v))}</b>" for k, v in facts)
     body = "".join(parts)
-    return (f"<div class='bpfkit'>{_CSS}<div><b>{html.escape(title)}</b></div>"
+    return (f"<div class='bpfkit'>{_CSS}<div><b>{_escape(title)}</b></div>"
             + (f"<div class='facts'>{line}</div>" if line else "") + body + "</div>")
 
 
@@ -173,13 +179,13 @@ def svg_bars(labels: Sequence[str], counts: Sequence[int], *, title: str = "", w
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' class='bpfkit-bars' width='{label_w + bar_w + count_w}' "
            f"height='{height}' font-family='monospace' font-size='12'>"]
     if title:
-        out.append(f"<text x='0' y='14' font-weight='bold'>{html.escape(title)}</text>")
+        out.append(f"<text x='0' y='14' font-weight='bold'>{_escape(title)}</text>")
     for i, (lb, c) in enumerate(zip(labels, counts)):
         y = top + i * row_h
         w = bar_w * int(c) / mx
-        out.append(f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end'>{html.escape(lb)}</text>"
+        out.append(f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end'>{_escape(lb)}</text>"
                    f"<rect x='{label_w}' y='{y + 3}' width='{w:.1f}' height='{row_h - 5}' fill='#4c72b0'>"
-                   f"<title>{html.escape(lb)}: {int(c):,}</title></rect>"
+                   f"<title>{_escape(lb)}: {int(c):,}</title></rect>"
                    f"<text x='{label_w + w + 4:.1f}' y='{y + 13}'>{int(c):,}</text>")
     out.append("</svg>")
     return "".join(out)

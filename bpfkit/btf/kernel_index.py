@@ -15,12 +15,10 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import stat
 import struct
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Optional
@@ -69,6 +67,8 @@ def _save_starts(path: Path, starts: np.ndarray) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _trusted(path.parent, True):
             return
+        import tempfile  # only when writing the cache: start-up stays lean
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -92,6 +92,8 @@ def index_cached(raw: Buffer, base: Optional[BtfIndex] = None, use_cache: bool =
     """
     if not use_cache:
         return BtfIndex.parse(raw, base)
+    import hashlib  # OpenSSL's 3.6 MiB only for CO-RE, not at every start-up
+
     key = key or hashlib.sha256(raw).hexdigest()
     path = _cache_dir() / f"{_CACHE_VERSION}-{key}.npy"
     starts = _load_starts(path)
@@ -130,6 +132,8 @@ def vmlinux_index() -> BtfIndex:
         os.close(fd)
     # The kernel's BTF cannot change while it runs: its release, size, head and tail identify it
     # (and a mismatch would fail the cached index's check anyway), without hashing 5+ MB.
+    import hashlib
+
     ident = hashlib.sha256(os.uname().release.encode() + b"\0" + str(len(raw)).encode() + b"\0" +
                            bytes(raw[:65536]) + bytes(raw[-65536:]))
     return index_cached(raw, key=ident.hexdigest())

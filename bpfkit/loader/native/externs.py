@@ -12,7 +12,6 @@ Example::
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import re
 import struct
@@ -41,6 +40,8 @@ def read_kconfig() -> tuple[str, list[str]]:
         except OSError:
             continue
         if raw[:2] == b"\x1f\x8b":
+            import gzip  # only for /proc/config.gz
+
             raw = gzip.decompress(raw)
         return path, raw.decode(errors="replace").splitlines()
     raise LoadError("the kernel's config is not readable (/boot/config-$(uname -r) nor /proc/config.gz, which "
