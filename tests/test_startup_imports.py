@@ -75,3 +75,19 @@ print(json.dumps([type(lb.ffi).__module__, "pycparser" in sys.modules]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == ["cffi.api", True]
+
+
+@pytest.mark.root
+def test_kconfig_feature_externs_do_not_parse_all_of_vmlinux_btf() -> None:
+    # LINUX_HAS_BPF_COOKIE (libbpf's usdt.bpf.h) asks whether a helper exists: that comes from the
+    # numpy index of kernel BTF, not from parsing ~100k types into Python objects (a second or more
+    # at every start-up of a tool that uses USDT or the one-liner engine)
+    out = subprocess.run([sys.executable, "-c", """
+import bpfkit
+from bpfkit.btf.kernel import vmlinux_btf
+with bpfkit.open("tests/corpus/externs").load():
+    pass
+print(vmlinux_btf.cache_info().currsize)
+"""], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Union
 
 from .. import _sys as sc
-from ..btf import Kind, vmlinux_btf
+from ..btf import Kind
+from ..btf.kernel_index import vmlinux_index
 from ..errors import BpfError, BpfUsageError
 
 __all__ = [
@@ -79,8 +80,10 @@ def name_to_id(name: Union[str, int], table: dict[int, str], kind: str) -> int:
 
 def btf_id(name: str, kind_name: str) -> int:
     """Type id of ``name`` in vmlinux BTF, 0 if absent."""
+    # the numpy index (cached on disk), not a full parse of vmlinux BTF into Python objects: about
+    # a second, which every tool start-up that asks for a feature would otherwise pay
     try:
-        return int(vmlinux_btf().find(name, Kind[kind_name]).id)
+        return max(vmlinux_index().find(name, int(Kind[kind_name])), 0)
     except BpfError:
         return 0
 
@@ -107,7 +110,9 @@ def close_fd(fd: int) -> None:
 def kernel_enum(enum_name: str) -> dict[str, int]:
     """The members of ``enum_name`` in the running kernel's BTF ({} if absent)."""
     try:
-        return dict(vmlinux_btf().find(enum_name, Kind.ENUM).enum_values)
+        idx = vmlinux_index()
+        tid = idx.find(enum_name, int(Kind.ENUM))
+        return {idx.str_at(off): value for off, value in idx.enum_values(tid)} if tid > 0 else {}
     except BpfError:
         return {}
 
