@@ -19,6 +19,7 @@ from _cli import ToolRun
 from _memcg import memory_cgroup
 from bpfkit.testing import fixtures
 from bpfkit.tools import drsnoop, memleak, oomkill
+from bpfkit.tools._stacks import stack_losses
 from bpfkit.tools.common import ToolError
 
 pytestmark = pytest.mark.root
@@ -90,13 +91,22 @@ def _run_leaks(m: memleak.Memleak, p: fixtures.FixtureProcess) -> None:
 
 
 def test_memleak_exact_outstanding_allocations_by_function() -> None:
-    with fixtures.spawn(fixtures.leak_target(), timeout=30) as p:
-        with memleak.trace(p.pid) as m:
-            _run_leaks(m, p)
-            rows = m.outstanding()
-            assert m.seen == CALLS and m.lost == 0
-            top2 = m.outstanding(top=2)
-        p.finish()
+    # A second attempt only when the first one lost allocations *and says so* (a stack the kernel
+    # could not record, e.g. two stacks hashed to one stack-map bucket: -EEXIST, counted as a
+    # collision): a loss is the tool working as documented, not a wrong count; two in a row fail.
+    for attempt in (1, 2):
+        with fixtures.spawn(fixtures.leak_target(), timeout=30) as p:
+            with memleak.trace(p.pid) as m:
+                _run_leaks(m, p)
+                rows = m.outstanding()
+                seen, lost, why = m.seen, m.lost, stack_losses(m.obj)
+                top2 = m.outstanding(top=2)
+            p.finish()
+        assert seen == CALLS
+        if lost == 0:
+            break
+        assert attempt == 1, f"allocations lost twice: {lost} ({why})"
+        assert lost == why.lost, f"{lost} allocations lost without a stack-map reason ({why})"
     assert _by_function(rows) == LEAKS          # churn()'s five allocations were all freed
     assert [o.size for o in rows] == sorted(o.size for o in rows)
     assert all(o.frames[1].startswith("main+") and "[leak_target]" in o.frames[0] for o in rows)
