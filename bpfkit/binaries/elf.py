@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pyelftools costs ~25 ms to import: only loaded when a binar
     from elftools.elf.sections import Section
 
 from ..errors import BpfError, BpfNotFoundError, BpfPermissionError, BpfUsageError, ObjectFormatError
+from .elfreader import ElfReader
 from .libraries import resolve_library
 
 __all__ = [
@@ -375,7 +376,18 @@ def load_segments(path: str | os.PathLike[str]) -> tuple[Segment, ...]:
 
         [hex(s.vaddr) for s in load_segments("/bin/true")]
     """
-    return _elf_info(path).segments
+    # The program headers alone, through the raw reader: a uprobe's offset check needs only these,
+    # and parsing every symbol with pyelftools cost ~0.1 s of a one-liner's start-up (libc).
+    p, f, st = _open(path)
+    with f:
+        key = (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        with _cache_lock:
+            info = _cache.get(key)
+        if info is not None:
+            return info.segments
+        reader = ElfReader(f, p)
+        return tuple(Segment(vaddr=s.vaddr, memsz=s.memsz, offset=s.offset, filesz=s.filesz,
+                             executable=s.executable) for s in reader.loads)
 
 
 def address_to_offset(path: str | os.PathLike[str], address: int) -> int:
