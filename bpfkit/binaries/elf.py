@@ -345,10 +345,15 @@ def _open(path: str | os.PathLike[str]) -> tuple[str, BinaryIO, os.stat_result]:
     return p, f, os.fstat(f.fileno())
 
 
+def _file_key(p: str, st: os.stat_result) -> tuple[str, int, int, int, int]:
+    """What identifies a file's current contents: realpath, device, inode, mtime_ns, size."""
+    return (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def _elf_info(path: str | os.PathLike[str]) -> _ElfInfo:
     p, f, st = _open(path)
     with f:
-        key = (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        key = _file_key(p, st)
         with _cache_lock:
             info = _cache.get(key)
             if info is not None:
@@ -380,7 +385,7 @@ def load_segments(path: str | os.PathLike[str]) -> tuple[Segment, ...]:
     # and parsing every symbol with pyelftools cost ~0.1 s of a one-liner's start-up (libc).
     p, f, st = _open(path)
     with f:
-        key = (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        key = _file_key(p, st)
         with _cache_lock:
             info = _cache.get(key)
         if info is not None:
@@ -562,5 +567,5 @@ def elf_file_key(path: str | os.PathLike[str]) -> tuple[str, int, int, int, int]
     """
     p, f, st = _open(path)
     f.close()
-    return (os.path.realpath(p), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    return _file_key(p, st)
 
