@@ -81,7 +81,12 @@ def check_histogram(got: dict[str, float], count: float, total_s: float, obj: An
     """``got`` (le -> cumulative count) against the independent count, the kernel map's slots and the
     stats map's min/max of the same waits."""
     assert list(got) == [*LES, "+Inf"]  # 0 .. 68.719476735 s, then +Inf
-    assert got["+Inf"] == count == w.switched_in >= N_SLEEPS
+    # The exact check: the exporter's count equals a separate program's count of the same window.
+    # How many that is varies: 40 sleeps + the wake-up from stdin = 41 on a quiet machine, less any
+    # sleep whose timer fired before the task left the CPU (CI once saw 39 in both counts), plus any
+    # preemption (42 under a CPU hog). The floor only says the fixture really slept.
+    assert got["+Inf"] == count == w.switched_in
+    assert w.switched_in >= N_SLEEPS // 2
     slots = hist.log2(obj.maps.hist).counts
     bounds = collectors.log2_bounds()
     for le in LES:  # each bound is the slot's inclusive ns bound: the slots at or below it, summed
