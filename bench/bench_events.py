@@ -18,7 +18,8 @@ other. Groups (``--groups``), each a C row and a bpfkit row on the same object:
   perf           perf buffer (16 MiB per CPU), a wake-up per sample (libbpf's and bcc's default)
   perf-batched   perf buffer, bpfkit's default wake-ups (a quarter-ring watermark, at most 1 MiB, and
                  a look every 50 ms); C via perf_buffer__new_raw with the same settings
-  none           the getpid loop with nothing attached (the untraced producer time)
+  none           the getpid loop with nothing attached (the untraced producer time), and with a
+                 program that does nothing (empty_getpid.bpf.c): the kernel's floor for any traced loop
 
 Every consumer looks without a wake-up every 10 ms (ring; 2 ms for the C consumer of
 ring-adaptive, bpfkit.h's wake-up window) / 50 ms (perf batched), as records submitted without one
@@ -110,6 +111,7 @@ def build(out: Path) -> dict[str, Path]:
         "events_adaptive": bpfkit.compile(HERE / "events_bench.bpf.c", cflags=["-DADAPTIVE"]),
         "events_nowake": bpfkit.compile(HERE / "events_bench.bpf.c", cflags=["-DNOWAKE"]),
         "plain": bpfkit.compile(HERE / "events_plain.bpf.c"),
+        "empty": bpfkit.compile(HERE / "empty_getpid.bpf.c"),
         "plain_named": bpfkit.compile(HERE / "events_plain.bpf.c", cflags=["-DNAME_RECORD_TYPE"]),
     }
     for name, libs in (("events_consumer", ["-lbpf", "-lelf", "-lz"]), ("getpid_loop", [])):
@@ -149,6 +151,14 @@ def run_none(paths: dict[str, Path], g: Optional[Group], n: int) -> dict[str, An
     child.stdin.close()
     s = finish_child(child)
     return {"received": 0, "lost": 0, "cpu_s": 0.0, "span_s": s, "counter_sum": 0, "producer_s": s}
+
+
+def run_empty(paths: dict[str, Path], g: Optional[Group], n: int) -> dict[str, Any]:
+    """The loop with a program that does nothing attached: the kernel's own cost of a BPF program
+    on this tracepoint, the floor under every traced loop time."""
+    with bpfkit.load(paths["empty"]) as obj, obj.attach():
+        r = run_none(paths, g, n)
+    return r
 
 
 def run_c(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:
@@ -287,6 +297,7 @@ def main() -> int:
     for gname in args.groups.split(","):
         if gname == "none":
             rows.append(("none", "untraced", run_none, None))
+            rows.append(("none", "empty-prog", run_empty, None))
             continue
         g = GROUPS[gname]
         rows += [(gname, w, run_c if w == "c" else run_bpfkit, g) for w in ("c", "bpfkit") if w in who]
@@ -299,10 +310,17 @@ def main() -> int:
             print(f"# run {i + 1}/{args.runs} {gname}/{w}: {json.dumps(runs[(gname, w)][-1])}", file=sys.stderr)
     summ = {k: summarize(v, n) for k, v in runs.items()}
     untraced = summ.get(("none", "untraced"))
+    empty = summ.get(("none", "empty-prog"))
     print(f"{n:,} events, median [min-max] of {args.runs} runs, consumer on CPU {cpus()[0]}, producer on "
           f"CPU {cpus()[1]}, kernel {os.uname().release}")
     if untraced:
         print(f"untraced getpid loop: {fmt_range(untraced['producer_s'], untraced['producer_s_range'], '.3f')} s")
+    if untraced and empty:
+        ratios = [a["producer_s"] / b["producer_s"] for a, b in zip(empty["runs"], untraced["runs"])]
+        empty["loop_vs_untraced"] = statistics.median(ratios)
+        print(f"  with an empty program on the tracepoint: "
+              f"{fmt_range(empty['producer_s'], empty['producer_s_range'], '.3f')} s = "
+              f"{empty['loop_vs_untraced']:.2f}x untraced (the kernel's floor for any traced loop)")
     head = (f"{'group':14} {'consumer':8} {'received':>10} {'lost':>8} {'events/s (M)':>19} {'rate/C':>6} "
             f"{'cpu s/M':>19} {'cpu/C':>6} {'loop s':>18} {'loop/floor':>10}")
     print(head)
@@ -332,6 +350,8 @@ def main() -> int:
         results["rows"][f"{gname}/{w}"] = r
     if untraced:
         results["rows"]["none/untraced"] = untraced
+        if empty:
+            results["rows"]["none/empty-prog"] = empty
         print("  loop s: the traced getpid loop's own time (untraced above); loop/floor: over the same run's "
               "ring-nowake loop (C consumer), the program's cost without any wake-up")
     if args.json:
