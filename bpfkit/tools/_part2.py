@@ -2,8 +2,7 @@
 loaded and attached (:class:`Traced`), the CLI loop of an event tool (:func:`follow`) and of an
 interval tool (:func:`every`), and bcc's histogram text (:func:`log2_text`).
 
-(The process/CPU toolkit brings fuller versions of these helpers; when they are on main, these
-tools move onto them and this module shrinks to what is specific to part 2.)
+(Stopping on signals and the interval loop's timing are tools/common.py's stop_flag and ticks.)
 
 Example::
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 from typing import IO, Any, Callable, Iterator, Optional, Sequence
@@ -28,9 +26,9 @@ from ..hist import Log2Hist
 from ..loader import Object, ObjectSpec
 from ..loader import open as open_object
 from ..tracefs import tracefs_root
-from .common import Scope
+from .common import Scope, StopFlag, stop_flag, ticks
 
-__all__ = ["tool_spec", "has_tracepoint", "Traced", "Flag", "flag_on_signals", "follow", "every", "bcc_counts",
+__all__ = ["tool_spec", "has_tracepoint", "Traced", "follow", "every", "bcc_counts",
            "log2_text", "log2_json", "require_kprobes"]
 
 POLL_SECONDS = 0.2
@@ -164,46 +162,6 @@ class Traced(Resource):
         obj.close()
 
 
-class Flag:
-    """Set by SIGINT/SIGTERM inside :func:`flag_on_signals`: loops check it between steps, so a
-    signal never cuts a batch off half printed."""
-
-    def __init__(self) -> None:
-        self.signaled = False
-
-    def __bool__(self) -> bool:
-        return self.signaled
-
-    def sleep(self, seconds: Optional[float]) -> bool:
-        """Sleep up to ``seconds`` (None: until a signal); True once a signal came."""
-        end = None if seconds is None else time.monotonic() + seconds
-        while not self.signaled:
-            left = 0.1 if end is None else min(0.1, end - time.monotonic())
-            if left <= 0:
-                break
-            time.sleep(left)
-        return self.signaled
-
-
-@contextlib.contextmanager
-def flag_on_signals() -> Iterator[Flag]:
-    """SIGINT and SIGTERM set the yielded :class:`Flag` instead of raising (also under nohup,
-    where SIGINT starts ignored); the old handlers come back on exit."""
-    flag = Flag()
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        flag.signaled = True
-
-    for s in old:
-        signal.signal(s, handler)
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _records(batch: Any) -> np.ndarray:
     if not isinstance(batch, np.ndarray):  # the tools' buffers are BPFKIT_RINGBUF: fixed-size records
         raise BpfError(f"expected fixed-size records, got {type(batch).__name__}")
@@ -222,7 +180,7 @@ def follow(name: str, traced: Traced, show: Callable[[np.ndarray], Optional[int]
     err = err if err is not None else sys.stderr
     reader = traced.obj.reader(buffer)
     shown = 0
-    with traced, flag_on_signals() as stop:
+    with traced, stop_flag() as stop:
         if json_mode:
             print(tracing or f"Tracing {name}... Hit Ctrl-C to end.", file=err, flush=True)
         else:
@@ -255,24 +213,13 @@ def follow(name: str, traced: Traced, show: Callable[[np.ndarray], Optional[int]
 
 
 def every(interval: Optional[float], count: Optional[int], duration: Optional[float],
-          emit: Callable[[bool], None], stop: Flag) -> None:
-    """Call ``emit(last)`` every ``interval`` seconds (``count`` times at most), or once after
-    ``duration`` / on Ctrl-C when ``interval`` is None; ``last`` is True for the final call."""
-    end = None if duration is None else time.monotonic() + duration
-    n = 0
-    while True:
-        wait = interval
-        if end is not None:
-            left = max(0.0, end - time.monotonic())
-            wait = left if wait is None else min(wait, left)
-        signaled = stop.sleep(wait)
-        n += 1
-        last = signaled or interval is None or (count is not None and n >= count) or (
-            end is not None and time.monotonic() >= end)
+          emit: Callable[[bool], None], stop: StopFlag) -> None:
+    """Call ``emit(last)`` at each of :func:`~bpfkit.tools.common.ticks`' moments (every
+    ``interval`` seconds, ``count`` times at most, or once after ``duration`` / on Ctrl-C when
+    ``interval`` is None); ``last`` is True for the final call."""
+    for last in ticks(interval, count, duration, stop):
         emit(last)
         sys.stdout.flush()
-        if last:
-            return
 
 
 # -- bcc's histogram text -------------------------------------------------------------------------

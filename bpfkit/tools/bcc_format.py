@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 

@@ -23,8 +23,8 @@ from typing import Any, Optional, Sequence
 from ..hist import Keyed, Log2Hist, log2
 from ..loader import ObjectSpec
 from ._block import disk_dev, disk_name, disks, flags_text, start_program
-from ._part2 import Traced, every, flag_on_signals, log2_json, log2_text, tool_spec
-from .common import Scope, ToolError, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, log2_json, log2_text, tool_spec
+from .common import Scope, ToolError, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Latency", "Biolatency", "trace", "run", "main"]
 
@@ -118,7 +118,7 @@ def run(duration: Optional[float] = None, **options: Any) -> Latency:
 
         print(run(5, milliseconds=True).hists[""])
     """
-    with trace(**options) as t, flag_on_signals() as stop:
+    with trace(**options) as t, stop_flag() as stop:
         stop.sleep(duration)
         return t.read()
 
@@ -205,7 +205,7 @@ def _body(args: argparse.Namespace) -> int:
         if text:
             print(text)
 
-    with t, flag_on_signals() as stop:
+    with t, stop_flag() as stop:
         print("Tracing block device I/O... Hit Ctrl-C to end.", file=sys.stderr if args.json else sys.stdout,
               flush=True)
         every(args.interval, args.count, args.duration, emit, stop)

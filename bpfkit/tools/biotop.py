@@ -18,11 +18,11 @@ import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from ._block import disk_dev, disk_name, disks, start_program
-from ._part2 import Traced, every, flag_on_signals, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Row", "Biotop", "trace", "format_table", "main"]
 
@@ -123,7 +123,7 @@ def _body(args: argparse.Namespace) -> int:
             print("%-8s loadavg: %s" % (time.strftime("%H:%M:%S"), f.read().rstrip("\n")))
         print(format_table(rows, args.maxrows))
 
-    with t, flag_on_signals() as stop:
+    with t, stop_flag() as stop:
         print(f"Tracing... Output every {args.interval:g} secs. Hit Ctrl-C to end",
               file=sys.stderr if args.json else sys.stdout, flush=True)
         every(args.interval, args.count, None, emit, stop)

@@ -18,8 +18,8 @@ from typing import Any, Optional, Sequence
 
 from ..hist import Keyed, Log2Hist, log2
 from ._block import disk_dev
-from ._part2 import Traced, every, flag_on_signals, log2_json, log2_text, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, log2_json, log2_text, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Bitesize", "trace", "run", "format_text", "main"]
 
@@ -45,7 +45,7 @@ def trace(*, disk: Optional[str] = None, pid: Optional[int] = None, comm: Option
 
 def run(duration: Optional[float] = None, **options: Any) -> dict[str, Log2Hist]:
     """Histograms after ``duration`` seconds (None: until Ctrl-C); ``options`` as :func:`trace`."""
-    with trace(**options) as t, flag_on_signals() as stop:
+    with trace(**options) as t, stop_flag() as stop:
         stop.sleep(duration)
         return t.read()
 
@@ -91,7 +91,7 @@ def _body(args: argparse.Namespace) -> int:
         else:
             print(format_text(hists))
 
-    with t, flag_on_signals() as stop:
+    with t, stop_flag() as stop:
         print("Tracing block I/O... Hit Ctrl-C to end.", file=sys.stderr if args.json else sys.stdout, flush=True)
         every(args.interval, args.count, args.duration, emit, stop)
     return 0

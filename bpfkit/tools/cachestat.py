@@ -23,8 +23,8 @@ from typing import Optional, Sequence
 
 from ..errors import FeatureNotSupported
 from ..probes.discovery import list_probes
-from ._part2 import Traced, every, flag_on_signals, require_kprobes, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, require_kprobes, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Stats", "Cachestat", "trace", "FUNCTIONS", "main"]
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    with trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup) as t, flag_on_signals() as stop:
+    with trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup) as t, stop_flag() as stop:
         if args.json:
             print("Tracing page cache... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         else:

@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from ._part2 import Traced, every, flag_on_signals, require_kprobes, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, require_kprobes, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Filetop", "trace", "main"]
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> int:
     with trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup, all_files=args.all_files) as t, \
-            flag_on_signals() as stop:
+            stop_flag() as stop:
         print("Tracing... Output every %s secs. Hit Ctrl-C to end" % args.interval,
               file=sys.stderr if args.json else sys.stdout, flush=True)
 

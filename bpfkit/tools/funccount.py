@@ -30,9 +30,9 @@ import numpy as np
 from .. import _sys as sc
 from .._sys import Resource
 from .. import features
-from ..errors import BpfNotFoundError, BpfUsageError
+from ..errors import BpfNotFoundError
 from ..loader import open as open_object
-from ..probes.link import Link, LinkGroup
+from ..probes.link import LinkGroup
 from ..probes.spec import ProbeSpec, ProbeSpecError, check_probe, parse_probe
 from .common import Scope, nonnegative_int, parser, positive_float, positive_int, print_json, run_tool, stop_signals
 

@@ -33,9 +33,9 @@ from ..errors import BpfError, BpfNotFoundError, ClosedError
 from ..loader import Object
 from ..probes.link import Link
 from ..symbols import Symbolizer
-from ._part2 import flag_on_signals, every, tool_spec
+from ._part2 import every, tool_spec
 from ._stacks import stack_losses
-from .common import ToolError, nonnegative_int, parser, positive_float, positive_int, print_json, run_tool
+from .common import ToolError, nonnegative_int, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Outstanding", "Memleak", "trace", "libc_of", "main"]
 
@@ -194,7 +194,7 @@ def _body(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < args.min_size:
         raise ToolError("max size must not be less than min size", errno.EINVAL)
     with Memleak(args.pid, obj_path=args.obj, min_size=args.min_size, max_size=args.max_size,
-                 sample_rate=args.sample_rate) as m, flag_on_signals() as stop:
+                 sample_rate=args.sample_rate) as m, stop_flag() as stop:
         print(f"Attaching to pid {args.pid}, Ctrl+C to quit.", file=sys.stderr if args.json else sys.stdout,
               flush=True)
 

@@ -24,8 +24,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ._net import STATES, add_net_options, addr_row, family_of, ip, ip16, net_rodata
-from ._part2 import Traced, flag_on_signals, follow, require_kprobes, tool_spec
-from .common import parser, positive_float, print_json, run_tool
+from ._part2 import Traced, follow, require_kprobes, tool_spec
+from .common import parser, positive_float, print_json, run_tool, stop_flag
 
 __all__ = ["stream", "decode", "counts", "count", "main"]
 
@@ -85,7 +85,7 @@ def _body(args: argparse.Namespace) -> int:
         require_kprobes("tcpretrans -l (tail loss probes: no tracepoint, a kprobe on tcp_send_loss_probe)")
     family = family_of(args.ipv4, args.ipv6)
     if args.count:
-        with stream(family=family, netns=args.netns, count_only=True) as t, flag_on_signals() as stop:
+        with stream(family=family, netns=args.netns, count_only=True) as t, stop_flag() as stop:
             print("Tracing retransmits ... Hit Ctrl-C to end", file=sys.stderr if args.json else sys.stdout,
                   flush=True)
             stop.sleep(args.duration)

@@ -22,8 +22,8 @@ from typing import Any, Optional, Sequence
 
 from ._net import add_net_options, addr_row, family_of, net_rodata
 from ..errors import FeatureNotSupported
-from ._part2 import Traced, every, flag_on_signals, has_tracepoint, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, has_tracepoint, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Tcptop", "trace", "main"]
 
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _body(args: argparse.Namespace) -> int:
     t = trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup, family=family_of(args.ipv4, args.ipv6),
               netns=args.netns)
-    with t, flag_on_signals() as stop:
+    with t, stop_flag() as stop:
         print("Tracing... Output every %s secs. Hit Ctrl-C to end" % args.interval,
               file=sys.stderr if args.json else sys.stdout, flush=True)
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import BpfUsageError
 from ..probes.spec import ProbeSpec, ProbeSpecError, check_probe, parse_probe, parse_probe_prefix
-from .common import (Scope, add_json, add_scope, nonnegative_int, parser, positive_float, positive_int, print_json,
+from .common import (Scope, add_json, nonnegative_int, parser, positive_float, positive_int, print_json,
                      run_tool, stop_signals)
 from .oneliner.engine import DEFAULT_RING_BYTES, BatchEnv, Tracer
 from .oneliner.expr import Expr, evaluate, name_of, parse_expr, split_top

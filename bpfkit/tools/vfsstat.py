@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from ._part2 import Traced, every, flag_on_signals, require_kprobes, tool_spec
-from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool
+from ._part2 import Traced, every, require_kprobes, tool_spec
+from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Vfsstat", "trace", "main", "COLUMNS"]
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    with trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup) as t, flag_on_signals() as stop:
+    with trace(pid=args.pid, comm=args.comm, cgroup=args.cgroup) as t, stop_flag() as stop:
         if not args.json:
             print("%-8s: %8s %8s %8s %8s %8s" % ("TIME", "READ/s", "WRITE/s", "FSYNC/s", "OPEN/s", "CREATE/s"),
                   flush=True)
