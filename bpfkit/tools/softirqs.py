@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..hist import Keyed, log2
-from .bcc_format import hist_json, keyed_log2_hist
-from .common import ToolError, add_duration, add_interval, add_json, nonnegative_int, parser, print_json, run_tool
+from .common import ToolError, add_duration, add_interval, add_json, nonnegative_int, parser, run_tool
 from .streaming import configure
-from .summary import Session, report, wait_and_read
+from .summary import Session, irq_cli, wait_and_read
 
 __all__ = ["VECTORS", "SoftirqResult", "Softirqs", "trace", "run", "main"]
 
@@ -117,37 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    if args.events and (args.dist or args.nanoseconds):
-        raise ToolError("The --events option can't be used with time-based options")
-    t = trace(dist=args.dist, nanoseconds=args.nanoseconds, cpu=args.cpu)
-    label = "count" if args.events else t.unit
-    factor = 1 if args.nanoseconds else 1000
-
-    def emit(last: bool) -> None:
-        r = t.read(clear=True)
-        if args.json:
-            doc: dict[str, Any] = {"time": time.time(), "counts": r.counts,
-                                   "total_" + t.unit: {k: v // factor for k, v in r.total_ns.items()}}
-            if r.hist is not None:
-                doc["dist"] = {k: hist_json(h) for k, h in r.hist.items()}
-            print_json(doc)
-            return
-        print()
-        if args.timestamp:
-            print("%-8s" % time.strftime("%H:%M:%S"))
-        if args.dist and r.hist is not None:
-            sys.stdout.write(keyed_log2_hist(r.hist, label, "softirq"))
-            return
-        values = r.counts if args.events else {k: v // factor for k, v in r.total_ns.items()}
-        print("%-16s %11s" % ("SOFTIRQ", "TOTAL_" + label))
-        for name, value in sorted(((k, v) for k, v in values.items() if r.counts[k]), key=lambda kv: kv[1]):
-            print("%-16s %11d" % (name, value))
-
-    tracing = "Tracing soft irq events... Hit Ctrl-C to end." if args.events else \
-        "Tracing soft irq event time... Hit Ctrl-C to end."
-    report("softirqs", t, emit, interval=args.interval, count=args.count, duration=args.duration, tracing=tracing,
-           json_mode=args.json)
-    return 0
+    return irq_cli("softirqs", "softirq", lambda: trace(dist=args.dist, nanoseconds=args.nanoseconds, cpu=args.cpu), args,
+                   width=16, count_option="--events")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

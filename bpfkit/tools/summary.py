@@ -20,7 +20,7 @@ from ..loader import Object, ObjectSpec
 from .common import stop_flag, ticks
 from .streaming import recursion_misses
 
-__all__ = ["Session", "report", "wait_and_read"]
+__all__ = ["Session", "report", "wait_and_read", "irq_cli"]
 
 
 class Session(Resource):
@@ -112,3 +112,53 @@ def report(name: str, session: Session, emit: Callable[[bool], None], *, interva
         lost = session.lost
     if lost:
         print(f"{name}: {lost} events not recorded (a map was full)", file=sys.stderr)
+
+
+def irq_cli(name: str, kind: str, start: Callable[[], Any], args: Any, *, width: int, count_option: str,
+            json_extra: Callable[[Any], dict[str, Any]] = lambda r: {}) -> int:
+    """The CLI of hardirqs and softirqs (bcc's output): per ``kind`` (``"hardirq"``), the total time
+    (``-N``: ns, else us), the counts (``count_option``: ``--count``/``--events``), or with ``-d`` a
+    histogram each. ``start()`` begins tracing (once the options are checked) and returns a
+    :class:`Session` whose ``read(clear=True)`` gives ``counts``, ``total_ns`` and ``hist``.
+    ``width`` is bcc's name column; ``json_extra(result)`` adds fields to each JSON record.
+
+    Example::
+
+        return irq_cli("softirqs", "softirq", lambda: trace(cpu=args.cpu), args, width=16,
+                       count_option="--events")
+    """
+    from .bcc_format import hist_json, keyed_log2_hist
+    from .common import ToolError, print_json
+
+    if args.events and (args.dist or args.nanoseconds):
+        raise ToolError(f"The {count_option} option can't be used with time-based options")
+    session = start()
+    label = "count" if args.events else session.unit
+    factor = 1 if args.nanoseconds else 1000
+
+    def emit(last: bool) -> None:
+        r = session.read(clear=True)
+        if args.json:
+            doc: dict[str, Any] = {"time": time.time(), "counts": r.counts, **json_extra(r),
+                                   "total_" + session.unit: {k: v // factor for k, v in r.total_ns.items()}}
+            if r.hist is not None:
+                doc["dist"] = {k: hist_json(h) for k, h in r.hist.items()}
+            print_json(doc)
+            return
+        print()
+        if args.timestamp:
+            print("%-8s" % time.strftime("%H:%M:%S"))
+        if args.dist and r.hist is not None:
+            sys.stdout.write(keyed_log2_hist(r.hist, label, kind))
+            return
+        values = r.counts if args.events else {k: v // factor for k, v in r.total_ns.items()}
+        print("%-*s %11s" % (width, kind.upper(), "TOTAL_" + label))
+        for key, value in sorted(((k, v) for k, v in values.items() if r.counts[k]), key=lambda kv: kv[1]):
+            print("%-*s %11d" % (width, key, value))
+
+    what = kind.replace("irq", " irq")  # "hard irq", as bcc writes it
+    tracing = f"Tracing {what} events... Hit Ctrl-C to end." if args.events else \
+        f"Tracing {what} event time... Hit Ctrl-C to end."
+    report(name, session, emit, interval=args.interval, count=args.count, duration=args.duration, tracing=tracing,
+           json_mode=args.json)
+    return 0
