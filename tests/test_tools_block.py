@@ -15,7 +15,7 @@ from _blockdev import dio, loop_device
 from _cli import ToolRun
 from bpfkit import cli
 from bpfkit.tools import biolatency, biosnoop, biotop, bitesize
-from bpfkit.tools._part2 import bcc_counts
+from bpfkit.tools.bcc_format import bcc_slots
 from bpfkit.tools._block import flags_text
 
 pytestmark = pytest.mark.root
@@ -180,7 +180,7 @@ def test_bitesize_buckets_exact() -> None:
             hists = t.read()
     assert len(hists) == 1
     (comm, h), = hists.items()
-    counts = bcc_counts(h)
+    counts = bcc_slots(h)
     assert {i: int(c) for i, c in enumerate(counts) if c} == {3: 7, 5: 5, 7: 3}  # 4-7, 16-31, 64-127 KiB
     text = bitesize.format_text(hists)
     assert f"Process Name = {comm}" in text

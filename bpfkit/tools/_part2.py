@@ -22,14 +22,12 @@ import numpy as np
 
 from .._sys import Resource
 from ..errors import BpfError, BpfNotFoundError, ClosedError, FeatureNotSupported
-from ..hist import Log2Hist
 from ..loader import Object, ObjectSpec
 from ..loader import open as open_object
 from ..tracefs import tracefs_root
 from .common import Scope, StopFlag, stop_flag, ticks
 
-__all__ = ["tool_spec", "has_tracepoint", "Traced", "follow", "every", "bcc_counts",
-           "log2_text", "log2_json", "require_kprobes"]
+__all__ = ["tool_spec", "has_tracepoint", "Traced", "follow", "every", "require_kprobes"]
 
 POLL_SECONDS = 0.2
 
@@ -220,57 +218,3 @@ def every(interval: Optional[float], count: Optional[int], duration: Optional[fl
     for last in ticks(interval, count, duration, stop):
         emit(last)
         sys.stdout.flush()
-
-
-# -- bcc's histogram text -------------------------------------------------------------------------
-
-def bcc_counts(h: Log2Hist) -> np.ndarray:
-    """bcc's log2 slots (``i``: ``[2^(i-1), 2^i - 1]``, slot 1 holding 0 and 1) of a histogram in
-    bpfkit's (bpftrace's) slots: 65 counts, index 0 unused."""
-    c = np.asarray(h.counts, np.uint64)
-    out = np.zeros(65, np.uint64)
-    out[1] = c[1] + c[2]
-    out[2:65] = c[3:66]
-    return out
-
-
-def _stars(val: int, top: int, width: int) -> str:
-    if top <= 0:
-        return ""
-    n = min(width, int(val * width // top)) if val < top else width
-    text = "*" * n
-    return text[:-1] + "+" if val > top else text
-
-
-def log2_text(h: Log2Hist, val_type: str) -> str:
-    """bcc's ``print_log2_hist`` of one histogram ('' when empty, as bcc prints nothing)."""
-    vals = bcc_counts(h)
-    nz = np.nonzero(vals)[0]
-    if not len(nz):
-        return ""
-    last = int(nz[-1])
-    top = int(vals.max())
-    if last <= 32:
-        lines = ["     %-19s : count     distribution" % val_type]
-        width, bar = 10, 40
-    else:
-        lines = ["               %-29s : count     distribution" % val_type]
-        width, bar = 20, 20
-    for i in range(1, last + 1):
-        low, high = (1 << i) >> 1, (1 << i) - 1
-        if low == high:
-            low -= 1
-        v = int(vals[i])
-        lines.append("%*d -> %-*d : %-8d |%-*s|" % (width, low, width, high, v, bar, _stars(v, top, bar)))
-    return "\n".join(lines)
-
-
-def log2_json(h: Log2Hist) -> list[dict[str, int]]:
-    """bcc's JSON buckets of one histogram (``interval-start``, ``interval-end``, ``count``)."""
-    vals = bcc_counts(h)
-    nz = np.nonzero(vals)[0]
-    out = []
-    for i in range(1, int(nz[-1]) + 1 if len(nz) else 0):
-        low, high = (1 << i) >> 1, (1 << i) - 1
-        out.append({"interval-start": 0 if low == high else low, "interval-end": high, "count": int(vals[i])})
-    return out

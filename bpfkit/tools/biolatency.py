@@ -23,7 +23,8 @@ from typing import Any, Optional, Sequence
 from ..hist import Keyed, Log2Hist, log2
 from ..loader import ObjectSpec
 from ._block import disk_dev, disk_name, disks, flags_text, start_program
-from ._part2 import Traced, every, log2_json, log2_text, tool_spec
+from .bcc_format import hist_json, log2_hist
+from ._part2 import Traced, every, tool_spec
 from .common import Scope, ToolError, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Latency", "Biolatency", "trace", "run", "main"]
@@ -129,7 +130,7 @@ def format_text(r: Latency, extension: bool = False) -> str:
     for name in sorted(r.hists):
         if r.section:
             parts.append(f"\n{r.section} = {name}")
-        text = log2_text(r.hists[name], r.unit)
+        text = log2_hist(r.hists[name], r.unit)
         if text:
             parts.append(text)
     if extension:
@@ -145,9 +146,9 @@ def to_json(r: Latency) -> dict[str, Any]:
     """One JSON document for one read (bcc's ``-j`` buckets)."""
     doc: dict[str, Any] = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": r.unit}
     if r.section:
-        doc[r.section] = {name: log2_json(h) for name, h in sorted(r.hists.items())}
+        doc[r.section] = {name: hist_json(h) for name, h in sorted(r.hists.items())}
     else:
-        doc["data"] = log2_json(r.hists[""]) if "" in r.hists else []
+        doc["data"] = hist_json(r.hists[""]) if "" in r.hists else []
     if r.counts:
         doc["count"] = r.counts if r.section else r.counts.get("", 0)
         doc["total"] = r.totals if r.section else r.totals.get("", 0)

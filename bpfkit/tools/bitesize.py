@@ -18,7 +18,8 @@ from typing import Any, Optional, Sequence
 
 from ..hist import Keyed, Log2Hist, log2
 from ._block import disk_dev
-from ._part2 import Traced, every, log2_json, log2_text, tool_spec
+from .bcc_format import hist_json, log2_hist
+from ._part2 import Traced, every, tool_spec
 from .common import Scope, add_scope, parser, positive_float, positive_int, print_json, run_tool, stop_flag
 
 __all__ = ["Bitesize", "trace", "run", "format_text", "main"]
@@ -55,7 +56,7 @@ def format_text(hists: dict[str, Log2Hist]) -> str:
     parts = []
     for comm in sorted(hists):
         parts.append(f"\nProcess Name = {comm}")
-        text = log2_text(hists[comm], "Kbytes")
+        text = log2_hist(hists[comm], "Kbytes")
         if text:
             parts.append(text)
     return "\n".join(parts)
@@ -87,7 +88,7 @@ def _body(args: argparse.Namespace) -> int:
         hists = t.read(clear=True)
         if args.json:
             print_json({"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": "Kbytes",
-                        "comms": {c: log2_json(h) for c, h in sorted(hists.items())}, "lost": t.lost})
+                        "comms": {c: hist_json(h) for c, h in sorted(hists.items())}, "lost": t.lost})
         else:
             print(format_text(hists))
 

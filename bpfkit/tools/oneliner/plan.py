@@ -211,7 +211,7 @@ def build_plan(spec: ProbeSpec, *, strings: Union[str, Iterable[str]] = (), filt
             for i, p in enumerate(params):
                 ct = p.ctype
                 if p.name in HEADER_NAMES:
-                    raise spec.error(f"signature", f"parameter name {p.name!r} is taken by a built-in value; "
+                    raise spec.error("signature", f"parameter name {p.name!r} is taken by a built-in value; "
                                      "rename it")
                 ints[p.name] = Column(p.name, f"arg{i + 1}" if ct.pointer else p.name, np.dtype(ct.numpy), 8 * i)
                 if not ct.pointer:
