@@ -43,10 +43,10 @@ def test_a_tracepoint_tool_imports_only_what_it_uses(loader: str) -> None:
     mods = _modules(FIRST_EVENT.replace('bpfkit.open("tests/count")', f'bpfkit.open("tests/count", loader="{loader}")'))
     # parsing C declarations, ELF files, USDT notes, sockets, asyncio, subprocesses: none of it is needed;
     # nor OpenSSL's hashlib (3.6 MiB of RSS), tempfile or gzip, which only CO-RE's index cache and
-    # /proc/config.gz use (tests/count has no CO-RE relocations)
+    # /proc/config.gz use (tests/count has no CO-RE relocations), nor html (notebook views only)
     unwanted = {m for m in mods if m.split(".")[0] in ("cffi", "pycparser", "elftools", "asyncio", "socket",
                                                        "subprocess", "difflib", "hashlib", "_hashlib",
-                                                       "tempfile", "gzip")}
+                                                       "tempfile", "gzip", "html")}
     assert unwanted == set()
     assert not {m for m in mods if m.startswith(("bpfkit.binaries", "bpfkit.probes.uprobe", "bpfkit.probes.usdt",
                                                  "bpfkit.probes.kprobe", "bpfkit.probes.fentry",

@@ -12,7 +12,6 @@ Example::
 """
 from __future__ import annotations
 
-import html as _html
 from typing import Any, Callable
 
 import numpy as np
@@ -112,6 +111,8 @@ def html(m: Any, limit: int = display.ROWS) -> str:
         facts.append(("elements", f"{n:,}"))
         parts.append(display.html_table(header, rows, more=n - len(rows)))
     if note:
+        import html as _html  # only notebooks render HTML: kept off every start-up
+
         parts.append(f"<div class='more'>{_html.escape(note)}</div>")
     return display.card(_title(m), facts, parts)
 
