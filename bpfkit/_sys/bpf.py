@@ -27,7 +27,8 @@ from .bpffs import pin_dir
 from .libc import SYS_BPF, syscall as _syscall, syscall_owned as _syscall_owned
 
 __all__ = [
-    "errno_error", "bpf", "bpf_owned", "bpf_errno", "obj_get_owned", "map_fd_by_id_owned", "buf_addr", "ro_addr", "obj_pin", "obj_get", "obj_info", "map_info",
+    "errno_error", "bpf", "bpf_owned", "bpf_errno", "obj_get_owned", "map_fd_by_id_owned", "buf_addr", "ro_addr",
+    "bytes_addr", "obj_pin", "obj_get", "obj_info", "map_info",
     "prog_info", "link_info", "prog_ids", "map_ids", "link_ids", "prog_fd_by_id", "map_fd_by_id", "link_fd_by_id",
     "btf_fd_by_id",
 ]
@@ -104,7 +105,9 @@ def buf_addr(buf: Any) -> int:
         return int(buf.ctypes.data)
     if isinstance(buf, (ctypes.Array, Structure, ctypes._SimpleCData)):
         return addressof(buf)
-    return addressof((c_char * len(buf)).from_buffer(buf))
+    if not len(buf):
+        return addressof((c_char * 0).from_buffer(buf))
+    return addressof(c_char.from_buffer(buf))  # not c_char * len: a new ctypes type per length
 
 
 def ro_addr(data: Union[bytes, Any]) -> tuple[int, Any]:
@@ -114,10 +117,27 @@ def ro_addr(data: Union[bytes, Any]) -> tuple[int, Any]:
 
         addr, keep = sc.ro_addr(bytes(64))   # e.g. a test run's data_in; hold `keep` meanwhile
     """
-    if isinstance(data, bytes):
-        keep = ctypes.create_string_buffer(data, len(data))
-        return addressof(keep), keep
+    if isinstance(data, (bytes, bytearray)):
+        return bytes_addr(data)
     return buf_addr(data), data
+
+
+def bytes_addr(data: Union[bytes, bytearray]) -> tuple[int, Any]:
+    """Address of a copy of ``data`` (of ``data`` itself if it is a bytearray) for the kernel to
+    read, and the object to keep alive meanwhile; (0, None) when empty.
+
+    One ``c_char`` over the buffer, not ``create_string_buffer``: that makes a new ctypes array
+    type for every distinct length (16 µs the first time, and kept for the life of the process).
+
+    Example::
+
+        addr, keep = sc.bytes_addr(insns)   # attr.insns = addr; hold `keep` until the call returns
+    """
+    if not data:
+        return 0, None
+    buf = data if isinstance(data, bytearray) else bytearray(data)
+    cell = c_char.from_buffer(buf)
+    return addressof(cell), (cell, buf)
 
 
 # --- objects ----------------------------------------------------------------

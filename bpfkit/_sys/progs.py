@@ -17,7 +17,7 @@ from ..errors import BpfError
 from .attrs import (BtfInfo, BtfLoadAttr, EnableStatsAttr, LinkCreateAttr, LinkDetachAttr, ProgLoadAttr,
                     ProgTestRunAttr, RawTracepointAttr)
 from .args import check_cstr
-from .bpf import bpf, bpf_errno, bpf_owned, btf_fd_by_id, errno_error, obj_info, ro_addr
+from .bpf import bpf, bpf_errno, bpf_owned, btf_fd_by_id, bytes_addr, errno_error, obj_info, ro_addr
 from .consts import (BPF_BTF_LOAD, BPF_ENABLE_STATS, BPF_LINK_CREATE, BPF_LINK_DETACH, BPF_OBJ_NAME_LEN,
                      BPF_PROG_LOAD, BPF_PROG_TEST_RUN, BPF_RAW_TRACEPOINT_OPEN, BPF_STATS_RUN_TIME, PROG_TYPE_NAMES)
 from .fd import OwnedFd
@@ -67,11 +67,11 @@ def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_at
         insns = bytes([0xB7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])   # r0 = 1; exit
         fd, log = sc.prog_load(sc.BPF_PROG_TYPE_SOCKET_FILTER, insns, name="ret1")
     """
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
+    code, code_keep = bytes_addr(insns)
+    lic, lic_keep = bytes_addr(license.encode() + b"\0")
     log = ctypes.create_string_buffer(log_size) if log_size else None
-    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=addressof(code),
-                        license=addressof(lic), log_level=log_level if log else 0,
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=code,
+                        license=lic, log_level=log_level if log else 0,
                         log_size=log_size if log else 0, log_buf=addressof(log) if log else 0,
                         prog_flags=prog_flags, prog_name=name.encode()[: BPF_OBJ_NAME_LEN - 1],
                         expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
@@ -175,14 +175,14 @@ def btf_load(blob: bytes, what: str = "BTF") -> int:
 
         btf_fd = sc.btf_load(blob)   # os.close() it once the maps/programs using it exist
     """
-    data = ctypes.create_string_buffer(blob, len(blob))
-    attr = BtfLoadAttr(btf=addressof(data), btf_size=len(blob))
+    data, keep = bytes_addr(blob)
+    attr = BtfLoadAttr(btf=data, btf_size=len(blob))
     ret, err = bpf_errno(BPF_BTF_LOAD, attr)
     if ret >= 0:
         return ret
     # again with a log, only on failure: the log costs the kernel time on every success
     log = ctypes.create_string_buffer(64 * 1024)
-    attr = BtfLoadAttr(btf=addressof(data), btf_size=len(blob), btf_log_buf=addressof(log),
+    attr = BtfLoadAttr(btf=data, btf_size=len(blob), btf_log_buf=addressof(log),
                        btf_log_size=len(log), btf_log_level=1)
     ret, err = bpf_errno(BPF_BTF_LOAD, attr)
     if ret >= 0:
@@ -198,13 +198,13 @@ def btf_load_owned(blob: bytes, what: str = "BTF") -> io.FileIO:
 
         with sc.btf_load_owned(blob) as btf: ...   # btf.fileno() for map_create
     """
-    data = ctypes.create_string_buffer(blob, len(blob))
+    data, keep = bytes_addr(blob)
     try:
-        return bpf_owned(BPF_BTF_LOAD, BtfLoadAttr(btf=addressof(data), btf_size=len(blob)), what)
+        return bpf_owned(BPF_BTF_LOAD, BtfLoadAttr(btf=data, btf_size=len(blob)), what)
     except BpfError:
         pass
     log = ctypes.create_string_buffer(64 * 1024)
-    attr = BtfLoadAttr(btf=addressof(data), btf_size=len(blob), btf_log_buf=addressof(log),
+    attr = BtfLoadAttr(btf=data, btf_size=len(blob), btf_log_buf=addressof(log),
                        btf_log_size=len(log), btf_log_level=1)
     try:
         return bpf_owned(BPF_BTF_LOAD, attr, what)

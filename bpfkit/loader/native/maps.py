@@ -91,7 +91,7 @@ def _create(d: MapDef, max_entries: int, flags: int, btf_fd: int, inner_fd: int)
 
 def _update(fd: int, key: int, value: bytes, what: str) -> None:
     k = ctypes.c_uint32(key)
-    v = ctypes.create_string_buffer(value, len(value))
+    v = bytearray(value)  # sc.buf_addr takes its address without a ctypes array type per length
     try:
         sc.map_update(fd, k, v, what=what)
     except BpfError as e:

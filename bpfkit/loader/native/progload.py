@@ -61,28 +61,28 @@ def _errno_name(err: int) -> str:
 
 def _attempt(req: LoadRequest, log_level: int, log_size: int) -> tuple[int, int, str, int]:
     """(fd or -1, errno, log, size the kernel says the log needs)."""
-    code = ctypes.create_string_buffer(bytes(req.linked.insns), len(req.linked.insns))
-    lic = ctypes.create_string_buffer(req.license.encode())
+    code, code_keep = sc.bytes_addr(bytes(req.linked.insns))
+    lic, lic_keep = sc.bytes_addr(req.license.encode() + b"\0")
     log = ctypes.create_string_buffer(log_size) if log_size else None
-    attr = sc.ProgLoadAttr(prog_type=req.prog_type, insn_cnt=len(req.linked.insns) // 8, insns=ctypes.addressof(code),
-                           license=ctypes.addressof(lic), log_level=log_level if log else 0,
+    attr = sc.ProgLoadAttr(prog_type=req.prog_type, insn_cnt=len(req.linked.insns) // 8, insns=code,
+                           license=lic, log_level=log_level if log else 0,
                            log_size=log_size if log else 0, log_buf=ctypes.addressof(log) if log else 0,
                            kern_version=req.kern_version, prog_flags=req.flags,
                            prog_name=req.name.encode()[: sc.BPF_OBJ_NAME_LEN - 1],
                            expected_attach_type=req.expected_attach_type, attach_btf_id=req.attach_btf_id,
                            attach_btf_obj_fd=req.attach_btf_obj_fd)
-    keep: list[object] = [code, lic, log]
+    keep: list[object] = [code_keep, lic_keep, log]
     if req.btf_fd >= 0:
         attr.prog_btf_fd = req.btf_fd
         if req.linked.func_info:
-            fi = ctypes.create_string_buffer(b"".join(req.linked.func_info))
-            keep.append(fi)
-            attr.func_info, attr.func_info_cnt = ctypes.addressof(fi), len(req.linked.func_info)
+            fi, fi_keep = sc.bytes_addr(b"".join(req.linked.func_info))
+            keep.append(fi_keep)
+            attr.func_info, attr.func_info_cnt = fi, len(req.linked.func_info)
             attr.func_info_rec_size = req.func_rec_size
         if req.linked.line_info:
-            li = ctypes.create_string_buffer(b"".join(req.linked.line_info))
-            keep.append(li)
-            attr.line_info, attr.line_info_cnt = ctypes.addressof(li), len(req.linked.line_info)
+            li, li_keep = sc.bytes_addr(b"".join(req.linked.line_info))
+            keep.append(li_keep)
+            attr.line_info, attr.line_info_cnt = li, len(req.linked.line_info)
             attr.line_info_rec_size = req.line_rec_size
     if req.fd_array:
         arr = (ctypes.c_int32 * len(req.fd_array))(*req.fd_array)
