@@ -157,8 +157,7 @@ def run_empty(paths: dict[str, Path], g: Optional[Group], n: int) -> dict[str, A
     """The loop with a program that does nothing attached: the kernel's own cost of a BPF program
     on this tracepoint, the floor under every traced loop time."""
     with bpfkit.load(paths["empty"]) as obj, obj.attach():
-        r = run_none(paths, g, n)
-    return r
+        return run_none(paths, g, n)
 
 
 def run_c(paths: dict[str, Path], g: Group, n: int) -> dict[str, Any]:

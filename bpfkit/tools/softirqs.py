@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    return irq_cli("softirqs", "softirq", lambda: trace(dist=args.dist, nanoseconds=args.nanoseconds, cpu=args.cpu), args,
-                   width=16, count_option="--events")
+    return irq_cli("softirqs", "softirq", lambda: trace(dist=args.dist, nanoseconds=args.nanoseconds, cpu=args.cpu),
+                   args, width=16, count_option="--events")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional, Sequence
 from .._sys import Resource
 from ..errors import BpfError
 from ..loader import Object, ObjectSpec
-from .common import stop_flag, ticks
+from .bcc_format import hist_json, keyed_log2_hist
+from .common import ToolError, print_json, stop_flag, ticks
 from .streaming import recursion_misses
 
 __all__ = ["Session", "report", "wait_and_read", "irq_cli"]
@@ -127,9 +128,6 @@ def irq_cli(name: str, kind: str, start: Callable[[], Any], args: Any, *, width:
         return irq_cli("softirqs", "softirq", lambda: trace(cpu=args.cpu), args, width=16,
                        count_option="--events")
     """
-    from .bcc_format import hist_json, keyed_log2_hist
-    from .common import ToolError, print_json
-
     if args.events and (args.dist or args.nanoseconds):
         raise ToolError(f"The {count_option} option can't be used with time-based options")
     session = start()

@@ -61,7 +61,7 @@ def _errno_name(err: int) -> str:
 
 def _attempt(req: LoadRequest, log_level: int, log_size: int) -> tuple[int, int, str, int]:
     """(fd or -1, errno, log, size the kernel says the log needs)."""
-    code, code_keep = sc.bytes_addr(bytes(req.linked.insns))
+    code, code_keep = sc.bytes_addr(req.linked.insns)  # a bytearray: its own buffer, no copy
     lic, lic_keep = sc.bytes_addr(req.license.encode() + b"\0")
     log = ctypes.create_string_buffer(log_size) if log_size else None
     attr = sc.ProgLoadAttr(prog_type=req.prog_type, insn_cnt=len(req.linked.insns) // 8, insns=code,
