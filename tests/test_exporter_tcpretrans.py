@@ -26,5 +26,6 @@ def test_tcpretrans_counts_forced_retransmits_exactly() -> None:
     assert r.dropped == 3 and r.total_retrans == 3
     labels = frozenset({("laddr", pair.sender_ip), ("lport", str(r.client_port)), ("raddr", pair.receiver_ip),
                         ("rport", str(r.server_port)), ("state", "ESTABLISHED")})
-    assert pick(got, "bpfkit_tcp_retransmits_total") == {labels: 3}
+    assert pick(got, "bpfkit_tcp_retransmits_total") == {labels: 3}, \
+        f"untracked: {pick(got, 'bpfkit_tcpretrans_untracked_total')}"
     assert pick(got, "bpfkit_tcpretrans_untracked_total") == {frozenset(): 0}

@@ -62,7 +62,7 @@ int BPF_PROG(on_retransmit, const struct sock *sk, const struct sk_buff *skb)
 	sk_read_addr(sk, &a);
 	if (count_only) {
 		struct flow_key k = {};
-		__u64 one = 1, *n;
+		__u64 zero = 0, *n;
 
 		v6_form(k.saddr, a.saddr, a.family);
 		v6_form(k.daddr, a.daddr, a.family);
@@ -71,10 +71,15 @@ int BPF_PROG(on_retransmit, const struct sock *sk, const struct sk_buff *skb)
 		k.dport = a.dport;
 		k.state = BPF_CORE_READ(sk, __sk_common.skc_state);
 		n = bpf_map_lookup_elem(&counts, &k);
-
+		if (!n) {
+			/* another CPU may insert the same flow first (EEXIST): look again rather than
+			 * count its first retransmit as missed; only a full table loses it */
+			bpf_map_update_elem(&counts, &k, &zero, BPF_NOEXIST);
+			n = bpf_map_lookup_elem(&counts, &k);
+		}
 		if (n)
 			__sync_fetch_and_add(n, 1);
-		else if (bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST))
+		else
 			__sync_fetch_and_add(&missed, 1);
 		return 0;
 	}
