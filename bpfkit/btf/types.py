@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -104,10 +104,24 @@ class BtfType:
 class Btf:
     """Parsed BTF: ``types[i]`` is type id ``i`` (0 is void)."""
 
-    def __init__(self, types: list[BtfType], raw: bytes = b"") -> None:
-        self.types = types
+    def __init__(self, types: Sequence[Optional[BtfType]], raw: bytes = b"",
+                 by_name: Optional[dict[str, list[int]]] = None,
+                 make: Optional[Callable[[int], BtfType]] = None) -> None:
+        # a None entry is made by ``make`` when first used (an object's BTF: its maps' dtypes touch
+        # a few of its types, converting all of them cost as much as reading the ELF)
+        self._types = types if isinstance(types, list) else list(types)
+        self._make = make
         self.raw = raw
-        self._by_name: Optional[dict[str, list[int]]] = None
+        self._by_name = by_name  # name -> type ids, built on the first find() unless given
+
+    @property
+    def types(self) -> list[BtfType]:
+        """Every type, id ``i`` at index ``i`` (0 is void)."""
+        if self._make is not None:
+            for tid in range(len(self._types)):
+                self[tid]
+            self._make = None
+        return self._types  # type: ignore[return-value]  # no None is left
 
     @classmethod
     def parse(cls, raw: bytes, base: Optional["Btf"] = None) -> "Btf":
@@ -136,9 +150,14 @@ class Btf:
             raise BpfError(f"{path} not found: the kernel needs CONFIG_DEBUG_INFO_BTF=y") from None
 
     def __getitem__(self, type_id: int) -> BtfType:
-        if not 0 <= type_id < len(self.types):
-            raise BpfNotFoundError(f"no BTF type id {type_id} (this BTF has ids 0..{len(self.types) - 1})")
-        return self.types[type_id]
+        types = self._types
+        if not 0 <= type_id < len(types):
+            raise BpfNotFoundError(f"no BTF type id {type_id} (this BTF has ids 0..{len(types) - 1})")
+        t = types[type_id]
+        if t is None:
+            assert self._make is not None
+            t = types[type_id] = self._make(type_id)
+        return t
 
     def __iter__(self) -> Iterator[BtfType]:
         return iter(self.types[1:])
@@ -151,14 +170,14 @@ class Btf:
                 if t.name:
                     self._by_name.setdefault(t.name, []).append(t.id)
         for tid in self._by_name.get(name, ()):
-            if kind is None or self.types[tid].kind == kind:
-                return self.types[tid]
+            if kind is None or self[tid].kind == kind:
+                return self[tid]
         raise BpfNotFoundError(f"no BTF type {name!r}" + (f" of kind {kind.name}" if kind else ""))
 
     def resolve(self, type_id: int) -> BtfType:
         """Skip typedefs and const/volatile/restrict/type tags."""
         t = self[type_id]
-        for _ in range(len(self.types)):  # a longer chain has gone round a loop
+        for _ in range(len(self._types)):  # a longer chain has gone round a loop
             if t.kind not in _MODIFIERS:
                 return t
             t = self[t.type_id]
@@ -167,7 +186,7 @@ class Btf:
     def size_of(self, type_id: int) -> int:
         """Size in bytes of a type."""
         scale = 1
-        for _ in range(len(self.types)):  # arrays of arrays (of vars) end within as many steps
+        for _ in range(len(self._types)):  # arrays of arrays (of vars) end within as many steps
             t = self.resolve(type_id)
             if t.kind == Kind.ARRAY:
                 scale *= t.nelems
@@ -221,35 +240,46 @@ def default_dtype(size: int) -> np.dtype:
     return np.dtype(f"V{size}")
 
 
-def _np_dtype(spec: object, where: str) -> np.dtype:
+def _np_dtype(spec: object, where: Union[str, Callable[[], str]]) -> np.dtype:
     """np.dtype(spec), its refusals (overlapping or duplicate fields, absurd sizes) as the BTF's fault."""
     try:
         return np.dtype(spec)  # type: ignore[call-overload]
     except (ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise ObjectFormatError(f"BTF type {where} has no numpy layout: {exc}") from None
+        raise ObjectFormatError(f"BTF type {where if isinstance(where, str) else where()} has no numpy layout: "
+                                f"{exc}") from None
 
 
 _NUMBER_SIZES = (1, 2, 4, 8)
 
 
+# the dtypes of plain numbers, made once: (signed, size) -> dtype
+_NUMBERS = {(signed, size): np.dtype(("i" if signed else "u") + str(size)) for signed in (False, True)
+            for size in _NUMBER_SIZES}
+_U8, _BOOL, _V16 = np.dtype("u8"), np.dtype("?"), np.dtype("V16")
+
+
 def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...]) -> np.dtype:
     t = btf.resolve(type_id)
-    where = ".".join(path) or btf.type_name(type_id)
+    kind = t.kind
+    if kind == Kind.INT and t.size in _NUMBER_SIZES:  # the common case first, no message built
+        if t.int_encoding & INT_BOOL:
+            return _BOOL if t.size == 1 else _NUMBERS[False, t.size]
+        return _NUMBERS[bool(t.int_encoding & INT_SIGNED), t.size]
+    if kind == Kind.PTR:
+        return _U8
+
+    def where() -> str:  # for messages only: spelling a type's name costs more than the dtype
+        return ".".join(path) or btf.type_name(type_id)
+
     if t.id in inside or len(inside) > _MAX_NESTING:
-        raise ObjectFormatError(f"BTF type {where}: it contains itself (or nests deeper than {_MAX_NESTING})")
+        raise ObjectFormatError(f"BTF type {where()}: it contains itself (or nests deeper than {_MAX_NESTING})")
     inside = inside + (t.id,)
     if t.kind in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT) and t.size not in _NUMBER_SIZES + (16,):
-        raise ObjectFormatError(f"BTF type {where}: a {t.kind.name} of {t.size} bytes")
+        raise ObjectFormatError(f"BTF type {where()}: a {t.kind.name} of {t.size} bytes")
     if t.kind == Kind.INT:
-        if t.size == 16:
-            return np.dtype("V16")
-        if t.int_encoding & INT_BOOL:
-            return np.dtype("?") if t.size == 1 else np.dtype(f"u{t.size}")
-        return np.dtype(("i" if t.int_encoding & INT_SIGNED else "u") + str(t.size))
+        return _V16
     if t.kind in (Kind.ENUM, Kind.ENUM64):
-        return np.dtype(("i" if t.signed else "u") + str(t.size)) if t.size != 16 else np.dtype("V16")
-    if t.kind == Kind.PTR:
-        return np.dtype("u8")
+        return _NUMBERS[t.signed, t.size] if t.size != 16 else _V16
     if t.kind == Kind.FLOAT:
         return _np_dtype(f"f{t.size}", where)
     if t.kind == Kind.ARRAY:
@@ -267,10 +297,10 @@ def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...
         _flatten_members(btf, t, 0, path, names, formats, offsets, inside)
         return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size}, where)
     if t.kind == Kind.VOID:
-        raise BpfError(f"{where}: void has no dtype")
+        raise BpfError(f"{where()}: void has no dtype")
     if t.kind == Kind.FWD:
-        raise BpfError(f"{where}: forward-declared type {t.name!r} has no layout in this BTF")
-    raise BpfError(f"{where}: BTF kind {t.kind.name} has no numpy dtype")
+        raise BpfError(f"{where()}: forward-declared type {t.name!r} has no layout in this BTF")
+    raise BpfError(f"{where()}: BTF kind {t.kind.name} has no numpy dtype")
 
 
 def _flatten_members(btf: Btf, t: BtfType, base: int, path: tuple[str, ...], names: list[str],

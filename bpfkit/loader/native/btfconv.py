@@ -9,6 +9,8 @@ Example::
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from ...btf import Btf, BtfType, Kind, Member
 from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO,
                           KIND_INT, KIND_STRUCT, KIND_UNION, KIND_VAR)
@@ -21,43 +23,49 @@ _SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASE
 
 
 def to_btf(obj: ObjBtf, raw: bytes) -> Btf:
-    """A Btf with the same types as ``raw`` (the encoding of ``obj``)."""
-    name = obj.str_at
-    types = [BtfType(0, Kind.VOID, "")]
-    for tid in range(1, len(obj.types)):
-        w = obj.types[tid]
-        info = w[1]
-        k, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
-        t = BtfType(tid, _KINDS[k], name(w[0]))
-        if k in _SIZED:
-            t.size = w[2]
+    """A Btf with the same types as ``raw`` (the encoding of ``obj``). Its types are made from
+    ``obj``'s words when first used: the dtypes of an object's maps touch a handful of its types,
+    and converting every one took as long as parsing the ELF. ``obj`` must not change after this
+    (the loader edits its BTF during collect, and sanitizes copies)."""
+    index = {name: list(ids) for name, ids in obj.name_index().items() if name}
+    words, name = obj.types, obj.str_at
+    types: list[Optional[BtfType]] = [None] * len(words)
+    types[0] = BtfType(0, Kind.VOID, "")
+    return Btf(types, raw, by_name=index, make=lambda tid: _convert(tid, words[tid], name))
+
+
+def _convert(tid: int, w: list[int], name: Callable[[int], str]) -> BtfType:
+    info = w[1]
+    k, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
+    t = BtfType(tid, _KINDS[k], name(w[0]))
+    if k in _SIZED:
+        t.size = w[2]
+    else:
+        t.type_id = w[2]
+    if k == KIND_INT:
+        v = w[3]
+        t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF
+    elif k == KIND_ARRAY:
+        t.type_id, t.nelems = w[3], w[5]
+    elif k in (KIND_STRUCT, KIND_UNION):
+        if kflag:
+            t.members = [Member(name(w[i]), w[i + 1], w[i + 2] & 0xFFFFFF, w[i + 2] >> 24)
+                         for i in range(3, 3 + 3 * vlen, 3)]
         else:
-            t.type_id = w[2]
-        if k == KIND_INT:
-            v = w[3]
-            t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF
-        elif k == KIND_ARRAY:
-            t.type_id, t.nelems = w[3], w[5]
-        elif k in (KIND_STRUCT, KIND_UNION):
-            if kflag:
-                t.members = [Member(name(w[i]), w[i + 1], w[i + 2] & 0xFFFFFF, w[i + 2] >> 24)
-                             for i in range(3, 3 + 3 * vlen, 3)]
-            else:
-                t.members = [Member(name(w[i]), w[i + 1], w[i + 2]) for i in range(3, 3 + 3 * vlen, 3)]
-        elif k == KIND_ENUM:
-            t.signed = kflag
-            t.enum_values = {name(w[i]): w[i + 1] - (1 << 32) if w[i + 1] >> 31 else w[i + 1]
-                             for i in range(3, 3 + 2 * vlen, 2)}
-        elif k == KIND_ENUM64:
-            t.signed = kflag
-            t.enum_values = {name(w[i]): (w[i + 2] << 32) | w[i + 1] for i in range(3, 3 + 3 * vlen, 3)}
-        elif k == KIND_FUNC_PROTO:
-            t.params = [(name(w[i]), w[i + 1]) for i in range(3, 3 + 2 * vlen, 2)]
-        elif k == KIND_VAR:
-            t.linkage = w[3]
-        elif k == KIND_FUNC:
-            t.linkage = vlen
-        elif k == KIND_DATASEC:
-            t.vars = [(w[i], w[i + 1], w[i + 2]) for i in range(3, 3 + 3 * vlen, 3)]
-        types.append(t)
-    return Btf(types, raw)
+            t.members = [Member(name(w[i]), w[i + 1], w[i + 2]) for i in range(3, 3 + 3 * vlen, 3)]
+    elif k == KIND_ENUM:
+        t.signed = kflag
+        t.enum_values = {name(w[i]): w[i + 1] - (1 << 32) if w[i + 1] >> 31 else w[i + 1]
+                         for i in range(3, 3 + 2 * vlen, 2)}
+    elif k == KIND_ENUM64:
+        t.signed = kflag
+        t.enum_values = {name(w[i]): (w[i + 2] << 32) | w[i + 1] for i in range(3, 3 + 3 * vlen, 3)}
+    elif k == KIND_FUNC_PROTO:
+        t.params = [(name(w[i]), w[i + 1]) for i in range(3, 3 + 2 * vlen, 2)]
+    elif k == KIND_VAR:
+        t.linkage = w[3]
+    elif k == KIND_FUNC:
+        t.linkage = vlen
+    elif k == KIND_DATASEC:
+        t.vars = [(w[i], w[i + 1], w[i + 2]) for i in range(3, 3 + 3 * vlen, 3)]
+    return t

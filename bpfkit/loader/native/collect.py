@@ -96,6 +96,7 @@ class _Collector:
         self.rel_secs: list[Section] = []
         self.btf: Optional[ObjBtf] = None
         self.ext: Optional[BtfExt] = None
+        self._var_syms: Optional[dict[str, Symbol]] = None
 
     def run(self) -> Model:
         self._sections()
@@ -192,8 +193,8 @@ class _Collector:
     def _externs(self) -> None:
         btf = self.btf
         syms = [s for s in self.elf.symbols if _is_extern(s) and s.name]
-        if btf is None:
-            return
+        if btf is None or (not syms and btf.find(".ksyms") < 0 and btf.find(".kconfig") < 0):
+            return  # (most objects: nothing below applies)
         dummy = _add_dummy_ksym_var(btf)
         for sym in syms:
             btf_id = _extern_btf_id(btf, sym.name)
@@ -307,10 +308,12 @@ class _Collector:
                                             f"size {size}) does not fit the section ({t[2]} bytes) or its type")
 
     def _var_symbol(self, name: str) -> Optional[Symbol]:
-        for s in self.elf.symbols:
-            if s.type == STT_OBJECT and s.bind in (STB_GLOBAL, STB_WEAK) and s.name == name:
-                return s
-        return None
+        if self._var_syms is None:  # the first global/weak object symbol of each name
+            self._var_syms = {}
+            for s in self.elf.symbols:
+                if s.type == STT_OBJECT and s.bind in (STB_GLOBAL, STB_WEAK):
+                    self._var_syms.setdefault(s.name, s)
+        return self._var_syms.get(name)
 
     # -- maps ---------------------------------------------------------------------------
     def _maps(self) -> None:

@@ -36,7 +36,7 @@ _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 
 
-@dataclass
+@dataclass(slots=True)
 class Section:
     """One section header; ``data`` is its bytes (empty for SHT_NOBITS), cut from the file on first
     use (most of an object is DWARF nobody reads)."""
@@ -64,7 +64,7 @@ class Section:
         return bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass
+@dataclass(slots=True)
 class Symbol:
     """One symbol: ``bind``/``type``/``visibility`` decoded from st_info/st_other."""
 
@@ -78,7 +78,7 @@ class Symbol:
     shndx: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Rel:
     """One SHT_REL entry: byte ``offset`` in the target section, symbol index, relocation type."""
 
@@ -123,16 +123,18 @@ class ElfObject:
         return out
 
 
-def _cstr(table: bytes, off: int, what: str) -> str:
-    if not 0 <= off < len(table):
-        raise ObjectFormatError(f"{what}: string offset {off} is outside its string table")
-    end = table.find(b"\0", off)
-    if end < 0:
-        raise ObjectFormatError(f"{what}: string at offset {off} is not NUL-terminated")
-    try:
-        return table[off:end].decode()
-    except UnicodeDecodeError:
-        raise ObjectFormatError(f"{what}: name at offset {off} is not UTF-8") from None
+def _cstr(table: bytes, off: int, what: str, item: str, i: int) -> str:
+    """The NUL-terminated name at ``off``; the error names ``what``'s ``item`` #``i`` (built only
+    when there is one: this runs for every section and symbol)."""
+    end = table.find(b"\0", off) if 0 <= off < len(table) else -2
+    if end >= 0:
+        try:
+            return table[off:end].decode()
+        except UnicodeDecodeError:
+            raise ObjectFormatError(f"{what}: {item} #{i}: name at offset {off} is not UTF-8") from None
+    if end == -2:
+        raise ObjectFormatError(f"{what}: {item} #{i}: string offset {off} is outside its string table")
+    raise ObjectFormatError(f"{what}: {item} #{i}: string at offset {off} is not NUL-terminated")
 
 
 def _parse(data: bytes, what: str) -> ElfObject:
@@ -163,7 +165,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
     shstr = data[str_off: str_off + str_size]
     sections = []
     for i, (name_off, typ, flags, _addr, off, size, link, info, _align, entsize) in enumerate(heads):
-        name = _cstr(shstr, name_off, f"{what}: section #{i} name") if i else ""
+        name = _cstr(shstr, name_off, what, "section name", i) if i else ""
         sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data if i else b""))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
@@ -177,8 +179,13 @@ def _parse(data: bytes, what: str) -> ElfObject:
         raise ObjectFormatError(f"{what}: the symbol table's string table (section #{symtab.link}) is missing")
     strtab = sections[symtab.link].data
     symbols = []
+    # most symbols are unnamed (offset 0) or share a section's name
+    names: dict[int, str] = {0: ""} if strtab[:1] == b"\0" else {}
     for i, (name_off, st_info, st_other, shndx, value, size) in enumerate(_SYM.iter_unpack(symtab.data)):
-        name = _cstr(strtab, name_off, f"{what}: symbol #{i}")
+        if name_off in names:
+            name = names[name_off]
+        else:
+            name = names[name_off] = _cstr(strtab, name_off, what, "symbol", i)
         symbols.append(Symbol(i, name, value, size, st_info >> 4, st_info & 0xF, st_other & 0x3, shndx))
     obj = ElfObject(sections, symbols, symtab.index)
     for s in sections[1:]:

@@ -16,6 +16,8 @@ Example::
 from __future__ import annotations
 
 import struct
+from array import array
+from itertools import chain
 from typing import Optional
 
 from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC,
@@ -29,6 +31,7 @@ _MAX_TYPES = 1 << 20
 _MAX_VLEN = 0xFFFF
 _SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT)
 _REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
+_NONVOID_REFS = {KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # the _REFS that may not point at void
 
 
 def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
@@ -36,16 +39,15 @@ def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
     return (int(kflag) << 31) | (kind << 24) | vlen
 
 
-def _extra_words(kind: int, vlen: int) -> int:
-    if kind in (KIND_INT, KIND_VAR, KIND_DECL_TAG):
-        return 1
-    if kind == KIND_ARRAY:
-        return 3
-    if kind in (KIND_STRUCT, KIND_UNION, KIND_DATASEC, KIND_ENUM64):
-        return 3 * vlen
-    if kind in (KIND_ENUM, KIND_FUNC_PROTO):
-        return 2 * vlen
-    return 0
+# words after the three common ones, per kind: (fixed, per vlen entry)
+_EXTRA = [(0, 0)] * len(KIND_NAMES)
+for _k in (KIND_INT, KIND_VAR, KIND_DECL_TAG):
+    _EXTRA[_k] = (1, 0)
+_EXTRA[KIND_ARRAY] = (3, 0)
+for _k in (KIND_STRUCT, KIND_UNION, KIND_DATASEC, KIND_ENUM64):
+    _EXTRA[_k] = (0, 3)
+for _k in (KIND_ENUM, KIND_FUNC_PROTO):
+    _EXTRA[_k] = (0, 2)
 
 
 class ObjBtf:
@@ -78,7 +80,8 @@ class ObjBtf:
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
             if not 1 <= kind < len(KIND_NAMES):
                 raise ObjectFormatError(f"BTF type [{len(types)}] has unknown kind {kind}")
-            end = p + 3 + _extra_words(kind, vlen)
+            fixed, each = _EXTRA[kind]
+            end = p + 3 + fixed + each * vlen
             if end > n:
                 raise ObjectFormatError(f"BTF type [{len(types)}] ({KIND_NAMES[kind]}, vlen {vlen}) runs past the "
                                         "end of the type section")
@@ -92,7 +95,7 @@ class ObjBtf:
 
     def encode(self) -> bytes:
         """The raw BTF blob (header, types, strings)."""
-        body = b"".join(struct.pack(f"<{len(t)}I", *t) for t in self.types[1:])
+        body = array("I", chain.from_iterable(self.types)).tobytes()  # ("I" is 4 bytes, little-endian on BPF hosts)
         hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(self.strings))
         return hdr + body + bytes(self.strings)
 
@@ -134,14 +137,18 @@ class ObjBtf:
             tid = self.ref(tid)
         return tid
 
-    def find(self, name: str, kind: Optional[int] = None) -> int:
-        """First type (of ``kind``) called ``name``; -1 if none."""
+    def name_index(self) -> dict[str, list[int]]:
+        """Type ids by name (as they were when the index was built; rebuilt when types are added)."""
         if self._by_name is None or self._by_name_len != len(self.types):
             self._by_name = {}
             for tid in range(1, len(self.types)):
                 self._by_name.setdefault(self.name(tid), []).append(tid)
             self._by_name_len = len(self.types)
-        for tid in self._by_name.get(name, ()):
+        return self._by_name
+
+    def find(self, name: str, kind: Optional[int] = None) -> int:
+        """First type (of ``kind``) called ``name``; -1 if none."""
+        for tid in self.name_index().get(name, ()):
             if self.name(tid) == name and (kind is None or self.kind(tid) == kind):  # names may have been edited
                 return tid
         return -1
@@ -243,33 +250,46 @@ class ObjBtf:
                     raise bad(tid, f"name offset {off} is outside the string section ({slen} bytes)")
 
         for tid in range(1, n):
+            # the checks call refs_ok/names_ok only on a bad value (which they then name): a
+            # call per type cost a third of the loader's time on small objects
             t = types[tid]
             kind, vlen = kinds[tid], t[1] & 0xFFFF
             if t[0] >= slen:
                 names_ok(tid, [t[0]])
-            if kind in _REFS:
+            if kind in _REFS and t[2] >= n or (t[2] == 0 and kind in _NONVOID_REFS):
                 refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
             if kind == KIND_INT:
                 enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
                 if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
                     raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
             elif kind == KIND_ARRAY:
-                refs_ok(tid, [t[3], t[4]], "its element or index", False)
+                if not (0 < t[3] < n and 0 < t[4] < n):
+                    refs_ok(tid, [t[3], t[4]], "its element or index", False)
             elif kind in (KIND_STRUCT, KIND_UNION):
-                names_ok(tid, t[3::3])
-                refs_ok(tid, t[4::3], "a member", False)
+                if vlen:
+                    if max(t[3::3]) >= slen:
+                        names_ok(tid, t[3::3])
+                    members = t[4::3]
+                    if max(members) >= n or 0 in members:
+                        refs_ok(tid, members, "a member", False)
             elif kind == KIND_ENUM:
-                names_ok(tid, t[3::2])
+                if vlen and max(t[3::2]) >= slen:
+                    names_ok(tid, t[3::2])
                 if t[2] not in (1, 2, 4, 8):
                     raise bad(tid, f"enum size {t[2]}")
             elif kind == KIND_ENUM64:
-                names_ok(tid, t[3::3])
+                if vlen and max(t[3::3]) >= slen:
+                    names_ok(tid, t[3::3])
                 if t[2] not in (1, 2, 4, 8):
                     raise bad(tid, f"enum size {t[2]}")
             elif kind == KIND_FUNC_PROTO:
-                refs_ok(tid, [t[2]], "its return type", True)
-                names_ok(tid, t[3::2])
-                refs_ok(tid, t[4::2], "a parameter", True)
+                if t[2] >= n:
+                    refs_ok(tid, [t[2]], "its return type", True)
+                if vlen:
+                    if max(t[3::2]) >= slen:
+                        names_ok(tid, t[3::2])
+                    if max(t[4::2]) >= n:
+                        refs_ok(tid, t[4::2], "a parameter", True)
             elif kind == KIND_FUNC:
                 if kinds[t[2]] != KIND_FUNC_PROTO:
                     raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
@@ -291,35 +311,45 @@ class ObjBtf:
     def _check_loops(self) -> None:
         """Modifier chains and by-value containment (struct in itself, array of itself) must end:
         libbpf and the loader follow them without a bound."""
-        state = [0] * len(self.types)  # 0 unseen, 1 on the stack, 2 done
-
-        def edges(tid: int) -> list[int]:
-            kind, t = self.kind(tid), self.types[tid]
+        # Kahn's algorithm: what is left after peeling off every type nothing unpeeled contains
+        # lies on a loop or under one (one pass over plain lists, no per-type iterators)
+        types = self.types
+        n = len(types)
+        edges: list[list[int]] = [[]] * n
+        indeg = [0] * n
+        for tid in range(1, n):
+            t = types[tid]
+            kind = (t[1] >> 24) & 0x1F
             if kind in MODIFIERS or kind == KIND_VAR:
-                return [t[2]]
-            if kind == KIND_ARRAY:
-                return [t[3]]
-            if kind in (KIND_STRUCT, KIND_UNION):
-                return [t[4 + 3 * i] for i in range(self.vlen(tid))]
-            if kind == KIND_DATASEC:
-                return [t[3 + 3 * i] for i in range(self.vlen(tid))]
-            return []
-
-        for root in range(1, len(self.types)):
-            if state[root]:
+                out = [t[2]]
+            elif kind == KIND_ARRAY:
+                out = [t[3]]
+            elif kind in (KIND_STRUCT, KIND_UNION):
+                out = t[4::3]
+            elif kind == KIND_DATASEC:
+                out = t[3::3]
+            else:
                 continue
-            stack = [(root, iter(edges(root)))]
-            state[root] = 1
-            while stack:
-                tid, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    state[tid] = 2
-                    stack.pop()
-                elif nxt and state[nxt] == 1:
-                    raise ObjectFormatError(f"corrupt BTF: type [{nxt}] ({KIND_NAMES[self.kind(nxt)]}) contains "
-                                            "itself (a modifier or by-value loop)")
-                elif nxt and state[nxt] == 0:
-                    state[nxt] = 1
-                    stack.append((nxt, iter(edges(nxt))))
-
+            edges[tid] = out
+            for e in out:
+                indeg[e] += 1
+        ready = [tid for tid in range(1, n) if not indeg[tid]]
+        left = n - 1
+        while ready:
+            tid = ready.pop()
+            left -= 1
+            for e in edges[tid]:
+                if e:
+                    indeg[e] -= 1
+                    if not indeg[e]:
+                        ready.append(e)
+        if left:
+            # every leftover type is contained by a leftover one: walk back until one repeats (on the loop)
+            contained_by = {e: tid for tid in range(1, n) if indeg[tid] for e in edges[tid] if indeg[e]}
+            tid = next(iter(contained_by.values()))
+            seen = set()
+            while tid not in seen:
+                seen.add(tid)
+                tid = contained_by[tid]
+            raise ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[self.kind(tid)]}) contains "
+                                    "itself (a modifier or by-value loop)")

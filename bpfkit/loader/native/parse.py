@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -66,8 +66,8 @@ def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
     obj = model.btf
     if obj is None or btf is None:
         return out
-    for tid in range(1, len(obj)):
-        if obj.kind(tid) != KIND_VAR or not obj.name(tid).startswith(RECORD_MARKER):
+    for tid, t in enumerate(obj.types):
+        if not t or (t[1] >> 24) & 0x1F != KIND_VAR or not obj.name(tid).startswith(RECORD_MARKER):
             continue
         ptr = obj.skip_mods(obj.ref(tid))
         if obj.kind(ptr) == KIND_PTR:
@@ -91,22 +91,26 @@ def _parse(data: bytes, name: str) -> Parsed:
     sections: dict[str, GlobalVars] = {}
     records = _record_types(model, btf)
     for m in model.maps:
-        spec = MapSpec(name=m.name, map_type=m.map_type, key_size=m.key_size, value_size=m.value_size,
-                       max_entries=m.max_entries, flags=m.flags, key_type_id=m.key_type_id,
-                       value_type_id=m.value_type_id, internal=m.internal, libbpf_name=m.libbpf_name)
+        extra: dict[str, Any] = {}
+        name = m.name
         if m.internal:
-            spec.section = spec.name = m.real_name
+            name = extra["section"] = m.real_name
             if m.origin != MAP_KCONFIG and btf is not None and m.value_size:
-                dt = datasec_dtype(btf, m.real_name, m.value_size)
-                spec.value_dtype = dt
+                dt = extra["value_dtype"] = datasec_dtype(btf, m.real_name, m.value_size)
+                if dt.itemsize != m.value_size:
+                    raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
+                                            f"bytes, the section {m.value_size}")
                 buf = bytearray(m.data)
                 sections[m.real_name] = GlobalVars(buf, dt, m.real_name, owner=buf)
         else:
-            spec.key_dtype, kerr = btf_dtype(btf, m.key_type_id, m.key_size)
-            spec.value_dtype, verr = btf_dtype(btf, m.value_type_id, m.value_size)
+            extra["key_dtype"], kerr = btf_dtype(btf, m.key_type_id, m.key_size)
+            extra["value_dtype"], verr = btf_dtype(btf, m.value_type_id, m.value_size)
             errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
             if errs:
-                spec.dtype_error = f"map {m.name!r}: " + "; ".join(errs)
-            spec.record_dtype = records.get(m.name)
-        maps[spec.name] = spec
+                extra["dtype_error"] = f"map {m.name!r}: " + "; ".join(errs)
+            extra["record_dtype"] = records.get(m.name)
+        maps[name] = MapSpec.from_reader(name=name, map_type=m.map_type, key_size=m.key_size,
+                                         value_size=m.value_size, max_entries=m.max_entries, flags=m.flags,
+                                         key_type_id=m.key_type_id, value_type_id=m.value_type_id,
+                                         internal=m.internal, libbpf_name=m.libbpf_name, **extra)
     return Parsed(programs, maps, sections, btf, model)
