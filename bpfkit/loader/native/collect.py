@@ -270,12 +270,12 @@ class _Collector:
         btf = self.btf
         if btf is None:
             return
-        for sec_id in range(1, len(btf)):
-            if btf.kind(sec_id) != KIND_DATASEC:
+        types = btf.types
+        for sec_id, t in enumerate(types):
+            if not t or (t[1] >> 24) & 0x1F != KIND_DATASEC:
                 continue
-            t = btf.types[sec_id]
             name = btf.name(sec_id)
-            n = btf.vlen(sec_id)
+            n = t[1] & 0xFFFF
             if name not in (".kconfig", ".ksyms"):
                 fix_offsets = t[2] == 0
                 if fix_offsets:
@@ -285,9 +285,10 @@ class _Collector:
                     t[2] = sec.size
                 for i in range(n):
                     vt = t[3 + 3 * i]
-                    if btf.kind(vt) != KIND_VAR:
+                    var = types[vt]
+                    if (var[1] >> 24) & 0x1F != KIND_VAR:
                         raise ObjectFormatError(f"BTF data section '{name}' holds a non-variable type [{vt}]")
-                    if btf.types[vt][3] in (_VAR_STATIC, _VAR_EXTERN):
+                    if var[3] in (_VAR_STATIC, _VAR_EXTERN):
                         continue
                     sym = self._var_symbol(btf.name(vt))
                     if sym is None:
@@ -298,7 +299,7 @@ class _Collector:
                             raise ObjectFormatError(f"symbol {sym.name!r} has offset {sym.value}, past any section")
                         t[4 + 3 * i] = sym.value
                     if sym.visibility in (STV_HIDDEN, STV_INTERNAL):
-                        btf.types[vt][3] = _VAR_STATIC
+                        var[3] = _VAR_STATIC
             entries = sorted((t[3 + 3 * i: 6 + 3 * i] for i in range(n)), key=lambda v: v[1])
             t[3:] = [w for v in entries for w in v]
             for vt, off, size in entries:

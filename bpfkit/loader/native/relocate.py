@@ -270,9 +270,11 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
         p = model.progs[fi]
         base = sub_off[fi]
         by_insn = {r.insn: r for r in reversed(p.relos)}
-        for k in range(p.insn_count):
+        # a copy of this function's code to scan (out.insns grows as callees are appended)
+        for k, (op, regs, off, imm) in enumerate(_INSN.iter_unpack(out.insns[base * 8: (base + p.insn_count) * 8])):
+            if op != _CALL and op != _LD_IMM64:
+                continue
             pos = base + k
-            op, regs, off, imm = _get(out.insns, pos)
             pseudo_func = op == _LD_IMM64 and regs >> 4 == sc.BPF_PSEUDO_FUNC
             if not (_is_subprog_call(op, regs, off) or pseudo_func):
                 continue
