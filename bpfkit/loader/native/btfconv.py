@@ -27,7 +27,8 @@ def to_btf(obj: ObjBtf, raw: bytes) -> Btf:
     ``obj``'s words when first used: the dtypes of an object's maps touch a handful of its types,
     and converting every one took as long as parsing the ELF. ``obj`` must not change after this
     (the loader edits its BTF during collect, and sanitizes copies)."""
-    index = {name: list(ids) for name, ids in obj.name_index().items() if name}
+    index = dict(obj.name_index())  # (its id lists are shared: neither side changes them once built)
+    index.pop("", None)
     words, name = obj.types, obj.str_at
     types: list[Optional[BtfType]] = [None] * len(words)
     types[0] = BtfType(0, Kind.VOID, "")

@@ -33,11 +33,14 @@ _FUNC_STATIC, _FUNC_GLOBAL = 0, 1
 def needed_features(btf: ObjBtf) -> set[str]:
     """The BTF features (keys of :data:`FEATURES`) the object's BTF uses."""
     need = set()
-    for tid in range(1, len(btf)):
-        kind = btf.kind(tid)
+    for t in btf.types[1:]:
+        info = t[1]
+        kind = (info >> 24) & 0x1F
+        if kind == KIND_INT or kind == KIND_STRUCT:  # (the commonest kinds: nothing to note)
+            continue
         if kind in (KIND_FUNC, KIND_FUNC_PROTO):
             need.add("func")
-            if kind == KIND_FUNC and btf.vlen(tid) == _FUNC_GLOBAL:
+            if kind == KIND_FUNC and info & 0xFFFF == _FUNC_GLOBAL:
                 need.add("global_func")
         elif kind in (KIND_VAR, KIND_DATASEC):
             need.add("datasec")
@@ -47,13 +50,15 @@ def needed_features(btf: ObjBtf) -> set[str]:
             need.add("decl_tag")
         elif kind == KIND_TYPE_TAG:
             need.add("type_tag")
-        elif kind == KIND_ENUM64 or (kind == KIND_ENUM and btf.kflag(tid)):
+        elif kind == KIND_ENUM64 or (kind == KIND_ENUM and info >> 31):
             need.add("enum64")
     return need
 
 
 def missing_features(btf: ObjBtf) -> set[str]:
     """The features the object's BTF uses that this kernel lacks (each probed once per process)."""
+    if all(btf_kind_supported(f) for f in FEATURES):
+        return set()  # (Linux 6.0 on: no type needs looking at)
     if btf.needed is None:
         btf.needed = frozenset(needed_features(btf))
     return {f for f in btf.needed if not btf_kind_supported(f)}

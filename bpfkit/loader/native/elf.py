@@ -156,17 +156,19 @@ def _parse(data: bytes, what: str) -> ElfObject:
         raise ObjectFormatError(f"{what}: ELF section header table lies outside the file")
     if shstrndx >= shnum:
         raise ObjectFormatError(f"{what}: section-name table index {shstrndx} is out of range")
-    heads = [_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
-
-    for i, (_n, typ, _f, _a, off, size) in enumerate(h[:6] for h in heads):
-        if i and typ != SHT_NOBITS and off + size > len(data):
+    heads = list(_SHDR.iter_unpack(data[shoff: shoff + shnum * shentsize]))
+    for i in range(1, shnum):
+        _n, typ, _f, _a, off, size = heads[i][:6]
+        if typ != SHT_NOBITS and off + size > len(data):
             raise ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({len(data)} bytes)")
     _, _, _, _, str_off, str_size = heads[shstrndx][:6]
     shstr = data[str_off: str_off + str_size]
-    sections = []
-    for i, (name_off, typ, flags, _addr, off, size, link, info, _align, entsize) in enumerate(heads):
-        name = _cstr(shstr, name_off, what, "section name", i) if i else ""
-        sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data if i else b""))
+    _n, typ, flags, _addr, off, size, link, info, _align, entsize = heads[0]
+    sections = [Section(0, "", typ, flags, off, size, link, info, entsize, b"")]
+    for i in range(1, shnum):
+        name_off, typ, flags, _addr, off, size, link, info, _align, entsize = heads[i]
+        sections.append(Section(i, _cstr(shstr, name_off, what, "section name", i), typ, flags, off, size, link,
+                                info, entsize, data))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
         raise ObjectFormatError(f"{what} has no symbol table (a stripped object?); BPF objects need one")
