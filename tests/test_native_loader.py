@@ -112,6 +112,32 @@ def test_unknown_section_and_missing_attach_target_are_explained() -> None:
         spec.load()
 
 
+# -- the object's Btf -------------------------------------------------------------------------------
+
+def test_object_btf_is_made_on_use_and_equals_a_full_parse_of_its_encoding() -> None:
+    # the spec's Btf converts a type from the loader's words when first asked for it: every
+    # shipped object's types must come out as Btf.parse reads the same blob, and opening must not
+    # have converted them all
+    from bpfkit.btf import Btf
+    from bpfkit.shipped import shipped_objects
+
+    objects = shipped_objects()
+    assert len(objects) > 30
+    for name, path in objects.items():
+        spec = bpfkit.open(path)
+        btf = spec.btf
+        assert btf is not None, name
+        made = sum(t is not None for t in btf._types)
+        assert made < len(btf._types), f"{name}: opening converted all {made} types"
+        full = Btf.parse(btf.raw)
+        assert len(btf.types) == len(full.types), name
+        for ours, theirs in zip(btf.types, full.types):
+            assert ours == theirs, f"{name}: type [{theirs.id}] differs"
+        for t in full.types[1:]:
+            if t.name:
+                assert btf.find(t.name).id == full.find(t.name).id, f"{name}: find({t.name!r})"
+
+
 # -- BTF sanitizing ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["tests/count", "tests/corpus/core_kinds", "tests/corpus/globals",

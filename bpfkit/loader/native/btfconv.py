@@ -9,6 +9,7 @@ Example::
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Optional
 
 from ...btf import Btf, BtfType, Kind, Member
@@ -32,7 +33,11 @@ def to_btf(obj: ObjBtf, raw: bytes) -> Btf:
     words, name = obj.types, obj.str_at
     types: list[Optional[BtfType]] = [None] * len(words)
     types[0] = BtfType(0, Kind.VOID, "")
-    return Btf(types, raw, by_name=index, make=lambda tid: _convert(tid, words[tid], name))
+    return Btf(types, raw, by_name=index, make=partial(_convert_id, words, name))  # (a partial pickles)
+
+
+def _convert_id(words: list[list[int]], name: Callable[[int], str], tid: int) -> BtfType:
+    return _convert(tid, words[tid], name)
 
 
 def _convert(tid: int, w: list[int], name: Callable[[int], str]) -> BtfType:
@@ -47,7 +52,7 @@ def _convert(tid: int, w: list[int], name: Callable[[int], str]) -> BtfType:
         v = w[3]
         t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF
     elif k == KIND_ARRAY:
-        t.type_id, t.nelems = w[3], w[5]
+        t.type_id, t.index_type_id, t.nelems = w[3], w[4], w[5]
     elif k in (KIND_STRUCT, KIND_UNION):
         if kflag:
             t.members = [Member(name(w[i]), w[i + 1], w[i + 2] & 0xFFFFFF, w[i + 2] >> 24)
