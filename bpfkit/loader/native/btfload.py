@@ -21,7 +21,7 @@ from ...btf.index import (KIND_CONST, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KI
 from ...errors import BpfError
 from .model import Model
 from .objbtf import ObjBtf, info_word
-from .target import btf_kind_supported
+from .target import all_btf_kinds_known, btf_kind_supported
 
 __all__ = ["FEATURES", "needed_features", "missing_features", "kernel_btf", "sanitize", "load_btf"]
 
@@ -57,8 +57,8 @@ def needed_features(btf: ObjBtf) -> set[str]:
 
 def missing_features(btf: ObjBtf) -> set[str]:
     """The features the object's BTF uses that this kernel lacks (each probed once per process)."""
-    if all(btf_kind_supported(f) for f in FEATURES):
-        return set()  # (Linux 6.0 on: no type needs looking at)
+    if all_btf_kinds_known():
+        return set()  # no type needs looking at
     if btf.needed is None:
         btf.needed = frozenset(needed_features(btf))
     return {f for f in btf.needed if not btf_kind_supported(f)}

@@ -25,7 +25,7 @@ from ...errors import BpfError
 from .collect import kernel_version
 from .core import Candidates
 
-__all__ = ["Target", "btf_kind_supported", "KIND_PROBES"]
+__all__ = ["Target", "all_btf_kinds_known", "btf_kind_supported", "KIND_PROBES"]
 
 
 class Target:
@@ -143,10 +143,15 @@ KIND_PROBES = {
 _probed: dict[str, bool] = {}
 
 
+def all_btf_kinds_known() -> bool:
+    """Linux 6.0 on accepts every BTF kind (ENUM64 was the last): nothing to probe or sanitize."""
+    return kernel_version() >= 6 << 16
+
+
 def btf_kind_supported(feature: str) -> bool:
     """Whether the kernel accepts BTF with ``feature`` (a key of :data:`KIND_PROBES`), probed once.
     Linux 6.0 has every one (ENUM64 was the last): no probe there."""
-    if kernel_version() >= 6 << 16:
+    if all_btf_kinds_known():
         return True
     ok = _probed.get(feature)
     if ok is None:
