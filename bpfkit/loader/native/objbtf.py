@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from itertools import chain
 from typing import Optional
@@ -95,7 +96,10 @@ class ObjBtf:
 
     def encode(self) -> bytes:
         """The raw BTF blob (header, types, strings)."""
-        body = array("I", chain.from_iterable(self.types)).tobytes()  # ("I" is 4 bytes, little-endian on BPF hosts)
+        words = array("I", chain.from_iterable(self.types))  # (4-byte on every Linux ABI)
+        if sys.byteorder == "big":
+            words.byteswap()  # the object's BTF is little-endian, as the reader required
+        body = words.tobytes()
         hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(self.strings))
         return hdr + body + bytes(self.strings)
 
