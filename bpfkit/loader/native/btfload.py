@@ -36,8 +36,6 @@ def needed_features(btf: ObjBtf) -> set[str]:
     for t in btf.types[1:]:
         info = t[1]
         kind = (info >> 24) & 0x1F
-        if kind == KIND_INT or kind == KIND_STRUCT:  # (the commonest kinds: nothing to note)
-            continue
         if kind in (KIND_FUNC, KIND_FUNC_PROTO):
             need.add("func")
             if kind == KIND_FUNC and info & 0xFFFF == _FUNC_GLOBAL:

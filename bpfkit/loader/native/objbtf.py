@@ -254,13 +254,13 @@ class ObjBtf:
                     raise bad(tid, f"name offset {off} is outside the string section ({slen} bytes)")
 
         for tid in range(1, n):
-            # the checks call refs_ok/names_ok only on a bad value (which they then name): a
-            # call per type cost a third of the loader's time on small objects
+            # refs_ok/names_ok are called only for a bad value, to name it: the common case stays
+            # in this loop (every open runs it over every type)
             t = types[tid]
             kind, vlen = kinds[tid], t[1] & 0xFFFF
             if t[0] >= slen:
                 names_ok(tid, [t[0]])
-            if kind in _REFS and t[2] >= n or (t[2] == 0 and kind in _NONVOID_REFS):
+            if (kind in _REFS and t[2] >= n) or (t[2] == 0 and kind in _NONVOID_REFS):
                 refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
             if kind == KIND_INT:
                 enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF

@@ -272,12 +272,13 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
         by_insn = {r.insn: r for r in reversed(p.relos)}
         # a copy of this function's code to scan (out.insns grows as callees are appended)
         for k, (op, regs, off, imm) in enumerate(_INSN.iter_unpack(out.insns[base * 8: (base + p.insn_count) * 8])):
-            if op != _CALL and op != _LD_IMM64:
+            if op == _LD_IMM64 and regs >> 4 == sc.BPF_PSEUDO_FUNC:
+                pseudo_func = True
+            elif _is_subprog_call(op, regs, off):
+                pseudo_func = False
+            else:
                 continue
             pos = base + k
-            pseudo_func = op == _LD_IMM64 and regs >> 4 == sc.BPF_PSEUDO_FUNC
-            if not (_is_subprog_call(op, regs, off) or pseudo_func):
-                continue
             relo = by_insn.get(k)
             if relo is not None and relo.kind == RELO_EXTERN_FUNC:
                 continue
