@@ -138,6 +138,46 @@ def test_object_btf_is_made_on_use_and_equals_a_full_parse_of_its_encoding() -> 
                 assert btf.find(t.name).id == full.find(t.name).id, f"{name}: find({t.name!r})"
 
 
+def test_specs_from_the_reader_equal_the_checked_constructors_and_refuse_bad_fields() -> None:
+    # the reader builds MapSpec/ProgramSpec without the per-field edit checks; what it builds must
+    # equal the checked constructor's result, and a field it does not know (or lacks) is a TypeError
+    from bpfkit.loader.parts import MapSpec, ProgramSpec
+
+    spec = open_spec("tests/count")
+    for ms in spec.maps.values():
+        assert ms == MapSpec(**vars(ms)), ms.name
+    for ps in spec.programs.values():
+        assert ps == ProgramSpec(**vars(ps)), ps.name
+    with pytest.raises(TypeError, match=r"MapSpec.from_reader: unknown fields \['colour'\]"):
+        MapSpec.from_reader(name="m", map_type=1, key_size=4, value_size=8, max_entries=1, flags=0, colour=1)
+    with pytest.raises(TypeError, match=r"ProgramSpec.from_reader: .*missing \['insn_count'\]"):
+        ProgramSpec.from_reader(name="p", section="xdp", type="xdp", prog_type=6, expected_attach_type=0)
+
+
+def test_section_and_record_dtypes_from_the_words_equal_the_general_path() -> None:
+    # parse reads a global variable of a plain number/pointer type, and bpfkit.h's record markers,
+    # straight from the object's words: every shipped object's section and record dtypes must be
+    # what loader/dtypes gives from a full Btf.parse of the same BTF
+    from bpfkit.btf import Btf
+    from bpfkit.loader.dtypes import datasec_dtype, record_types
+    from bpfkit.shipped import shipped_objects
+
+    checked = records = 0
+    for name, path in shipped_objects().items():
+        spec = bpfkit.open(path)
+        assert spec.btf is not None, name
+        full = Btf.parse(spec.btf.raw)
+        for sec, gv in spec.sections.items():
+            assert gv.dtype == datasec_dtype(full, sec, spec.maps[sec].value_size), f"{name}: {sec}"
+            checked += 1
+        want = record_types(full)
+        for m in spec.maps.values():
+            if m.map_type in (sc.BPF_MAP_TYPE_RINGBUF, sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY):
+                assert m.record_dtype == want.get(m.name), f"{name}: {m.name}"
+                records += m.record_dtype is not None
+    assert checked > 50 and records > 10, (checked, records)
+
+
 # -- BTF sanitizing ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["tests/count", "tests/corpus/core_kinds", "tests/corpus/globals",

@@ -27,6 +27,7 @@ from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 __all__ = [
     "BTF_MAGIC", "Kind", "INT_SIGNED", "INT_CHAR", "INT_BOOL", "Member", "BtfType", "Btf", "default_dtype",
+    "int_dtype", "POINTER_DTYPE",
 ]
 
 BTF_MAGIC = 0xEB9F
@@ -256,15 +257,26 @@ _NUMBER_SIZES = (1, 2, 4, 8)
 _NUMBERS = {(signed, size): np.dtype(("i" if signed else "u") + str(size)) for signed in (False, True)
             for size in _NUMBER_SIZES}
 _U8, _BOOL, _V16 = np.dtype("u8"), np.dtype("?"), np.dtype("V16")
+POINTER_DTYPE = _U8  # what a pointer reads as
+
+
+def int_dtype(size: int, encoding: int) -> Optional[np.dtype]:
+    """The dtype of a BTF INT of ``size`` bytes and ``encoding`` (INT_SIGNED...), None unless it is a
+    plain 1/2/4/8-byte number.
+
+    Example: ``int_dtype(4, INT_SIGNED)`` is ``dtype('int32')``"""
+    if size not in _NUMBER_SIZES:
+        return None
+    if encoding & INT_BOOL:
+        return _BOOL if size == 1 else _NUMBERS[False, size]
+    return _NUMBERS[bool(encoding & INT_SIGNED), size]
 
 
 def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...]) -> np.dtype:
     t = btf.resolve(type_id)
     kind = t.kind
     if kind == Kind.INT and t.size in _NUMBER_SIZES:  # the common case first, no message built
-        if t.int_encoding & INT_BOOL:
-            return _BOOL if t.size == 1 else _NUMBERS[False, t.size]
-        return _NUMBERS[bool(t.int_encoding & INT_SIGNED), t.size]
+        return int_dtype(t.size, t.int_encoding)  # type: ignore[return-value]  # (a number size)
     if kind == Kind.PTR:
         return _U8
 

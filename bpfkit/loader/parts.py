@@ -89,6 +89,14 @@ class ProgramSpec:
             value = sc.check_u32(f"program {self.name!r}: {name}", value)
         super().__setattr__(name, value)
 
+    @classmethod
+    def from_reader(cls, **values: Any) -> "ProgramSpec":
+        """A ProgramSpec from an object reader's checked values, without the per-field edit checks
+        of ``__setattr__`` (as :meth:`MapSpec.from_reader`).
+
+        Example: ``ProgramSpec.from_reader(name="f", section="xdp", type="xdp", prog_type=6, expected_attach_type=0, insn_count=2)``"""
+        return _from_reader(cls, values, _PROGSPEC_DEFAULTS, _PROGSPEC_REQUIRED)
+
     def __repr__(self) -> str:
         return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
 
@@ -137,14 +145,7 @@ class MapSpec:
         per-field edit checks of ``__setattr__`` (6 µs a map, every open).
 
         Example: ``MapSpec.from_reader(name="counts", map_type=1, key_size=4, value_size=8, max_entries=1, flags=0)``"""
-        unknown = values.keys() - _MAPSPEC_DEFAULTS.keys() - _MAPSPEC_REQUIRED
-        missing = _MAPSPEC_REQUIRED - values.keys()
-        if unknown or missing:
-            raise TypeError(f"MapSpec.from_reader: unknown fields {sorted(unknown)}, missing {sorted(missing)}")
-        spec = cls.__new__(cls)
-        spec.__dict__.update(_MAPSPEC_DEFAULTS)
-        spec.__dict__.update(values)
-        return spec
+        return _from_reader(cls, values, _MAPSPEC_DEFAULTS, _MAPSPEC_REQUIRED)
 
     @property
     def type(self) -> str:
@@ -165,8 +166,21 @@ class MapSpec:
         return f"<MapSpec {self.name} {self.type} key={key} value={value} max_entries={self.max_entries}>"
 
 
+def _from_reader(cls: type[T], values: dict[str, Any], defaults: dict[str, Any], required: set[str]) -> T:
+    unknown = values.keys() - defaults.keys() - required
+    missing = required - values.keys()
+    if unknown or missing:
+        raise TypeError(f"{cls.__name__}.from_reader: unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+    spec = cls.__new__(cls)
+    spec.__dict__.update(defaults)
+    spec.__dict__.update(values)
+    return spec
+
+
 _MAPSPEC_DEFAULTS = {f.name: f.default for f in fields(MapSpec) if f.default is not MISSING}
 _MAPSPEC_REQUIRED = {f.name for f in fields(MapSpec) if f.default is MISSING}
+_PROGSPEC_DEFAULTS = {f.name: f.default for f in fields(ProgramSpec) if f.default is not MISSING}
+_PROGSPEC_REQUIRED = {f.name for f in fields(ProgramSpec) if f.default is MISSING}
 
 
 def _dt(dtype: Optional[np.dtype]) -> str:

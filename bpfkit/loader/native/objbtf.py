@@ -30,9 +30,10 @@ __all__ = ["ObjBtf", "info_word"]
 
 _MAX_TYPES = 1 << 20
 _MAX_VLEN = 0xFFFF
-_SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT)
+_SIZED = frozenset((KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT))
 _REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
 _NONVOID_REFS = {KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # the _REFS that may not point at void
+_FOLLOWED = MODIFIERS | {KIND_VAR, KIND_DECL_TAG}  # resolve_size looks through these
 
 
 def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
@@ -88,8 +89,8 @@ class ObjBtf:
                                         "end of the type section")
             types.append(list(words[p:end]))
             p = end
-            if len(types) > _MAX_TYPES:
-                raise ObjectFormatError("BTF has more than a million types")
+        if len(types) > _MAX_TYPES:  # (checked once: the section's size already bounds the loop)
+            raise ObjectFormatError("BTF has more than a million types")
         btf = cls(types, strings)
         btf.validate()
         return btf
@@ -160,17 +161,21 @@ class ObjBtf:
     def resolve_size(self, tid: int) -> int:
         """Size in bytes (libbpf's btf__resolve_size); -1 when the type has no size."""
         nelems = 1
+        types = self.types
         for _ in range(32):
-            kind = self.kind(tid)
+            if not tid:
+                return -1  # void
+            t = types[tid]
+            kind = (t[1] >> 24) & 0x1F
             if kind in _SIZED:
-                return nelems * self.types[tid][2]
+                return nelems * t[2]
             if kind == KIND_PTR:
                 return nelems * 8
-            if kind in MODIFIERS or kind in (KIND_VAR, KIND_DECL_TAG):
-                tid = self.ref(tid)
+            if kind in _FOLLOWED:
+                tid = t[2]
             elif kind == KIND_ARRAY:
-                nelems *= self.types[tid][5]
-                tid = self.types[tid][3]
+                nelems *= t[5]
+                tid = t[3]
             else:
                 return -1
         return -1

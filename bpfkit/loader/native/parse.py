@@ -19,8 +19,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ... import _sys as sc
-from ...btf.index import KIND_PTR, KIND_VAR
+from ...btf.index import KIND_DATASEC, KIND_INT, KIND_PTR, KIND_VAR
 from ...btf import Btf
+from ...btf.types import POINTER_DTYPE, int_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
 from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
 from ..globals import GlobalVars
@@ -28,6 +29,7 @@ from ..parts import MapSpec, ProgramSpec
 from .btfconv import to_btf
 from .collect import collect
 from .model import MAP_KCONFIG, Model
+from .objbtf import ObjBtf
 
 __all__ = ["Parsed", "parse"]
 
@@ -61,21 +63,56 @@ def parse(data: bytes, name: str) -> Parsed:
 
 def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
     """What loader/dtypes.record_types finds (bpfkit.h's record-type markers), from the object's
-    BTF words: only the marker variables are looked at."""
+    BTF words: the marker names are found in the string section (one search in C), and only the
+    variables carrying them are looked at."""
     out: dict[str, np.dtype] = {}
     obj = model.btf
     if obj is None or btf is None:
         return out
-    for tid, t in enumerate(obj.types):
-        if not t or (t[1] >> 24) & 0x1F != KIND_VAR or not obj.name(tid).startswith(RECORD_MARKER):
-            continue
-        ptr = obj.skip_mods(obj.ref(tid))
-        if obj.kind(ptr) == KIND_PTR:
-            try:
-                out[obj.name(tid)[len(RECORD_MARKER):]] = btf.dtype(obj.ref(ptr))
-            except BpfError:
-                pass
+    strings, marker = obj.strings, b"\0" + RECORD_MARKER.encode()
+    index = obj.name_index()
+    pos = strings.find(marker)
+    while pos >= 0:
+        name = obj.str_at(pos + 1)
+        for tid in index.get(name, ()):
+            if obj.kind(tid) != KIND_VAR:
+                continue
+            ptr = obj.skip_mods(obj.ref(tid))
+            if obj.kind(ptr) == KIND_PTR:
+                try:
+                    out[name[len(RECORD_MARKER):]] = btf.dtype(obj.ref(ptr))
+                except BpfError:
+                    pass
+        pos = strings.find(marker, pos + 1)
     return out
+
+
+def _section_dtype(obj: Optional[ObjBtf], btf: Btf, section: str, size: int) -> np.dtype:
+    """loader/dtypes.datasec_dtype, with a variable of a plain number or pointer type (most are) read
+    from the object's words instead of converting its type chain to BtfTypes (the general path
+    does the rest). tests/test_native_loader.py checks both give the same dtypes."""
+    sid = obj.find(section, KIND_DATASEC) if obj is not None else -1
+    if obj is None or sid < 0:
+        return datasec_dtype(btf, section, size)
+    t = obj.types[sid]
+    layout: dict[str, Any] = {"names": [], "formats": [], "offsets": []}
+    for i in range(3, 3 + 3 * obj.vlen(sid), 3):
+        vt, off = t[i], t[i + 1]
+        if obj.kind(vt) != KIND_VAR:
+            continue
+        tid = obj.skip_mods(obj.ref(vt))
+        kind = obj.kind(tid)
+        dt = (int_dtype(obj.types[tid][2], (obj.types[tid][3] >> 24) & 0xF) if kind == KIND_INT else
+              POINTER_DTYPE if kind == KIND_PTR else None)
+        layout["names"].append(obj.name(vt))
+        layout["formats"].append(dt if dt is not None else btf.dtype(obj.ref(vt)))
+        layout["offsets"].append(off)
+    end = max((o + f.itemsize for o, f in zip(layout["offsets"], layout["formats"])), default=0)
+    layout["itemsize"] = max(t[2], end, size)
+    try:
+        return np.dtype(layout)  # type: ignore[call-overload]
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise ObjectFormatError(f"BTF type section {section} has no numpy layout: {exc}") from None
 
 
 def _parse(data: bytes, name: str) -> Parsed:
@@ -83,7 +120,7 @@ def _parse(data: bytes, name: str) -> Parsed:
     btf = to_btf(model.btf, model.btf_raw) if model.btf is not None else None
     programs: dict[str, ProgramSpec] = {}
     for p in model.entry_progs():
-        programs[p.name] = ProgramSpec(
+        programs[p.name] = ProgramSpec.from_reader(
             name=p.name, section=p.section, type=sc.PROG_TYPE_NAMES.get(p.prog_type, str(p.prog_type)),
             prog_type=p.prog_type, expected_attach_type=p.expected_attach_type, insn_count=p.insn_count,
             autoload=p.autoload, flags=p.flags)
@@ -96,7 +133,7 @@ def _parse(data: bytes, name: str) -> Parsed:
         if m.internal:
             name = extra["section"] = m.real_name
             if m.origin != MAP_KCONFIG and btf is not None and m.value_size:
-                dt = extra["value_dtype"] = datasec_dtype(btf, m.real_name, m.value_size)
+                dt = extra["value_dtype"] = _section_dtype(model.btf, btf, m.real_name, m.value_size)
                 if dt.itemsize != m.value_size:
                     raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
                                             f"bytes, the section {m.value_size}")

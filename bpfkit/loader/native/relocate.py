@@ -15,7 +15,9 @@ Example::
 """
 from __future__ import annotations
 
+import re
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -30,8 +32,10 @@ __all__ = ["Poisoned", "Linked", "CoreContext", "working_copies", "apply_core", 
            "ExternValue"]
 
 _INSN = struct.Struct("<BBhi")
+_U32 = struct.Struct("<I")
 _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
+_CALL_OR_LD64 = re.compile(re.escape(bytes([_CALL])) + b"|" + re.escape(bytes([_LD_IMM64])))
 _M64 = (1 << 64) - 1
 
 
@@ -243,35 +247,32 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
             return
         p = model.progs[fi]
         sec = model.sec_names.get(p.sec_idx, "")
+        delta = sub_off[fi] - p.sec_off
         for kind, table in (("func", model.ext.func_info), ("line", model.ext.line_info)):
             acc = infos[kind]
             if acc is None or (fi != pi and not acc):
                 continue
-            recs = []
-            started = False
-            for rec in table.get(sec, ()):
-                (off_bytes,) = struct.unpack_from("<I", rec, 0)
-                insn = off_bytes // 8
-                if insn < p.sec_off:
-                    continue
-                if insn >= p.sec_off + p.insn_count:
-                    break
-                started = True
-                recs.append(struct.pack("<I", insn - p.sec_off + sub_off[fi]) + rec[4:])
-            if not started:
+            recs = table.get(sec, ())
+            # records are sorted by instruction (the kernel requires it): this function's are one run
+            insns = [off // 8 for (off,) in map(_U32.unpack_from, recs)]
+            lo, hi = bisect_left(insns, p.sec_off), bisect_left(insns, p.sec_off + p.insn_count)
+            if lo == hi:
                 if fi != pi:
                     raise LoadError(f"program '{main.name}': function '{p.name}' has no .BTF.ext {kind} info")
                 infos[kind] = None  # the entry program has none: send none (libbpf warns and does the same)
                 continue
-            acc.extend(recs)
+            # the object counts bytes from its section's start, the kernel instructions from the program's
+            acc.extend([_U32.pack(insns[i] + delta) + recs[i][4:] for i in range(lo, hi)])
 
     def reloc_code(fi: int) -> None:
         add_info(fi)
         p = model.progs[fi]
         base = sub_off[fi]
         by_insn = {r.insn: r for r in reversed(p.relos)}
-        # a copy of this function's code to scan (out.insns grows as callees are appended)
-        for k, (op, regs, off, imm) in enumerate(_INSN.iter_unpack(out.insns[base * 8: (base + p.insn_count) * 8])):
+        code = bytes(out.insns[base * 8: (base + p.insn_count) * 8])  # (out.insns grows as callees are appended)
+        # only calls and ld_imm64 can refer to a function: find their opcodes in C, not insn by insn
+        for k in [m.start() for m in _CALL_OR_LD64.finditer(code[::8])]:
+            op, regs, off, imm = _INSN.unpack_from(code, k * 8)
             if op == _LD_IMM64 and regs >> 4 == sc.BPF_PSEUDO_FUNC:
                 pseudo_func = True
             elif _is_subprog_call(op, regs, off):
