@@ -106,14 +106,15 @@ class Btf:
     """Parsed BTF: ``types[i]`` is type id ``i`` (0 is void)."""
 
     def __init__(self, types: Sequence[Optional[BtfType]], raw: bytes = b"",
-                 by_name: Optional[dict[str, list[int]]] = None,
+                 ids_named: Optional[Callable[[str], Sequence[int]]] = None,
                  make: Optional[Callable[[int], BtfType]] = None) -> None:
         # a None entry is made by ``make`` when first used (an object's BTF: its maps' dtypes touch
         # a few of its types, converting all of them cost as much as reading the ELF)
         self._types = types if isinstance(types, list) else list(types)
         self._make = make
         self.raw = raw
-        self._by_name = by_name  # name -> type ids, built on the first find() unless given
+        self._by_name: Optional[dict[str, list[int]]] = None  # name -> type ids, built on the first find()
+        self._ids_named = ids_named  # or this gives them (an object's BTF: its reader searches its strings)
 
     @property
     def types(self) -> list[BtfType]:
@@ -165,12 +166,16 @@ class Btf:
 
     def find(self, name: str, kind: Optional[Kind] = None) -> BtfType:
         """The type called ``name`` (of ``kind``); raises BpfNotFoundError if absent."""
-        if self._by_name is None:
-            self._by_name = {}
-            for t in self.types[1:]:
-                if t.name:
-                    self._by_name.setdefault(t.name, []).append(t.id)
-        for tid in self._by_name.get(name, ()):
+        if self._ids_named is not None:
+            ids = self._ids_named(name)
+        else:
+            if self._by_name is None:
+                self._by_name = {}
+                for t in self.types[1:]:
+                    if t.name:
+                        self._by_name.setdefault(t.name, []).append(t.id)
+            ids = self._by_name.get(name, ())
+        for tid in ids:
             if kind is None or self[tid].kind == kind:
                 return self[tid]
         raise BpfNotFoundError(f"no BTF type {name!r}" + (f" of kind {kind.name}" if kind else ""))

@@ -28,12 +28,15 @@ def to_btf(obj: ObjBtf, raw: bytes) -> Btf:
     ``obj``'s words when first used: the dtypes of an object's maps touch a handful of its types,
     and converting every one took as long as parsing the ELF. ``obj`` must not change after this
     (the loader edits its BTF during collect, and sanitizes copies)."""
-    index = dict(obj.name_index())  # (its id lists are shared: neither side changes them once built)
-    index.pop("", None)
     words, name = obj.types, obj.str_at
     types: list[Optional[BtfType]] = [None] * len(words)
     types[0] = BtfType(0, Kind.VOID, "")
-    return Btf(types, raw, by_name=index, make=partial(_convert_id, words, name))  # (a partial pickles)
+    # (partials pickle, lambdas do not)
+    return Btf(types, raw, ids_named=partial(_ids_named, obj), make=partial(_convert_id, words, name))
+
+
+def _ids_named(obj: ObjBtf, name: str) -> list[int]:
+    return obj.ids_named(name) if name else []  # (Btf.find never finds the anonymous types)
 
 
 def _convert_id(words: list[list[int]], name: Callable[[int], str], tid: int) -> BtfType:

@@ -37,9 +37,9 @@ def _int_field(btf: ObjBtf, map_name: str, mtype: int, field: str) -> int:
     return btf.types[arr][5]
 
 
-def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, inner: Optional[MapDef]) -> None:
-    """Fill ``m`` from struct ``def_id``; ``inner`` receives an ``__array(values, struct {...})``
-    inner definition (None when parsing an inner definition itself)."""
+def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, outer: bool) -> None:
+    """Fill ``m`` from struct ``def_id``; an ``__array(values, struct {...})`` inner definition
+    becomes ``m.inner`` (``outer`` is False when parsing an inner definition itself)."""
     t = btf.types[def_id]
     vlen = btf.vlen(def_id)
     for i in range(vlen):
@@ -71,7 +71,7 @@ def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, inner: Option
             is_mim = m.map_type in _MAP_IN_MAP
             is_prog_array = m.map_type == sc.BPF_MAP_TYPE_PROG_ARRAY
             desc = "map-in-map inner" if is_mim else "prog-array value"
-            if inner is None:
+            if not outer:
                 raise map_def_error(map_name, "multi-level inner maps are not supported")
             if i != vlen - 1:
                 raise map_def_error(map_name, f"'{name}' member should be last")
@@ -94,11 +94,11 @@ def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, inner: Option
             if btf.kind(target) != KIND_STRUCT:
                 raise map_def_error(map_name, f"map-in-map inner def is of unexpected kind "
                                     f"{KIND_NAMES[btf.kind(target)]}")
-            inner.name = f"{map_name}.inner"
-            _parse_def(btf, inner.name, target, inner, None)
+            inner = MapDef(name=f"{map_name}.inner", origin=MAP_USER, sec_idx=m.sec_idx)
+            _parse_def(btf, inner.name, target, inner, False)
             m.inner = inner
         elif name == "pinning":
-            if inner is None:
+            if not outer:
                 raise map_def_error(map_name, "inner def can't be pinned")
             val = _int_field(btf, map_name, mtype, name)
             if val not in (0, PIN_BY_NAME):
@@ -150,7 +150,7 @@ def user_maps(btf: Optional[ObjBtf], sec: Section) -> list[MapDef]:
         if btf.types[def_id][2] > size:
             raise map_def_error(name, "invalid def size")
         m = MapDef(name=name, origin=MAP_USER, sec_idx=sec.index, sec_offset=off, btf_var_idx=i)
-        _parse_def(btf, name, def_id, m, MapDef(name="", origin=MAP_USER, sec_idx=sec.index))
+        _parse_def(btf, name, def_id, m, True)
         if m.map_type in (sc.BPF_MAP_TYPE_RINGBUF, sc.BPF_MAP_TYPE_USER_RINGBUF):
             m.max_entries = adjust_ringbuf_size(m.max_entries)
         if m.inner is not None and m.inner.map_type in (sc.BPF_MAP_TYPE_RINGBUF, sc.BPF_MAP_TYPE_USER_RINGBUF):

@@ -60,8 +60,8 @@ class ObjBtf:
         self.strings = strings
         self._str_index: Optional[dict[bytes, int]] = None
         self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
-        self._by_name: Optional[dict[str, list[int]]] = None
-        self._by_name_len = 0
+        self._by_off: Optional[dict[int, list[int]]] = None  # name offset -> type ids
+        self._by_off_len = 0
         self.needed: Optional[frozenset[str]] = None  # BTF features the types use (btfload), once
 
     # -- parse / encode --------------------------------------------------------------
@@ -142,18 +142,29 @@ class ObjBtf:
             tid = self.ref(tid)
         return tid
 
-    def name_index(self) -> dict[str, list[int]]:
-        """Type ids by name (as they were when the index was built; rebuilt when types are added)."""
-        if self._by_name is None or self._by_name_len != len(self.types):
-            self._by_name = {}
+    def ids_named(self, name: str) -> list[int]:
+        """Type ids called ``name``, in id order. The name is searched for in the string section
+        (in C) and matched to the types by its offset: opening an object looks up a dozen names,
+        and decoding every type's name into an index cost more than all the lookups."""
+        if not name:
+            return [tid for tid in range(1, len(self.types)) if not self.name(tid)]
+        if self._by_off is None or self._by_off_len != len(self.types):  # (rebuilt when types are added)
+            by_off: dict[int, list[int]] = {}
             for tid in range(1, len(self.types)):
-                self._by_name.setdefault(self.name(tid), []).append(tid)
-            self._by_name_len = len(self.types)
-        return self._by_name
+                by_off.setdefault(self.types[tid][0], []).append(tid)
+            self._by_off, self._by_off_len = by_off, len(self.types)
+        key, strings, hits = b"\0" + name.encode() + b"\0", self.strings, 0
+        out: list[int] = []
+        pos = strings.find(key)
+        while pos >= 0:  # (a string section may hold a name twice)
+            out += self._by_off.get(pos + 1, ())
+            hits += 1
+            pos = strings.find(key, pos + 1)
+        return sorted(out) if hits > 1 else out
 
     def find(self, name: str, kind: Optional[int] = None) -> int:
         """First type (of ``kind``) called ``name``; -1 if none."""
-        for tid in self.name_index().get(name, ()):
+        for tid in self.ids_named(name):
             if self.name(tid) == name and (kind is None or self.kind(tid) == kind):  # names may have been edited
                 return tid
         return -1

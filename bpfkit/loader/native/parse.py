@@ -70,11 +70,10 @@ def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
     if obj is None or btf is None:
         return out
     strings, marker = obj.strings, b"\0" + RECORD_MARKER.encode()
-    index = obj.name_index()
     pos = strings.find(marker)
     while pos >= 0:
         name = obj.str_at(pos + 1)
-        for tid in index.get(name, ()):
+        for tid in obj.ids_named(name):
             if obj.kind(tid) != KIND_VAR:
                 continue
             ptr = obj.skip_mods(obj.ref(tid))
