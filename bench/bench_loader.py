@@ -3,7 +3,9 @@
 1. open + load + close of ``tests/count`` (no CO-RE) and of ``tests/corpus/tool_taskinfo``
    (~70 CO-RE relocations), as the first load in a fresh process (what a tool pays: libbpf parses
    vmlinux BTF, the native loader reads its cached index) and repeated in one process;
-2. a whole cold start: ``python -c 'import bpfkit; load tests/count; attach; exit'`` with
+2. the same through bpfkit's public API, ``bpfkit.load(data, loader=...).close()``, with each
+   backend (the ObjectSpec with its dtypes, the live Object and its maps: what a user waits for);
+3. a whole cold start: ``python -c 'import bpfkit; load tests/count; attach; exit'`` with
    ``BPFKIT_LOADER=native`` and ``=libbpf`` (the native path never imports cffi).
 
 libbpf is driven directly through its cffi bindings (bpf_object__open_mem + bpf_object__load), so
@@ -34,6 +36,15 @@ if loader == "libbpf":
         if lb.lib.bpf_object__load(obj):
             raise SystemExit("libbpf load failed")
         lb.lib.bpf_object__close(obj)
+elif loader.startswith("api-"):  # the whole public path: ObjectSpec, live Object and its maps, close
+    import importlib
+    import bpfkit
+    # its lazy imports (numpy, the backend) done first, like the other figures' imports
+    for mod in ("numpy", "bpfkit.loader.native.parse", "bpfkit.loader.native.backend", "bpfkit.loader.object",
+                "bpfkit.loader.libbpf_load" if loader == "api-libbpf" else "bpfkit.loader.spec"):
+        importlib.import_module(mod)
+    def once():
+        bpfkit.load(data, "bench", loader=loader[4:]).close()
 else:
     from bpfkit.loader.native import backend, parse
     def once():
@@ -81,6 +92,27 @@ def cold(loaders: tuple[str, ...], runs: int) -> dict[str, float]:
     return {loader: statistics.median(w) for loader, w in walls.items()}
 
 
+def _compare(path: str, pair: tuple[str, str], runs: int) -> None:
+    """First load in a fresh process and repeated loads in one, for two ways of loading ``path``."""
+    ours, theirs = pair
+    # interleave the two so machine noise hits both alike
+    first: dict[str, list[float]] = {ours: [], theirs: []}
+    for _ in range(runs):
+        for loader in (theirs, ours):
+            first[loader].append(child(loader, path, 1)[0])
+    # repeated: several processes per loader, interleaved too (one process each was at the
+    # mercy of whatever the machine did during it), the median of their medians
+    reps: dict[str, list[float]] = {ours: [], theirs: []}
+    for _ in range(max(3, runs // 3)):
+        for loader in (theirs, ours):
+            reps[loader].append(statistics.median(child(loader, path, runs)[1:]))
+    warm = {loader: statistics.median(r) for loader, r in reps.items()}
+    f_a, f_b = statistics.median(first[ours]), statistics.median(first[theirs])
+    print(f"      first load in a process: {f_a * 1e3:7.2f} ms vs {f_b * 1e3:7.2f} ms  ratio {f_a / f_b:.2f}x")
+    print(f"      repeated in one process: {warm[ours] * 1e3:7.2f} ms vs {warm[theirs] * 1e3:7.2f} ms  "
+          f"ratio {warm[ours] / warm[theirs]:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15)
@@ -98,24 +130,11 @@ def main() -> None:
         path = str(find_object(name))
         model = parse(open(path, "rb").read(), "bench").model
         n_core = sum(len(v) for v in model.ext.core_relos.values()) if model.ext else 0
-        # interleave the two loaders so machine noise hits both alike
-        first: dict[str, list[float]] = {"native": [], "libbpf": []}
-        for _ in range(args.runs):
-            for loader in ("libbpf", "native"):
-                first[loader].append(child(loader, path, 1)[0])
-        # repeated: several processes per loader, interleaved too (one process each was at the
-        # mercy of whatever the machine did during it), the median of their medians
-        reps: dict[str, list[float]] = {"native": [], "libbpf": []}
-        for _ in range(max(3, args.runs // 3)):
-            for loader in ("libbpf", "native"):
-                reps[loader].append(statistics.median(child(loader, path, args.runs)[1:]))
-        warm = {loader: statistics.median(r) for loader, r in reps.items()}
-        f_nat, f_lib = statistics.median(first["native"]), statistics.median(first["libbpf"])
         print(f"  {name} ({n_core} CO-RE relocations)")
-        print(f"    first load in a process: native {f_nat * 1e3:7.1f} ms  libbpf {f_lib * 1e3:7.1f} ms  "
-              f"ratio {f_nat / f_lib:.2f}x")
-        print(f"    repeated in one process: native {warm['native'] * 1e3:7.1f} ms  libbpf {warm['libbpf'] * 1e3:7.1f} ms"
-              f"  ratio {warm['native'] / warm['libbpf']:.2f}x")
+        for label, pair in (("native / libbpf C", ("native", "libbpf")),
+                            ("bpfkit.load, native / libbpf backend", ("api-native", "api-libbpf"))):
+            print(f"    {label}:")
+            _compare(path, pair, args.runs)
     cold(("native", "libbpf"), 2)  # warm-up: page cache, the BTF index cache
     c = cold(("libbpf", "native"), args.runs)
     c_nat, c_lib = c["native"], c["libbpf"]
