@@ -157,18 +157,29 @@ def _parse(data: bytes, what: str) -> ElfObject:
     if shstrndx >= shnum:
         raise ObjectFormatError(f"{what}: section-name table index {shstrndx} is out of range")
     heads = list(_SHDR.iter_unpack(data[shoff: shoff + shnum * shentsize]))
-    for i in range(1, shnum):
-        _n, typ, _f, _a, off, size = heads[i][:6]
-        if typ != SHT_NOBITS and off + size > len(data):
-            raise ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({len(data)} bytes)")
-    _, _, _, _, str_off, str_size = heads[shstrndx][:6]
+    n_data = len(data)
+
+    def outside(i: int, off: int, size: int) -> ObjectFormatError:
+        return ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({n_data} bytes)")
+
+    _, typ, _, _, str_off, str_size = heads[shstrndx][:6]
+    if shstrndx and typ != SHT_NOBITS and str_off + str_size > n_data:
+        raise outside(shstrndx, str_off, str_size)  # (before any name is read from it)
     shstr = data[str_off: str_off + str_size]
+    n_shstr = len(shstr)
     _n, typ, flags, _addr, off, size, link, info, _align, entsize = heads[0]
     sections = [Section(0, "", typ, flags, off, size, link, info, entsize, b"")]
     for i in range(1, shnum):
         name_off, typ, flags, _addr, off, size, link, info, _align, entsize = heads[i]
-        sections.append(Section(i, _cstr(shstr, name_off, what, "section name", i), typ, flags, off, size, link,
-                                info, entsize, data))
+        if typ != SHT_NOBITS and off + size > n_data:
+            raise outside(i, off, size)
+        # the common case inline (a NUL-ended UTF-8 name inside the table); _cstr names what is wrong
+        end = shstr.find(b"\0", name_off) if name_off < n_shstr else -1
+        try:
+            name = shstr[name_off:end].decode() if end >= 0 else _cstr(shstr, name_off, what, "section name", i)
+        except UnicodeDecodeError:
+            name = _cstr(shstr, name_off, what, "section name", i)
+        sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
         raise ObjectFormatError(f"{what} has no symbol table (a stripped object?); BPF objects need one")

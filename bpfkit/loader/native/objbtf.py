@@ -74,15 +74,15 @@ class ObjBtf:
             raise ObjectFormatError("BTF string section must start with an empty string and end with a NUL")
         words = struct.unpack_from(f"<{type_len // 4}I", raw, hdr_len + type_off)
         types: list[list[int]] = [[]]
-        p, n = 0, len(words)
+        p, n, n_kinds, extra = 0, len(words), len(KIND_NAMES), _EXTRA
         while p < n:
             if p + 3 > n:
                 raise ObjectFormatError(f"BTF type [{len(types)}] is cut off by the end of the type section")
             info = words[p + 1]
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            if not 1 <= kind < len(KIND_NAMES):
+            if not 1 <= kind < n_kinds:
                 raise ObjectFormatError(f"BTF type [{len(types)}] has unknown kind {kind}")
-            fixed, each = _EXTRA[kind]
+            fixed, each = extra[kind]
             end = p + 3 + fixed + each * vlen
             if end > n:
                 raise ObjectFormatError(f"BTF type [{len(types)}] ({KIND_NAMES[kind]}, vlen {vlen}) runs past the "
