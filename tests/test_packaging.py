@@ -27,7 +27,10 @@ HEADERS = {"bpfkit/include/bpfkit.h", "bpfkit/include/bpfkit_hist.h"}
 
 
 def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    # a plain `pip install bpfkit` as a user gets it: no checkout on the path, and the default loader
+    # (a suite run with BPFKIT_LOADER=libbpf would otherwise ask the venv, which has no cffi, for libbpf)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "BPFKIT_LOADER")}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, **kw)  # type: ignore[call-overload]
     assert proc.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc  # type: ignore[no-any-return]
