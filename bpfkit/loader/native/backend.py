@@ -54,23 +54,24 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
         fd_array = ext_mod.assign_fd_array(model, ext_values)
         missing = (set(sanitize) if sanitize is not None else
                    missing_features(model.btf) if model.btf is not None else set())
+        params = _map_params(model, maps, sections, kcfg)
         btf_fd = load_btf(kernel_btf(model, missing), name)
         # func/line info needs BTF FUNCs: a kernel without them gets none (as libbpf does)
         with_info = btf_fd >= 0 and "func" not in missing
-        map_fds, pinned = create_maps(model, _map_params(model, maps, sections, kcfg), btf_fd)
-        fds.extend(map_fds)
+        # CO-RE and linking need no map: done before the maps are made, so a program that cannot
+        # be linked costs no kernel work, and this Python runs before the kernel's work has
+        # evicted it from the caches (the syscalls keep libbpf's order)
         codes = working_copies(model)
         poisoned = {}
         if model.ext is not None and model.ext.core_relos and local is not None:
             ctx = CoreContext(local, target.candidates)
             poisoned = apply_core(model, codes, ctx, autoload)
-        linked_all = []
-        for pi, p in enumerate(model.progs):
-            if model.is_subprog(p) or not autoload(p):
-                continue
-            linked = link(model, pi, codes, poisoned, with_info=with_info)
+        linked_all = [(p, link(model, pi, codes, poisoned, with_info=with_info)) for pi, p in enumerate(model.progs)
+                      if not model.is_subprog(p) and autoload(p)]
+        map_fds, pinned = create_maps(model, params, btf_fd)
+        fds.extend(map_fds)
+        for p, linked in linked_all:
             relocate_data(model, linked, map_fds, ext_values)
-            linked_all.append((p, linked))
         rodata = [fd for m, fd in zip(model.maps, map_fds) if m.origin == MAP_RODATA]
         for p, linked in linked_all:
             ps = by_spec.get(p.name)
