@@ -27,7 +27,7 @@ from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 __all__ = [
     "BTF_MAGIC", "Kind", "INT_SIGNED", "INT_CHAR", "INT_BOOL", "Member", "BtfType", "Btf", "default_dtype",
-    "int_dtype", "POINTER_DTYPE",
+    "int_dtype", "POINTER_DTYPE", "NUMBER_SIZES", "section_dtype",
 ]
 
 BTF_MAGIC = 0xEB9F
@@ -107,11 +107,16 @@ class Btf:
 
     def __init__(self, types: Sequence[Optional[BtfType]], raw: bytes = b"",
                  ids_named: Optional[Callable[[str], Sequence[int]]] = None,
-                 make: Optional[Callable[[int], BtfType]] = None) -> None:
+                 make: Optional[Callable[[int], BtfType]] = None,
+                 fast_dtype: Optional[Callable[[int], Optional[np.dtype]]] = None) -> None:
         # a None entry is made by ``make`` when first used (an object's BTF: its maps' dtypes touch
         # a few of its types, converting all of them cost as much as reading the ELF)
         self._types = types if isinstance(types, list) else list(types)
         self._make = make
+        # the dtype read straight from the BTF's own words, None where the rules below must decide
+        # (an object's BTF: converting its types to BtfTypes for their dtypes cost more than the rest
+        # of building its spec)
+        self._fast_dtype = fast_dtype
         self.raw = raw
         self._by_name: Optional[dict[str, list[int]]] = None  # name -> type ids, built on the first find()
         self._ids_named = ids_named  # or this gives them (an object's BTF: its reader searches its strings)
@@ -220,11 +225,15 @@ class Btf:
     def dtype(self, type_id: int) -> np.dtype:
         """numpy dtype for a BTF type. Structs become structured dtypes (nested structs and arrays
         included), ``char[N]`` becomes ``S{N}``, enums their integer type, pointers ``u8``."""
+        if self._fast_dtype is not None:
+            dt = self._fast_dtype(type_id)
+            if dt is not None:
+                return dt
         return _dtype(self, type_id, (), ())
 
-    def datasec_dtype(self, name: str) -> np.dtype:
+    def datasec_dtype(self, name: str, size: int = 0) -> np.dtype:
         """Structured dtype of a global-data section (``.bss``, ``.data``, ``.rodata``...):
-        one field per variable, at its offset."""
+        one field per variable, at its offset, and at least ``size`` bytes."""
         sec = self.find(name, Kind.DATASEC)
         names, formats, offsets = [], [], []
         for var_id, off, _size in sec.vars:
@@ -234,9 +243,19 @@ class Btf:
             names.append(var.name)
             formats.append(self.dtype(var.type_id))
             offsets.append(off)
-        end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
-        return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(sec.size, end)},
-                         f"section {name}")
+        return section_dtype(name, names, formats, offsets, max(sec.size, size))
+
+
+def section_dtype(section: str, names: list[str], formats: list[np.dtype], offsets: list[int],
+                  size: int) -> np.dtype:
+    """A global-data section's dtype: its variables at their offsets, ``size`` bytes or as far as
+    the last variable reaches (a section's tail may hold no variable, a variable may be bigger
+    than the section says).
+
+    Example: ``section_dtype(".bss", ["total"], [np.dtype("u8")], [0], 8)``"""
+    end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
+    return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(size, end)},
+                     f"section {section}")
 
 
 def default_dtype(size: int) -> np.dtype:
@@ -255,12 +274,12 @@ def _np_dtype(spec: object, where: Union[str, Callable[[], str]]) -> np.dtype:
                                 f"{exc}") from None
 
 
-_NUMBER_SIZES = (1, 2, 4, 8)
+NUMBER_SIZES = (1, 2, 4, 8)
 
 
 # the dtypes of plain numbers, made once: (signed, size) -> dtype
 _NUMBERS = {(signed, size): np.dtype(("i" if signed else "u") + str(size)) for signed in (False, True)
-            for size in _NUMBER_SIZES}
+            for size in NUMBER_SIZES}
 _U8, _BOOL, _V16 = np.dtype("u8"), np.dtype("?"), np.dtype("V16")
 POINTER_DTYPE = _U8  # what a pointer reads as
 
@@ -270,7 +289,7 @@ def int_dtype(size: int, encoding: int) -> Optional[np.dtype]:
     plain 1/2/4/8-byte number.
 
     Example: ``int_dtype(4, INT_SIGNED)`` is ``dtype('int32')``"""
-    if size not in _NUMBER_SIZES:
+    if size not in NUMBER_SIZES:
         return None
     if encoding & INT_BOOL:
         return _BOOL if size == 1 else _NUMBERS[False, size]
@@ -280,7 +299,7 @@ def int_dtype(size: int, encoding: int) -> Optional[np.dtype]:
 def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...]) -> np.dtype:
     t = btf.resolve(type_id)
     kind = t.kind
-    if kind == Kind.INT and t.size in _NUMBER_SIZES:  # the common case first, no message built
+    if kind == Kind.INT and t.size in NUMBER_SIZES:  # the common case first, no message built
         return int_dtype(t.size, t.int_encoding)  # type: ignore[return-value]  # (a number size)
     if kind == Kind.PTR:
         return _U8
@@ -291,7 +310,7 @@ def _dtype(btf: Btf, type_id: int, path: tuple[str, ...], inside: tuple[int, ...
     if t.id in inside or len(inside) > _MAX_NESTING:
         raise ObjectFormatError(f"BTF type {where()}: it contains itself (or nests deeper than {_MAX_NESTING})")
     inside = inside + (t.id,)
-    if t.kind in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT) and t.size not in _NUMBER_SIZES + (16,):
+    if t.kind in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT) and t.size not in NUMBER_SIZES + (16,):
         raise ObjectFormatError(f"BTF type {where()}: a {t.kind.name} of {t.size} bytes")
     if t.kind == Kind.INT:
         return _V16

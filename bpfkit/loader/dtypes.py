@@ -7,7 +7,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -23,15 +23,9 @@ WAKE_NS_PREFIX = "__bpfkit_wake_ns__"  # bpfkit.h: a ring's adaptive wake-up win
 
 def datasec_dtype(btf: Btf, section: str, size: int) -> np.dtype:
     try:
-        dt = btf.datasec_dtype(section)
+        return btf.datasec_dtype(section, size)
     except BpfNotFoundError:
         return np.dtype({"names": [], "formats": [], "itemsize": size})
-    if dt.itemsize < size and dt.fields is not None:
-        names = list(dt.names or ())
-        layout: dict[str, Any] = {"names": names, "formats": [dt.fields[n][0] for n in names],
-                                  "offsets": [dt.fields[n][1] for n in names], "itemsize": size}
-        dt = np.dtype(layout)  # type: ignore[call-overload]
-    return dt
 
 
 def btf_dtype(btf: Optional[Btf], type_id: int, size: int) -> tuple[Optional[np.dtype], str]:

@@ -19,9 +19,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ... import _sys as sc
-from ...btf.index import KIND_DATASEC, KIND_INT, KIND_PTR, KIND_VAR
+from ...btf.index import KIND_DATASEC, KIND_PTR, KIND_VAR
 from ...btf import Btf
-from ...btf.types import POINTER_DTYPE, int_dtype
+from ...btf.types import section_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
 from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
 from ..globals import GlobalVars
@@ -87,31 +87,20 @@ def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
 
 
 def _section_dtype(obj: Optional[ObjBtf], btf: Btf, section: str, size: int) -> np.dtype:
-    """loader/dtypes.datasec_dtype, with a variable of a plain number or pointer type (most are) read
-    from the object's words instead of converting its type chain to BtfTypes (the general path
-    does the rest). tests/test_native_loader.py checks both give the same dtypes."""
+    """loader/dtypes.datasec_dtype, with the section's variables read from the object's words
+    instead of converting each to a BtfType (tests/test_native_loader.py checks both agree)."""
     sid = obj.find(section, KIND_DATASEC) if obj is not None else -1
     if obj is None or sid < 0:
         return datasec_dtype(btf, section, size)
     t = obj.types[sid]
-    layout: dict[str, Any] = {"names": [], "formats": [], "offsets": []}
+    names, formats, offsets = [], [], []
     for i in range(3, 3 + 3 * obj.vlen(sid), 3):
-        vt, off = t[i], t[i + 1]
-        if obj.kind(vt) != KIND_VAR:
-            continue
-        tid = obj.skip_mods(obj.ref(vt))
-        kind = obj.kind(tid)
-        dt = (int_dtype(obj.types[tid][2], (obj.types[tid][3] >> 24) & 0xF) if kind == KIND_INT else
-              POINTER_DTYPE if kind == KIND_PTR else None)
-        layout["names"].append(obj.name(vt))
-        layout["formats"].append(dt if dt is not None else btf.dtype(obj.ref(vt)))
-        layout["offsets"].append(off)
-    end = max((o + f.itemsize for o, f in zip(layout["offsets"], layout["formats"])), default=0)
-    layout["itemsize"] = max(t[2], end, size)
-    try:
-        return np.dtype(layout)  # type: ignore[call-overload]
-    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise ObjectFormatError(f"BTF type section {section} has no numpy layout: {exc}") from None
+        vt = t[i]
+        if obj.kind(vt) == KIND_VAR:
+            names.append(obj.name(vt))
+            formats.append(btf.dtype(obj.ref(vt)))
+            offsets.append(t[i + 1])
+    return section_dtype(section, names, formats, offsets, max(t[2], size))
 
 
 def _parse(data: bytes, name: str) -> Parsed:
