@@ -179,7 +179,34 @@ def test_section_and_record_dtypes_from_the_words_equal_the_general_path() -> No
     assert checked > 50 and records > 10, (checked, records)
 
 
-def _odd_types(btf: "ObjBtf") -> None:
+def test_object_btf_checks_name_the_broken_type() -> None:
+    # the object's BTF is checked in one pass (references, per-kind fields, the loop check's edges):
+    # each defect below must be refused naming its type, and the intact BTF must pass
+    from bpfkit.btf.index import KIND_CONST, KIND_INT, KIND_STRUCT, KIND_TYPEDEF
+    from bpfkit.loader.native.objbtf import info_word
+
+    def blob(*types: list[int]) -> bytes:
+        strings = b"\0a\0b\0"
+        words = struct.pack(f"<{sum(map(len, types))}I", *[w for t in types for w in t])
+        return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(words), len(words), len(strings)) + words + strings
+
+    u32 = [1, info_word(KIND_INT), 4, 32]
+    ObjBtf.parse(blob(u32, [3, info_word(KIND_VAR), 1, 1], [0, info_word(KIND_STRUCT, 1), 4, 1, 1, 0]))
+    cases = {
+        "type [2] (var): unknown variable linkage 3": (u32, [3, info_word(KIND_VAR), 1, 3]),
+        "type [2] (const): it refers to type id 9": (u32, [0, info_word(KIND_CONST), 9]),
+        r"type \[\d\] \((const|typedef)\) contains itself": (u32, [0, info_word(KIND_CONST), 3],
+                                                           [0, info_word(KIND_TYPEDEF), 2]),
+        r"type \[2\] \(struct\) contains itself": (u32, [0, info_word(KIND_STRUCT, 1), 4, 1, 2, 0]),
+        "type [2] (struct): a member refers to type id 0": (u32, [0, info_word(KIND_STRUCT, 1), 4, 1, 0, 0]),
+        "type [1] (int): invalid integer": ([1, info_word(KIND_INT), 3, 32],),
+    }
+    for want, types in cases.items():
+        with pytest.raises(bpfkit.ObjectFormatError, match=want if "\\" in want else re.escape(want)):
+            ObjBtf.parse(blob(*types))
+
+
+def _odd_types(btf: ObjBtf) -> None:
     """Append what clang 14 does not emit, for the dtype test: signed enums, ENUM64, 16-byte ints
     and floats, a kflag struct with a bitfield and one without, an array of a typedef'd char."""
     from bpfkit.btf.index import KIND_ENUM, KIND_FLOAT, KIND_INT, KIND_STRUCT, KIND_TYPEDEF, KIND_ARRAY

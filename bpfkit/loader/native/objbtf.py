@@ -34,6 +34,7 @@ _SIZED = frozenset((KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, K
 _REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
 _NONVOID_REFS = {KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # the _REFS that may not point at void
 _FOLLOWED = MODIFIERS | {KIND_VAR, KIND_DECL_TAG}  # resolve_size looks through these
+_CHAINED = MODIFIERS | {KIND_VAR}  # (a loop through these never ends)
 
 
 def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
@@ -72,8 +73,9 @@ class ObjBtf:
         strings = bytearray(raw[hdr_len + str_off: hdr_len + str_off + str_len])
         if not strings or strings[0] != 0 or strings[-1] != 0:
             raise ObjectFormatError("BTF string section must start with an empty string and end with a NUL")
-        words = struct.unpack_from(f"<{type_len // 4}I", raw, hdr_len + type_off)
+        words = list(struct.unpack_from(f"<{type_len // 4}I", raw, hdr_len + type_off))
         types: list[list[int]] = [[]]
+        kinds = [0]
         p, n, n_kinds, extra = 0, len(words), len(KIND_NAMES), _EXTRA
         while p < n:
             if p + 3 > n:
@@ -87,12 +89,13 @@ class ObjBtf:
             if end > n:
                 raise ObjectFormatError(f"BTF type [{len(types)}] ({KIND_NAMES[kind]}, vlen {vlen}) runs past the "
                                         "end of the type section")
-            types.append(list(words[p:end]))
+            types.append(words[p:end])
+            kinds.append(kind)
             p = end
         if len(types) > _MAX_TYPES:  # (checked once: the section's size already bounds the loop)
             raise ObjectFormatError("BTF has more than a million types")
         btf = cls(types, strings)
-        btf.validate()
+        btf.validate(kinds)
         return btf
 
     def encode(self) -> bytes:
@@ -249,12 +252,16 @@ class ObjBtf:
         self.types[tid][1] = info_word(kind, vlen, kflag)
 
     # -- validation ---------------------------------------------------------------------
-    def validate(self) -> None:
-        """Check every reference, name offset and per-kind field; raise ObjectFormatError."""
+    def validate(self, kinds: Optional[list[int]] = None) -> None:
+        """Check every reference, name offset and per-kind field, and that no modifier chain or
+        by-value containment loops; raise ObjectFormatError. ``kinds``: each type's kind, if known."""
         types = self.types
         n = len(types)
         slen = len(self.strings)
-        kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
+        if kinds is None:
+            kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
+        # what each type holds by value or names through a modifier (for the loop check below)
+        edges: list[list[int]] = [[]] * n
 
         def bad(tid: int, why: str) -> ObjectFormatError:
             return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[kinds[tid]]}): {why}")
@@ -278,18 +285,23 @@ class ObjBtf:
                 names_ok(tid, [t[0]])
             if (kind in _REFS and t[2] >= n) or (t[2] == 0 and kind in _NONVOID_REFS):
                 refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
-            if kind == KIND_INT:
+            if kind in _CHAINED:
+                edges[tid] = [t[2]]
+                if kind == KIND_VAR and t[3] > 2:
+                    raise bad(tid, f"unknown variable linkage {t[3]}")
+            elif kind == KIND_INT:
                 enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
                 if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
                     raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
             elif kind == KIND_ARRAY:
                 if not (0 < t[3] < n and 0 < t[4] < n):
                     refs_ok(tid, [t[3], t[4]], "its element or index", False)
+                edges[tid] = [t[3]]
             elif kind in (KIND_STRUCT, KIND_UNION):
                 if vlen:
                     if max(t[3::3]) >= slen:
                         names_ok(tid, t[3::3])
-                    members = t[4::3]
+                    members = edges[tid] = t[4::3]
                     if max(members) >= n or 0 in members:
                         refs_ok(tid, members, "a member", False)
             elif kind == KIND_ENUM:
@@ -315,42 +327,24 @@ class ObjBtf:
                     raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
                 if vlen > 2:
                     raise bad(tid, f"unknown function linkage {vlen}")
-            elif kind == KIND_VAR:
-                if t[3] > 2:
-                    raise bad(tid, f"unknown variable linkage {t[3]}")
             elif kind == KIND_DATASEC:
-                vars_ = t[3::3]
+                vars_ = edges[tid] = t[3::3]
                 refs_ok(tid, vars_, "a variable", False)
                 for vt in vars_:
                     if kinds[vt] not in (KIND_VAR, KIND_FUNC):
                         raise bad(tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
             elif kind == KIND_FWD and vlen:
                 raise bad(tid, "a forward declaration has members")
-        self._check_loops()
+        self._check_loops(edges)
 
-    def _check_loops(self) -> None:
+    def _check_loops(self, edges: list[list[int]]) -> None:
         """Modifier chains and by-value containment (struct in itself, array of itself) must end:
-        libbpf and the loader follow them without a bound."""
+        libbpf and the loader follow them without a bound. ``edges[tid]``: what ``tid`` holds."""
         # Kahn's algorithm: what is left after peeling off every type nothing unpeeled contains
         # lies on a loop or under one (one pass over plain lists, no per-type iterators)
-        types = self.types
-        n = len(types)
-        edges: list[list[int]] = [[]] * n
+        n = len(edges)
         indeg = [0] * n
-        for tid in range(1, n):
-            t = types[tid]
-            kind = (t[1] >> 24) & 0x1F
-            if kind in MODIFIERS or kind == KIND_VAR:
-                out = [t[2]]
-            elif kind == KIND_ARRAY:
-                out = [t[3]]
-            elif kind in (KIND_STRUCT, KIND_UNION):
-                out = t[4::3]
-            elif kind == KIND_DATASEC:
-                out = t[3::3]
-            else:
-                continue
-            edges[tid] = out
+        for out in edges:
             for e in out:
                 indeg[e] += 1
         ready = [tid for tid in range(1, n) if not indeg[tid]]
