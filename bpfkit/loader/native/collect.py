@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from functools import lru_cache
+from operator import itemgetter
 from typing import Optional
 
 from ... import _sys as sc
@@ -38,6 +39,8 @@ _FUNC_GLOBAL, _FUNC_EXTERN = 1, 2
 _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
 _RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_IMM = struct.Struct("<i")
+_offset = itemgetter(1)
 
 
 @lru_cache(maxsize=1)
@@ -274,9 +277,8 @@ class _Collector:
         if btf is None:
             return
         types = btf.types
-        for sec_id, t in enumerate(types):
-            if not t or (t[1] >> 24) & 0x1F != KIND_DATASEC:
-                continue
+        for sec_id in [i for i, t in enumerate(types) if t and (t[1] >> 24) & 0x1F == KIND_DATASEC]:
+            t = types[sec_id]
             name = btf.name(sec_id)
             n = t[1] & 0xFFFF
             if name not in (".kconfig", ".ksyms"):
@@ -286,38 +288,38 @@ class _Collector:
                     if sec is None or not sec.size or sec.size > 0xFFFFFFFF:
                         raise ObjectFormatError(f"BTF data section '{name}' has no ELF section to size it by")
                     t[2] = sec.size
-                for i in range(n):
-                    vt = t[3 + 3 * i]
+                var_syms = self._var_syms if self._var_syms is not None else self._index_var_symbols()
+                for i in range(3, 3 + 3 * n, 3):
+                    vt = t[i]
                     var = types[vt]
                     if (var[1] >> 24) & 0x1F != KIND_VAR:
                         raise ObjectFormatError(f"BTF data section '{name}' holds a non-variable type [{vt}]")
-                    if var[3] in (_VAR_STATIC, _VAR_EXTERN):
+                    if var[3] == _VAR_STATIC or var[3] == _VAR_EXTERN:
                         continue
-                    sym = self._var_symbol(btf.name(vt))
+                    sym = var_syms.get(btf.name(vt))
                     if sym is None:
                         raise ObjectFormatError(f"BTF data section '{name}': no ELF symbol for variable "
                                                 f"{btf.name(vt)!r}")
                     if fix_offsets:
                         if sym.value > 0xFFFFFFFF:
                             raise ObjectFormatError(f"symbol {sym.name!r} has offset {sym.value}, past any section")
-                        t[4 + 3 * i] = sym.value
-                    if sym.visibility in (STV_HIDDEN, STV_INTERNAL):
+                        t[i + 1] = sym.value
+                    if sym.visibility == STV_HIDDEN or sym.visibility == STV_INTERNAL:
                         var[3] = _VAR_STATIC
-            entries = sorted((t[3 + 3 * i: 6 + 3 * i] for i in range(n)), key=lambda v: v[1])
+            entries = sorted((t[i: i + 3] for i in range(3, 3 + 3 * n, 3)), key=_offset)
             t[3:] = [w for v in entries for w in v]
+            size_of = btf.resolve_size
             for vt, off, size in entries:
                 # (a type may be smaller than its variable: a flexible array with an initialiser)
-                if off + size > t[2] or btf.resolve_size(vt) > size:
+                if off + size > t[2] or size_of(vt) > size:
                     raise ObjectFormatError(f"BTF data section '{name}': variable {btf.name(vt)!r} (offset {off}, "
                                             f"size {size}) does not fit the section ({t[2]} bytes) or its type")
 
-    def _var_symbol(self, name: str) -> Optional[Symbol]:
-        if self._var_syms is None:  # the first global/weak object symbol of each name
-            self._var_syms = {}
-            for s in self.elf.symbols:
-                if s.type == STT_OBJECT and s.bind in (STB_GLOBAL, STB_WEAK):
-                    self._var_syms.setdefault(s.name, s)
-        return self._var_syms.get(name)
+    def _index_var_symbols(self) -> dict[str, Symbol]:
+        # the first global/weak object symbol of each name
+        self._var_syms = {s.name: s for s in reversed(self.elf.symbols)
+                          if s.type == STT_OBJECT and (s.bind == STB_GLOBAL or s.bind == STB_WEAK)}
+        return self._var_syms
 
     # -- maps ---------------------------------------------------------------------------
     def _maps(self) -> None:
@@ -376,68 +378,73 @@ class _Collector:
         return p.sec_idx == self.text_shndx and len(self.progs) > 1
 
     def _prog_relos(self, rel_sec: Section, sec: Section) -> None:
-        nsec = len(self.elf.sections)
+        nsec, syms, n_data = len(self.elf.sections), self.elf.symbols, len(sec.data)
+        progs = [p for p in self.progs if p.sec_idx == sec.index]
         for i, rel in enumerate(self.elf.rels(rel_sec)):
-            if rel.sym >= len(self.elf.symbols):
+            if rel.sym >= len(syms):
                 raise ObjectFormatError(f"section '{rel_sec.name}': symbol #{rel.sym} not found for relo #{i}")
-            sym = self.elf.symbols[rel.sym]
+            sym = syms[rel.sym]
             if sym.shndx >= nsec:
                 raise ObjectFormatError(f"section '{rel_sec.name}': relo #{i} points at symbol #{rel.sym} in "
                                         f"invalid section #{sym.shndx}")
-            if rel.offset % 8 or rel.offset >= len(sec.data):
+            if rel.offset % 8 or rel.offset >= n_data:
                 raise ObjectFormatError(f"section '{rel_sec.name}': invalid offset {rel.offset:#x} for relo #{i}")
             insn_idx = rel.offset // 8
-            prog = next((p for p in self.progs if p.sec_idx == sec.index and
-                         p.sec_off <= insn_idx < p.sec_off + p.insn_count), None)
-            if prog is None:
-                continue  # an overridden weak function's code
-            sym_name = self.elf.sections[sym.shndx].name if sym.type == STT_SECTION and not sym.name else sym.name
-            prog.relos.append(self._record(prog, insn_idx - prog.sec_off, sym, sym_name))
+            for prog in progs:
+                if prog.sec_off <= insn_idx < prog.sec_off + prog.insn_count:
+                    prog.relos.append(self._record(prog, insn_idx - prog.sec_off, sym))
+                    break
+            # (in no program: an overridden weak function's code)
 
-    def _record(self, prog: Prog, idx: int, sym: Symbol, sym_name: str) -> Reloc:
-        code, regs, _off, imm = struct.unpack_from("<BBhi", prog.insns, idx * 8)
-        src = regs >> 4
-        where = f"program '{prog.name}': relocation against '{sym_name}' at instruction #{idx}"
-        if code not in (_CALL, _LD_IMM64):
-            raise ObjectFormatError(f"{where}: instruction code {code:#x} cannot be relocated")
-        if _is_extern(sym):
+    def _record(self, prog: Prog, idx: int, sym: Symbol) -> Reloc:
+        insns = prog.insns
+        code, src = insns[idx * 8], insns[idx * 8 + 1] >> 4
+
+        def where() -> str:  # (only for an error: most objects have none)
+            sym_name = self.elf.sections[sym.shndx].name if sym.type == STT_SECTION and not sym.name else sym.name
+            return f"program '{prog.name}': relocation against '{sym_name}' at instruction #{idx}"
+
+        if code != _LD_IMM64 and code != _CALL:
+            raise ObjectFormatError(f"{where()}: instruction code {code:#x} cannot be relocated")
+        shndx = sym.shndx
+        if shndx == SHN_UNDEF and sym.bind in (STB_GLOBAL, STB_WEAK) and sym.type == STT_NOTYPE:  # an extern
             ext_idx = next((i for i, e in enumerate(self.externs) if e.sym_idx == sym.index), -1)
             if ext_idx < 0:
-                raise ObjectFormatError(f"{where}: no extern for the symbol")
+                raise ObjectFormatError(f"{where()}: no extern for the symbol")
             return Reloc(RELO_EXTERN_FUNC if code == _CALL else RELO_EXTERN_VAR, idx, sym_off=ext_idx)
         if code == _CALL:
             if src != sc.BPF_PSEUDO_CALL:
-                raise ObjectFormatError(f"{where}: a relocated call must be a bpf-to-bpf call")
-            if not sym.shndx or sym.shndx != self.text_shndx:
-                raise ObjectFormatError(f"{where}: calls must go to functions in .text, not "
-                                        f"'{self.elf.sections[sym.shndx].name}'")
+                raise ObjectFormatError(f"{where()}: a relocated call must be a bpf-to-bpf call")
+            if not shndx or shndx != self.text_shndx:
+                raise ObjectFormatError(f"{where()}: calls must go to functions in .text, not "
+                                        f"'{self.elf.sections[shndx].name}'")
             if sym.value % 8:
-                raise ObjectFormatError(f"{where}: call target offset {sym.value} is not an instruction")
+                raise ObjectFormatError(f"{where()}: call target offset {sym.value} is not an instruction")
             return Reloc(RELO_CALL, idx, sym_off=sym.value)
-        if not sym.shndx or sym.shndx >= SHN_LORESERVE:
-            raise ObjectFormatError(f"{where}: the symbol is in special section {sym.shndx:#x}; an "
+        if not shndx or shndx >= SHN_LORESERVE:
+            raise ObjectFormatError(f"{where()}: the symbol is in special section {shndx:#x}; an "
                                     "uninitialised global variable? (initialise it, e.g. '= 0')")
-        if sym.shndx == self.text_shndx and ((sym.bind == STB_LOCAL and sym.type == STT_SECTION) or
-                                             (sym.bind == STB_GLOBAL and sym.type == STT_FUNC)):
+        if shndx == self.text_shndx and ((sym.bind == STB_LOCAL and sym.type == STT_SECTION) or
+                                         (sym.bind == STB_GLOBAL and sym.type == STT_FUNC)):
+            imm = _IMM.unpack_from(insns, idx * 8 + 4)[0]
             if sym.value % 8 or imm % 8:
-                raise ObjectFormatError(f"{where}: bad subprogram address {sym.value}+{imm}")
+                raise ObjectFormatError(f"{where()}: bad subprogram address {sym.value}+{imm}")
             return Reloc(RELO_SUBPROG_ADDR, idx, sym_off=sym.value)
-        kind = self.data_secs.get(sym.shndx, MAP_USER)
-        sec_name = self.elf.sections[sym.shndx].name
-        if sym.shndx == self.elf.symtab_index:
-            raise ObjectFormatError(f"{where}: bad data relocation against the symbol table")
+        if shndx == self.elf.symtab_index:
+            raise ObjectFormatError(f"{where()}: bad data relocation against the symbol table")
+        kind = self.data_secs.get(shndx, MAP_USER)
         if kind == MAP_USER:
-            if sym.shndx != self.maps_shndx:
-                raise ObjectFormatError(f"{where}: the symbol is in section '{sec_name}', not a map or data "
-                                        "section")
+            if shndx != self.maps_shndx:
+                raise ObjectFormatError(f"{where()}: the symbol is in section '{self.elf.sections[shndx].name}', "
+                                        "not a map or data section")
             for mi, m in enumerate(self.maps):
-                if m.origin == MAP_USER and m.sec_idx == sym.shndx and m.sec_offset == sym.value:
+                if m.origin == MAP_USER and m.sec_idx == shndx and m.sec_offset == sym.value:
                     return Reloc(RELO_LD64, idx, map_idx=mi)
-            raise ObjectFormatError(f"{where}: no map at offset {sym.value} of '{sec_name}'")
+            raise ObjectFormatError(f"{where()}: no map at offset {sym.value} of '{self.elf.sections[shndx].name}'")
         for mi, m in enumerate(self.maps):
-            if m.origin == kind and m.sec_idx == sym.shndx:
+            if m.origin == kind and m.sec_idx == shndx:
                 return Reloc(RELO_DATA, idx, map_idx=mi, sym_off=sym.value)
-        raise ObjectFormatError(f"{where}: no data map for section '{sec_name}'")
+        raise ObjectFormatError(f"{where()}: no data map for section '{self.elf.sections[shndx].name}'")
 
 
 def _is_extern(sym: Symbol) -> bool:
