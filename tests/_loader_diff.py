@@ -35,15 +35,23 @@ def open_spec(source: Union[str, bytes], name: Optional[str] = None) -> bpfkit.O
     return bpfkit.open(source, name, loader="native")
 
 
-def _prog_info(fd: int) -> tuple[sc.ProgInfo, bytes, list[int]]:
+def _prog_info(fd: int) -> tuple[sc.ProgInfo, bytes, list[int], bytes, bytes]:
+    """The program's info, translated instructions, map ids, and func/line info records as the
+    kernel keeps them (instruction offsets, BTF ids, source lines)."""
     info = sc.prog_info(fd)
     n_insns, n_maps = info.xlated_prog_len, info.nr_map_ids
     buf = ctypes.create_string_buffer(n_insns)
     ids = (ctypes.c_uint32 * max(n_maps, 1))()
+    funcs = ctypes.create_string_buffer(max(info.nr_func_info * info.func_info_rec_size, 1))
+    lines = ctypes.create_string_buffer(max(info.nr_line_info * info.line_info_rec_size, 1))
     info2 = sc.ProgInfo(xlated_prog_len=n_insns, xlated_prog_insns=ctypes.addressof(buf), nr_map_ids=n_maps,
-                        map_ids=ctypes.addressof(ids))
+                        map_ids=ctypes.addressof(ids), nr_func_info=info.nr_func_info,
+                        func_info_rec_size=info.func_info_rec_size, func_info=ctypes.addressof(funcs),
+                        nr_line_info=info.nr_line_info, line_info_rec_size=info.line_info_rec_size,
+                        line_info=ctypes.addressof(lines))
     sc.obj_info(fd, info2, "prog")
-    return info2, buf.raw[: info2.xlated_prog_len], list(ids[: info2.nr_map_ids])
+    return (info2, buf.raw[: info2.xlated_prog_len], list(ids[: info2.nr_map_ids]),
+            funcs.raw[: info.nr_func_info * info.func_info_rec_size], lines.raw[: info.nr_line_info * info.line_info_rec_size])
 
 
 def _normalized(insns: bytes, map_names: dict[int, str]) -> list[tuple[Any, ...]]:
@@ -93,11 +101,12 @@ def snapshot(loaded: Loaded, spec: bpfkit.ObjectSpec) -> Outcome:
     for name, fd in loaded.prog_fds.items():
         if fd < 0:
             continue  # not loaded (autoload off): libbpf reports a negative fd for it
-        info, insns, map_ids = _prog_info(fd)
+        info, insns, map_ids, func_recs, line_recs = _prog_info(fd)
         out.progs[name] = {
             "type": info.type, "name": info.name.decode(), "gpl": info.gpl_compatible,
             "xlated": _normalized(insns, ids), "maps": sorted(ids.get(i, f"?{i}") for i in map_ids),
             "func_info": info.nr_func_info, "line_info": info.nr_line_info, "btf": bool(info.btf_id),
+            "func_info records": func_recs, "line_info records": line_recs,
             "attach_btf_id": info.attach_btf_id, "verified_insns": info.verified_insns,
         }
     return out
@@ -150,6 +159,10 @@ def _first_diff(a: Any, b: Any) -> str:
             if x != y:
                 return f"#{i} libbpf {x} native {y} (lengths {len(a)}/{len(b)})"
         return f"lengths {len(a)}/{len(b)}"
+    if isinstance(a, bytes) and isinstance(b, bytes) and len(a) > 64:
+        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return f"first difference at byte {at}: libbpf {a[at:at + 16]!r} native {b[at:at + 16]!r} " \
+               f"(lengths {len(a)}/{len(b)})"
     return f"libbpf {a!r} native {b!r}"
 
 

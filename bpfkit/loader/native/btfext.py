@@ -36,13 +36,14 @@ class CoreRelo:
 
 @dataclass
 class BtfExt:
-    """Records per ELF section name. ``func_info``/``line_info`` keep each record's raw bytes
-    (``rec_size`` long, first u32 = instruction byte offset) since the kernel takes them as is."""
+    """Records per ELF section name. ``func_info``/``line_info`` keep each section's records as
+    raw bytes (``rec_size`` each, first u32 = instruction byte offset), in the object's order, since
+    the kernel takes them as they are once that offset counts instructions."""
 
     func_rec_size: int = 0
     line_rec_size: int = 0
-    func_info: dict[str, list[bytes]] = field(default_factory=dict)
-    line_info: dict[str, list[bytes]] = field(default_factory=dict)
+    func_info: dict[str, bytes] = field(default_factory=dict)
+    line_info: dict[str, bytes] = field(default_factory=dict)
     core_relos: dict[str, list[CoreRelo]] = field(default_factory=dict)
 
     @classmethod
@@ -56,8 +57,8 @@ class BtfExt:
 
 
 def _segment(data: bytes, hdr_len: int, off: int, length: int, min_rec: int, what: str, str_at: Callable[[int], str],
-             str_len: int) -> tuple[int, dict[str, list[bytes]]]:
-    out: dict[str, list[bytes]] = {}
+             str_len: int) -> tuple[int, dict[str, bytes]]:
+    out: dict[str, bytes] = {}
     if length == 0:
         return 0, out
     start = hdr_len + off
@@ -78,8 +79,9 @@ def _segment(data: bytes, hdr_len: int, off: int, length: int, min_rec: int, wha
             raise ObjectFormatError(f".BTF.ext {what}: {num} records of {rec_size} bytes do not fit")
         if name_off >= str_len:
             raise ObjectFormatError(f".BTF.ext {what}: section name offset {name_off} is outside the BTF strings")
-        recs = [data[pos + i * rec_size: pos + (i + 1) * rec_size] for i in range(num)]
-        out.setdefault(str_at(name_off), []).extend(recs)
+        name = str_at(name_off)
+        recs = data[pos: pos + num * rec_size]
+        out[name] = out[name] + recs if name in out else recs
         pos += num * rec_size
     return rec_size, out
 
@@ -100,11 +102,11 @@ def _parse(data: bytes, str_at: Callable[[int], str], str_len: int) -> BtfExt:
                                                 str_len)
     if hdr_len >= 32:
         c_off, c_len = struct.unpack_from("<II", data, 24)
-        _, raw = _segment(data, hdr_len, c_off, c_len, CORE_RELO_MIN, "core_relo", str_at, str_len)
+        size, raw = _segment(data, hdr_len, c_off, c_len, CORE_RELO_MIN, "core_relo", str_at, str_len)
         for sec, recs in raw.items():
             relos = []
-            for r in recs:
-                insn_off, type_id, access_off, kind = struct.unpack_from("<IIII", r, 0)
+            for at in range(0, len(recs), size):
+                insn_off, type_id, access_off, kind = struct.unpack_from("<IIII", recs, at)
                 if access_off >= str_len:
                     raise ObjectFormatError(f".BTF.ext CO-RE relocation in {sec}: access string offset "
                                             f"{access_off} is outside the BTF strings")

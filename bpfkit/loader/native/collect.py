@@ -41,6 +41,7 @@ _CALL = sc.BPF_JMP | sc.BPF_CALL
 _RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _IMM = struct.Struct("<i")
 _offset = itemgetter(1)
+_DEBUG = (".debug_", ".rel.debug_")
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +121,7 @@ class _Collector:
     def _sections(self) -> None:
         btf_sec = ext_sec = None
         for sec in self.elf.sections[1:]:
-            if _ignored(sec):
+            if sec.name.startswith(_DEBUG) or _ignored(sec):  # (most of an object is DWARF)
                 continue
             name = sec.name
             if name == "license":
@@ -198,7 +199,7 @@ class _Collector:
     # -- externs ------------------------------------------------------------------------
     def _externs(self) -> None:
         btf = self.btf
-        syms = [s for s in self.elf.symbols if _is_extern(s) and s.name]
+        syms = [s for s in self.elf.symbols if not s.shndx and s.name and _is_extern(s)]
         if btf is None or (not syms and btf.find(".ksyms") < 0 and btf.find(".kconfig") < 0):
             return  # (most objects: nothing below applies)
         dummy = _add_dummy_ksym_var(btf)
@@ -277,6 +278,7 @@ class _Collector:
         if btf is None:
             return
         types = btf.types
+        sizes: dict[int, int] = {}  # a variable's type -> its size (most share a few types)
         for sec_id in [i for i, t in enumerate(types) if t and (t[1] >> 24) & 0x1F == KIND_DATASEC]:
             t = types[sec_id]
             name = btf.name(sec_id)
@@ -308,10 +310,13 @@ class _Collector:
                         var[3] = _VAR_STATIC
             entries = sorted((t[i: i + 3] for i in range(3, 3 + 3 * n, 3)), key=_offset)
             t[3:] = [w for v in entries for w in v]
-            size_of = btf.resolve_size
             for vt, off, size in entries:
                 # (a type may be smaller than its variable: a flexible array with an initialiser)
-                if off + size > t[2] or size_of(vt) > size:
+                ty = types[vt][2]
+                ty_size = sizes.get(ty)
+                if ty_size is None:
+                    ty_size = sizes[ty] = btf.resolve_size(ty)
+                if off + size > t[2] or ty_size > size:
                     raise ObjectFormatError(f"BTF data section '{name}': variable {btf.name(vt)!r} (offset {off}, "
                                             f"size {size}) does not fit the section ({t[2]} bytes) or its type")
 

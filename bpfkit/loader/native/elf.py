@@ -194,13 +194,19 @@ def _parse(data: bytes, what: str) -> ElfObject:
     symbols = []
     # most symbols are unnamed (offset 0) or share a section's name
     names: dict[int, str] = {0: ""} if strtab[:1] == b"\0" else {}
+    n_strtab = len(strtab)
     for i, (name_off, st_info, st_other, shndx, value, size) in enumerate(_SYM.iter_unpack(symtab.data)):
-        if name_off in names:
-            name = names[name_off]
+        known = names.get(name_off)
+        if known is not None:
+            name = known
         else:
-            name = names[name_off] = _cstr(strtab, name_off, what, "symbol", i)
+            # the common case inline, as for the sections; _cstr names what is wrong
+            end = strtab.find(b"\0", name_off) if name_off < n_strtab else -1
+            try:
+                name = strtab[name_off:end].decode() if end >= 0 else _cstr(strtab, name_off, what, "symbol", i)
+            except UnicodeDecodeError:
+                name = _cstr(strtab, name_off, what, "symbol", i)
+            names[name_off] = name
         symbols.append(Symbol(i, name, value, size, st_info >> 4, st_info & 0xF, st_other & 0x3, shndx))
-    obj = ElfObject(sections, symbols, symtab.index)
-    for s in sections[1:]:
-        obj.by_name.setdefault(s.name, s)
-    return obj
+    # the first section of each name
+    return ElfObject(sections, symbols, symtab.index, {s.name: s for s in reversed(sections) if s.index})

@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Optional
 
 from ... import _sys as sc
@@ -23,6 +24,9 @@ from .objbtf import ObjBtf
 __all__ = ["user_maps", "collect_map_slots", "adjust_ringbuf_size"]
 
 _MAP_IN_MAP = (sc.BPF_MAP_TYPE_ARRAY_OF_MAPS, sc.BPF_MAP_TYPE_HASH_OF_MAPS)
+# the plain integer attributes of a definition: member name -> MapDef field
+_INT_ATTRS = {"type": "map_type", "max_entries": "max_entries", "map_flags": "flags", "numa_node": "numa_node",
+              "map_extra": "map_extra"}
 _VAR_GLOBAL = 1
 
 
@@ -45,10 +49,9 @@ def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, outer: bool) 
     for i in range(vlen):
         name = btf.str_at(t[3 + 3 * i])
         mtype = t[4 + 3 * i]
-        if name in ("type", "max_entries", "map_flags", "numa_node", "map_extra"):
-            val = _int_field(btf, map_name, mtype, name)
-            attr = {"type": "map_type", "map_flags": "flags"}.get(name, name)
-            setattr(m, attr, val)
+        attr = _INT_ATTRS.get(name)
+        if attr is not None:
+            setattr(m, attr, _int_field(btf, map_name, mtype, name))
         elif name in ("key_size", "value_size"):
             sz = _int_field(btf, map_name, mtype, name)
             attr = name
@@ -111,9 +114,14 @@ def _parse_def(btf: ObjBtf, map_name: str, def_id: int, m: MapDef, outer: bool) 
         raise map_def_error(map_name, "map type isn't specified")
 
 
+@lru_cache(maxsize=1)
+def _page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")
+
+
 def adjust_ringbuf_size(size: int) -> int:
     """Ring buffers need a power-of-2 multiple of the page size: round up as libbpf does."""
-    page = os.sysconf("SC_PAGE_SIZE")
+    page = _page_size()
     if size == 0 or (size % page == 0 and (size // page) & (size // page - 1) == 0):
         return size
     mul = 1

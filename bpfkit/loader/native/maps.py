@@ -170,8 +170,9 @@ def create_maps(model: Model, params: list[MapParams], btf_fd: int) -> tuple[lis
                     close_all([inner_fd])
                 fds.append(fd)
                 if d.internal:
-                    what = f"initial contents of {d.real_name}"
-                    _update(fd, 0, p.data if p.data is not None else bytes(d.value_size), what)
+                    # (a new array map is all zeros: a zero-filled .bss needs no update)
+                    if p.data is not None and p.data.count(0) != len(p.data):
+                        _update(fd, 0, p.data, f"initial contents of {d.real_name}")
                     if d.origin in (MAP_RODATA, MAP_KCONFIG):
                         sc.map_freeze(fd, f"map {d.real_name!r}")
                 if d.init_slots and d.map_type != sc.BPF_MAP_TYPE_PROG_ARRAY:

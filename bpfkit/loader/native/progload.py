@@ -74,15 +74,15 @@ def _attempt(req: LoadRequest, log_level: int, log_size: int) -> tuple[int, int,
     keep: list[object] = [code_keep, lic_keep, log]
     if req.btf_fd >= 0:
         attr.prog_btf_fd = req.btf_fd
-        if req.linked.func_info:
-            fi, fi_keep = sc.bytes_addr(b"".join(req.linked.func_info))
+        if req.linked.n_func_info:
+            fi, fi_keep = sc.bytes_addr(req.linked.func_info)
             keep.append(fi_keep)
-            attr.func_info, attr.func_info_cnt = fi, len(req.linked.func_info)
+            attr.func_info, attr.func_info_cnt = fi, req.linked.n_func_info
             attr.func_info_rec_size = req.func_rec_size
-        if req.linked.line_info:
-            li, li_keep = sc.bytes_addr(b"".join(req.linked.line_info))
+        if req.linked.n_line_info:
+            li, li_keep = sc.bytes_addr(req.linked.line_info)
             keep.append(li_keep)
-            attr.line_info, attr.line_info_cnt = li, len(req.linked.line_info)
+            attr.line_info, attr.line_info_cnt = li, req.linked.n_line_info
             attr.line_info_rec_size = req.line_rec_size
     if req.fd_array:
         arr = (ctypes.c_int32 * len(req.fd_array))(*req.fd_array)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -32,11 +34,11 @@ __all__ = ["Poisoned", "Linked", "CoreContext", "working_copies", "apply_core", 
            "ExternValue"]
 
 _INSN = struct.Struct("<BBhi")
-_U32 = struct.Struct("<I")
 _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
 _CALL_OR_LD64 = re.compile(re.escape(bytes([_CALL])) + b"|" + re.escape(bytes([_LD_IMM64])))
 _M64 = (1 << 64) - 1
+_BIG_ENDIAN = sys.byteorder == "big"  # (.BTF.ext is little-endian; array() is in the host's order)
 
 
 @dataclass
@@ -57,8 +59,10 @@ class Linked:
 
     insns: bytearray
     relos: list[Reloc]
-    func_info: list[bytes] = field(default_factory=list)
-    line_info: list[bytes] = field(default_factory=list)
+    func_info: bytes = b""       # the records as the kernel takes them
+    line_info: bytes = b""
+    n_func_info: int = 0
+    n_line_info: int = 0
     poisoned: list[tuple[int, Poisoned]] = field(default_factory=list)  # (final insn index, what)
     layout: list[tuple[int, str]] = field(default_factory=list)        # (first insn, function) in order
 
@@ -238,8 +242,9 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
     main = model.progs[pi]
     out = Linked(bytearray(codes[pi]), list(main.relos))
     sub_off: dict[int, int] = {pi: 0}
-    infos: dict[str, Optional[list[bytes]]] = {"func": [] if with_info else None,
-                                               "line": [] if with_info else None}
+    # per kind: the records so far, one array of u32 words per function (None: send none)
+    infos: dict[str, Optional[list[array[int]]]] = {"func": [] if with_info else None,
+                                                    "line": [] if with_info else None}
     text_progs = [i for i, p in enumerate(model.progs) if p.sec_idx == model.text_shndx]
 
     def add_info(fi: int) -> None:
@@ -248,21 +253,27 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
         p = model.progs[fi]
         sec = model.sec_names.get(p.sec_idx, "")
         delta = sub_off[fi] - p.sec_off
-        for kind, table in (("func", model.ext.func_info), ("line", model.ext.line_info)):
+        for kind, table, size in (("func", model.ext.func_info, model.ext.func_rec_size),
+                                  ("line", model.ext.line_info, model.ext.line_rec_size)):
             acc = infos[kind]
             if acc is None or (fi != pi and not acc):
                 continue
-            recs = table.get(sec, ())
+            words = array("I", table.get(sec, b""))
+            if _BIG_ENDIAN:
+                words.byteswap()
+            step = size // 4
             # records are sorted by instruction (the kernel requires it): this function's are one run
-            insns = [off // 8 for (off,) in map(_U32.unpack_from, recs)]
-            lo, hi = bisect_left(insns, p.sec_off), bisect_left(insns, p.sec_off + p.insn_count)
+            offs = words[::step]
+            lo, hi = bisect_left(offs, p.sec_off * 8), bisect_left(offs, (p.sec_off + p.insn_count) * 8)
             if lo == hi:
                 if fi != pi:
                     raise LoadError(f"program '{main.name}': function '{p.name}' has no .BTF.ext {kind} info")
                 infos[kind] = None  # the entry program has none: send none (libbpf warns and does the same)
                 continue
             # the object counts bytes from its section's start, the kernel instructions from the program's
-            acc.extend([_U32.pack(insns[i] + delta) + recs[i][4:] for i in range(lo, hi)])
+            mine = words[lo * step: hi * step]
+            mine[::step] = array("I", [off // 8 + delta for off in offs[lo:hi]])
+            acc.append(mine)
 
     def reloc_code(fi: int) -> None:
         add_info(fi)
@@ -312,8 +323,16 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
     for pz in poisoned.get(pi, ()):
         out.poisoned.append((pz.insn, pz))
     reloc_code(pi)
-    out.func_info = infos["func"] or []
-    out.line_info = infos["line"] or []
+    for kind, got in infos.items():
+        if got:
+            recs = array("I", b"".join(a.tobytes() for a in got)) if len(got) > 1 else got[0]
+            size = model.ext.func_rec_size if kind == "func" else model.ext.line_rec_size  # type: ignore[union-attr]
+            if _BIG_ENDIAN:
+                recs.byteswap()
+            if kind == "func":
+                out.func_info, out.n_func_info = recs.tobytes(), len(recs) * 4 // size
+            else:
+                out.line_info, out.n_line_info = recs.tobytes(), len(recs) * 4 // size
     return out
 
 
