@@ -104,6 +104,8 @@ class _Collector:
         self.btf: Optional[ObjBtf] = None
         self.ext: Optional[BtfExt] = None
         self._var_syms: Optional[dict[str, Symbol]] = None
+        self.datasec_ids: list[int] = []        # the BTF's DATASECs, in id order
+        self.datasecs: dict[str, int] = {}      # the first DATASEC of each name
 
     def run(self) -> Model:
         self._sections()
@@ -115,7 +117,8 @@ class _Collector:
         btf_raw = self.btf.encode() if self.btf is not None else b""
         kconfig = next((i for i, m in enumerate(self.maps) if m.origin == MAP_KCONFIG), -1)
         return Model(self.name, self.license, self.kern_version, self.progs, self.maps, self.externs, self.btf,
-                     btf_raw, self.ext, self.text_shndx, {s.index: s.name for s in self.elf.sections}, kconfig)
+                     btf_raw, self.ext, self.text_shndx, {s.index: s.name for s in self.elf.sections}, kconfig,
+                     datasecs=self.datasecs)
 
     # -- sections -----------------------------------------------------------------------
     def _sections(self) -> None:
@@ -170,6 +173,10 @@ class _Collector:
         self.progs.sort(key=lambda p: (p.sec_idx, p.sec_off))
         if btf_sec is not None:
             self.btf = ObjBtf.parse(btf_sec.data)
+            types = self.btf.types
+            self.datasec_ids = [i for i, t in enumerate(types) if t and (t[1] >> 24) & 0x1F == KIND_DATASEC]
+            for i in reversed(self.datasec_ids):
+                self.datasecs[self.btf.name(i)] = i
             if ext_sec is not None:
                 btf = self.btf
                 self.ext = BtfExt.parse(ext_sec.data, btf.str_at, len(btf.strings))
@@ -200,7 +207,7 @@ class _Collector:
     def _externs(self) -> None:
         btf = self.btf
         syms = [s for s in self.elf.symbols if not s.shndx and s.name and _is_extern(s)]
-        if btf is None or (not syms and btf.find(".ksyms") < 0 and btf.find(".kconfig") < 0):
+        if btf is None or (not syms and ".ksyms" not in self.datasecs and ".kconfig" not in self.datasecs):
             return  # (most objects: nothing below applies)
         dummy = _add_dummy_ksym_var(btf)
         for sym in syms:
@@ -279,7 +286,7 @@ class _Collector:
             return
         types = btf.types
         sizes: dict[int, int] = {}  # a variable's type -> its size (most share a few types)
-        for sec_id in [i for i, t in enumerate(types) if t and (t[1] >> 24) & 0x1F == KIND_DATASEC]:
+        for sec_id in self.datasec_ids:
             t = types[sec_id]
             name = btf.name(sec_id)
             n = t[1] & 0xFFFF
@@ -329,7 +336,7 @@ class _Collector:
     # -- maps ---------------------------------------------------------------------------
     def _maps(self) -> None:
         if self.maps_shndx >= 0:
-            self.maps.extend(user_maps(self.btf, self.elf.sections[self.maps_shndx]))
+            self.maps.extend(user_maps(self.btf, self.elf.sections[self.maps_shndx], self.datasecs.get(".maps", -1)))
         for idx, kind in sorted(self.data_secs.items()):
             sec = self.elf.sections[idx]
             if sec.size:
@@ -346,7 +353,7 @@ class _Collector:
                    flags=sc.BPF_F_RDONLY_PROG if kind in (MAP_RODATA, MAP_KCONFIG) else 0)
         btf = self.btf
         if btf is not None:
-            tid = btf.find(real_name)
+            tid = self.datasecs.get(real_name, -1)
             if tid > 0:
                 m.value_type_id = tid
                 if btf.kind(tid) == KIND_DATASEC and any(
@@ -373,7 +380,8 @@ class _Collector:
                 if self.btf is None:
                     raise ObjectFormatError(".rel.maps needs the object's BTF")
                 entry = {p.name: (p.sec_idx, p.sec_off * 8, self._is_subprog(p)) for p in self.progs}
-                collect_map_slots(self.btf, self.elf, rel_sec, maps_sec, self.maps, entry)
+                collect_map_slots(self.btf, self.elf, rel_sec, maps_sec, self.datasecs.get(".maps", -1), self.maps,
+                                  entry)
             elif self.elf.sections[target].is_exec:
                 self._prog_relos(rel_sec, self.elf.sections[target])
         for p in self.progs:

@@ -5,7 +5,7 @@ map-in-map and program-array maps (``.rel.maps``).
 
 Example::
 
-    maps = user_maps(btf, elf, maps_section)
+    maps = user_maps(btf, maps_section, btf.find(".maps", KIND_DATASEC))
     maps[0].map_type, maps[0].key_size    # (BPF_MAP_TYPE_HASH, 4)
 """
 from __future__ import annotations
@@ -132,11 +132,10 @@ def adjust_ringbuf_size(size: int) -> int:
     return size
 
 
-def user_maps(btf: Optional[ObjBtf], sec: Section) -> list[MapDef]:
-    """Maps declared in ``.maps`` (section ``sec``), in declaration order."""
+def user_maps(btf: Optional[ObjBtf], sec: Section, sec_id: int) -> list[MapDef]:
+    """Maps declared in ``.maps`` (ELF section ``sec``, BTF DATASEC ``sec_id``), in declaration order."""
     if btf is None:
         raise ObjectFormatError("the object declares maps in .maps but has no BTF (compile with -g)")
-    sec_id = btf.find(".maps", KIND_DATASEC)
     if sec_id < 0:
         raise ObjectFormatError("DATASEC '.maps' not found in the object's BTF")
     out = []
@@ -169,11 +168,13 @@ def user_maps(btf: Optional[ObjBtf], sec: Section) -> list[MapDef]:
     return out
 
 
-def collect_map_slots(btf: ObjBtf, elf: ElfObject, rel_sec: Section, maps_sec: Section, maps: list[MapDef],
-                      prog_names: dict[str, tuple[int, int, bool]]) -> None:
+def collect_map_slots(btf: ObjBtf, elf: ElfObject, rel_sec: Section, maps_sec: Section, sec_id: int,
+                      maps: list[MapDef], prog_names: dict[str, tuple[int, int, bool]]) -> None:
     """``.rel.maps``: which slot of which map-in-map / prog-array map points at which map or program.
-    ``prog_names``: entry program name -> (section index, byte offset, is a subprogram)."""
-    sec_id = btf.find(".maps", KIND_DATASEC)
+    ``sec_id``: the .maps DATASEC; ``prog_names``: entry program name -> (section index, byte offset,
+    is a subprogram)."""
+    if sec_id < 0:
+        raise ObjectFormatError("DATASEC '.maps' not found in the object's BTF")
     vars_ = btf.types[sec_id][3:]
     for i, rel in enumerate(elf.rels(rel_sec)):
         if rel.sym >= len(elf.symbols):

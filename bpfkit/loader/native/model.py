@@ -138,6 +138,7 @@ class Model:
     text_shndx: int
     sec_names: dict[int, str]
     kconfig_map: int = -1
+    datasecs: dict[str, int] = field(default_factory=dict)  # the BTF's first DATASEC of each name
     _local: Optional[BtfIndex] = field(default=None, repr=False)
 
     def local_index(self) -> Optional[BtfIndex]:

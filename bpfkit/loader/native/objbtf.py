@@ -63,6 +63,7 @@ class ObjBtf:
         self._strs: Optional[dict[int, str]] = None  # offset -> decoded string
         self._by_off: Optional[dict[int, list[int]]] = None  # name offset -> type ids
         self._by_off_len = 0
+        self._lookups = 0
         self.needed: Optional[frozenset[str]] = None  # BTF features the types use (btfload), once
 
     # -- parse / encode --------------------------------------------------------------
@@ -147,23 +148,32 @@ class ObjBtf:
 
     def ids_named(self, name: str) -> list[int]:
         """Type ids called ``name``, in id order. The name is searched for in the string section
-        (in C) and matched to the types by its offset: opening an object looks up a dozen names,
-        and decoding every type's name into an index cost more than all the lookups."""
+        (in C) and matched to the types by its offset (decoding every type's name into an index
+        cost more than all the lookups an open makes); from the third lookup on, by an index of
+        the types by name offset."""
         if not name:
             return [tid for tid in range(1, len(self.types)) if not self.name(tid)]
-        if self._by_off is None or self._by_off_len != len(self.types):  # (rebuilt when types are added)
-            by_off: dict[int, list[int]] = {}
-            for tid in range(1, len(self.types)):
-                by_off.setdefault(self.types[tid][0], []).append(tid)
-            self._by_off, self._by_off_len = by_off, len(self.types)
-        key, strings, hits = b"\0" + name.encode() + b"\0", self.strings, 0
-        out: list[int] = []
+        key, strings = b"\0" + name.encode() + b"\0", self.strings
+        offs = []
         pos = strings.find(key)
         while pos >= 0:  # (a string section may hold a name twice)
-            out += self._by_off.get(pos + 1, ())
-            hits += 1
+            offs.append(pos + 1)
             pos = strings.find(key, pos + 1)
-        return sorted(out) if hits > 1 else out
+        if not offs:
+            return []
+        types = self.types
+        self._lookups += 1
+        if self._lookups <= 2 and self._by_off is None:
+            # opening an object looks up a name or two: one scan each is cheaper than an index
+            return [tid for tid, t in enumerate(types) if t and t[0] in offs]
+        if self._by_off is None or self._by_off_len != len(types):  # (rebuilt when types are added)
+            by_off: dict[int, list[int]] = {}
+            for tid in range(1, len(types)):
+                by_off.setdefault(types[tid][0], []).append(tid)
+            self._by_off, self._by_off_len = by_off, len(types)
+        if len(offs) == 1:
+            return list(self._by_off.get(offs[0], ()))
+        return sorted(tid for off in offs for tid in self._by_off.get(off, ()))
 
     def find(self, name: str, kind: Optional[int] = None) -> int:
         """First type (of ``kind``) called ``name``; -1 if none."""

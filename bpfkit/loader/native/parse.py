@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ... import _sys as sc
-from ...btf.index import KIND_DATASEC, KIND_PTR, KIND_VAR
+from ...btf.index import KIND_PTR, KIND_VAR
 from ...btf import Btf
 from ...btf.types import section_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
@@ -86,10 +86,10 @@ def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
     return out
 
 
-def _section_dtype(obj: Optional[ObjBtf], btf: Btf, section: str, size: int) -> np.dtype:
+def _section_dtype(model: Model, btf: Btf, section: str, size: int) -> np.dtype:
     """loader/dtypes.datasec_dtype, with the section's variables read from the object's words
     instead of converting each to a BtfType (tests/test_native_loader.py checks both agree)."""
-    sid = obj.find(section, KIND_DATASEC) if obj is not None else -1
+    obj, sid = model.btf, model.datasecs.get(section, -1)
     if obj is None or sid < 0:
         return datasec_dtype(btf, section, size)
     t = obj.types[sid]
@@ -121,7 +121,7 @@ def _parse(data: bytes, name: str) -> Parsed:
         if m.internal:
             name = extra["section"] = m.real_name
             if m.origin != MAP_KCONFIG and btf is not None and m.value_size:
-                dt = extra["value_dtype"] = _section_dtype(model.btf, btf, m.real_name, m.value_size)
+                dt = extra["value_dtype"] = _section_dtype(model, btf, m.real_name, m.value_size)
                 if dt.itemsize != m.value_size:
                     raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
                                             f"bytes, the section {m.value_size}")
