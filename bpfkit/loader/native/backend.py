@@ -22,7 +22,7 @@ from ..parts import Loaded, MapSpec, Namespace, ProgramSpec
 from . import externs as ext_mod
 from .btfload import kernel_btf, load_btf, missing_features
 from .maps import MapParams, close_all, create_maps
-from .model import MAP_KCONFIG, MAP_RODATA, Model, Prog
+from .model import MAP_KCONFIG, MAP_RODATA, RELO_DATA, Model, Prog
 from .progload import LoadRequest, bind_map, btf_attach, load_program, section_flags
 from .relocate import CoreContext, apply_core, link, relocate_data, working_copies
 from .target import Target
@@ -72,7 +72,7 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
         fds.extend(map_fds)
         for p, linked in linked_all:
             relocate_data(model, linked, map_fds, ext_values)
-        rodata = [fd for m, fd in zip(model.maps, map_fds) if m.origin == MAP_RODATA]
+        rodata = [(i, fd) for i, (m, fd) in enumerate(zip(model.maps, map_fds)) if m.origin == MAP_RODATA]
         for p, linked in linked_all:
             ps = by_spec.get(p.name)
             prog_type = ps.prog_type if ps is not None else p.prog_type
@@ -87,8 +87,11 @@ def load(model: Model, name: str, programs: Namespace[ProgramSpec], maps: Namesp
                 _attach_target(req, target, target_fn)
             fd = load_program(req)
             prog_fds[p.name] = fd
-            for rfd in rodata:
-                bind_map(fd, rfd)
+            # rodata stays with the program (as libbpf binds it); one the code refers to already is
+            used = {r.map_idx for r in linked.relos if r.kind == RELO_DATA}
+            for ri, rfd in rodata:
+                if ri not in used:
+                    bind_map(fd, rfd)
         _fill_prog_arrays(model, map_fds, prog_fds)
     except BaseException:
         close_all(list(prog_fds.values()) + fds + [btf_fd])
