@@ -51,7 +51,8 @@ def _prog_info(fd: int) -> tuple[sc.ProgInfo, bytes, list[int], bytes, bytes]:
                         line_info=ctypes.addressof(lines))
     sc.obj_info(fd, info2, "prog")
     return (info2, buf.raw[: info2.xlated_prog_len], list(ids[: info2.nr_map_ids]),
-            funcs.raw[: info.nr_func_info * info.func_info_rec_size], lines.raw[: info.nr_line_info * info.line_info_rec_size])
+            funcs.raw[: info.nr_func_info * info.func_info_rec_size],
+            lines.raw[: info.nr_line_info * info.line_info_rec_size])
 
 
 def _normalized(insns: bytes, map_names: dict[int, str]) -> list[tuple[Any, ...]]:

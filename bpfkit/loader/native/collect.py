@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from functools import lru_cache
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Optional
 
 from ... import _sys as sc
@@ -41,6 +41,7 @@ _CALL = sc.BPF_JMP | sc.BPF_CALL
 _RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _IMM = struct.Struct("<i")
 _offset = itemgetter(1)
+_by_insn_kind = attrgetter("insn", "kind")
 _DEBUG = (".debug_", ".rel.debug_")
 
 
@@ -106,6 +107,7 @@ class _Collector:
         self._var_syms: Optional[dict[str, Symbol]] = None
         self.datasec_ids: list[int] = []        # the BTF's DATASECs, in id order
         self.datasecs: dict[str, int] = {}      # the first DATASEC of each name
+        self._map_at: Optional[dict[tuple[int, int], int]] = None
 
     def run(self) -> Model:
         self._sections()
@@ -385,7 +387,7 @@ class _Collector:
             elif self.elf.sections[target].is_exec:
                 self._prog_relos(rel_sec, self.elf.sections[target])
         for p in self.progs:
-            p.relos.sort(key=lambda r: (r.insn, r.kind))
+            p.relos.sort(key=_by_insn_kind)
 
     def _is_subprog(self, p: Prog) -> bool:
         return p.sec_idx == self.text_shndx and len(self.progs) > 1
@@ -409,55 +411,64 @@ class _Collector:
                     break
             # (in no program: an overridden weak function's code)
 
+    def _where(self, prog: Prog, idx: int, sym: Symbol) -> str:
+        """Names a relocation in an error."""
+        sym_name = self.elf.sections[sym.shndx].name if sym.type == STT_SECTION and not sym.name else sym.name
+        return f"program '{prog.name}': relocation against '{sym_name}' at instruction #{idx}"
+
     def _record(self, prog: Prog, idx: int, sym: Symbol) -> Reloc:
         insns = prog.insns
         code, src = insns[idx * 8], insns[idx * 8 + 1] >> 4
-
-        def where() -> str:  # (only for an error: most objects have none)
-            sym_name = self.elf.sections[sym.shndx].name if sym.type == STT_SECTION and not sym.name else sym.name
-            return f"program '{prog.name}': relocation against '{sym_name}' at instruction #{idx}"
-
         if code != _LD_IMM64 and code != _CALL:
-            raise ObjectFormatError(f"{where()}: instruction code {code:#x} cannot be relocated")
+            raise ObjectFormatError(f"{self._where(prog, idx, sym)}: instruction code {code:#x} cannot be relocated")
         shndx = sym.shndx
         if shndx == SHN_UNDEF and sym.bind in (STB_GLOBAL, STB_WEAK) and sym.type == STT_NOTYPE:  # an extern
             ext_idx = next((i for i, e in enumerate(self.externs) if e.sym_idx == sym.index), -1)
             if ext_idx < 0:
-                raise ObjectFormatError(f"{where()}: no extern for the symbol")
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: no extern for the symbol")
             return Reloc(RELO_EXTERN_FUNC if code == _CALL else RELO_EXTERN_VAR, idx, sym_off=ext_idx)
         if code == _CALL:
             if src != sc.BPF_PSEUDO_CALL:
-                raise ObjectFormatError(f"{where()}: a relocated call must be a bpf-to-bpf call")
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: a relocated call must be a bpf-to-bpf call")
             if not shndx or shndx != self.text_shndx:
-                raise ObjectFormatError(f"{where()}: calls must go to functions in .text, not "
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: calls must go to functions in .text, not "
                                         f"'{self.elf.sections[shndx].name}'")
             if sym.value % 8:
-                raise ObjectFormatError(f"{where()}: call target offset {sym.value} is not an instruction")
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: call target offset {sym.value} is not an "
+                                        "instruction")
             return Reloc(RELO_CALL, idx, sym_off=sym.value)
         if not shndx or shndx >= SHN_LORESERVE:
-            raise ObjectFormatError(f"{where()}: the symbol is in special section {shndx:#x}; an "
-                                    "uninitialised global variable? (initialise it, e.g. '= 0')")
+            raise ObjectFormatError(f"{self._where(prog, idx, sym)}: the symbol is in special section {shndx:#x}; "
+                                    "an uninitialised global variable? (initialise it, e.g. '= 0')")
         if shndx == self.text_shndx and ((sym.bind == STB_LOCAL and sym.type == STT_SECTION) or
                                          (sym.bind == STB_GLOBAL and sym.type == STT_FUNC)):
             imm = _IMM.unpack_from(insns, idx * 8 + 4)[0]
             if sym.value % 8 or imm % 8:
-                raise ObjectFormatError(f"{where()}: bad subprogram address {sym.value}+{imm}")
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: bad subprogram address {sym.value}+{imm}")
             return Reloc(RELO_SUBPROG_ADDR, idx, sym_off=sym.value)
         if shndx == self.elf.symtab_index:
-            raise ObjectFormatError(f"{where()}: bad data relocation against the symbol table")
+            raise ObjectFormatError(f"{self._where(prog, idx, sym)}: bad data relocation against the symbol table")
+        if self._map_at is None:
+            # (map index by where it is defined: .maps offset, or data section)
+            self._map_at = {}
+            for mi, m in enumerate(self.maps):
+                key = (m.sec_idx, m.sec_offset) if m.origin == MAP_USER else (m.sec_idx, -m.origin)
+                self._map_at.setdefault(key, mi)
         kind = self.data_secs.get(shndx, MAP_USER)
         if kind == MAP_USER:
             if shndx != self.maps_shndx:
-                raise ObjectFormatError(f"{where()}: the symbol is in section '{self.elf.sections[shndx].name}', "
-                                        "not a map or data section")
-            for mi, m in enumerate(self.maps):
-                if m.origin == MAP_USER and m.sec_idx == shndx and m.sec_offset == sym.value:
-                    return Reloc(RELO_LD64, idx, map_idx=mi)
-            raise ObjectFormatError(f"{where()}: no map at offset {sym.value} of '{self.elf.sections[shndx].name}'")
-        for mi, m in enumerate(self.maps):
-            if m.origin == kind and m.sec_idx == shndx:
-                return Reloc(RELO_DATA, idx, map_idx=mi, sym_off=sym.value)
-        raise ObjectFormatError(f"{where()}: no data map for section '{self.elf.sections[shndx].name}'")
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: the symbol is in section "
+                                        f"'{self.elf.sections[shndx].name}', not a map or data section")
+            mi = self._map_at.get((shndx, sym.value), -1)
+            if mi < 0:
+                raise ObjectFormatError(f"{self._where(prog, idx, sym)}: no map at offset {sym.value} of "
+                                        f"'{self.elf.sections[shndx].name}'")
+            return Reloc(RELO_LD64, idx, map_idx=mi)
+        mi = self._map_at.get((shndx, -kind), -1)
+        if mi < 0:
+            raise ObjectFormatError(f"{self._where(prog, idx, sym)}: no data map for section "
+                                    f"'{self.elf.sections[shndx].name}'")
+        return Reloc(RELO_DATA, idx, map_idx=mi, sym_off=sym.value)
 
 
 def _is_extern(sym: Symbol) -> bool:

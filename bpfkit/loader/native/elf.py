@@ -137,6 +137,10 @@ def _cstr(table: bytes, off: int, what: str, item: str, i: int) -> str:
     raise ObjectFormatError(f"{what}: {item} #{i}: string at offset {off} is not NUL-terminated")
 
 
+def _outside(what: str, i: int, off: int, size: int, n_data: int) -> ObjectFormatError:
+    return ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({n_data} bytes)")
+
+
 def _parse(data: bytes, what: str) -> ElfObject:
     if data[:4] != b"\x7fELF":
         raise ObjectFormatError(f"{what} is not an ELF file (expected a clang -target bpf object)")
@@ -159,12 +163,9 @@ def _parse(data: bytes, what: str) -> ElfObject:
     heads = list(_SHDR.iter_unpack(data[shoff: shoff + shnum * shentsize]))
     n_data = len(data)
 
-    def outside(i: int, off: int, size: int) -> ObjectFormatError:
-        return ObjectFormatError(f"{what}: section #{i} ({off}+{size}) lies outside the file ({n_data} bytes)")
-
     _, typ, _, _, str_off, str_size = heads[shstrndx][:6]
     if shstrndx and typ != SHT_NOBITS and str_off + str_size > n_data:
-        raise outside(shstrndx, str_off, str_size)  # (before any name is read from it)
+        raise _outside(what, shstrndx, str_off, str_size, n_data)  # (before any name is read from it)
     shstr = data[str_off: str_off + str_size]
     n_shstr = len(shstr)
     _n, typ, flags, _addr, off, size, link, info, _align, entsize = heads[0]
@@ -172,7 +173,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
     for i in range(1, shnum):
         name_off, typ, flags, _addr, off, size, link, info, _align, entsize = heads[i]
         if typ != SHT_NOBITS and off + size > n_data:
-            raise outside(i, off, size)
+            raise _outside(what, i, off, size, n_data)
         # the common case inline (a NUL-ended UTF-8 name inside the table); _cstr names what is wrong
         end = shstr.find(b"\0", name_off) if name_off < n_shstr else -1
         try:

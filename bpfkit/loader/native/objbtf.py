@@ -37,6 +37,22 @@ _FOLLOWED = MODIFIERS | {KIND_VAR, KIND_DECL_TAG}  # resolve_size looks through 
 _CHAINED = MODIFIERS | {KIND_VAR}  # (a loop through these never ends)
 
 
+def _bad(kinds: list[int], tid: int, why: str) -> ObjectFormatError:
+    return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[kinds[tid]]}): {why}")
+
+
+def _refs_ok(kinds: list[int], n: int, tid: int, ids: list[int], what: str, void_ok: bool) -> None:
+    for t in ids:
+        if t >= n or (t == 0 and not void_ok):
+            raise _bad(kinds, tid, f"{what} refers to type id {t} (there are {n - 1} types)")
+
+
+def _names_ok(kinds: list[int], slen: int, tid: int, offs: list[int]) -> None:
+    for off in offs:
+        if off >= slen:
+            raise _bad(kinds, tid, f"name offset {off} is outside the string section ({slen} bytes)")
+
+
 def info_word(kind: int, vlen: int = 0, kflag: bool = False) -> int:
     """A type's info word: vlen, kind and kind flag."""
     return (int(kflag) << 31) | (kind << 24) | vlen
@@ -272,79 +288,67 @@ class ObjBtf:
             kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
         # what each type holds by value or names through a modifier (for the loop check below)
         edges: list[list[int]] = [[]] * n
-
-        def bad(tid: int, why: str) -> ObjectFormatError:
-            return ObjectFormatError(f"corrupt BTF: type [{tid}] ({KIND_NAMES[kinds[tid]]}): {why}")
-
-        def refs_ok(tid: int, ids: list[int], what: str, void_ok: bool) -> None:
-            for t in ids:
-                if t >= n or (t == 0 and not void_ok):
-                    raise bad(tid, f"{what} refers to type id {t} (there are {n - 1} types)")
-
-        def names_ok(tid: int, offs: list[int]) -> None:
-            for off in offs:
-                if off >= slen:
-                    raise bad(tid, f"name offset {off} is outside the string section ({slen} bytes)")
-
+        # (the helpers that word an error are module functions: a closure here would put this
+        # loop's locals in cells, slower to read on every type)
         for tid in range(1, n):
             # refs_ok/names_ok are called only for a bad value, to name it: the common case stays
             # in this loop (every open runs it over every type)
             t = types[tid]
             kind, vlen = kinds[tid], t[1] & 0xFFFF
             if t[0] >= slen:
-                names_ok(tid, [t[0]])
+                _names_ok(kinds, slen, tid, [t[0]])
             if (kind in _REFS and t[2] >= n) or (t[2] == 0 and kind in _NONVOID_REFS):
-                refs_ok(tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
+                _refs_ok(kinds, n, tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
             if kind in _CHAINED:
                 edges[tid] = [t[2]]
                 if kind == KIND_VAR and t[3] > 2:
-                    raise bad(tid, f"unknown variable linkage {t[3]}")
+                    raise _bad(kinds, tid, f"unknown variable linkage {t[3]}")
             elif kind == KIND_INT:
                 enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
                 if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
-                    raise bad(tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
+                    raise _bad(kinds, tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
             elif kind == KIND_ARRAY:
                 if not (0 < t[3] < n and 0 < t[4] < n):
-                    refs_ok(tid, [t[3], t[4]], "its element or index", False)
+                    _refs_ok(kinds, n, tid, [t[3], t[4]], "its element or index", False)
                 edges[tid] = [t[3]]
             elif kind in (KIND_STRUCT, KIND_UNION):
                 if vlen:
                     if max(t[3::3]) >= slen:
-                        names_ok(tid, t[3::3])
+                        _names_ok(kinds, slen, tid, t[3::3])
                     members = edges[tid] = t[4::3]
                     if max(members) >= n or 0 in members:
-                        refs_ok(tid, members, "a member", False)
+                        _refs_ok(kinds, n, tid, members, "a member", False)
             elif kind == KIND_ENUM:
                 if vlen and max(t[3::2]) >= slen:
-                    names_ok(tid, t[3::2])
+                    _names_ok(kinds, slen, tid, t[3::2])
                 if t[2] not in (1, 2, 4, 8):
-                    raise bad(tid, f"enum size {t[2]}")
+                    raise _bad(kinds, tid, f"enum size {t[2]}")
             elif kind == KIND_ENUM64:
                 if vlen and max(t[3::3]) >= slen:
-                    names_ok(tid, t[3::3])
+                    _names_ok(kinds, slen, tid, t[3::3])
                 if t[2] not in (1, 2, 4, 8):
-                    raise bad(tid, f"enum size {t[2]}")
+                    raise _bad(kinds, tid, f"enum size {t[2]}")
             elif kind == KIND_FUNC_PROTO:
                 if t[2] >= n:
-                    refs_ok(tid, [t[2]], "its return type", True)
+                    _refs_ok(kinds, n, tid, [t[2]], "its return type", True)
                 if vlen:
                     if max(t[3::2]) >= slen:
-                        names_ok(tid, t[3::2])
+                        _names_ok(kinds, slen, tid, t[3::2])
                     if max(t[4::2]) >= n:
-                        refs_ok(tid, t[4::2], "a parameter", True)
+                        _refs_ok(kinds, n, tid, t[4::2], "a parameter", True)
             elif kind == KIND_FUNC:
                 if kinds[t[2]] != KIND_FUNC_PROTO:
-                    raise bad(tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
+                    raise _bad(kinds, tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
                 if vlen > 2:
-                    raise bad(tid, f"unknown function linkage {vlen}")
+                    raise _bad(kinds, tid, f"unknown function linkage {vlen}")
             elif kind == KIND_DATASEC:
                 vars_ = edges[tid] = t[3::3]
-                refs_ok(tid, vars_, "a variable", False)
+                _refs_ok(kinds, n, tid, vars_, "a variable", False)
                 for vt in vars_:
                     if kinds[vt] not in (KIND_VAR, KIND_FUNC):
-                        raise bad(tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
+                        raise _bad(kinds, tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
             elif kind == KIND_FWD and vlen:
-                raise bad(tid, "a forward declaration has members")
+                raise _bad(kinds, tid, "a forward declaration has members")
         self._check_loops(edges)
 
     def _check_loops(self, edges: list[list[int]]) -> None:
