@@ -253,7 +253,7 @@ def section_dtype(section: str, names: list[str], formats: list[np.dtype], offse
     than the section says).
 
     Example: ``section_dtype(".bss", ["total"], [np.dtype("u8")], [0], 8)``"""
-    end = max((o + f.itemsize for o, f in zip(offsets, formats)), default=0)
+    end = max([o + f.itemsize for o, f in zip(offsets, formats)], default=0)
     return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(size, end)},
                      f"section {section}")
 

@@ -107,7 +107,7 @@ def kernel_btf(model: Model, missing: Optional[Iterable[str]] = None) -> Optiona
     if model.btf is None:
         return None
     missing = missing_features(model.btf) if missing is None else set(missing)
-    if not missing and not any(p.mark_static and model.is_subprog(p) for p in model.progs):
+    if not missing and not [p for p in model.progs if p.mark_static and model.is_subprog(p)]:
         return model.btf_raw  # nothing to change: the open-time encoding is the kernel's
     btf = model.btf.copy()
     for p in model.progs:

@@ -117,10 +117,14 @@ class _Collector:
         self._prog_types()
         self._relocations()
         btf_raw = self.btf.encode() if self.btf is not None else b""
-        kconfig = next((i for i, m in enumerate(self.maps) if m.origin == MAP_KCONFIG), -1)
+        kconfig = -1
+        for i, m in enumerate(self.maps):
+            if m.origin == MAP_KCONFIG:
+                kconfig = i
+                break
         return Model(self.name, self.license, self.kern_version, self.progs, self.maps, self.externs, self.btf,
                      btf_raw, self.ext, self.text_shndx, {s.index: s.name for s in self.elf.sections}, kconfig,
-                     datasecs=self.datasecs)
+                     datasecs=self.datasecs, datasec_ids=self.datasec_ids)
 
     # -- sections -----------------------------------------------------------------------
     def _sections(self) -> None:
@@ -317,7 +321,7 @@ class _Collector:
                         t[i + 1] = sym.value
                     if sym.visibility == STV_HIDDEN or sym.visibility == STV_INTERNAL:
                         var[3] = _VAR_STATIC
-            entries = sorted((t[i: i + 3] for i in range(3, 3 + 3 * n, 3)), key=_offset)
+            entries = sorted([t[i: i + 3] for i in range(3, 3 + 3 * n, 3)], key=_offset)
             t[3:] = [w for v in entries for w in v]
             for vt, off, size in entries:
                 # (a type may be smaller than its variable: a flexible array with an initialiser)
@@ -358,10 +362,12 @@ class _Collector:
             tid = self.datasecs.get(real_name, -1)
             if tid > 0:
                 m.value_type_id = tid
-                if btf.kind(tid) == KIND_DATASEC and any(
-                        btf.kind(v) == KIND_VAR and btf.types[v][3] != _VAR_STATIC
-                        for v in btf.types[tid][3::3][:btf.vlen(tid)]):
-                    m.flags |= sc.BPF_F_MMAPABLE
+                if btf.kind(tid) == KIND_DATASEC:
+                    types = btf.types
+                    for v in types[tid][3::3][:btf.vlen(tid)]:  # (a loop: a generator costs more here)
+                        if (types[v][1] >> 24) & 0x1F == KIND_VAR and types[v][3] != _VAR_STATIC:
+                            m.flags |= sc.BPF_F_MMAPABLE
+                            break
         return m
 
     # -- programs -----------------------------------------------------------------------

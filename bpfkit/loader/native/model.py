@@ -139,6 +139,7 @@ class Model:
     sec_names: dict[int, str]
     kconfig_map: int = -1
     datasecs: dict[str, int] = field(default_factory=dict)  # the BTF's first DATASEC of each name
+    datasec_ids: list[int] = field(default_factory=list)     # and all of them, in id order
     _local: Optional[BtfIndex] = field(default=None, repr=False)
 
     def local_index(self) -> Optional[BtfIndex]:

@@ -63,26 +63,24 @@ def parse(data: bytes, name: str) -> Parsed:
 
 def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
     """What loader/dtypes.record_types finds (bpfkit.h's record-type markers), from the object's
-    BTF words: the marker names are found in the string section (one search in C), and only the
-    variables carrying them are looked at."""
+    BTF words: only the data sections' variables are looked at, not every type."""
     out: dict[str, np.dtype] = {}
     obj = model.btf
-    if obj is None or btf is None:
+    if obj is None or btf is None or RECORD_MARKER.encode() not in obj.strings:
         return out
-    strings, marker = obj.strings, b"\0" + RECORD_MARKER.encode()
-    pos = strings.find(marker)
-    while pos >= 0:
-        name = obj.str_at(pos + 1)
-        for tid in obj.ids_named(name):
-            if obj.kind(tid) != KIND_VAR:
+    types, cut = obj.types, len(RECORD_MARKER)
+    for sid in model.datasec_ids:
+        t = types[sid]
+        for vt in t[3:3 + 3 * (t[1] & 0xFFFF):3]:
+            name = obj.name(vt)
+            if not name.startswith(RECORD_MARKER) or (types[vt][1] >> 24) & 0x1F != KIND_VAR:
                 continue
-            ptr = obj.skip_mods(obj.ref(tid))
+            ptr = obj.skip_mods(types[vt][2])
             if obj.kind(ptr) == KIND_PTR:
                 try:
-                    out[name[len(RECORD_MARKER):]] = btf.dtype(obj.ref(ptr))
+                    out[name[cut:]] = btf.dtype(obj.ref(ptr))
                 except BpfError:
                     pass
-        pos = strings.find(marker, pos + 1)
     return out
 
 
