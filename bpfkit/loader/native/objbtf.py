@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from itertools import chain
+from itertools import chain, islice
 from typing import Optional
 
 from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC,
@@ -290,15 +290,16 @@ class ObjBtf:
         edges: list[list[int]] = [[]] * n
         # (the helpers that word an error are module functions: a closure here would put this
         # loop's locals in cells, slower to read on every type)
-        for tid in range(1, n):
-            # refs_ok/names_ok are called only for a bad value, to name it: the common case stays
-            # in this loop (every open runs it over every type)
-            t = types[tid]
-            kind, vlen = kinds[tid], t[1] & 0xFFFF
+        for tid, t, kind in zip(range(1, n), islice(types, 1, None), islice(kinds, 1, None)):
+            # _refs_ok/_names_ok are called only for a bad value, to name it: the common case stays
+            # in this loop (every open runs it over every type); the kinds most types are come first
             if t[0] >= slen:
                 _names_ok(kinds, slen, tid, [t[0]])
             if (kind in _REFS and t[2] >= n) or (t[2] == 0 and kind in _NONVOID_REFS):
                 _refs_ok(kinds, n, tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
+            if kind == KIND_PTR:
+                continue
+            vlen = t[1] & 0xFFFF
             if kind in _CHAINED:
                 edges[tid] = [t[2]]
                 if kind == KIND_VAR and t[3] > 2:
@@ -343,7 +344,8 @@ class ObjBtf:
                     raise _bad(kinds, tid, f"unknown function linkage {vlen}")
             elif kind == KIND_DATASEC:
                 vars_ = edges[tid] = t[3::3]
-                _refs_ok(kinds, n, tid, vars_, "a variable", False)
+                if vars_ and (max(vars_) >= n or 0 in vars_):
+                    _refs_ok(kinds, n, tid, vars_, "a variable", False)
                 for vt in vars_:
                     if kinds[vt] not in (KIND_VAR, KIND_FUNC):
                         raise _bad(kinds, tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
