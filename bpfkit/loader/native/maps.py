@@ -63,25 +63,27 @@ def _hint(d: MapDef, max_entries: int, err: int) -> str:
     return ""
 
 
+def _attempt(d: MapDef, max_entries: int, flags: int, inner_fd: int, btf: tuple[int, int, int]) -> tuple[int, int]:
+    """One BPF_MAP_CREATE; ``btf``: (fd, key type id, value type id), fd -1 for none."""
+    attr = sc.MapCreateAttr(map_type=d.map_type, key_size=d.key_size, value_size=d.value_size,
+                            max_entries=max_entries, map_flags=flags, inner_map_fd=max(inner_fd, 0),
+                            numa_node=d.numa_node, map_name=d.name.encode()[: sc.BPF_OBJ_NAME_LEN - 1],
+                            map_extra=d.map_extra)
+    if btf[0] >= 0:
+        attr.btf_fd, attr.btf_key_type_id, attr.btf_value_type_id = btf
+    return sc.bpf_errno(sc.BPF_MAP_CREATE, attr)
+
+
 def _create(d: MapDef, max_entries: int, flags: int, btf_fd: int, inner_fd: int) -> int:
     key_id, value_id = (d.key_type_id, d.value_type_id) if btf_fd >= 0 and d.map_type not in _NO_BTF else (0, 0)
     if d.map_type == sc.BPF_MAP_TYPE_PERF_EVENT_ARRAY and max_entries == 0:
         max_entries = sc.possible_cpus()
-
-    def attempt(with_btf: bool) -> tuple[int, int]:
-        attr = sc.MapCreateAttr(map_type=d.map_type, key_size=d.key_size, value_size=d.value_size,
-                                max_entries=max_entries, map_flags=flags, inner_map_fd=max(inner_fd, 0),
-                                numa_node=d.numa_node, map_name=d.name.encode()[: sc.BPF_OBJ_NAME_LEN - 1],
-                                map_extra=d.map_extra)
-        if with_btf and btf_fd >= 0 and d.map_type not in _NO_BTF:
-            attr.btf_fd, attr.btf_key_type_id, attr.btf_value_type_id = btf_fd, key_id, value_id
-        return sc.bpf_errno(sc.BPF_MAP_CREATE, attr)
-
-    fd, err = attempt(True)
+    with_btf = (btf_fd, key_id, value_id) if btf_fd >= 0 and d.map_type not in _NO_BTF else (-1, 0, 0)
+    fd, err = _attempt(d, max_entries, flags, inner_fd, with_btf)
     if fd < 0 and (key_id or value_id):
         _log.warning("map %r: the kernel refused its key/value BTF (%s); creating it without", d.name,
                      os.strerror(err))
-        fd, err = attempt(False)
+        fd, err = _attempt(d, max_entries, flags, inner_fd, (-1, 0, 0))
     if fd < 0:
         msg = f"{_describe(d, max_entries, flags)} was refused by the kernel: {os.strerror(err)} (errno {err})"
         cls = BpfPermissionError if err in (_errno.EPERM, _errno.EACCES) else LoadError
@@ -167,7 +169,8 @@ def create_maps(model: Model, params: list[MapParams], btf_fd: int) -> tuple[lis
                 try:
                     fd = _create(d, p.max_entries, p.flags, btf_fd, inner_fd)
                 finally:
-                    close_all([inner_fd])
+                    if inner_fd >= 0:
+                        close_all([inner_fd])
                 fds.append(fd)
                 if d.internal:
                     # (a new array map is all zeros: a zero-filled .bss needs no update)

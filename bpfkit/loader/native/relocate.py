@@ -36,7 +36,11 @@ __all__ = ["Poisoned", "Linked", "CoreContext", "working_copies", "apply_core", 
 _INSN = struct.Struct("<BBhi")
 _LD_IMM64 = sc.BPF_LD | sc.BPF_IMM | sc.BPF_DW
 _CALL = sc.BPF_JMP | sc.BPF_CALL
-_CALL_OR_LD64 = re.compile(re.escape(bytes([_CALL])) + b"|" + re.escape(bytes([_LD_IMM64])))
+# an instruction's opcode and registers byte: a bpf-to-bpf call (src BPF_PSEUDO_CALL, dst 0), or
+# ld_imm64 of a function's address (src BPF_PSEUDO_FUNC, any dst)
+_TO_FUNCTION = re.compile(re.escape(bytes([_CALL, sc.BPF_PSEUDO_CALL << 4])) + b"|" + re.escape(bytes([_LD_IMM64])) +
+                          b"[" + re.escape(bytes([sc.BPF_PSEUDO_FUNC << 4])) + b"-" +
+                          re.escape(bytes([(sc.BPF_PSEUDO_FUNC << 4) | 0xF])) + b"]")
 _M64 = (1 << 64) - 1
 _BIG_ENDIAN = sys.byteorder == "big"  # (.BTF.ext is little-endian; array() is in the host's order)
 
@@ -279,11 +283,15 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
         add_info(fi)
         p = model.progs[fi]
         base = sub_off[fi]
-        by_insn = {r.insn: r for r in reversed(p.relos)}
-        code = bytes(out.insns[base * 8: (base + p.insn_count) * 8])  # (out.insns grows as callees are appended)
-        # only calls and ld_imm64 can refer to a function: find their opcodes in C, not insn by insn
-        for k in [m.start() for m in _CALL_OR_LD64.finditer(code[::8])]:
-            op, regs, off, imm = _INSN.unpack_from(code, k * 8)
+        # only a bpf-to-bpf call or a function's address (ld_imm64 of src BPF_PSEUDO_FUNC) refers to
+        # a function: their first two bytes are found in C (a match inside another instruction's
+        # fields is not at an instruction's start); the list is made before callees are appended
+        start = base * 8
+        found = [m.start() for m in _TO_FUNCTION.finditer(out.insns, start, (base + p.insn_count) * 8)]
+        by_insn = {r.insn: r for r in reversed(p.relos)} if found else {}
+        code = out.insns
+        for k in [(at - start) // 8 for at in found if not (at - start) % 8]:
+            op, regs, off, imm = _INSN.unpack_from(code, (base + k) * 8)
             if op == _LD_IMM64 and regs >> 4 == sc.BPF_PSEUDO_FUNC:
                 pseudo_func = True
             elif _is_subprog_call(op, regs, off):
