@@ -4,6 +4,7 @@ maps, extern values, refusals of malformed objects (the same ones libbpf refuses
 and ``bpfkit core-report``."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
@@ -343,6 +344,22 @@ def test_type_matches_relocation_resolves_as_libbpf_does() -> None:
 
 
 # -- pinning, externs ----------------------------------------------------------------------------------
+
+def test_global_data_set_before_load_reaches_the_kernel() -> None:
+    # a zero-filled section is not written (a new array map is zeros); one set through the spec
+    # before load is, and the kernel's copy then holds it
+    for total in (0, 41):
+        spec = open_spec("tests/count")
+        spec.bss.total = total
+        spec.rodata.multiplier = 3
+        with spec.load() as obj:
+            info = sc.map_info(obj.maps[".bss"].fd)
+            value = ctypes.create_string_buffer(info.value_size)
+            sc.map_lookup(obj.maps[".bss"].fd, ctypes.c_uint32(0), value)
+            assert np.frombuffer(value.raw, obj.bss.dtype)["total"][0] == total
+            assert obj.bss.total == total and obj.rodata.multiplier == 3 and obj.data.in_value == 7
+            assert not any(value.raw) if total == 0 else any(value.raw)
+
 
 def test_pinned_map_is_created_once_then_reused_by_both_loaders() -> None:
     name = f"bpfkit_pin_{uuid.uuid4().hex[:8]}"
