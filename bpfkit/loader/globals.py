@@ -33,11 +33,15 @@ class GlobalVars:
     """Attribute view of one global-data section; ``.array`` is the whole section as a
     1-element structured numpy array."""
 
-    __slots__ = ("_arr", "_name", "_readonly_reason", "_owner", "_closed")
+    __slots__ = ("_arr", "_buffer", "_dt", "_name", "_readonly_reason", "_owner", "_closed")
 
     def __init__(self, buffer: Any, dtype: np.dtype, name: str, readonly_reason: str = "",
-                 owner: Any = None) -> None:
-        object.__setattr__(self, "_arr", np.frombuffer(buffer, dtype=dtype, count=1))
+                 owner: Any = None, *, lazy: bool = False) -> None:
+        # lazy: the numpy view is made on first use (a spec's sections: loading reads their bytes,
+        # and most specs are loaded without a look at their globals)
+        object.__setattr__(self, "_arr", None if lazy else np.frombuffer(buffer, dtype=dtype, count=1))
+        object.__setattr__(self, "_buffer", buffer)
+        object.__setattr__(self, "_dt", dtype)
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_readonly_reason", readonly_reason)
         object.__setattr__(self, "_owner", owner)  # keeps the mmap (or bytearray) alive
@@ -52,20 +56,33 @@ class GlobalVars:
         if object.__getattribute__(self, "_closed"):
             raise ClosedError(f"{self._name}: its object was closed")
 
+    def _view(self) -> np.ndarray:
+        arr = object.__getattribute__(self, "_arr")
+        if arr is None:
+            arr = np.frombuffer(object.__getattribute__(self, "_buffer"), dtype=object.__getattribute__(self, "_dt"),
+                                count=1)
+            object.__setattr__(self, "_arr", arr)
+        return arr
+
+    def _bytes(self) -> bytes:
+        """The section's bytes now (what a load writes to the kernel)."""
+        self._check_open()
+        return bytes(object.__getattribute__(self, "_buffer"))
+
     @property
     def array(self) -> np.ndarray:
         """The whole section as a structured array of shape (1,)."""
         self._check_open()
-        return self._arr
+        return self._view()
 
     @property
     def dtype(self) -> np.dtype:
         """The section's structured dtype, one field per variable."""
-        return self._arr.dtype
+        return object.__getattribute__(self, "_dt")
 
     def _public_names(self) -> list[str]:
         # a method, not a property: a BPF global may be called anything
-        return [n for n in self._arr.dtype.names or () if not n.startswith(INTERNAL_PREFIX)]
+        return [n for n in self.dtype.names or () if not n.startswith(INTERNAL_PREFIX)]
 
     def _no_such(self, name: str) -> AttributeError:
         import difflib  # only for this message: it costs a start-up milliseconds otherwise
@@ -79,6 +96,8 @@ class GlobalVars:
     def __getattr__(self, name: str) -> Any:
         self._check_open()
         arr = object.__getattribute__(self, "_arr")
+        if arr is None:
+            arr = self._view()
         if arr.dtype.names is None or name not in arr.dtype.names:
             raise self._no_such(name)
         field = arr[name]
@@ -87,13 +106,13 @@ class GlobalVars:
         return field[0]  # numpy view (array or struct record) into the section
 
     def __setattr__(self, name: str, value: Any) -> None:
-        arr = self._arr
+        arr = self._view()
         if arr.dtype.names is None or name not in arr.dtype.names:
             raise self._no_such(name)
         self._check_open()
         if self._readonly_reason:
             raise BpfError(f"{self._name}.{name} is read-only: {self._readonly_reason}", errno.EPERM)
-        field = arr.dtype.fields[name][0]
+        field = arr.dtype[name]
         what = f"{self._name}.{name} ({field})"
         if field.kind in "iub" and isinstance(value, (float, np.floating)):
             raise MapError(f"{what}: refusing to store the float {value!r} in an integer variable")

@@ -85,7 +85,7 @@ def _apply(programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], sections:
         if ms.flags != lb.lib.bpf_map__map_flags(m):
             _check(lb.lib.bpf_map__set_map_flags(m, ms.flags), f"map {ms.name!r}: flags")
         if ms.internal and ms.section in sections:
-            data = bytes(sections[ms.section].array.tobytes())
+            data = sections[ms.section]._bytes()
             cdata = lb.ffi.from_buffer(data)
             keep.append((data, cdata))
             _check(lb.lib.bpf_map__set_initial_value(m, cdata, len(data)), f"{ms.section} initial value")

@@ -126,7 +126,7 @@ def _map_params(model: Model, maps: Namespace[MapSpec], sections: dict[str, Glob
             data = bytes(kcfg) if kcfg is not None else None
         elif m.internal:
             gv = sections.get(m.real_name)
-            data = gv.array.tobytes()[: m.value_size] if gv is not None else m.data
+            data = gv._bytes()[: m.value_size] if gv is not None else m.data
         out.append(MapParams(m, spec.max_entries if spec is not None else m.max_entries,
                              spec.flags if spec is not None else m.flags, data))
     return out

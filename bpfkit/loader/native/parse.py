@@ -124,7 +124,7 @@ def _parse(data: bytes, name: str) -> Parsed:
                     raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
                                             f"bytes, the section {m.value_size}")
                 buf = bytearray(m.data)
-                sections[m.real_name] = GlobalVars(buf, dt, m.real_name, owner=buf)
+                sections[m.real_name] = GlobalVars(buf, dt, m.real_name, owner=buf, lazy=True)
         else:
             extra["key_dtype"], kerr = btf_dtype(btf, m.key_type_id, m.key_size)
             extra["value_dtype"], verr = btf_dtype(btf, m.value_type_id, m.value_size)
