@@ -19,6 +19,7 @@ import struct
 import sys
 from array import array
 from itertools import chain, islice
+from operator import itemgetter
 from typing import Optional
 
 from ...btf.index import (KIND_ARRAY, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC,
@@ -34,7 +35,10 @@ _SIZED = frozenset((KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, K
 _REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
 _NONVOID_REFS = {KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # the _REFS that may not point at void
 _FOLLOWED = MODIFIERS | {KIND_VAR, KIND_DECL_TAG}  # resolve_size looks through these
-_CHAINED = MODIFIERS | {KIND_VAR}  # (a loop through these never ends)
+# the kinds whose one reference is their third word: (kind, may it be void, can a loop run through it)
+_ONE_REF = tuple((k, k == KIND_PTR or k in MODIFIERS, k in MODIFIERS or k == KIND_VAR)
+                 for k in sorted(MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}))
+_NAME_OFF = itemgetter(0)
 
 
 def _bad(kinds: list[int], tid: int, why: str) -> ObjectFormatError:
@@ -286,70 +290,81 @@ class ObjBtf:
         slen = len(self.strings)
         if kinds is None:
             kinds = [0] + [(t[1] >> 24) & 0x1F for t in types[1:]]
+        # the checks go kind by kind: a kind whose types all have one reference is checked with one
+        # max() in C, and the rest loop over their own types only, with no per-type dispatch. The
+        # helpers that word an error run only for a bad value (module functions: a closure would
+        # put this function's locals in cells)
+        groups: list[list[int]] = [[] for _ in KIND_NAMES]
+        for tid, kind in enumerate(kinds):
+            groups[kind].append(tid)
+        if n > 1 and max(map(_NAME_OFF, islice(types, 1, None))) >= slen:
+            for tid in range(1, n):
+                _names_ok(kinds, slen, tid, [types[tid][0]])
         # what each type holds by value or names through a modifier (for the loop check below)
         edges: list[list[int]] = [[]] * n
-        # (the helpers that word an error are module functions: a closure here would put this
-        # loop's locals in cells, slower to read on every type)
-        for tid, t, kind in zip(range(1, n), islice(types, 1, None), islice(kinds, 1, None)):
-            # _refs_ok/_names_ok are called only for a bad value, to name it: the common case stays
-            # in this loop (every open runs it over every type); the kinds most types are come first
-            if t[0] >= slen:
-                _names_ok(kinds, slen, tid, [t[0]])
-            if (kind in _REFS and t[2] >= n) or (t[2] == 0 and kind in _NONVOID_REFS):
-                _refs_ok(kinds, n, tid, [t[2]], "it", kind == KIND_PTR or kind in MODIFIERS)
-            if kind == KIND_PTR:
+        for kind, void_ok, chained in _ONE_REF:
+            ids = groups[kind]
+            if not ids:
                 continue
-            vlen = t[1] & 0xFFFF
-            if kind in _CHAINED:
-                edges[tid] = [t[2]]
-                if kind == KIND_VAR and t[3] > 2:
-                    raise _bad(kinds, tid, f"unknown variable linkage {t[3]}")
-            elif kind == KIND_INT:
-                enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
-                if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
-                    raise _bad(kinds, tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
-            elif kind == KIND_ARRAY:
-                if not (0 < t[3] < n and 0 < t[4] < n):
-                    _refs_ok(kinds, n, tid, [t[3], t[4]], "its element or index", False)
-                edges[tid] = [t[3]]
-            elif kind in (KIND_STRUCT, KIND_UNION):
-                if vlen:
-                    if max(t[3::3]) >= slen:
-                        _names_ok(kinds, slen, tid, t[3::3])
-                    members = edges[tid] = t[4::3]
-                    if max(members) >= n or 0 in members:
-                        _refs_ok(kinds, n, tid, members, "a member", False)
-            elif kind == KIND_ENUM:
-                if vlen and max(t[3::2]) >= slen:
-                    _names_ok(kinds, slen, tid, t[3::2])
-                if t[2] not in (1, 2, 4, 8):
-                    raise _bad(kinds, tid, f"enum size {t[2]}")
-            elif kind == KIND_ENUM64:
-                if vlen and max(t[3::3]) >= slen:
+            refs = [types[tid][2] for tid in ids]
+            if max(refs) >= n or (not void_ok and 0 in refs):
+                for tid in ids:
+                    _refs_ok(kinds, n, tid, [types[tid][2]], "it", void_ok)
+            if chained:
+                for tid, ref in zip(ids, refs):
+                    edges[tid] = [ref]
+        for tid in groups[KIND_VAR]:
+            if types[tid][3] > 2:
+                raise _bad(kinds, tid, f"unknown variable linkage {types[tid][3]}")
+        for tid in groups[KIND_INT]:
+            t = types[tid]
+            enc, off, bits = (t[3] >> 24) & 0xF, (t[3] >> 16) & 0xFF, t[3] & 0xFF
+            if t[2] not in (1, 2, 4, 8, 16) or bits > 128 or off + bits > t[2] * 8 or enc not in (0, 1, 2, 4):
+                raise _bad(kinds, tid, f"invalid integer (size {t[2]}, offset {off}, bits {bits}, encoding {enc})")
+        for tid in groups[KIND_ARRAY]:
+            t = types[tid]
+            if not (0 < t[3] < n and 0 < t[4] < n):
+                _refs_ok(kinds, n, tid, [t[3], t[4]], "its element or index", False)
+            edges[tid] = [t[3]]
+        for tid in groups[KIND_STRUCT] + groups[KIND_UNION]:
+            t = types[tid]
+            if t[1] & 0xFFFF:
+                if max(t[3::3]) >= slen:
                     _names_ok(kinds, slen, tid, t[3::3])
+                members = edges[tid] = t[4::3]
+                if max(members) >= n or 0 in members:
+                    _refs_ok(kinds, n, tid, members, "a member", False)
+        for kind, step in ((KIND_ENUM, 2), (KIND_ENUM64, 3)):
+            for tid in groups[kind]:
+                t = types[tid]
+                if t[1] & 0xFFFF and max(t[3::step]) >= slen:
+                    _names_ok(kinds, slen, tid, t[3::step])
                 if t[2] not in (1, 2, 4, 8):
                     raise _bad(kinds, tid, f"enum size {t[2]}")
-            elif kind == KIND_FUNC_PROTO:
-                if t[2] >= n:
-                    _refs_ok(kinds, n, tid, [t[2]], "its return type", True)
-                if vlen:
-                    if max(t[3::2]) >= slen:
-                        _names_ok(kinds, slen, tid, t[3::2])
-                    if max(t[4::2]) >= n:
-                        _refs_ok(kinds, n, tid, t[4::2], "a parameter", True)
-            elif kind == KIND_FUNC:
-                if kinds[t[2]] != KIND_FUNC_PROTO:
-                    raise _bad(kinds, tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
-                if vlen > 2:
-                    raise _bad(kinds, tid, f"unknown function linkage {vlen}")
-            elif kind == KIND_DATASEC:
-                vars_ = edges[tid] = t[3::3]
-                if vars_ and (max(vars_) >= n or 0 in vars_):
-                    _refs_ok(kinds, n, tid, vars_, "a variable", False)
-                for vt in vars_:
-                    if kinds[vt] not in (KIND_VAR, KIND_FUNC):
-                        raise _bad(kinds, tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
-            elif kind == KIND_FWD and vlen:
+        for tid in groups[KIND_FUNC_PROTO]:
+            t = types[tid]
+            if t[2] >= n:
+                _refs_ok(kinds, n, tid, [t[2]], "its return type", True)
+            if t[1] & 0xFFFF:
+                if max(t[3::2]) >= slen:
+                    _names_ok(kinds, slen, tid, t[3::2])
+                if max(t[4::2]) >= n:
+                    _refs_ok(kinds, n, tid, t[4::2], "a parameter", True)
+        for tid in groups[KIND_FUNC]:
+            t = types[tid]
+            if kinds[t[2]] != KIND_FUNC_PROTO:
+                raise _bad(kinds, tid, f"a function's type must be a func_proto, not {KIND_NAMES[kinds[t[2]]]}")
+            if t[1] & 0xFFFF > 2:
+                raise _bad(kinds, tid, f"unknown function linkage {t[1] & 0xFFFF}")
+        for tid in groups[KIND_DATASEC]:
+            vars_ = edges[tid] = types[tid][3::3]
+            if vars_ and (max(vars_) >= n or 0 in vars_):
+                _refs_ok(kinds, n, tid, vars_, "a variable", False)
+            for vt in vars_:
+                if kinds[vt] not in (KIND_VAR, KIND_FUNC):
+                    raise _bad(kinds, tid, f"a variable is a {KIND_NAMES[kinds[vt]]}, not a var")
+        for tid in groups[KIND_FWD]:
+            if types[tid][1] & 0xFFFF:
                 raise _bad(kinds, tid, "a forward declaration has members")
         self._check_loops(edges)
 
