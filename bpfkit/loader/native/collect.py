@@ -107,7 +107,7 @@ class _Collector:
         self._var_syms: Optional[dict[str, Symbol]] = None
         self.datasec_ids: list[int] = []        # the BTF's DATASECs, in id order
         self.datasecs: dict[str, int] = {}      # the first DATASEC of each name
-        self._map_at: Optional[dict[tuple[int, int], int]] = None
+        self._map_at: dict[tuple[int, int], int] = {}  # (section, .maps offset or -origin) -> map index
 
     def run(self) -> Model:
         self._sections()
@@ -381,6 +381,9 @@ class _Collector:
 
     # -- relocations --------------------------------------------------------------------
     def _relocations(self) -> None:
+        # each map by where it is defined (its .maps offset, or its data section), the first of each
+        for mi, m in enumerate(self.maps):
+            self._map_at.setdefault((m.sec_idx, m.sec_offset) if m.origin == MAP_USER else (m.sec_idx, -m.origin), mi)
         maps_sec = self.elf.sections[self.maps_shndx] if self.maps_shndx >= 0 else None
         for rel_sec in self.rel_secs:
             target = rel_sec.info
@@ -428,7 +431,7 @@ class _Collector:
         if code != _LD_IMM64 and code != _CALL:
             raise ObjectFormatError(f"{self._where(prog, idx, sym)}: instruction code {code:#x} cannot be relocated")
         shndx = sym.shndx
-        if shndx == SHN_UNDEF and sym.bind in (STB_GLOBAL, STB_WEAK) and sym.type == STT_NOTYPE:  # an extern
+        if _is_extern(sym):
             ext_idx = next((i for i, e in enumerate(self.externs) if e.sym_idx == sym.index), -1)
             if ext_idx < 0:
                 raise ObjectFormatError(f"{self._where(prog, idx, sym)}: no extern for the symbol")
@@ -454,12 +457,6 @@ class _Collector:
             return Reloc(RELO_SUBPROG_ADDR, idx, sym_off=sym.value)
         if shndx == self.elf.symtab_index:
             raise ObjectFormatError(f"{self._where(prog, idx, sym)}: bad data relocation against the symbol table")
-        if self._map_at is None:
-            # (map index by where it is defined: .maps offset, or data section)
-            self._map_at = {}
-            for mi, m in enumerate(self.maps):
-                key = (m.sec_idx, m.sec_offset) if m.origin == MAP_USER else (m.sec_idx, -m.origin)
-                self._map_at.setdefault(key, mi)
         kind = self.data_secs.get(shndx, MAP_USER)
         if kind == MAP_USER:
             if shndx != self.maps_shndx:

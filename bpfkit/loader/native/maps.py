@@ -169,8 +169,7 @@ def create_maps(model: Model, params: list[MapParams], btf_fd: int) -> tuple[lis
                 try:
                     fd = _create(d, p.max_entries, p.flags, btf_fd, inner_fd)
                 finally:
-                    if inner_fd >= 0:
-                        close_all([inner_fd])
+                    close_all([inner_fd])
                 fds.append(fd)
                 if d.internal:
                     # (a new array map is all zeros: a zero-filled .bss needs no update)

@@ -32,12 +32,12 @@ __all__ = ["ObjBtf", "info_word"]
 _MAX_TYPES = 1 << 20
 _MAX_VLEN = 0xFFFF
 _SIZED = frozenset((KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT))
-_REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}
+_REFS = MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # one reference, in the third word
 _NONVOID_REFS = {KIND_FUNC, KIND_VAR, KIND_DECL_TAG}  # the _REFS that may not point at void
+_CHAINED = MODIFIERS | {KIND_VAR}  # the _REFS a loop can run through
 _FOLLOWED = MODIFIERS | {KIND_VAR, KIND_DECL_TAG}  # resolve_size looks through these
-# the kinds whose one reference is their third word: (kind, may it be void, can a loop run through it)
-_ONE_REF = tuple((k, k == KIND_PTR or k in MODIFIERS, k in MODIFIERS or k == KIND_VAR)
-                 for k in sorted(MODIFIERS | {KIND_PTR, KIND_FUNC, KIND_VAR, KIND_DECL_TAG}))
+# validate's table of the _REFS: (kind, may it be void, can a loop run through it)
+_ONE_REF = tuple((k, k not in _NONVOID_REFS, k in _CHAINED) for k in sorted(_REFS))
 _NAME_OFF = itemgetter(0)
 
 

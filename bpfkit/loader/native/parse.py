@@ -29,7 +29,6 @@ from ..parts import MapSpec, ProgramSpec
 from .btfconv import to_btf
 from .collect import collect
 from .model import MAP_KCONFIG, Model
-from .objbtf import ObjBtf
 
 __all__ = ["Parsed", "parse"]
 

@@ -333,7 +333,9 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
     reloc_code(pi)
     for kind, got in infos.items():
         if got:
-            recs = array("I", b"".join(a.tobytes() for a in got)) if len(got) > 1 else got[0]
+            recs = got[0]
+            for more in got[1:]:
+                recs += more  # (every array here is this link's own copy)
             size = model.ext.func_rec_size if kind == "func" else model.ext.line_rec_size  # type: ignore[union-attr]
             if _BIG_ENDIAN:
                 recs.byteswap()
