@@ -318,6 +318,8 @@ class Map(Resource):
     def close(self) -> None:
         """Release the fd if this Map owns it; further use raises ClosedError."""
         self._fd = -1
+        # the fast path refers back to this map: dropping it frees both now, not at the next GC
+        self._fast, self._fast_checked = None, True
         f = getattr(self, "_file", None)
         if f is not None:
             f.close()  # FileIO closes the fd once, however often this runs

@@ -245,22 +245,49 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
     """Entry program ``pi`` with the functions it calls appended, calls and func/line info fixed."""
     main = model.progs[pi]
     out = Linked(bytearray(codes[pi]), list(main.relos))
-    sub_off: dict[int, int] = {pi: 0}
-    # per kind: the records so far, one array of u32 words per function (None: send none)
-    infos: dict[str, Optional[list[array[int]]]] = {"func": [] if with_info else None,
-                                                    "line": [] if with_info else None}
-    text_progs = [i for i, p in enumerate(model.progs) if p.sec_idx == model.text_shndx]
+    out.layout.append((0, main.name))
+    for pz in poisoned.get(pi, ()):
+        out.poisoned.append((pz.insn, pz))
+    # (an object, not nested functions: a recursive closure is a reference cycle, which kept every
+    # load's Model alive until the garbage collector ran)
+    linker = _Linker(model, pi, codes, poisoned, out, with_info)
+    linker.reloc_code(pi)
+    for kind, got in linker.infos.items():
+        if got:
+            recs = got[0]
+            for more in got[1:]:
+                recs += more  # (every array here is this link's own copy)
+            size = model.ext.func_rec_size if kind == "func" else model.ext.line_rec_size  # type: ignore[union-attr]
+            if _BIG_ENDIAN:
+                recs.byteswap()
+            if kind == "func":
+                out.func_info, out.n_func_info = recs.tobytes(), len(recs) * 4 // size
+            else:
+                out.line_info, out.n_line_info = recs.tobytes(), len(recs) * 4 // size
+    return out
 
-    def add_info(fi: int) -> None:
+
+class _Linker:
+    def __init__(self, model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int, list[Poisoned]],
+                 out: Linked, with_info: bool) -> None:
+        self.model, self.pi, self.codes, self.poisoned, self.out = model, pi, codes, poisoned, out
+        self.sub_off: dict[int, int] = {pi: 0}
+        # per kind: the records so far, one array of u32 words per function (None: send none)
+        self.infos: dict[str, Optional[list[array[int]]]] = {"func": [] if with_info else None,
+                                                             "line": [] if with_info else None}
+        self.text_progs = [i for i, p in enumerate(model.progs) if p.sec_idx == model.text_shndx]
+
+    def add_info(self, fi: int) -> None:
+        model, infos = self.model, self.infos
         if model.ext is None:
             return
         p = model.progs[fi]
         sec = model.sec_names.get(p.sec_idx, "")
-        delta = sub_off[fi] - p.sec_off
+        delta = self.sub_off[fi] - p.sec_off
         for kind, table, size in (("func", model.ext.func_info, model.ext.func_rec_size),
                                   ("line", model.ext.line_info, model.ext.line_rec_size)):
             acc = infos[kind]
-            if acc is None or (fi != pi and not acc):
+            if acc is None or (fi != self.pi and not acc):
                 continue
             words = array("I", table.get(sec, b""))
             if _BIG_ENDIAN:
@@ -270,8 +297,9 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
             offs = words[::step]
             lo, hi = bisect_left(offs, p.sec_off * 8), bisect_left(offs, (p.sec_off + p.insn_count) * 8)
             if lo == hi:
-                if fi != pi:
-                    raise LoadError(f"program '{main.name}': function '{p.name}' has no .BTF.ext {kind} info")
+                if fi != self.pi:
+                    raise LoadError(f"program '{model.progs[self.pi].name}': function '{p.name}' has no "
+                                    f".BTF.ext {kind} info")
                 infos[kind] = None  # the entry program has none: send none (libbpf warns and does the same)
                 continue
             # the object counts bytes from its section's start, the kernel instructions from the program's
@@ -279,8 +307,9 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
             mine[::step] = array("I", [off // 8 + delta for off in offs[lo:hi]])
             acc.append(mine)
 
-    def reloc_code(fi: int) -> None:
-        add_info(fi)
+    def reloc_code(self, fi: int) -> None:
+        self.add_info(fi)
+        model, out, sub_off = self.model, self.out, self.sub_off
         p = model.progs[fi]
         base = sub_off[fi]
         # only a bpf-to-bpf call or a function's address (ld_imm64 of src BPF_PSEUDO_FUNC) refers to
@@ -288,7 +317,9 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
         # fields is not at an instruction's start); the list is made before callees are appended
         start = base * 8
         found = [m.start() for m in _TO_FUNCTION.finditer(out.insns, start, (base + p.insn_count) * 8)]
-        by_insn = {r.insn: r for r in reversed(p.relos)} if found else {}
+        if not found:
+            return
+        by_insn = {r.insn: r for r in reversed(p.relos)}
         code = out.insns
         for k in [(at - start) // 8 for at in found if not (at - start) % 8]:
             op, regs, off, imm = _INSN.unpack_from(code, (base + k) * 8)
@@ -310,40 +341,22 @@ def link(model: Model, pi: int, codes: dict[int, bytearray], poisoned: dict[int,
                 raise LoadError(f"program '{p.name}': function address at instruction #{k} has no relocation")
             else:
                 target = p.sec_off + k + imm + 1
-            sub = next((i for i in text_progs if model.progs[i].sec_off <= target <
+            sub = next((i for i in self.text_progs if model.progs[i].sec_off <= target <
                         model.progs[i].sec_off + model.progs[i].insn_count), None)
             if sub is None:
                 raise LoadError(f"program '{p.name}': instruction #{k} calls instruction {target} of .text, "
                                 "where no function is")
             if sub not in sub_off:
                 sub_off[sub] = len(out.insns) // 8
-                out.insns += codes[sub]
+                out.insns += self.codes[sub]
                 out.layout.append((sub_off[sub], model.progs[sub].name))
                 out.relos.extend(Reloc(r.kind, r.insn + sub_off[sub], r.map_idx, r.sym_off, r.core, r.core_idx)
                                  for r in model.progs[sub].relos)
-                for pz in poisoned.get(sub, ()):
+                for pz in self.poisoned.get(sub, ()):
                     out.poisoned.append((pz.insn + sub_off[sub], pz))
-                reloc_code(sub)
+                self.reloc_code(sub)
             op, regs, off, imm = _get(out.insns, pos)
             _put(out.insns, pos, op, regs, off, sub_off[sub] - pos - 1)
-
-    out.layout.append((0, main.name))
-    for pz in poisoned.get(pi, ()):
-        out.poisoned.append((pz.insn, pz))
-    reloc_code(pi)
-    for kind, got in infos.items():
-        if got:
-            recs = got[0]
-            for more in got[1:]:
-                recs += more  # (every array here is this link's own copy)
-            size = model.ext.func_rec_size if kind == "func" else model.ext.line_rec_size  # type: ignore[union-attr]
-            if _BIG_ENDIAN:
-                recs.byteswap()
-            if kind == "func":
-                out.func_info, out.n_func_info = recs.tobytes(), len(recs) * 4 // size
-            else:
-                out.line_info, out.n_line_info = recs.tobytes(), len(recs) * 4 // size
-    return out
 
 
 # -- data references -----------------------------------------------------------------------------
