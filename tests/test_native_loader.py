@@ -8,12 +8,14 @@ import ctypes
 import errno
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -88,6 +90,58 @@ def test_verifier_log_is_kept_whole_when_it_outgrows_the_first_buffer() -> None:
     assert len(log) > progload.LOG_START  # grew past the first buffer on ENOSPC
     assert any(line.startswith("0: ") for line in log.split("\n")[:4])  # the head is there, not only a tail
     assert "invalid mem access" in log and "invalid mem access" in str(ei.value)
+
+
+def _with_timer(interval: float, action: Callable[[], None]) -> int:
+    """Run ``action`` with SIGALRM every ``interval`` seconds; returns how many arrived."""
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    signal.setitimer(signal.ITIMER_REAL, interval, interval)
+    try:
+        action()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    return len(fired)
+
+
+@pytest.mark.parametrize("loader", ["native", "libbpf"])
+def test_a_signal_that_stops_the_verifier_is_retried(loader: str) -> None:
+    """The verifier gives up with EAGAIN when a signal is pending (a profiler's timer, a child's
+    exit). Each backend loads again, as libbpf does, so a process with a busy timer still loads."""
+    def loads() -> None:
+        for _ in range(300):
+            bpfkit.load("tests/count", loader=loader).close()
+
+    assert _with_timer(0.0003, loads) > 300  # it fired during the loads, ~2 a load
+
+
+def test_a_verifier_interrupted_on_every_try_says_so() -> None:
+    # ~20 ms of verification (a 4000-round loop walked whole): a signal every 0.3 ms stops each try
+    path = _compile("""
+        SEC("raw_tp/sys_enter")
+        int slow_walk(void *ctx)
+        {
+            __u64 sum = 0;
+            for (int i = 0; i < 4000; i++)
+                sum += i ^ (sum >> 3);
+            return sum & 1;
+        }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    bpfkit.load(path, loader="native").close()  # it loads when left alone
+    caught: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            bpfkit.load(path, loader="native").close()
+        except bpfkit.LoadError as e:
+            caught.append(e)
+
+    _with_timer(0.0003, load)
+    assert len(caught) == 1 and caught[0].errno == errno.EAGAIN
+    assert f"interrupted by a signal {sc.PROG_LOAD_ATTEMPTS} times in a row (EAGAIN)" in str(caught[0])
+    assert "program 'slow_walk'" in str(caught[0])
 
 
 def test_refused_map_is_named_with_its_definition() -> None:

@@ -11,6 +11,7 @@ import ctypes
 import io
 import os
 from ctypes import addressof
+from errno import EAGAIN
 from typing import Optional
 
 from ..errors import BpfError
@@ -23,7 +24,7 @@ from .consts import (BPF_BTF_LOAD, BPF_ENABLE_STATS, BPF_LINK_CREATE, BPF_LINK_D
 from .fd import OwnedFd
 
 __all__ = [
-    "prog_test_run", "prog_load", "link_create", "link_create_owned", "link_detach", "raw_tracepoint_open",
+    "prog_test_run", "prog_load", "prog_load_errno", "PROG_LOAD_ATTEMPTS", "link_create", "link_create_owned", "link_detach", "raw_tracepoint_open",
     "raw_tracepoint_open_owned", "enable_stats", "btf_load", "btf_load_owned", "btf_raw_by_id",
 ]
 
@@ -54,6 +55,25 @@ def prog_test_run(prog_fd: int, *, data_in: Optional[bytes] = None, data_out_siz
     return int(attr.retval), d, c, int(attr.duration)
 
 
+PROG_LOAD_ATTEMPTS = 5
+
+
+def prog_load_errno(attr: ProgLoadAttr) -> tuple[int, int]:
+    """BPF_PROG_LOAD of a filled ``attr``: ``(fd, 0)`` or ``(-1, errno)``. The verifier gives up
+    with EAGAIN when a signal is pending (a profiler's timer, a child's exit); that is tried again,
+    as libbpf does, up to PROG_LOAD_ATTEMPTS times.
+
+    Example::
+
+        fd, err = sc.prog_load_errno(attr)
+    """
+    for _ in range(PROG_LOAD_ATTEMPTS):
+        ret, err = bpf_errno(BPF_PROG_LOAD, attr)
+        if err != EAGAIN:
+            break
+    return ret, err
+
+
 def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_attach_type: int = 0,
               attach_btf_id: int = 0, attach_btf_obj_fd: int = 0, name: str = "", prog_flags: int = 0,
               log_level: int = 0, log_size: int = 0) -> tuple[int, str]:
@@ -76,7 +96,7 @@ def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", expected_at
                         prog_flags=prog_flags, prog_name=name.encode()[: BPF_OBJ_NAME_LEN - 1],
                         expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
                         attach_btf_obj_fd=attach_btf_obj_fd)
-    ret, err = bpf_errno(BPF_PROG_LOAD, attr)
+    ret, err = prog_load_errno(attr)
     text = log.value.decode(errors="replace") if log else ""
     if ret < 0:
         e = errno_error(BPF_PROG_LOAD, f"{PROG_TYPE_NAMES.get(prog_type, prog_type)} program '{name}'", err)

@@ -88,7 +88,7 @@ def _attempt(req: LoadRequest, log_level: int, log_size: int) -> tuple[int, int,
         arr = (ctypes.c_int32 * len(req.fd_array))(*req.fd_array)
         keep.append(arr)
         attr.fd_array = ctypes.addressof(arr)
-    ret, err = sc.bpf_errno(sc.BPF_PROG_LOAD, attr)
+    ret, err = sc.prog_load_errno(attr)
     text = log.value.decode(errors="replace") if log is not None else ""
     del keep
     return ret, err, text, int(attr.log_true_size)
@@ -107,7 +107,7 @@ def load_program(req: LoadRequest) -> int:
     while True:
         fd, err, log, true_size = _attempt(req, sc.BPF_LOG_LEVEL1, size)
         if fd >= 0:
-            return fd  # a flaky first refusal (e.g. EAGAIN under memory pressure): it loaded now
+            return fd  # a flaky first refusal (e.g. ENOMEM under memory pressure): it loaded now
         if err != _errno.ENOSPC or size >= LOG_MAX:
             break
         size = min(LOG_MAX, max(size * 4, true_size + 1))
@@ -121,6 +121,11 @@ def _error(req: LoadRequest, err: int, log: str) -> BpfError:
     unsupported = load_failure(req.section, req.name, err)
     if unsupported is not None:
         return unsupported
+    if err == _errno.EAGAIN:  # (what the log holds is where the verifier was when it gave up)
+        return LoadError(f"loading program {req.name!r} of {req.obj_name!r} was interrupted by a signal "
+                         f"{sc.PROG_LOAD_ATTEMPTS} times in a row (EAGAIN): the verifier stops when one "
+                         "arrives. Load again, or keep frequent timers (a profiler's, setitimer) quiet while "
+                         "loading", err, log)
     poison = explain_poison(req.linked, log, req.target_name)
     head = f"program {req.name!r} of {req.obj_name!r} was rejected by the verifier ({_errno_name(err)})"
     if poison:
