@@ -128,7 +128,12 @@ def _object_seeds() -> list[bytes]:
 def _bpf_object(data: bytes) -> None:
     import bpfkit
 
-    bpfkit.open(data)
+    spec = bpfkit.open(data)
+    # the dtypes are made on first use: make them, so that their code is fuzzed too
+    for ms in spec.maps.values():
+        (ms.key_dtype, ms.value_dtype, ms.record_dtype, ms.dtype_error)
+    for section in spec.sections.values():
+        section.dtype
 
 
 # -- ELF binaries (binaries.elf, binaries.usdt_notes, symbols._elf / elfsyms) --------------

@@ -5,6 +5,7 @@ and ``bpfkit core-report``."""
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import os
 import re
@@ -201,13 +202,68 @@ def test_specs_from_the_reader_equal_the_checked_constructors_and_refuse_bad_fie
 
     spec = open_spec("tests/count")
     for ms in spec.maps.values():
-        assert ms == MapSpec(**vars(ms)), ms.name
+        assert ms == MapSpec(**{f.name: getattr(ms, f.name) for f in dataclasses.fields(MapSpec)}), ms.name
     for ps in spec.programs.values():
         assert ps == ProgramSpec(**vars(ps)), ps.name
     with pytest.raises(TypeError, match=r"MapSpec.from_reader: unknown fields \['colour'\]"):
         MapSpec.from_reader(name="m", map_type=1, key_size=4, value_size=8, max_entries=1, flags=0, colour=1)
     with pytest.raises(TypeError, match=r"ProgramSpec.from_reader: .*missing \['insn_count'\]"):
         ProgramSpec.from_reader(name="p", section="xdp", type="xdp", prog_type=6, expected_attach_type=0)
+
+
+def test_dtypes_are_made_on_first_use_and_equal_the_eager_ones() -> None:
+    from bpfkit.loader.dtypes import btf_dtype
+
+    spec = bpfkit.open("tests/count", loader="native")
+    assert not {"key_dtype", "value_dtype", "record_dtype"} & vars(spec.maps.counts).keys()  # open made none
+    with spec.load() as obj:
+        live = obj.maps.counts
+        assert live._pending is not None  # nor did load
+        assert live.key_dtype == btf_dtype(spec.btf, spec.maps.counts.key_type_id, 4)[0] == np.dtype("u4")
+        assert live.value_dtype == np.dtype("u8") and live._pending is None
+        assert obj.maps.events.record_dtype.names == ("pid", "seq", "ts", "comm")
+        assert obj.maps.events.record_dtype == spec.maps.events.record_dtype
+        assert obj.bss.dtype == spec.btf.datasec_dtype(".bss") == spec.sections[".bss"].dtype
+        assert obj.data.in_value == 7 and obj.bss.total == 0 and obj.rodata.multiplier == 1
+        assert spec.maps[".data"].value_dtype == obj.data.dtype
+
+
+def test_spec_dtype_edits_reach_the_maps_loaded_after_them_only() -> None:
+    spec = bpfkit.open("tests/count", loader="native")
+    spec.maps.counts.value_dtype = np.dtype("i8")
+    with spec.load() as obj:
+        spec.maps.counts.value_dtype = np.dtype("f8")  # after load: not this object's
+        obj.maps.counts[3] = -2
+        assert obj.maps.counts.value_dtype == np.dtype("i8") and obj.maps.counts[3] == -2
+        assert obj.maps.counts.key_dtype == np.dtype("u4")  # the rest from BTF
+    with spec.load() as obj:
+        assert obj.maps.counts.value_dtype == np.dtype("f8")
+
+
+@pytest.mark.parametrize("loader", ["native", "libbpf"])
+def test_a_global_numpy_cannot_express_is_raw_bytes_named_on_use(loader: str) -> None:
+    # a struct with bitfields has no numpy dtype: the object still opens and loads, the section's
+    # other variables read as usual, and reading that one says why and where its bytes are
+    path = _compile("""
+        struct flags { unsigned int a:3; unsigned int b:5; };
+        struct flags g_flags;
+        __u64 plain = 5;
+        SEC("tracepoint/syscalls/sys_enter_getpid")
+        int set_flags(void *ctx) { g_flags.a = 5; g_flags.b = 17; plain = 42; return 0; }
+        char LICENSE[] SEC("license") = "GPL";
+    """)
+    spec = bpfkit.open(path, loader=loader)
+    assert "g_flags=<4 raw bytes>" in repr(spec.bss)
+    with spec.load() as obj:
+        with obj.progs.set_flags.attach_tracepoint("syscalls", "sys_enter_getpid"):
+            os.getpid()
+        assert obj.data.plain == 42
+        with pytest.raises(bpfkit.MapError, match=r"\.bss\.g_flags: a: bitfields have no numpy dtype.*"
+                                                  r"\.bss\.array\['g_flags'\]"):
+            obj.bss.g_flags
+        with pytest.raises(bpfkit.MapError, match="bitfields"):
+            obj.bss.g_flags = 1
+        assert obj.bss.array["g_flags"][0].tobytes() == struct.pack("<I", 5 | 17 << 3)
 
 
 def test_section_and_record_dtypes_from_the_words_equal_the_general_path() -> None:

@@ -27,7 +27,7 @@ from ..errors import BpfError, BpfNotFoundError, ObjectFormatError
 
 __all__ = [
     "BTF_MAGIC", "Kind", "INT_SIGNED", "INT_CHAR", "INT_BOOL", "Member", "BtfType", "Btf", "default_dtype",
-    "int_dtype", "POINTER_DTYPE", "NUMBER_SIZES", "section_dtype",
+    "int_dtype", "POINTER_DTYPE", "NUMBER_SIZES", "section_dtype", "variable_dtype", "UNREADABLE",
 ]
 
 BTF_MAGIC = 0xEB9F
@@ -235,27 +235,50 @@ class Btf:
         """Structured dtype of a global-data section (``.bss``, ``.data``, ``.rodata``...):
         one field per variable, at its offset, and at least ``size`` bytes."""
         sec = self.find(name, Kind.DATASEC)
-        names, formats, offsets = [], [], []
-        for var_id, off, _size in sec.vars:
+        names: list[str] = []
+        formats: list[np.dtype] = []
+        offsets: list[int] = []
+        unreadable: dict[str, str] = {}
+        for var_id, off, var_size in sec.vars:
             var = self[var_id]
             if var.kind != Kind.VAR:
                 continue
             names.append(var.name)
-            formats.append(self.dtype(var.type_id))
+            formats.append(variable_dtype(self, var.name, var.type_id, var_size, unreadable))
             offsets.append(off)
-        return section_dtype(name, names, formats, offsets, max(sec.size, size))
+        return section_dtype(name, names, formats, offsets, max(sec.size, size), unreadable)
+
+
+def variable_dtype(btf: "Btf", name: str, type_id: int, size: int, unreadable: dict[str, str]) -> np.dtype:
+    """A global variable's dtype; raw bytes (``V{size}``) when numpy has none for its type
+    (bitfields), the reason kept in ``unreadable`` for :func:`section_dtype`."""
+    try:
+        return btf.dtype(type_id)
+    except ObjectFormatError:
+        raise
+    except BpfError as e:
+        unreadable[name] = str(e)
+        return np.dtype(f"V{size}")
+
+
+UNREADABLE = "bpfkit_unreadable"  # a section dtype's metadata: variable -> why it is raw bytes
 
 
 def section_dtype(section: str, names: list[str], formats: list[np.dtype], offsets: list[int],
-                  size: int) -> np.dtype:
+                  size: int, unreadable: Optional[dict[str, str]] = None) -> np.dtype:
     """A global-data section's dtype: its variables at their offsets, ``size`` bytes or as far as
     the last variable reaches (a section's tail may hold no variable, a variable may be bigger
-    than the section says).
+    than the section says). ``unreadable`` (variable -> reason) goes in its metadata.
 
     Example: ``section_dtype(".bss", ["total"], [np.dtype("u8")], [0], 8)``"""
     end = max([o + f.itemsize for o, f in zip(offsets, formats)], default=0)
-    return _np_dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(size, end)},
-                     f"section {section}")
+    layout = {"names": names, "formats": formats, "offsets": offsets, "itemsize": max(size, end)}
+    if unreadable:
+        try:
+            return np.dtype(layout, metadata={UNREADABLE: dict(unreadable)})  # type: ignore[call-overload]
+        except (ValueError, TypeError, OverflowError, MemoryError):
+            pass  # _np_dtype words the refusal
+    return _np_dtype(layout, f"section {section}")
 
 
 def default_dtype(size: int) -> np.dtype:

@@ -16,11 +16,12 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from .. import _sys as sc
+from ..btf.types import UNREADABLE
 from ..errors import BpfError, ClosedError, MapError
 
 __all__ = ["GlobalVars", "MapGlobalVars", "INTERNAL_PREFIX"]
@@ -29,17 +30,27 @@ __all__ = ["GlobalVars", "MapGlobalVars", "INTERNAL_PREFIX"]
 INTERNAL_PREFIX = "__bpfkit_"
 
 
+def _unreadable(dtype: np.dtype) -> dict[str, str]:
+    meta: dict[str, dict[str, str]] = dict(dtype.metadata or {})
+    return meta.get(UNREADABLE, {})
+
+
 class GlobalVars:
     """Attribute view of one global-data section; ``.array`` is the whole section as a
     1-element structured numpy array."""
 
     __slots__ = ("_arr", "_buffer", "_dt", "_name", "_readonly_reason", "_owner", "_closed")
 
-    def __init__(self, buffer: Any, dtype: np.dtype, name: str, readonly_reason: str = "",
-                 owner: Any = None, *, lazy: bool = False) -> None:
+    def __init__(self, buffer: Any, dtype: Union[np.dtype, Callable[[], np.dtype]], name: str,
+                 readonly_reason: str = "", owner: Any = None, *, lazy: bool = False) -> None:
         # lazy: the numpy view is made on first use (a spec's sections: loading reads their bytes,
-        # and most specs are loaded without a look at their globals)
-        object.__setattr__(self, "_arr", None if lazy else np.frombuffer(buffer, dtype=dtype, count=1))
+        # and most specs are loaded without a look at their globals); so is the dtype, when given
+        # as a function that makes it
+        if not lazy:
+            dtype = dtype if isinstance(dtype, np.dtype) else dtype()
+            object.__setattr__(self, "_arr", np.frombuffer(buffer, dtype=dtype, count=1))
+        else:
+            object.__setattr__(self, "_arr", None)
         object.__setattr__(self, "_buffer", buffer)
         object.__setattr__(self, "_dt", dtype)
         object.__setattr__(self, "_name", name)
@@ -59,8 +70,7 @@ class GlobalVars:
     def _view(self) -> np.ndarray:
         arr = object.__getattribute__(self, "_arr")
         if arr is None:
-            arr = np.frombuffer(object.__getattribute__(self, "_buffer"), dtype=object.__getattribute__(self, "_dt"),
-                                count=1)
+            arr = np.frombuffer(object.__getattribute__(self, "_buffer"), dtype=self.dtype, count=1)
             object.__setattr__(self, "_arr", arr)
         return arr
 
@@ -78,7 +88,11 @@ class GlobalVars:
     @property
     def dtype(self) -> np.dtype:
         """The section's structured dtype, one field per variable."""
-        return object.__getattribute__(self, "_dt")
+        dt = object.__getattribute__(self, "_dt")
+        if not isinstance(dt, np.dtype):
+            dt = dt()
+            object.__setattr__(self, "_dt", dt)
+        return dt
 
     def _public_names(self) -> list[str]:
         # a method, not a property: a BPF global may be called anything
@@ -100,6 +114,8 @@ class GlobalVars:
             arr = self._view()
         if arr.dtype.names is None or name not in arr.dtype.names:
             raise self._no_such(name)
+        if arr.dtype.metadata is not None:
+            self._check_readable(arr.dtype, name)
         field = arr[name]
         if field.ndim == 1 and field.dtype.names is None:
             return field[0].item() if field.dtype.kind != "S" else field[0]
@@ -112,6 +128,8 @@ class GlobalVars:
         self._check_open()
         if self._readonly_reason:
             raise BpfError(f"{self._name}.{name} is read-only: {self._readonly_reason}", errno.EPERM)
+        if arr.dtype.metadata is not None:
+            self._check_readable(arr.dtype, name)
         field = arr.dtype[name]
         what = f"{self._name}.{name} ({field})"
         if field.kind in "iub" and isinstance(value, (float, np.floating)):
@@ -125,12 +143,20 @@ class GlobalVars:
         except (ValueError, TypeError, OverflowError) as exc:
             raise MapError(f"{what}: cannot store {value!r}: {exc}") from None
 
+    def _check_readable(self, dtype: np.dtype, name: str) -> None:
+        why = _unreadable(dtype).get(name)
+        if why:
+            raise MapError(f"{self._name}.{name}: {why}; its bytes are {self._name}.array[{name!r}] "
+                           "(np.void), to decode yourself")
+
     def __dir__(self) -> list[str]:
         return self._public_names() + ["array", "dtype"]
 
     def __repr__(self) -> str:
         names = self._public_names()
-        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        raw = _unreadable(self.dtype)
+        body = ", ".join(f"{n}=<{self.dtype[n].itemsize} raw bytes>" if n in raw else f"{n}={getattr(self, n)!r}"
+                         for n in names)
         return f"<{self._name}: {body}>"
 
 
@@ -148,7 +174,10 @@ class MapGlobalVars(GlobalVars):
 
     __slots__ = ("_fd", "_key")
 
-    def __init__(self, fd: int, dtype: np.dtype, name: str, readonly_reason: str = "") -> None:
+    def __init__(self, fd: int, dtype: Union[np.dtype, Callable[[], np.dtype]], name: str,
+                 readonly_reason: str = "") -> None:
+        if not isinstance(dtype, np.dtype):
+            dtype = dtype()
         buf = bytearray(dtype.itemsize)
         super().__init__(buf, dtype, name, readonly_reason, owner=buf)
         object.__setattr__(self, "_fd", fd)

@@ -14,7 +14,8 @@ Example::
 from __future__ import annotations
 
 import mmap
-from typing import Any, Optional
+from functools import partial
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from ..probes.link import Link, LinkGroup
 from .buffermap import BufferMap
 from .dtypes import DROPS_PREFIX, WAKE_NS_PREFIX
 from .globals import GlobalVars, MapGlobalVars
-from .parts import Loaded, MapSpec, Namespace, ProgramSpec
+from .parts import Loaded, MapSpec, Namespace, ProgramSpec, value_dtype_of
 from . import views
 from .program import Program, explicit_attach_call
 
@@ -78,18 +79,18 @@ class Object(Resource):
             fd = loaded.map_fds.get(name, -1)
             if fd < 0:
                 continue
-            if ms.internal and ms.value_dtype is not None and ms.section != ".kconfig":
+            # the dtypes are made when first used, by the map or its section's globals
+            dtypes = ms.live_dtypes()
+            if ms.internal and ms.section != ".kconfig" and ms.has_value_dtype():
+                value_dtype = partial(value_dtype_of, dtypes)
                 if ms.flags & sc.BPF_F_MMAPABLE:
-                    self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, ms.value_dtype)
+                    self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, value_dtype)
                 else:  # e.g. only `static` variables: libbpf made the map without BPF_F_MMAPABLE
-                    self.sections[ms.section] = MapGlobalVars(fd, ms.value_dtype, ms.section, _readonly(ms.section))
+                    self.sections[ms.section] = MapGlobalVars(fd, value_dtype, ms.section, _readonly(ms.section))
             cls = BufferMap if ms.map_type in _READERS else Map.class_for(ms.map_type)
-            m = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries,
-                    ms.flags, ms.key_dtype, ms.value_dtype)
+            m = cls(fd, name, ms.map_type, ms.key_size, ms.value_size, ms.max_entries, ms.flags, dtypes=dtypes)
             if isinstance(m, BufferMap):
                 m.bind_reader(self.reader)
-            m.dtype_error = ms.dtype_error
-            m.record_dtype = ms.record_dtype
             live[name] = m
         usdt = UsdtMaps(None, None)
         if any(n.startswith("__bpf_usdt_") for n in live):  # libbpf's usdt.bpf.h maps: only then load USDT code
@@ -99,7 +100,7 @@ class Object(Resource):
         self.progs = Namespace({n: Program(ps, loaded.prog_fds[n], self._links, usdt) for n, ps in programs.items()
                                 if loaded.prog_fds.get(n, -1) >= 0}, "program")
 
-    def _map_globals(self, fd: int, section: str, size: int, dtype: np.dtype) -> GlobalVars:
+    def _map_globals(self, fd: int, section: str, size: int, dtype: Callable[[], np.dtype]) -> GlobalVars:
         length = (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1)
         readonly = section.startswith(".rodata")
         prot = mmap.PROT_READ if readonly else mmap.PROT_READ | mmap.PROT_WRITE
@@ -109,7 +110,8 @@ class Object(Resource):
             raise BpfError.from_errno(e.errno or 0, f"mmap of {section} (needs kernel 5.5+ for mmapable "
                                       "global data)") from None
         self._mmaps.append(mm)
-        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=_readonly(section), owner=mm)
+        return GlobalVars(memoryview(mm)[:size], dtype, section, readonly_reason=_readonly(section), owner=mm,
+                          lazy=True)
 
     def _section(self, name: str) -> GlobalVars:
         if self._loaded is None:

@@ -9,8 +9,9 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
+from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
+from typing import Any, Callable, Generic, Iterator, NamedTuple, Optional, TypeVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..errors import BpfNotFoundError, MapError
 from ..maps.codec import plain_dtype
 from .globals import INTERNAL_PREFIX
 
-__all__ = ["Namespace", "ProgramSpec", "MapSpec", "Loaded"]
+__all__ = ["Namespace", "ProgramSpec", "MapSpec", "MapDtypes", "Once", "Loaded", "value_dtype_of"]
 
 T = TypeVar("T")
 
@@ -101,9 +102,57 @@ class ProgramSpec:
         return f"<ProgramSpec {self.name} SEC({self.section!r}) {self.type} {self.insn_count} insns>"
 
 
+class MapDtypes(NamedTuple):
+    """A map's numpy view of its BTF: what :class:`MapSpec` and the live Map call their dtypes."""
+
+    key_dtype: Optional[np.dtype]
+    value_dtype: Optional[np.dtype]
+    dtype_error: str
+    record_dtype: Optional[np.dtype]
+
+
+class Once(Generic[T]):
+    """``make()``'s result, made on the first call and kept.
+
+    Example: ``dts = Once(partial(map_dtypes, btf, m)); dts().value_dtype``"""
+
+    __slots__ = ("_make", "_got")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make: Optional[Callable[[], T]] = make
+        self._got: Optional[T] = None
+
+    def __call__(self) -> T:
+        make = self._make
+        if make is not None:
+            self._got = make()
+            self._make = None  # (what it needed, e.g. the reader's model, can go)
+        return self._got  # type: ignore[return-value]
+
+
+_DTYPE_FIELDS = MapDtypes._fields
+
+
+def _none() -> None:
+    return None
+
+
+def _empty() -> str:
+    return ""
+
+
+def _merged(explicit: dict[str, Any], base: Callable[[], MapDtypes]) -> MapDtypes:
+    return base()._replace(**explicit) if explicit else base()
+
+
 @dataclass
 class MapSpec:
-    """A map in the object. ``max_entries``, ``flags`` and the dtypes may be changed before load."""
+    """A map in the object. ``max_entries``, ``flags`` and the dtypes may be changed before load.
+
+    A spec read from an object works out its dtypes (numpy's view of the BTF) when one is first
+    asked for, here or on the live Map: a program's maps are mostly never read from Python, and
+    making their dtypes was a sixth of an open+load.
+    """
 
     name: str
     map_type: int
@@ -113,10 +162,12 @@ class MapSpec:
     flags: int
     key_type_id: int = 0
     value_type_id: int = 0
-    key_dtype: Optional[np.dtype] = None
-    value_dtype: Optional[np.dtype] = None
-    record_dtype: Optional[np.dtype] = None  # ring/perf buffers: the record type from BTF
-    dtype_error: str = ""  # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
+    # (defaults made per instance, so that the class has no attribute of these names: a reader's
+    # spec leaves them out until asked, and __getattr__ makes them)
+    key_dtype: Optional[np.dtype] = field(default_factory=_none)
+    value_dtype: Optional[np.dtype] = field(default_factory=_none)
+    record_dtype: Optional[np.dtype] = field(default_factory=_none)  # ring/perf buffers: the record type from BTF
+    dtype_error: str = field(default_factory=_empty)  # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
     internal: bool = False
     section: str = ""
     libbpf_name: str = ""
@@ -139,13 +190,52 @@ class MapSpec:
             self.__dict__["dtype_error"] = ""  # an explicit dtype replaces what BTF could not give
         super().__setattr__(name, value)
 
+    def __getattr__(self, name: str) -> Any:
+        # only reached for the dtypes of a reader's spec, not yet made (no class attribute has
+        # their names); an explicit edit made before stays
+        d = self.__dict__
+        lazy = d.get("_dtypes")
+        if lazy is None or name not in _DTYPE_FIELDS:
+            raise AttributeError(f"'MapSpec' object has no attribute {name!r}")
+        for f, value in zip(_DTYPE_FIELDS, lazy()):
+            d.setdefault(f, value)
+        return d[name]
+
     @classmethod
-    def from_reader(cls, **values: Any) -> "MapSpec":
+    def from_reader(cls, dtypes: Optional[Callable[[], MapDtypes]] = None, has_value_dtype: bool = False,
+                    **values: Any) -> "MapSpec":
         """A MapSpec from an object reader's values, which it has checked already: skips the
-        per-field edit checks of ``__setattr__`` (6 µs a map, every open).
+        per-field edit checks of ``__setattr__`` (6 µs a map, every open). ``dtypes`` (a
+        :class:`Once`) makes the dtypes when first asked for; ``has_value_dtype`` says whether its
+        value dtype will be one (a global-data section's layout).
 
         Example: ``MapSpec.from_reader(name="counts", map_type=1, key_size=4, value_size=8, max_entries=1, flags=0)``"""
-        return _from_reader(cls, values, _MAPSPEC_DEFAULTS, _MAPSPEC_REQUIRED)
+        if dtypes is None:
+            return _from_reader(cls, values, _MAPSPEC_DEFAULTS, _MAPSPEC_REQUIRED)
+        spec = _from_reader(cls, values, _MAPSPEC_LAZY_DEFAULTS, _MAPSPEC_REQUIRED)
+        spec.__dict__["_dtypes"] = dtypes
+        spec.__dict__["_has_value_dtype"] = has_value_dtype
+        return spec
+
+    def has_value_dtype(self) -> bool:
+        """Whether :attr:`value_dtype` is (or will be, when made) a dtype, without making it."""
+        d = self.__dict__
+        if "value_dtype" in d or "_dtypes" not in d:
+            return self.value_dtype is not None
+        return bool(d["_has_value_dtype"])
+
+    def live_dtypes(self) -> Callable[[], MapDtypes]:
+        """What a live Map made from this spec now calls its dtypes, made when it first needs
+        them: later edits of this spec do not reach it.
+
+        Example: ``Map(fd, ..., dtypes=spec.live_dtypes())``"""
+        d = self.__dict__
+        lazy = d.get("_dtypes")
+        if lazy is None or all(f in d for f in _DTYPE_FIELDS):
+            made = MapDtypes(self.key_dtype, self.value_dtype, self.dtype_error, self.record_dtype)
+            return partial(_given, made)
+        explicit = {f: d[f] for f in _DTYPE_FIELDS if f in d}
+        return Once(partial(_merged, explicit, lazy))
 
     @property
     def type(self) -> str:
@@ -178,10 +268,29 @@ def _from_reader(cls: type[T], values: dict[str, Any], defaults: dict[str, Any],
     return spec
 
 
-_MAPSPEC_DEFAULTS = {f.name: f.default for f in fields(MapSpec) if f.default is not MISSING}
-_MAPSPEC_REQUIRED = frozenset(f.name for f in fields(MapSpec) if f.default is MISSING)
-_PROGSPEC_DEFAULTS = {f.name: f.default for f in fields(ProgramSpec) if f.default is not MISSING}
-_PROGSPEC_REQUIRED = frozenset(f.name for f in fields(ProgramSpec) if f.default is MISSING)
+def value_dtype_of(dtypes: Callable[[], MapDtypes]) -> np.dtype:
+    """The value dtype ``dtypes`` make, for a global-data section's GlobalVars (which has one).
+
+    Example: ``GlobalVars(buf, partial(value_dtype_of, dtypes), ".bss", lazy=True)``"""
+    dt = dtypes().value_dtype
+    assert dt is not None  # (MapSpec.has_value_dtype() said so)
+    return dt
+
+
+def _given(made: MapDtypes) -> MapDtypes:
+    return made
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: (f.default if f.default is not MISSING else f.default_factory())  # type: ignore[operator]
+            for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+
+
+_MAPSPEC_DEFAULTS = _defaults(MapSpec)
+_MAPSPEC_LAZY_DEFAULTS = {k: v for k, v in _MAPSPEC_DEFAULTS.items() if k not in _DTYPE_FIELDS}
+_MAPSPEC_REQUIRED = frozenset(f.name for f in fields(MapSpec) if f.name not in _MAPSPEC_DEFAULTS)
+_PROGSPEC_DEFAULTS = _defaults(ProgramSpec)
+_PROGSPEC_REQUIRED = frozenset(f.name for f in fields(ProgramSpec) if f.name not in _PROGSPEC_DEFAULTS)
 _FIELDS: dict[type, frozenset[str]] = {cls: frozenset(f.name for f in fields(cls)) for cls in (MapSpec, ProgramSpec)}
 
 

@@ -1,6 +1,6 @@
 """A BPF map as a dict-like object with numpy keys and values, and bulk numpy operations.
 
-(About 580 lines, one class on purpose: every map type shares this dict and bulk numpy API, and
+(About 800 lines, one class on purpose: every map type shares this dict and bulk numpy API, and
 the subclasses in this package change a few of its methods; the numpy conversions live in
 ``codec`` and the map-type families in ``kinds``.)
 
@@ -88,17 +88,18 @@ class Map(Resource):
         """
         return Map._by_type.get(map_type, Map)
 
-    # set when BTF described the key/value in a way numpy cannot (bitfields): reads and writes
-    # refuse with this message until retype() gives explicit dtypes
-    dtype_error: str = ""
-    # ring/perf buffers: the record type (BPFKIT_RINGBUF / BPFKIT_PERFBUF), for their readers
-    record_dtype: Optional[np.dtype] = None
     # the owner of the fd when this Map owns it (create/from_*): closes it once, or when dropped
     _file: Optional[io.FileIO] = None
 
     def __init__(self, fd: int, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, key_dtype: Optional[np.dtype] = None,
-                 value_dtype: Optional[np.dtype] = None, owns_fd: bool = False) -> None:
+                 value_dtype: Optional[np.dtype] = None, owns_fd: bool = False,
+                 dtypes: Optional[Callable[[], tuple[Any, Any, str, Any]]] = None) -> None:
+        # dtypes: (key dtype, value dtype, dtype error, record dtype), made when one is first used
+        # instead of the two given (an Object's maps: most are never read from Python)
+        self._pending = dtypes
+        self._dtype_error = ""
+        self._record_dtype: Optional[np.dtype] = None
         self._fd = fd
         self.name = name
         self.type = map_type
@@ -109,8 +110,9 @@ class Map(Resource):
         self._owns_fd = owns_fd
         if owns_fd:
             self._file = io.FileIO(fd, "rb")
-        self.key_dtype = checked(key_dtype, key_size, "key", name) if key_size else None
-        self.value_dtype = checked(value_dtype, value_size, "value", name) if value_size else None
+        if dtypes is None:
+            self._key_dtype = checked(key_dtype, key_size, "key", name) if key_size else None
+            self._value_dtype = checked(value_dtype, value_size, "value", name) if value_size else None
         self.percpu = map_type in PERCPU_TYPES
         self.ncpus = sc.possible_cpus() if self.percpu else 1
         # per-CPU values are laid out with each CPU's slot rounded up to 8 bytes
@@ -121,6 +123,66 @@ class Map(Resource):
         self._refused: set[int] = set()
         self._fast: Optional[Keyed] = None  # per-key access with buffers made once (keyed.py)
         self._fast_checked = False
+
+    # -- dtypes ---------------------------------------------------------------
+    def _make_dtypes(self) -> None:
+        make, self._pending = self._pending, None
+        key, value, self._dtype_error, self._record_dtype = make()  # type: ignore[misc]
+        self._key_dtype = checked(key, self.key_size, "key", self.name) if self.key_size else None
+        self._value_dtype = checked(value, self.value_size, "value", self.name) if self.value_size else None
+
+    @property
+    def key_dtype(self) -> Optional[np.dtype]:
+        """The numpy dtype keys are converted through (from BTF, or given)."""
+        if self._pending is not None:
+            self._make_dtypes()
+        return self._key_dtype
+
+    @key_dtype.setter
+    def key_dtype(self, value: Optional[np.dtype]) -> None:
+        if self._pending is not None:
+            self._make_dtypes()
+        self._key_dtype = value
+
+    @property
+    def value_dtype(self) -> Optional[np.dtype]:
+        """The numpy dtype values are converted through (from BTF, or given)."""
+        if self._pending is not None:
+            self._make_dtypes()
+        return self._value_dtype
+
+    @value_dtype.setter
+    def value_dtype(self, value: Optional[np.dtype]) -> None:
+        if self._pending is not None:
+            self._make_dtypes()
+        self._value_dtype = value
+
+    @property
+    def dtype_error(self) -> str:
+        """Why BTF gave no usable dtype (bitfields): reads and writes refuse with this message
+        until retype() gives explicit dtypes."""
+        if self._pending is not None:
+            self._make_dtypes()
+        return self._dtype_error
+
+    @dtype_error.setter
+    def dtype_error(self, value: str) -> None:
+        if self._pending is not None:
+            self._make_dtypes()
+        self._dtype_error = value
+
+    @property
+    def record_dtype(self) -> Optional[np.dtype]:
+        """Ring/perf buffers: the record type (BPFKIT_RINGBUF / BPFKIT_PERFBUF), for their readers."""
+        if self._pending is not None:
+            self._make_dtypes()
+        return self._record_dtype
+
+    @record_dtype.setter
+    def record_dtype(self, value: Optional[np.dtype]) -> None:
+        if self._pending is not None:
+            self._make_dtypes()
+        self._record_dtype = value
 
     # -- construction -------------------------------------------------------
     @classmethod

@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional
+from functools import partial
+from typing import Callable, Optional
 
 import numpy as np
 
 from ... import _sys as sc
 from ...btf.index import KIND_PTR, KIND_VAR
 from ...btf import Btf
-from ...btf.types import section_dtype
+from ...btf.types import section_dtype, variable_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
 from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
 from ..globals import GlobalVars
-from ..parts import MapSpec, ProgramSpec
+from ..parts import MapDtypes, MapSpec, Once, ProgramSpec, value_dtype_of
 from .btfconv import to_btf
 from .collect import collect
-from .model import MAP_KCONFIG, Model
+from .model import MAP_KCONFIG, MapDef, Model
 
 __all__ = ["Parsed", "parse"]
 
@@ -90,14 +91,18 @@ def _section_dtype(model: Model, btf: Btf, section: str, size: int) -> np.dtype:
     if obj is None or sid < 0:
         return datasec_dtype(btf, section, size)
     t = obj.types[sid]
-    names, formats, offsets = [], [], []
+    names: list[str] = []
+    formats: list[np.dtype] = []
+    offsets: list[int] = []
+    unreadable: dict[str, str] = {}
     for i in range(3, 3 + 3 * obj.vlen(sid), 3):
         vt = t[i]
         if obj.kind(vt) == KIND_VAR:
-            names.append(obj.name(vt))
-            formats.append(btf.dtype(obj.ref(vt)))
+            name = obj.name(vt)
+            names.append(name)
+            formats.append(variable_dtype(btf, name, obj.ref(vt), t[i + 2], unreadable))
             offsets.append(t[i + 1])
-    return section_dtype(section, names, formats, offsets, max(t[2], size))
+    return section_dtype(section, names, formats, offsets, max(t[2], size), unreadable)
 
 
 def _parse(data: bytes, name: str) -> Parsed:
@@ -111,28 +116,56 @@ def _parse(data: bytes, name: str) -> Parsed:
             autoload=p.autoload, flags=p.flags)
     maps: dict[str, MapSpec] = {}
     sections: dict[str, GlobalVars] = {}
-    records = _record_types(model, btf)
+    # the dtypes are made when first asked for (MapSpec): Once makes each map's, and the record
+    # types are looked for once for all of them
+    records: Once[dict[str, np.dtype]] = Once(partial(_record_types, model, btf))
     for m in model.maps:
-        extra: dict[str, Any] = {}
-        name = m.name
+        mname = m.name
+        section = False
         if m.internal:
-            name = extra["section"] = m.real_name
-            if m.origin != MAP_KCONFIG and btf is not None and m.value_size:
-                dt = extra["value_dtype"] = _section_dtype(model, btf, m.real_name, m.value_size)
-                if dt.itemsize != m.value_size:
-                    raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
-                                            f"bytes, the section {m.value_size}")
-                buf = bytearray(m.data)
-                sections[m.real_name] = GlobalVars(buf, dt, m.real_name, owner=buf, lazy=True)
+            mname = m.real_name
+            section = m.origin != MAP_KCONFIG and btf is not None and m.value_size > 0
+            dtypes = Once(partial(_made, name, partial(_section_dtypes, model, btf, m)
+                                  if section and btf is not None else _no_dtypes))
         else:
-            extra["key_dtype"], kerr = btf_dtype(btf, m.key_type_id, m.key_size)
-            extra["value_dtype"], verr = btf_dtype(btf, m.value_type_id, m.value_size)
-            errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
-            if errs:
-                extra["dtype_error"] = f"map {m.name!r}: " + "; ".join(errs)
-            extra["record_dtype"] = records.get(m.name)
-        maps[name] = MapSpec.from_reader(name=name, map_type=m.map_type, key_size=m.key_size,
-                                         value_size=m.value_size, max_entries=m.max_entries, flags=m.flags,
-                                         key_type_id=m.key_type_id, value_type_id=m.value_type_id,
-                                         internal=m.internal, libbpf_name=m.libbpf_name, **extra)
+            dtypes = Once(partial(_made, name, partial(_map_dtypes, btf, m, records)))
+        if section:
+            buf = bytearray(m.data)
+            sections[mname] = GlobalVars(buf, partial(value_dtype_of, dtypes), mname, owner=buf, lazy=True)
+        maps[mname] = MapSpec.from_reader(dtypes, section, name=mname, map_type=m.map_type, key_size=m.key_size,
+                                          value_size=m.value_size, max_entries=m.max_entries, flags=m.flags,
+                                          key_type_id=m.key_type_id, value_type_id=m.value_type_id,
+                                          internal=m.internal, libbpf_name=m.libbpf_name,
+                                          section=m.real_name if m.internal else "")
     return Parsed(programs, maps, sections, btf, model)
+
+
+# -- the dtypes, when first asked for ------------------------------------------------------------
+
+def _made(obj_name: str, make: Callable[[], MapDtypes]) -> MapDtypes:
+    try:
+        return make()
+    except (ObjectFormatError, FeatureNotSupported):
+        raise
+    except (BpfError, *_GAPS) as e:  # as parse(): a gap in the checks is the object's fault, not a crash
+        raise ObjectFormatError(f"BPF object {obj_name!r} is malformed: {e}") from None
+
+
+def _no_dtypes() -> MapDtypes:
+    return MapDtypes(None, None, "", None)
+
+
+def _map_dtypes(btf: Optional[Btf], m: MapDef, records: Once[dict[str, np.dtype]]) -> MapDtypes:
+    key, kerr = btf_dtype(btf, m.key_type_id, m.key_size)
+    value, verr = btf_dtype(btf, m.value_type_id, m.value_size)
+    errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
+    return MapDtypes(key, value, f"map {m.name!r}: " + "; ".join(errs) if errs else "", records().get(m.name))
+
+
+def _section_dtypes(model: Model, btf: Btf, m: MapDef) -> MapDtypes:
+    dt = _section_dtype(model, btf, m.real_name, m.value_size)
+    if dt.itemsize != m.value_size:
+        raise ObjectFormatError(f"section {m.real_name}: its variables' layout is {dt.itemsize} "
+                                f"bytes, the section {m.value_size}")
+    return MapDtypes(None, dt, "", None)
+
