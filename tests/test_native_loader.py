@@ -769,3 +769,27 @@ def test_mutated_objects_open_and_load_to_typed_errors_only() -> None:
             except bpfkit.BpfError:
                 pass
     assert opened > 100 and refused > 100
+
+
+def test_elf_names_equal_pyelftools_for_every_shipped_object_and_a_non_ascii_one() -> None:
+    # the reader decodes an ASCII string table once and slices names out of the text; a table with
+    # other bytes takes the per-name path: both must give what pyelftools reads
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    from bpfkit.shipped import shipped_objects
+
+    blobs = [p.read_bytes() for _, p in sorted(shipped_objects().items())]
+    count = find_object("tests/count").read_bytes()
+    parsed = ElfObject.parse(count, "x")
+    strtab = parsed.sections[parsed.sections[parsed.symtab_index].link]
+    at = count.index(b"\0counts\0", strtab.offset, strtab.offset + strtab.size) + 1
+    blobs.append(count[:at] + "cöunt".encode() + count[at + 6:])  # 6 bytes for 6
+    for data in blobs:
+        ours = ElfObject.parse(data, "x")
+        theirs = ELFFile(io.BytesIO(data))
+        assert [s.name for s in ours.sections] == [s.name for s in theirs.iter_sections()]
+        symtab = theirs.get_section_by_name(".symtab")
+        assert [s.name for s in ours.symbols] == [s.name for s in symtab.iter_symbols()]
+    assert "cöunt" in [s.name for s in ElfObject.parse(blobs[-1], "x").symbols]

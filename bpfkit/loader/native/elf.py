@@ -168,18 +168,26 @@ def _parse(data: bytes, what: str) -> ElfObject:
         raise _outside(what, shstrndx, str_off, str_size, n_data)  # (before any name is read from it)
     shstr = data[str_off: str_off + str_size]
     n_shstr = len(shstr)
+    # an ASCII table (clang's always is) decodes once, and each name is a slice of that text
+    text = shstr.decode("ascii", errors="replace")
+    if not shstr.isascii():
+        text = ""
     _n, typ, flags, _addr, off, size, link, info, _align, entsize = heads[0]
     sections = [Section(0, "", typ, flags, off, size, link, info, entsize, b"")]
     for i in range(1, shnum):
         name_off, typ, flags, _addr, off, size, link, info, _align, entsize = heads[i]
         if typ != SHT_NOBITS and off + size > n_data:
             raise _outside(what, i, off, size, n_data)
-        # the common case inline (a NUL-ended UTF-8 name inside the table); _cstr names what is wrong
-        end = shstr.find(b"\0", name_off) if name_off < n_shstr else -1
-        try:
-            name = shstr[name_off:end].decode() if end >= 0 else _cstr(shstr, name_off, what, "section name", i)
-        except UnicodeDecodeError:
-            name = _cstr(shstr, name_off, what, "section name", i)
+        # the common case inline (a NUL-ended name inside the table); _cstr names what is wrong
+        end = text.find("\0", name_off) if text and name_off < n_shstr else -1
+        if end >= 0:
+            name = text[name_off:end]
+        else:
+            end = shstr.find(b"\0", name_off) if name_off < n_shstr else -1
+            try:
+                name = shstr[name_off:end].decode() if end >= 0 else _cstr(shstr, name_off, what, "section name", i)
+            except UnicodeDecodeError:
+                name = _cstr(shstr, name_off, what, "section name", i)
         sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
@@ -192,6 +200,8 @@ def _parse(data: bytes, what: str) -> ElfObject:
     if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
         raise ObjectFormatError(f"{what}: the symbol table's string table (section #{symtab.link}) is missing")
     strtab = sections[symtab.link].data
+    if symtab.link != shstrndx:  # (clang writes one table for both)
+        text = strtab.decode("ascii", errors="replace") if strtab.isascii() else ""
     symbols = []
     # most symbols are unnamed (offset 0) or share a section's name
     names: dict[int, str] = {0: ""} if strtab[:1] == b"\0" else {}
@@ -202,11 +212,15 @@ def _parse(data: bytes, what: str) -> ElfObject:
             name = known
         else:
             # the common case inline, as for the sections; _cstr names what is wrong
-            end = strtab.find(b"\0", name_off) if name_off < n_strtab else -1
-            try:
-                name = strtab[name_off:end].decode() if end >= 0 else _cstr(strtab, name_off, what, "symbol", i)
-            except UnicodeDecodeError:
-                name = _cstr(strtab, name_off, what, "symbol", i)
+            end = text.find("\0", name_off) if text and name_off < n_strtab else -1
+            if end >= 0:
+                name = text[name_off:end]
+            else:
+                end = strtab.find(b"\0", name_off) if name_off < n_strtab else -1
+                try:
+                    name = strtab[name_off:end].decode() if end >= 0 else _cstr(strtab, name_off, what, "symbol", i)
+                except UnicodeDecodeError:
+                    name = _cstr(strtab, name_off, what, "symbol", i)
             names[name_off] = name
         symbols.append(Symbol(i, name, value, size, st_info >> 4, st_info & 0xF, st_other & 0x3, shndx))
     # the first section of each name
