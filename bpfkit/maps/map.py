@@ -126,10 +126,13 @@ class Map(Resource):
 
     # -- dtypes ---------------------------------------------------------------
     def _make_dtypes(self) -> None:
-        make, self._pending = self._pending, None
-        key, value, self._dtype_error, self._record_dtype = make()  # type: ignore[misc]
+        make = self._pending
+        if make is None:
+            return
+        key, value, self._dtype_error, self._record_dtype = make()
         self._key_dtype = checked(key, self.key_size, "key", self.name) if self.key_size else None
         self._value_dtype = checked(value, self.value_size, "value", self.name) if self.value_size else None
+        self._pending = None  # (last: another thread that sees None finds every dtype set)
 
     @property
     def key_dtype(self) -> Optional[np.dtype]:
