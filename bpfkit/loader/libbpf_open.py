@@ -17,6 +17,7 @@ from typing import Optional
 from .. import _sys as sc
 from ..btf import Btf, Kind
 from ..errors import ObjectFormatError
+from ..maps.kinds import EVENT_TYPES
 from ..sections import find
 from . import libbpf as lb
 from .dtypes import btf_dtype, datasec_dtype, record_types
@@ -98,7 +99,7 @@ def _read(obj: object, name: str) -> Parsed:
             errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
             if errs:
                 spec.dtype_error = f"map {mname!r}: " + "; ".join(errs)
-            spec.record_dtype = records.get(mname)
+            spec.record_dtype = records.get(mname) if spec.map_type in EVENT_TYPES else None
         maps[spec.name] = spec
     return Parsed(programs, maps, sections, btf)
 

@@ -25,6 +25,7 @@ from ...btf import Btf
 from ...btf.types import section_dtype, variable_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
 from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
+from ...maps.kinds import EVENT_TYPES
 from ..globals import GlobalVars
 from ..parts import MapDtypes, MapSpec, Once, ProgramSpec, value_dtype_of
 from .btfconv import to_btf
@@ -159,7 +160,9 @@ def _map_dtypes(btf: Optional[Btf], m: MapDef, records: Once[dict[str, np.dtype]
     key, kerr = btf_dtype(btf, m.key_type_id, m.key_size)
     value, verr = btf_dtype(btf, m.value_type_id, m.value_size)
     errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
-    return MapDtypes(key, value, f"map {m.name!r}: " + "; ".join(errs) if errs else "", records().get(m.name))
+    # (only a ring or perf buffer carries records: the other maps' dtypes need no look for them)
+    record = records().get(m.name) if m.map_type in EVENT_TYPES else None
+    return MapDtypes(key, value, f"map {m.name!r}: " + "; ".join(errs) if errs else "", record)
 
 
 def _section_dtypes(model: Model, btf: Btf, m: MapDef) -> MapDtypes:
