@@ -221,6 +221,7 @@ def test_dtypes_are_made_on_first_use_and_equal_the_eager_ones() -> None:
         assert live._pending is not None  # nor did load
         assert live.key_dtype == btf_dtype(spec.btf, spec.maps.counts.key_type_id, 4)[0] == np.dtype("u4")
         assert live.value_dtype == np.dtype("u8") and live._pending is None
+        assert live.record_dtype is None  # only ring and perf buffers carry records
         assert obj.maps.events.record_dtype.names == ("pid", "seq", "ts", "comm")
         assert obj.maps.events.record_dtype == spec.maps.events.record_dtype
         assert obj.bss.dtype == spec.btf.datasec_dtype(".bss") == spec.sections[".bss"].dtype
