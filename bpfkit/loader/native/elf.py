@@ -124,8 +124,8 @@ class ElfObject:
 
 
 def _cstr(table: bytes, off: int, what: str, item: str, i: int) -> str:
-    """The NUL-terminated name at ``off``; the error names ``what``'s ``item`` #``i`` (built only
-    when there is one: this runs for every section and symbol)."""
+    """The NUL-terminated name at ``off`` of a table that is not ASCII, or the error for a bad
+    offset or name, naming ``what``'s ``item`` #``i``."""
     end = table.find(b"\0", off) if 0 <= off < len(table) else -2
     if end >= 0:
         try:
@@ -135,6 +135,12 @@ def _cstr(table: bytes, off: int, what: str, item: str, i: int) -> str:
     if end == -2:
         raise ObjectFormatError(f"{what}: {item} #{i}: string offset {off} is outside its string table")
     raise ObjectFormatError(f"{what}: {item} #{i}: string at offset {off} is not NUL-terminated")
+
+
+def _ascii_text(table: bytes) -> str:
+    """The string table as text when it is ASCII (offsets into it are then offsets into the
+    text), else '' (its names are read one by one with :func:`_cstr`)."""
+    return table.decode("ascii") if table.isascii() else ""
 
 
 def _outside(what: str, i: int, off: int, size: int, n_data: int) -> ObjectFormatError:
@@ -169,9 +175,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
     shstr = data[str_off: str_off + str_size]
     n_shstr = len(shstr)
     # an ASCII table (clang's always is) decodes once, and each name is a slice of that text
-    text = shstr.decode("ascii", errors="replace")
-    if not shstr.isascii():
-        text = ""
+    text = _ascii_text(shstr)
     _n, typ, flags, _addr, off, size, link, info, _align, entsize = heads[0]
     sections = [Section(0, "", typ, flags, off, size, link, info, entsize, b"")]
     for i in range(1, shnum):
@@ -180,14 +184,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
             raise _outside(what, i, off, size, n_data)
         # the common case inline (a NUL-ended name inside the table); _cstr names what is wrong
         end = text.find("\0", name_off) if text and name_off < n_shstr else -1
-        if end >= 0:
-            name = text[name_off:end]
-        else:
-            end = shstr.find(b"\0", name_off) if name_off < n_shstr else -1
-            try:
-                name = shstr[name_off:end].decode() if end >= 0 else _cstr(shstr, name_off, what, "section name", i)
-            except UnicodeDecodeError:
-                name = _cstr(shstr, name_off, what, "section name", i)
+        name = text[name_off:end] if end >= 0 else _cstr(shstr, name_off, what, "section name", i)
         sections.append(Section(i, name, typ, flags, off, size, link, info, entsize, data))
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if not symtabs:
@@ -201,7 +198,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
         raise ObjectFormatError(f"{what}: the symbol table's string table (section #{symtab.link}) is missing")
     strtab = sections[symtab.link].data
     if symtab.link != shstrndx:  # (clang writes one table for both)
-        text = strtab.decode("ascii", errors="replace") if strtab.isascii() else ""
+        text = _ascii_text(strtab)
     symbols = []
     # most symbols are unnamed (offset 0) or share a section's name
     names: dict[int, str] = {0: ""} if strtab[:1] == b"\0" else {}
@@ -213,14 +210,7 @@ def _parse(data: bytes, what: str) -> ElfObject:
         else:
             # the common case inline, as for the sections; _cstr names what is wrong
             end = text.find("\0", name_off) if text and name_off < n_strtab else -1
-            if end >= 0:
-                name = text[name_off:end]
-            else:
-                end = strtab.find(b"\0", name_off) if name_off < n_strtab else -1
-                try:
-                    name = strtab[name_off:end].decode() if end >= 0 else _cstr(strtab, name_off, what, "symbol", i)
-                except UnicodeDecodeError:
-                    name = _cstr(strtab, name_off, what, "symbol", i)
+            name = text[name_off:end] if end >= 0 else _cstr(strtab, name_off, what, "symbol", i)
             names[name_off] = name
         symbols.append(Symbol(i, name, value, size, st_info >> 4, st_info & 0xF, st_other & 0x3, shndx))
     # the first section of each name
