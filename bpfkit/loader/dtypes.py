@@ -7,12 +7,14 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..btf import Btf, Kind, default_dtype
 from ..errors import BpfError, BpfNotFoundError
+from ..maps.kinds import EVENT_TYPES
+from .parts import MapDtypes
 
 __all__ = ["RECORD_MARKER", "DROPS_PREFIX", "WAKE_NS_PREFIX", "btf_dtype", "record_types", "datasec_dtype"]
 
@@ -41,6 +43,20 @@ def btf_dtype(btf: Optional[Btf], type_id: int, size: int) -> tuple[Optional[np.
     if dt.itemsize != size:
         return np.dtype(f"V{size}"), f"BTF type is {dt.itemsize} bytes but the map's size is {size}"
     return dt, ""
+
+
+def map_dtypes(btf: Optional[Btf], name: str, map_type: int, key_type_id: int, key_size: int, value_type_id: int,
+               value_size: int, records: Callable[[], dict[str, np.dtype]]) -> MapDtypes:
+    """A map's dtypes from BTF: key, value, why BTF gave none (if so), and for a ring or perf
+    buffer the record type ``records()`` names for it.
+
+    Example: ``map_dtypes(btf, "counts", 1, 7, 4, 8, 8, dict).value_dtype   # dtype('uint64')``"""
+    key, kerr = btf_dtype(btf, key_type_id, key_size)
+    value, verr = btf_dtype(btf, value_type_id, value_size)
+    errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
+    # (only a ring or perf buffer carries records: the other maps' dtypes need no look for them)
+    record = records().get(name) if map_type in EVENT_TYPES else None
+    return MapDtypes(key, value, f"map {name!r}: " + "; ".join(errs) if errs else "", record)
 
 
 def record_types(btf: Optional[Btf]) -> dict[str, np.dtype]:

@@ -12,17 +12,17 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 from .. import _sys as sc
 from ..btf import Btf, Kind
 from ..errors import ObjectFormatError
-from ..maps.kinds import EVENT_TYPES
 from ..sections import find
 from . import libbpf as lb
-from .dtypes import btf_dtype, datasec_dtype, record_types
+from .dtypes import datasec_dtype, map_dtypes, record_types
 from .globals import GlobalVars
-from .parts import MapSpec, ProgramSpec
+from .parts import MapSpec, Once, ProgramSpec
 from .precheck import check_object
 
 __all__ = ["Parsed", "parse"]
@@ -71,7 +71,7 @@ def _read(obj: object, name: str) -> Parsed:
         _fill_from_table(programs[pname])
     maps: dict[str, MapSpec] = {}
     sections: dict[str, GlobalVars] = {}
-    records = record_types(btf)
+    records = Once(partial(record_types, btf))  # (looked for only if a ring or perf buffer asks)
     for m in lb.maps(obj):
         mname = lb.string(lb.lib.bpf_map__name(m))
         internal = bool(lb.lib.bpf_map__is_internal(m))
@@ -94,12 +94,9 @@ def _read(obj: object, name: str) -> Parsed:
                 spec.value_dtype = dt
                 sections[spec.section] = GlobalVars(buf, dt, spec.section, owner=buf)
         else:
-            spec.key_dtype, kerr = btf_dtype(btf, spec.key_type_id, spec.key_size)
-            spec.value_dtype, verr = btf_dtype(btf, spec.value_type_id, spec.value_size)
-            errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
-            if errs:
-                spec.dtype_error = f"map {mname!r}: " + "; ".join(errs)
-            spec.record_dtype = records.get(mname) if spec.map_type in EVENT_TYPES else None
+            spec.key_dtype, spec.value_dtype, spec.dtype_error, spec.record_dtype = map_dtypes(
+                btf, mname, spec.map_type, spec.key_type_id, spec.key_size, spec.value_type_id, spec.value_size,
+                records)
         maps[spec.name] = spec
     return Parsed(programs, maps, sections, btf)
 

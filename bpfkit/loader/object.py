@@ -56,7 +56,8 @@ class Object(Resource):
     """
 
     def __init__(self, name: str, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec],
-                 btf: Optional[Btf], loaded: Loaded) -> None:
+                 btf: Optional[Btf], loaded: Loaded, spec_sections: dict[str, GlobalVars]) -> None:
+        # spec_sections: the spec's global-data sections; each gets its live view here
         self.name = name
         self.btf = btf
         self._loaded: Optional[Loaded] = loaded
@@ -67,12 +68,13 @@ class Object(Resource):
         self.progs: Namespace[Program] = Namespace({}, "program")
         self.maps: Namespace[Map] = Namespace({}, "map")
         try:
-            self._build(programs, maps, loaded)
+            self._build(programs, maps, loaded, spec_sections)
         except BaseException:
             self.close()  # the kernel objects exist already: never leave them behind
             raise
 
-    def _build(self, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], loaded: Loaded) -> None:
+    def _build(self, programs: Namespace[ProgramSpec], maps: Namespace[MapSpec], loaded: Loaded,
+               spec_sections: dict[str, GlobalVars]) -> None:
         live: dict[str, Map] = {}
         self.maps = Namespace(live, "map")  # filled below; close() sees what was made so far
         for name, ms in maps.items():
@@ -81,7 +83,7 @@ class Object(Resource):
                 continue
             # the dtypes are made when first used, by the map or its section's globals
             dtypes = ms.live_dtypes()
-            if ms.internal and ms.section != ".kconfig" and ms.has_value_dtype():
+            if ms.internal and ms.section in spec_sections:
                 value_dtype = partial(value_dtype_of, dtypes)
                 if ms.flags & sc.BPF_F_MMAPABLE:
                     self.sections[ms.section] = self._map_globals(fd, ms.section, ms.value_size, value_dtype)

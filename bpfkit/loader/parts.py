@@ -114,7 +114,7 @@ class MapDtypes(NamedTuple):
 class Once(Generic[T]):
     """``make()``'s result, made on the first call and kept.
 
-    Example: ``dts = Once(partial(map_dtypes, btf, m)); dts().value_dtype``"""
+    Example: ``records = Once(partial(record_types, btf)); records()["events"]``"""
 
     __slots__ = ("_make", "_got")
 
@@ -142,7 +142,7 @@ def _empty() -> str:
 
 
 def _merged(explicit: dict[str, Any], base: Callable[[], MapDtypes]) -> MapDtypes:
-    return base()._replace(**explicit) if explicit else base()
+    return base()._replace(**explicit)
 
 
 @dataclass
@@ -166,8 +166,10 @@ class MapSpec:
     # spec leaves them out until asked, and __getattr__ makes them)
     key_dtype: Optional[np.dtype] = field(default_factory=_none)
     value_dtype: Optional[np.dtype] = field(default_factory=_none)
-    record_dtype: Optional[np.dtype] = field(default_factory=_none)  # ring/perf buffers: the record type from BTF
-    dtype_error: str = field(default_factory=_empty)  # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
+    # ring/perf buffers: the record type from BTF
+    record_dtype: Optional[np.dtype] = field(default_factory=_none)
+    # why BTF gave no usable dtype (e.g. bitfields): reads refuse with this
+    dtype_error: str = field(default_factory=_empty)
     internal: bool = False
     section: str = ""
     libbpf_name: str = ""
@@ -202,27 +204,17 @@ class MapSpec:
         return d[name]
 
     @classmethod
-    def from_reader(cls, dtypes: Optional[Callable[[], MapDtypes]] = None, has_value_dtype: bool = False,
-                    **values: Any) -> "MapSpec":
+    def from_reader(cls, dtypes: Optional[Callable[[], MapDtypes]] = None, **values: Any) -> "MapSpec":
         """A MapSpec from an object reader's values, which it has checked already: skips the
         per-field edit checks of ``__setattr__`` (6 µs a map, every open). ``dtypes`` (a
-        :class:`Once`) makes the dtypes when first asked for; ``has_value_dtype`` says whether its
-        value dtype will be one (a global-data section's layout).
+        :class:`Once`) makes the dtypes when first asked for.
 
         Example: ``MapSpec.from_reader(name="counts", map_type=1, key_size=4, value_size=8, max_entries=1, flags=0)``"""
         if dtypes is None:
             return _from_reader(cls, values, _MAPSPEC_DEFAULTS, _MAPSPEC_REQUIRED)
         spec = _from_reader(cls, values, _MAPSPEC_LAZY_DEFAULTS, _MAPSPEC_REQUIRED)
         spec.__dict__["_dtypes"] = dtypes
-        spec.__dict__["_has_value_dtype"] = has_value_dtype
         return spec
-
-    def has_value_dtype(self) -> bool:
-        """Whether :attr:`value_dtype` is (or will be, when made) a dtype, without making it."""
-        d = self.__dict__
-        if "value_dtype" in d or "_dtypes" not in d:
-            return self.value_dtype is not None
-        return bool(d["_has_value_dtype"])
 
     def live_dtypes(self) -> Callable[[], MapDtypes]:
         """What a live Map made from this spec now calls its dtypes, made when it first needs
@@ -232,8 +224,7 @@ class MapSpec:
         d = self.__dict__
         lazy = d.get("_dtypes")
         if lazy is None or all(f in d for f in _DTYPE_FIELDS):
-            made = MapDtypes(self.key_dtype, self.value_dtype, self.dtype_error, self.record_dtype)
-            return partial(_given, made)
+            return partial(MapDtypes, self.key_dtype, self.value_dtype, self.dtype_error, self.record_dtype)
         explicit = {f: d[f] for f in _DTYPE_FIELDS if f in d}
         return Once(partial(_merged, explicit, lazy))
 
@@ -269,16 +260,13 @@ def _from_reader(cls: type[T], values: dict[str, Any], defaults: dict[str, Any],
 
 
 def value_dtype_of(dtypes: Callable[[], MapDtypes]) -> np.dtype:
-    """The value dtype ``dtypes`` make, for a global-data section's GlobalVars (which has one).
+    """The value dtype ``dtypes`` make, for a global-data section's GlobalVars (a section with
+    globals has one).
 
     Example: ``GlobalVars(buf, partial(value_dtype_of, dtypes), ".bss", lazy=True)``"""
     dt = dtypes().value_dtype
-    assert dt is not None  # (MapSpec.has_value_dtype() said so)
+    assert dt is not None
     return dt
-
-
-def _given(made: MapDtypes) -> MapDtypes:
-    return made
 
 
 def _defaults(cls: type) -> dict[str, Any]:

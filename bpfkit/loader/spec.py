@@ -106,7 +106,7 @@ class ObjectSpec:
 
                 self.model = parse(self.elf, self.name).model
             loaded = native_backend.load(self.model, self.name, self.programs, self.maps, self.sections)
-        return Object(self.name, self.programs, self.maps, self.btf, loaded)
+        return Object(self.name, self.programs, self.maps, self.btf, loaded, self.sections)
 
     def __repr__(self) -> str:
         return f"<ObjectSpec {self.name}: programs={list(self.programs)} maps={list(self.maps)}>"

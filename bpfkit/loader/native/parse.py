@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import numpy as np
 
@@ -24,8 +24,7 @@ from ...btf.index import KIND_PTR, KIND_VAR
 from ...btf import Btf
 from ...btf.types import section_dtype, variable_dtype
 from ...errors import BpfError, FeatureNotSupported, ObjectFormatError
-from ..dtypes import RECORD_MARKER, btf_dtype, datasec_dtype
-from ...maps.kinds import EVENT_TYPES
+from ..dtypes import RECORD_MARKER, datasec_dtype, map_dtypes
 from ..globals import GlobalVars
 from ..parts import MapDtypes, MapSpec, Once, ProgramSpec, value_dtype_of
 from .btfconv import to_btf
@@ -33,6 +32,8 @@ from .collect import collect
 from .model import MAP_KCONFIG, MapDef, Model
 
 __all__ = ["Parsed", "parse"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,14 +53,19 @@ _GAPS = (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDeco
 
 def parse(data: bytes, name: str) -> Parsed:
     """Read ``data`` (a ``.bpf.o``) into spec parts; ObjectFormatError if it is malformed."""
+    return _malformed_if_gap(name, partial(_parse, data, name))
+
+
+def _malformed_if_gap(obj_name: str, read: Callable[[], T]) -> T:
+    """``read()``, for the reader and the dtypes it makes later. Its checks should catch
+    everything first; this keeps a gap from becoming a raw exception (e.g. BTF whose layout numpy
+    cannot express)."""
     try:
-        return _parse(data, name)
+        return read()
     except (ObjectFormatError, FeatureNotSupported):
         raise
     except (BpfError, *_GAPS) as e:
-        # the reader's checks should catch everything first; this keeps a gap from becoming a raw
-        # exception (e.g. BTF whose layout numpy cannot express)
-        raise ObjectFormatError(f"BPF object {name!r} is malformed: {e}") from None
+        raise ObjectFormatError(f"BPF object {obj_name!r} is malformed: {e}") from None
 
 
 def _record_types(model: Model, btf: Optional[Btf]) -> dict[str, np.dtype]:
@@ -121,19 +127,19 @@ def _parse(data: bytes, name: str) -> Parsed:
     # types are looked for once for all of them
     records: Once[dict[str, np.dtype]] = Once(partial(_record_types, model, btf))
     for m in model.maps:
-        mname = m.name
-        section = False
-        if m.internal:
-            mname = m.real_name
-            section = m.origin != MAP_KCONFIG and btf is not None and m.value_size > 0
-            dtypes = Once(partial(_made, name, partial(_section_dtypes, model, btf, m)
-                                  if section and btf is not None else _no_dtypes))
-        else:
-            dtypes = Once(partial(_made, name, partial(_map_dtypes, btf, m, records)))
-        if section:
+        mname = m.real_name if m.internal else m.name
+        make: Callable[[], MapDtypes] = _no_dtypes
+        section_btf = btf if m.internal and m.origin != MAP_KCONFIG and m.value_size > 0 else None
+        if section_btf is not None:
+            make = partial(_section_dtypes, model, section_btf, m)
+        elif not m.internal:
+            make = partial(map_dtypes, btf, m.name, m.map_type, m.key_type_id, m.key_size, m.value_type_id,
+                           m.value_size, records)
+        dtypes = Once(partial(_malformed_if_gap, name, make))
+        if section_btf is not None:
             buf = bytearray(m.data)
             sections[mname] = GlobalVars(buf, partial(value_dtype_of, dtypes), mname, owner=buf, lazy=True)
-        maps[mname] = MapSpec.from_reader(dtypes, section, name=mname, map_type=m.map_type, key_size=m.key_size,
+        maps[mname] = MapSpec.from_reader(dtypes, name=mname, map_type=m.map_type, key_size=m.key_size,
                                           value_size=m.value_size, max_entries=m.max_entries, flags=m.flags,
                                           key_type_id=m.key_type_id, value_type_id=m.value_type_id,
                                           internal=m.internal, libbpf_name=m.libbpf_name,
@@ -143,26 +149,8 @@ def _parse(data: bytes, name: str) -> Parsed:
 
 # -- the dtypes, when first asked for ------------------------------------------------------------
 
-def _made(obj_name: str, make: Callable[[], MapDtypes]) -> MapDtypes:
-    try:
-        return make()
-    except (ObjectFormatError, FeatureNotSupported):
-        raise
-    except (BpfError, *_GAPS) as e:  # as parse(): a gap in the checks is the object's fault, not a crash
-        raise ObjectFormatError(f"BPF object {obj_name!r} is malformed: {e}") from None
-
-
 def _no_dtypes() -> MapDtypes:
     return MapDtypes(None, None, "", None)
-
-
-def _map_dtypes(btf: Optional[Btf], m: MapDef, records: Once[dict[str, np.dtype]]) -> MapDtypes:
-    key, kerr = btf_dtype(btf, m.key_type_id, m.key_size)
-    value, verr = btf_dtype(btf, m.value_type_id, m.value_size)
-    errs = [f"{what} type: {e}" for what, e in (("key", kerr), ("value", verr)) if e]
-    # (only a ring or perf buffer carries records: the other maps' dtypes need no look for them)
-    record = records().get(m.name) if m.map_type in EVENT_TYPES else None
-    return MapDtypes(key, value, f"map {m.name!r}: " + "; ".join(errs) if errs else "", record)
 
 
 def _section_dtypes(model: Model, btf: Btf, m: MapDef) -> MapDtypes:
