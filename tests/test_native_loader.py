@@ -118,7 +118,7 @@ def test_a_signal_that_stops_the_verifier_is_retried(loader: str) -> None:
 
 
 def test_a_verifier_interrupted_on_every_try_says_so() -> None:
-    # ~20 ms of verification (a 4000-round loop walked whole): a signal every 0.3 ms stops each try
+    # ~12 ms of verification (a 4000-round loop walked whole): a signal every 0.3 ms stops each try
     path = _compile("""
         SEC("raw_tp/sys_enter")
         int slow_walk(void *ctx)

@@ -24,8 +24,9 @@ from .consts import (BPF_BTF_LOAD, BPF_ENABLE_STATS, BPF_LINK_CREATE, BPF_LINK_D
 from .fd import OwnedFd
 
 __all__ = [
-    "prog_test_run", "prog_load", "prog_load_errno", "PROG_LOAD_ATTEMPTS", "link_create", "link_create_owned", "link_detach", "raw_tracepoint_open",
-    "raw_tracepoint_open_owned", "enable_stats", "btf_load", "btf_load_owned", "btf_raw_by_id",
+    "prog_test_run", "prog_load", "prog_load_errno", "PROG_LOAD_ATTEMPTS", "link_create", "link_create_owned",
+    "link_detach", "raw_tracepoint_open", "raw_tracepoint_open_owned", "enable_stats", "btf_load", "btf_load_owned",
+    "btf_raw_by_id",
 ]
 
 
